@@ -1,0 +1,3 @@
+//! Desired state: the manifest model, loading YAML with spans, and validation.
+
+pub mod model;

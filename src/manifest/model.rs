@@ -1,0 +1,191 @@
+//! The desired state of one environment, as written in `environments/<env>.yaml`.
+//!
+//! Everything is keyed by logical names (`api`, `main`) that stay the same across
+//! environments; the physical Cloudflare names live in `name` fields. References inside a
+//! manifest (a `d1` binding's `database`) use keys. Unknown fields are rejected everywhere so a
+//! typo is a diagnostic, not a silently ignored setting.
+
+use indexmap::IndexMap;
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+
+/// One environment's manifest.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+#[schemars(title = "lmsinfra environment manifest")]
+pub struct Manifest {
+    /// The environment's name; must equal the file name (`staging` for `staging.yaml`).
+    pub environment: String,
+    /// The Cloudflare account id (32 hex characters). `CLOUDFLARE_ACCOUNT_ID` overrides it.
+    pub account_id: String,
+    /// D1 databases, by key.
+    #[serde(default)]
+    pub d1_databases: IndexMap<String, D1Database>,
+    /// Workers, by key.
+    #[serde(default)]
+    pub workers: IndexMap<String, Worker>,
+    /// Intended differences from the other environments.
+    #[serde(default, skip_serializing_if = "Parity::is_empty")]
+    pub parity: Parity,
+}
+
+/// A D1 database.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct D1Database {
+    /// The database's name on Cloudflare.
+    pub name: String,
+    /// Where Cloudflare should place the primary; only used when the database is created.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub location_hint: Option<LocationHint>,
+    /// When true (the default), apply never deletes this database.
+    #[serde(default = "default_true")]
+    pub protect: bool,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+/// Cloudflare's `primary_location_hint` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum LocationHint {
+    /// Western North America.
+    Wnam,
+    /// Eastern North America.
+    Enam,
+    /// Western Europe.
+    Weur,
+    /// Eastern Europe.
+    Eeur,
+    /// Asia-Pacific.
+    Apac,
+    /// Oceania.
+    Oc,
+}
+
+impl LocationHint {
+    /// The value Cloudflare's API uses.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Wnam => "wnam",
+            Self::Enam => "enam",
+            Self::Weur => "weur",
+            Self::Eeur => "eeur",
+            Self::Apac => "apac",
+            Self::Oc => "oc",
+        }
+    }
+}
+
+/// A Worker script. lmsinfra manages its settings, never its code.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Worker {
+    /// The script's name on Cloudflare: lowercase letters, digits and dashes, at most 63.
+    pub name: String,
+    /// The Workers runtime compatibility date, `YYYY-MM-DD`.
+    pub compatibility_date: String,
+    /// Workers runtime compatibility flags.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub compatibility_flags: Vec<String>,
+    /// Bindings, by the name the code sees (`env.DB`).
+    #[serde(default)]
+    pub bindings: IndexMap<String, Binding>,
+    /// Secrets that must exist on the live Worker (names only, never values).
+    #[serde(default)]
+    pub secrets: Vec<String>,
+    /// Security headers that responses must carry, checked by probing a URL.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub headers: Option<Headers>,
+    /// Routes on zones, for headers and rate limits that Cloudflare enforces at the edge.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub routes: Vec<Route>,
+}
+
+/// A binding, as the manifest writes it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Binding {
+    /// A D1 database declared in this manifest.
+    D1 {
+        /// The database's key in `d1_databases`.
+        database: String,
+    },
+    /// A plain-text variable. Never a credential: those belong under `secrets`.
+    PlainText {
+        /// The value.
+        text: String,
+    },
+    /// A Workers KV namespace.
+    KvNamespace {
+        /// The namespace id.
+        namespace_id: String,
+    },
+    /// An R2 bucket.
+    R2Bucket {
+        /// The bucket's name.
+        bucket_name: String,
+        /// The bucket's jurisdiction, when it has one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jurisdiction: Option<String>,
+    },
+    /// Another Worker (a service binding).
+    Service {
+        /// The Worker's script name.
+        service: String,
+        /// The named entrypoint, when not the default export.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entrypoint: Option<String>,
+    },
+}
+
+impl Binding {
+    /// The Cloudflare binding type this becomes.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::D1 { .. } => "d1",
+            Self::PlainText { .. } => "plain_text",
+            Self::KvNamespace { .. } => "kv_namespace",
+            Self::R2Bucket { .. } => "r2_bucket",
+            Self::Service { .. } => "service",
+        }
+    }
+}
+
+/// Headers a Worker's responses must carry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Headers {
+    /// The URL to probe: https (http only for localhost and 127.0.0.1).
+    pub url: String,
+    /// Header name → exact value the response must carry.
+    pub require: IndexMap<String, String>,
+}
+
+/// A route of a Worker on a zone.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Route {
+    /// The zone's name, e.g. `example.com`.
+    pub zone: String,
+    /// The route pattern, e.g. `api.example.com/*`.
+    pub pattern: String,
+}
+
+/// Intended differences between this environment and the others.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Parity {
+    /// Addresses (`worker.api.binding.DEBUG`, `d1.analytics`, `worker.api.headers.X-Robots-Tag`)
+    /// that may exist here and not elsewhere, or elsewhere and not here.
+    #[serde(default)]
+    pub ignore: Vec<String>,
+}
+
+impl Parity {
+    fn is_empty(&self) -> bool {
+        self.ignore.is_empty()
+    }
+}

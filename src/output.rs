@@ -1,0 +1,52 @@
+//! Where output goes: colour choice, the tracing subscriber (stderr), and error reports.
+
+use crate::cli::{ColorChoice, Global};
+
+/// Set the colour choice for everything written through `anstream`, the diagnostic renderer,
+/// and the tracing subscriber.
+pub(crate) fn init(global: &Global) {
+    let choice = match global.color {
+        ColorChoice::Auto => anstream::ColorChoice::Auto,
+        ColorChoice::Always => anstream::ColorChoice::Always,
+        ColorChoice::Never => anstream::ColorChoice::Never,
+    };
+    choice.write_global();
+    let color = stderr_color();
+    let _ = miette::set_hook(Box::new(move |_| {
+        Box::new(
+            miette::MietteHandlerOpts::new()
+                .color(color)
+                .unicode(color)
+                .build(),
+        )
+    }));
+    let level = match (global.quiet, global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, 2) => "debug",
+        (false, _) => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::new(format!(
+        "{level},hyper=warn,hyper_util=warn,reqwest=warn,h2=warn,rustls=warn"
+    ));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(color)
+        .with_target(false)
+        .try_init();
+}
+
+/// Whether stderr gets colour, after `--color`, `NO_COLOR` and whether it is a terminal.
+pub(crate) fn stderr_color() -> bool {
+    !matches!(
+        anstream::AutoStream::choice(&std::io::stderr()),
+        anstream::ColorChoice::Never
+    )
+}
+
+/// Print an error report on stderr.
+pub(crate) fn report(report: miette::Report) {
+    anstream::eprintln!("{report:?}");
+}
