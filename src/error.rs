@@ -48,4 +48,13 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A saved plan could not be used.
+    #[error("{} is not a plan lmsinfra can apply: {reason}", path.display())]
+    #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]
+    SavedPlan {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
 }

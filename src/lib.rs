@@ -33,3 +33,5 @@ pub fn run() -> ExitCode {
 }
 
 mod output;
+pub mod plan;
+pub mod render;

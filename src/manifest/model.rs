@@ -41,6 +41,10 @@ pub struct D1Database {
     /// When true (the default), apply never deletes this database.
     #[serde(default = "default_true")]
     pub protect: bool,
+    /// The database should not exist. Apply deletes it only when `protect` is false and the
+    /// command says `--allow-destroy`; removing a database from the manifest never deletes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
 }
 
 fn default_true() -> bool {

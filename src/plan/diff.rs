@@ -1,0 +1,546 @@
+//! `diff`: desired × live → plan. Pure: no I/O, no clock, no randomness, so every case is a
+//! unit test.
+//!
+//! Order is apply's order: databases are created before the settings that bind them, Worker
+//! settings and secrets next, and databases are deleted last, after whatever stopped using them.
+
+use std::collections::BTreeSet;
+
+use serde_json::{Map, Value, json};
+
+use super::{
+    Action, Blocker, BlockerKind, Change, Drift, FORMAT_VERSION, KNOWN_AFTER_APPLY, Plan,
+    SENSITIVE, Warning,
+};
+use crate::live::{Live, LiveBinding, LiveWorker, Probe};
+use crate::manifest::model::{Binding, Manifest, Worker};
+
+/// What `diff` needs to know besides the two states.
+#[derive(Debug, Clone, Default)]
+pub struct DiffOptions {
+    /// Secret names whose values the command line supplies (`--secret NAME=…`).
+    pub supplied_secrets: BTreeSet<String>,
+    /// `--allow-destroy`: deleting an unprotected database is allowed.
+    pub allow_destroy: bool,
+    /// Physical names (scripts and databases) that other environments declare, so they are not
+    /// reported as unmanaged here.
+    pub declared_elsewhere: BTreeSet<String>,
+    /// Compare intent (two manifests) rather than live state: a newly required secret or a new
+    /// Worker is a change to review, not a blocker.
+    pub intent: bool,
+}
+
+/// Compare the manifest with the live account.
+pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
+    let mut plan = Plan {
+        format_version: FORMAT_VERSION.to_owned(),
+        environment: desired.environment.clone(),
+        account_id: live.account_id.clone(),
+        changes: Vec::new(),
+        drift: Vec::new(),
+        blockers: Vec::new(),
+        warnings: Vec::new(),
+        manifest_sha256: super::manifest_hash(desired),
+        live_fingerprint: live.fingerprint.clone(),
+    };
+    let mut deletes = Vec::new();
+    for (key, db) in &desired.d1_databases {
+        let address = format!("d1.{key}");
+        let existing = live.d1_databases.iter().find(|d| d.name == db.name);
+        let value = |uuid: &str| {
+            let mut v = json!({ "name": db.name, "uuid": uuid });
+            if let Some(hint) = db.location_hint {
+                v["location_hint"] = json!(hint.as_str());
+            }
+            v
+        };
+        match (db.absent, existing) {
+            (false, Some(found)) => plan.changes.push(Change {
+                address,
+                action: Action::NoOp,
+                before: Some(value(&found.uuid)),
+                after: Some(value(&found.uuid)),
+                reason: "exists".to_owned(),
+            }),
+            (false, None) => plan.changes.push(Change {
+                address,
+                action: Action::Create,
+                before: None,
+                after: Some(value(KNOWN_AFTER_APPLY)),
+                reason: format!("no D1 database named {} on the account", db.name),
+            }),
+            (true, None) => plan.changes.push(Change {
+                address,
+                action: Action::NoOp,
+                before: None,
+                after: None,
+                reason: "marked absent and already gone".to_owned(),
+            }),
+            (true, Some(found)) => {
+                deletes.push(Change {
+                    address: address.clone(),
+                    action: Action::Delete,
+                    before: Some(value(&found.uuid)),
+                    after: None,
+                    reason: "marked absent in the manifest".to_owned(),
+                });
+                if db.protect {
+                    plan.blockers.push(Blocker {
+                        address,
+                        kind: BlockerKind::ProtectedDatabase,
+                        message: format!(
+                            "{} is marked absent but protected; apply never deletes a protected database",
+                            db.name
+                        ),
+                        hints: vec![format!(
+                            "to delete it and its data, set `protect: false` on d1_databases.{key} and run apply with --allow-destroy"
+                        )],
+                    });
+                } else if !options.allow_destroy {
+                    plan.blockers.push(Blocker {
+                        address,
+                        kind: BlockerKind::ProtectedDatabase,
+                        message: format!("deleting {} destroys its data", db.name),
+                        hints: vec![format!(
+                            "run `lmsinfra apply {} --allow-destroy` to delete it",
+                            desired.environment
+                        )],
+                    });
+                }
+            }
+        }
+    }
+
+    for (key, worker) in &desired.workers {
+        diff_worker(desired, key, worker, live, options, &mut plan);
+    }
+
+    for delete in &deletes {
+        let uuid = delete.before.as_ref().and_then(|b| b["uuid"].as_str());
+        for (key, worker) in &desired.workers {
+            let Some(lw) = live.workers.get(&worker.name) else {
+                continue;
+            };
+            for binding in &lw.bindings {
+                let bound = binding.kind == "d1" && database_id(binding) == uuid;
+                let rebound = worker.bindings.contains_key(&binding.name);
+                if bound && !rebound {
+                    plan.blockers.push(Blocker {
+                        address: delete.address.clone(),
+                        kind: BlockerKind::DatabaseInUse,
+                        message: format!(
+                            "{} is still bound to {} as {}",
+                            delete.before.as_ref().map_or("", |b| b["name"].as_str().unwrap_or("")),
+                            worker.name,
+                            binding.name
+                        ),
+                        hints: vec![format!(
+                            "point worker.{key}.bindings.{} at another database in the manifest first",
+                            binding.name
+                        )],
+                    });
+                }
+            }
+        }
+    }
+    plan.changes.extend(deletes);
+    unmanaged(desired, live, options, &mut plan);
+    plan
+}
+
+fn diff_worker(
+    desired: &Manifest,
+    key: &str,
+    worker: &Worker,
+    live: &Live,
+    options: &DiffOptions,
+    plan: &mut Plan,
+) {
+    let address = format!("worker.{key}");
+    let empty;
+    let lw = match live.workers.get(&worker.name) {
+        Some(lw) if live.scripts.contains(&worker.name) => lw,
+        _ if options.intent => {
+            plan.changes.push(Change {
+                address: address.clone(),
+                action: Action::Create,
+                before: None,
+                after: Some(json!({ "name": worker.name })),
+                reason: "new Worker: its code must be deployed before apply can set its settings"
+                    .to_owned(),
+            });
+            empty = LiveWorker {
+                name: worker.name.clone(),
+                ..LiveWorker::default()
+            };
+            &empty
+        }
+        _ => {
+            plan.blockers.push(Blocker {
+                address,
+                kind: BlockerKind::MissingWorker,
+                message: format!("Worker {} does not exist on the account", worker.name),
+                hints: vec![
+                    format!(
+                        "lmsinfra sets a Worker's settings, not its code: deploy it first (`wrangler deploy --name {}`)",
+                        worker.name
+                    ),
+                    format!("then run `lmsinfra plan {}` again", desired.environment),
+                ],
+            });
+            return;
+        }
+    };
+
+    let date = Some(worker.compatibility_date.as_str());
+    plan.changes.push(Change {
+        address: format!("{address}.compatibility_date"),
+        action: if lw.compatibility_date.as_deref() == date {
+            Action::NoOp
+        } else {
+            Action::Update
+        },
+        before: lw.compatibility_date.as_ref().map(|d| json!(d)),
+        after: Some(json!(worker.compatibility_date)),
+        reason: "compatibility date".to_owned(),
+    });
+    let mut live_flags = lw.compatibility_flags.clone();
+    let mut want_flags = worker.compatibility_flags.clone();
+    live_flags.sort();
+    want_flags.sort();
+    if !(live_flags.is_empty() && want_flags.is_empty()) {
+        plan.changes.push(Change {
+            address: format!("{address}.compatibility_flags"),
+            action: if live_flags == want_flags {
+                Action::NoOp
+            } else {
+                Action::Update
+            },
+            before: Some(json!(lw.compatibility_flags)),
+            after: Some(json!(worker.compatibility_flags)),
+            reason: "compatibility flags".to_owned(),
+        });
+    }
+
+    for (name, binding) in &worker.bindings {
+        let after = desired_binding(desired, binding, live);
+        let before = lw.binding(name).map(|b| live_binding(b, live));
+        let (action, reason) = match lw.binding(name) {
+            None => (Action::Create, "not bound on the live Worker".to_owned()),
+            Some(found) if found.kind != binding.kind() => (
+                Action::Replace,
+                format!(
+                    "live binding is {}, manifest says {}",
+                    found.kind,
+                    binding.kind()
+                ),
+            ),
+            Some(found) if !same_binding(binding.kind(), &after, found) => {
+                (Action::Update, "value differs".to_owned())
+            }
+            Some(_) => (Action::NoOp, "matches".to_owned()),
+        };
+        plan.changes.push(Change {
+            address: format!("{address}.binding.{name}"),
+            action,
+            before,
+            after: Some(Value::Object(after)),
+            reason,
+        });
+    }
+
+    for name in &worker.secrets {
+        let secret_address = format!("{address}.secret.{name}");
+        let found = lw.binding(name);
+        let present = found.is_some_and(LiveBinding::is_secret);
+        let supplied = options.supplied_secrets.contains(name);
+        let before = found.map(|b| {
+            if b.is_secret() {
+                json!(SENSITIVE)
+            } else {
+                live_binding(b, live)
+            }
+        });
+        let sensitive = Some(json!(SENSITIVE));
+        let change = |action, reason: &str| Change {
+            address: secret_address.clone(),
+            action,
+            before: before.clone(),
+            after: sensitive.clone(),
+            reason: reason.to_owned(),
+        };
+        match (present, supplied, found) {
+            (true, true, _) => plan.changes.push(change(
+                Action::Update,
+                "value supplied with --secret; Cloudflare never returns the live value, so it is written",
+            )),
+            (true, false, _) => plan.changes.push(change(Action::NoOp, "present")),
+            (false, true, Some(_)) => plan.changes.push(change(
+                Action::Replace,
+                "a non-secret binding has this name; the supplied secret replaces it",
+            )),
+            (false, true, None) => {
+                plan.changes.push(change(Action::Create, "missing; value supplied with --secret"))
+            }
+            (false, false, _) if options.intent => plan.changes.push(change(
+                Action::Create,
+                "newly required: apply refuses until it is set on the Worker or supplied with --secret",
+            )),
+            (false, false, _) => plan.blockers.push(Blocker {
+                address: secret_address.clone(),
+                kind: BlockerKind::MissingSecret,
+                message: format!("required secret {name} is missing from {}", worker.name),
+                hints: vec![
+                    format!("wrangler secret put {name} --name {}", worker.name),
+                    format!(
+                        "lmsinfra apply {} --secret {name}=env:{name}",
+                        desired.environment
+                    ),
+                ],
+            }),
+        }
+    }
+
+    for binding in &lw.bindings {
+        let mentioned =
+            worker.bindings.contains_key(&binding.name) || worker.secrets.contains(&binding.name);
+        if !mentioned {
+            let what = if binding.is_secret() {
+                "secret"
+            } else {
+                "binding"
+            };
+            plan.warnings.push(Warning {
+                address: format!("{address}.{what}.{}", binding.name),
+                message: format!(
+                    "{what} {} ({}) on {} is not in the manifest; apply keeps it",
+                    binding.name, binding.kind, worker.name
+                ),
+            });
+        }
+    }
+
+    if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
+        match probe {
+            Probe::Unreachable { reason } => plan.warnings.push(Warning {
+                address: format!("{address}.headers"),
+                message: format!(
+                    "could not probe {}: {reason}; headers not checked",
+                    headers.url
+                ),
+            }),
+            Probe::Answered {
+                status,
+                headers: got,
+                redirect,
+            } => {
+                if let Some(location) = redirect {
+                    plan.warnings.push(Warning {
+                        address: format!("{address}.headers"),
+                        message: format!(
+                            "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
+                            headers.url
+                        ),
+                    });
+                }
+                for (name, expected) in &headers.require {
+                    let actual = got.get(&name.to_ascii_lowercase());
+                    if actual.map(|a| a.trim()) != Some(expected.trim()) {
+                        plan.drift.push(Drift {
+                            address: format!("{address}.headers.{name}"),
+                            expected: expected.clone(),
+                            actual: actual.cloned(),
+                            reason: format!(
+                                "GET {} answered {status} {}; the Worker's code must set it",
+                                headers.url,
+                                if actual.is_some() {
+                                    "with another value"
+                                } else {
+                                    "without it"
+                                }
+                            ),
+                        });
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// The binding's semantic fields: those that make two bindings of one type the same.
+fn semantic_fields(kind: &str) -> &'static [&'static str] {
+    match kind {
+        "d1" => &["database_id"],
+        "plain_text" => &["text"],
+        "kv_namespace" => &["namespace_id"],
+        "r2_bucket" => &["bucket_name", "jurisdiction"],
+        "service" => &["service", "entrypoint"],
+        _ => &[],
+    }
+}
+
+fn same_binding(kind: &str, desired: &Map<String, Value>, live: &LiveBinding) -> bool {
+    semantic_fields(kind).iter().all(|field| {
+        let live_value = match *field {
+            "database_id" => database_id(live).map(|id| json!(id)),
+            _ => live.fields.get(*field).cloned(),
+        };
+        desired.get(*field) == live_value.as_ref()
+    })
+}
+
+/// A d1 binding's database id (`id` is the deprecated alias Cloudflare still sends).
+fn database_id(binding: &LiveBinding) -> Option<&str> {
+    binding
+        .fields
+        .get("database_id")
+        .or_else(|| binding.fields.get("id"))
+        .and_then(Value::as_str)
+}
+
+/// The binding as Cloudflare will hold it, with a d1 database's name beside its id.
+fn desired_binding(desired: &Manifest, binding: &Binding, live: &Live) -> Map<String, Value> {
+    let mut value = Map::new();
+    value.insert("type".to_owned(), json!(binding.kind()));
+    let mut put = |field: &str, v: &str| {
+        value.insert(field.to_owned(), json!(v));
+    };
+    match binding {
+        Binding::D1 { database } => {
+            let name = desired
+                .d1_databases
+                .get(database)
+                .map_or(database.as_str(), |d| d.name.as_str());
+            let uuid = live
+                .d1_databases
+                .iter()
+                .find(|d| d.name == name)
+                .map_or(KNOWN_AFTER_APPLY, |d| d.uuid.as_str());
+            put("database_id", uuid);
+            put("database_name", name);
+        }
+        Binding::PlainText { text } => put("text", text),
+        Binding::KvNamespace { namespace_id } => put("namespace_id", namespace_id),
+        Binding::R2Bucket {
+            bucket_name,
+            jurisdiction,
+        } => {
+            put("bucket_name", bucket_name);
+            if let Some(j) = jurisdiction {
+                put("jurisdiction", j);
+            }
+        }
+        Binding::Service {
+            service,
+            entrypoint,
+        } => {
+            put("service", service);
+            if let Some(e) = entrypoint {
+                put("entrypoint", e);
+            }
+        }
+    }
+    value
+}
+
+/// A live binding as a plan value, with a d1 database's name beside its id.
+fn live_binding(binding: &LiveBinding, live: &Live) -> Value {
+    let mut value = Map::new();
+    value.insert("type".to_owned(), json!(binding.kind));
+    for (field, v) in &binding.fields {
+        if field != "name" && field != "type" {
+            value.insert(field.clone(), v.clone());
+        }
+    }
+    if binding.kind == "d1" {
+        if let Some(db) =
+            database_id(binding).and_then(|id| live.d1_databases.iter().find(|d| d.uuid == id))
+        {
+            value.insert("database_name".to_owned(), json!(db.name));
+        }
+    }
+    Value::Object(value)
+}
+
+/// Warn about Workers and databases that look like this environment's but that no manifest
+/// declares: apply keeps them, and a human should know they are there.
+fn unmanaged(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut Plan) {
+    let declared: BTreeSet<&str> = desired
+        .workers
+        .values()
+        .map(|w| w.name.as_str())
+        .chain(desired.d1_databases.values().map(|d| d.name.as_str()))
+        .collect();
+    let Some(pattern) = NamePattern::of(declared.iter().copied()) else {
+        return;
+    };
+    let unmanaged = |name: &str| {
+        pattern.matches(name)
+            && !declared.contains(name)
+            && !options.declared_elsewhere.contains(name)
+    };
+    for script in live.scripts.iter().filter(|s| unmanaged(s)) {
+        plan.warnings.push(Warning {
+            address: format!("unmanaged.worker.{script}"),
+            message: format!(
+                "Worker {script} looks like part of {} but no manifest declares it; apply keeps it",
+                desired.environment
+            ),
+        });
+    }
+    for db in live.d1_databases.iter().filter(|d| unmanaged(&d.name)) {
+        plan.warnings.push(Warning {
+            address: format!("unmanaged.d1.{}", db.name),
+            message: format!(
+                "D1 database {} looks like part of {} but no manifest declares it; apply keeps it",
+                db.name, desired.environment
+            ),
+        });
+    }
+}
+
+/// The naming pattern an environment's resources share: the common prefix up to a dash and
+/// the common suffix from a dash (`lms-…-staging`).
+#[derive(Debug, PartialEq)]
+pub(super) struct NamePattern {
+    pub(super) prefix: String,
+    pub(super) suffix: String,
+}
+
+impl NamePattern {
+    pub(super) fn of<'a>(names: impl Iterator<Item = &'a str>) -> Option<Self> {
+        let names: Vec<&str> = names.collect();
+        let first = *names.first()?;
+        let mut prefix = first.len();
+        let mut suffix = first.len();
+        for name in &names[1..] {
+            prefix = first
+                .bytes()
+                .zip(name.bytes())
+                .take(prefix)
+                .take_while(|(a, b)| a == b)
+                .count();
+            suffix = first
+                .bytes()
+                .rev()
+                .zip(name.bytes().rev())
+                .take(suffix)
+                .take_while(|(a, b)| a == b)
+                .count();
+        }
+        let prefix = &first[..prefix];
+        let prefix = prefix.rfind('-').map_or("", |at| &prefix[..=at]);
+        let suffix = &first[first.len() - suffix..];
+        let suffix = suffix.find('-').map_or("", |at| &suffix[at..]);
+        (!prefix.is_empty() || !suffix.is_empty()).then(|| Self {
+            prefix: prefix.to_owned(),
+            suffix: suffix.to_owned(),
+        })
+    }
+
+    fn matches(&self, name: &str) -> bool {
+        name.len() >= self.prefix.len() + self.suffix.len()
+            && name.starts_with(&self.prefix)
+            && name.ends_with(&self.suffix)
+    }
+}

@@ -1,0 +1,127 @@
+//! `intent`: what a manifest change means, without credentials or network.
+//!
+//! The manifest at the base revision stands in for the live account (as if it had been
+//! applied), and the work tree's manifest is diffed against it with the same `diff` that plan
+//! uses. A pull request from a fork, where no secrets are available, still gets a reviewable
+//! plan: bindings added or changed, databases created, secrets newly required, and — through
+//! the same warnings as a live plan — what stops being managed (and is kept).
+
+use serde_json::{Map, Value, json};
+
+use super::{Action, Change, DiffOptions, Plan, diff};
+use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker};
+use crate::manifest::model::{Binding, Manifest};
+
+/// The plan that turns `base` (the manifest at a revision; `None` when the environment is new)
+/// into `head`.
+pub fn intent(base: Option<&Manifest>, head: &Manifest) -> Plan {
+    let live = base.map(as_applied).unwrap_or_default();
+    let options = DiffOptions {
+        intent: true,
+        ..DiffOptions::default()
+    };
+    let mut plan = diff(head, &live, &options);
+    plan.account_id = head.account_id.clone();
+    plan.live_fingerprint = String::new();
+    for (key, worker) in &head.workers {
+        let before = base
+            .and_then(|b| b.workers.get(key))
+            .and_then(|w| w.headers.as_ref())
+            .map(|h| json!(h));
+        let after = worker.headers.as_ref().map(|h| json!(h));
+        if before.is_some() || after.is_some() {
+            let action = match (&before, &after) {
+                (None, Some(_)) => Action::Create,
+                (Some(_), None) => Action::Delete,
+                (b, a) if b == a => Action::NoOp,
+                _ => Action::Update,
+            };
+            plan.changes.push(Change {
+                address: format!("worker.{key}.headers"),
+                action,
+                before,
+                after,
+                reason: "required response headers (verified by probing, not set by apply)"
+                    .to_owned(),
+            });
+        }
+    }
+    plan
+}
+
+/// The live account that applying `manifest` would leave: every database, Worker, binding and
+/// required secret in place. Database ids stand in as `(id of NAME)`.
+fn as_applied(manifest: &Manifest) -> Live {
+    let id_of = |name: &str| format!("(id of {name})");
+    let mut live = Live {
+        account_id: manifest.account_id.clone(),
+        ..Live::default()
+    };
+    for db in manifest.d1_databases.values().filter(|d| !d.absent) {
+        live.d1_databases.push(LiveDatabase {
+            uuid: id_of(&db.name),
+            name: db.name.clone(),
+        });
+    }
+    for worker in manifest.workers.values() {
+        let mut bindings = Vec::new();
+        for (name, binding) in &worker.bindings {
+            let mut fields = Map::new();
+            let mut put = |field: &str, v: &str| {
+                fields.insert(field.to_owned(), Value::String(v.to_owned()));
+            };
+            match binding {
+                Binding::D1 { database } => {
+                    let name = manifest
+                        .d1_databases
+                        .get(database)
+                        .map_or(database.as_str(), |d| d.name.as_str());
+                    put("database_id", &id_of(name));
+                }
+                Binding::PlainText { text } => put("text", text),
+                Binding::KvNamespace { namespace_id } => put("namespace_id", namespace_id),
+                Binding::R2Bucket {
+                    bucket_name,
+                    jurisdiction,
+                } => {
+                    put("bucket_name", bucket_name);
+                    if let Some(j) = jurisdiction {
+                        put("jurisdiction", j);
+                    }
+                }
+                Binding::Service {
+                    service,
+                    entrypoint,
+                } => {
+                    put("service", service);
+                    if let Some(e) = entrypoint {
+                        put("entrypoint", e);
+                    }
+                }
+            }
+            bindings.push(LiveBinding {
+                name: name.clone(),
+                kind: binding.kind().to_owned(),
+                fields,
+            });
+        }
+        for secret in &worker.secrets {
+            bindings.push(LiveBinding {
+                name: secret.clone(),
+                kind: "secret_text".to_owned(),
+                fields: Map::new(),
+            });
+        }
+        live.scripts.insert(worker.name.clone());
+        live.workers.insert(
+            worker.name.clone(),
+            LiveWorker {
+                name: worker.name.clone(),
+                compatibility_date: Some(worker.compatibility_date.clone()),
+                compatibility_flags: worker.compatibility_flags.clone(),
+                bindings,
+            },
+        );
+    }
+    live
+}
