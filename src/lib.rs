@@ -32,6 +32,7 @@ pub fn run() -> ExitCode {
     }
 }
 
+pub mod apply;
 mod output;
 pub mod plan;
 pub mod render;
