@@ -110,7 +110,16 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
             today,
             broken_databases: &structure.broken_databases,
         };
-        problems.extend(validate::validate(&structure.manifest, &context));
+        problems.extend(
+            validate::validate(&structure.manifest, &context)
+                .into_iter()
+                .filter(|p| {
+                    !structure
+                        .absent
+                        .iter()
+                        .any(|a| p.path().is_some_and(|path| path.starts_with(a)))
+                }),
+        );
         structure.complete.then_some(structure.manifest)
     });
     let mut diagnostics: Vec<Diagnostic> = problems
@@ -143,11 +152,17 @@ fn syntax_problem(err: &yaml_serde::Error, text: &str) -> Problem {
         (Some(start), _) => message[..start].to_owned(),
         _ => message,
     };
+    let duplicate = message.contains("duplicate entry");
+    // yaml_serde places a duplicate key at its mapping; the span pass finds the repeated key.
+    let repeated = duplicate
+        .then(|| SpanIndex::build(text).first_duplicate())
+        .flatten();
     let at = err
         .location()
         .map_or(0, |location| location.index().min(text.len()));
     let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-    let (code, help) = if message.starts_with("duplicate entry") {
+    let range = repeated.unwrap_or(at..end);
+    let (code, help) = if duplicate {
         (
             "manifest::duplicate-key",
             "each key may appear once in a mapping; remove or rename one",
@@ -165,13 +180,13 @@ fn syntax_problem(err: &yaml_serde::Error, text: &str) -> Problem {
     } else if text[at..].starts_with('\t') {
         (
             "manifest::syntax",
-            "YAML indentation uses spaces, never tabs",
+            "YAML indents with spaces, never tabs: replace this tab with spaces",
         )
     } else {
         ("manifest::syntax", "fix the YAML syntax at this position")
     };
-    Problem::at_bytes(code, at..end, message)
-        .label("here")
+    Problem::at_bytes(code, range, message)
+        .label(if duplicate { "repeated key" } else { "here" })
         .help(help)
 }
 
@@ -182,10 +197,12 @@ struct Structure {
     broken_databases: Vec<String>,
     /// Whether every part deserialised.
     complete: bool,
+    /// Required fields that were missing or broken (already reported; their stand-in values are
+    /// not checked again).
+    absent: Vec<NodePath>,
 }
 
-/// Deserialise the parts of a manifest one by one. `None` when a required field is missing or
-/// the whole is not a mapping.
+/// Deserialise the parts of a manifest one by one. `None` when the whole is not a mapping.
 fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
     let root = match value {
         Value::Mapping(mapping) => mapping,
@@ -216,7 +233,7 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
     let mut workers = Default::default();
     let mut parity = Parity::default();
     let mut broken_databases = Vec::new();
-    let mut sound = true;
+    let before = problems.len();
     for (key, value) in root {
         let Some(key) = key.as_str().map(str::to_owned) else {
             problems.push(
@@ -228,7 +245,6 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
                 .label("expected string keys")
                 .help("top-level keys are field names such as `workers`"),
             );
-            sound = false;
             continue;
         };
         let at = vec![key.clone()];
@@ -237,46 +253,40 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
             "environment" => environment = part::<String>(value, &at, problems),
             "account_id" => account_id = part::<String>(value, &at, problems),
             "d1_databases" => {
-                match keyed::<D1Database>(value, &at, problems, |_, value, at, problems| {
+                let parsed = keyed::<D1Database>(value, &at, problems, |_, value, at, problems| {
                     part(value, at, problems)
-                }) {
-                    Some((parsed, broken)) => {
-                        d1_databases = parsed;
-                        sound &= broken.is_empty();
-                        broken_databases = broken;
-                    }
-                    None => sound = false,
+                });
+                if let Some((parsed, broken)) = parsed {
+                    d1_databases = parsed;
+                    broken_databases = broken;
                 }
             }
-            "workers" => match keyed::<Worker>(value, &at, problems, worker) {
-                Some((parsed, broken)) => {
+            "workers" => {
+                if let Some((parsed, _)) = keyed::<Worker>(value, &at, problems, worker) {
                     workers = parsed;
-                    sound &= broken.is_empty();
                 }
-                None => sound = false,
-            },
-            "parity" => match part(value, &at, problems) {
-                Some(parsed) => parity = parsed,
-                None => sound = false,
-            },
-            _ => {
-                problems.push(unknown_field(&[], &key, MANIFEST_FIELDS));
-                sound = false;
             }
+            "parity" => {
+                if let Some(parsed) = part(value, &at, problems) {
+                    parity = parsed;
+                }
+            }
+            _ => problems.push(unknown_field(&[], &key, MANIFEST_FIELDS)),
         }
     }
+    let mut absent = Vec::new();
     for (field, present) in [("environment", &environment), ("account_id", &account_id)] {
-        if present.is_none()
-            && !problems
-                .iter()
-                .any(|p| p.path() == Some(&[field.to_owned()][..]))
-        {
-            problems.push(missing_field(&[], field));
+        let path = vec![field.to_owned()];
+        if present.is_none() {
+            if !problems.iter().any(|p| p.path() == Some(&path[..])) {
+                problems.push(missing_field(&[], field));
+            }
+            absent.push(path);
         }
     }
     let manifest = Manifest {
-        environment: environment?,
-        account_id: account_id?,
+        environment: environment.unwrap_or_default(),
+        account_id: account_id.unwrap_or_default(),
         d1_databases,
         workers,
         parity,
@@ -284,7 +294,8 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
     Some(Structure {
         manifest,
         broken_databases,
-        complete: sound,
+        complete: problems.len() == before,
+        absent,
     })
 }
 
@@ -344,9 +355,10 @@ fn worker(_key: &str, value: Value, at: &[String], problems: &mut Vec<Problem>) 
     let mut worker: Worker = part(value, at, problems)?;
     let mut child = at.to_vec();
     child.push("bindings".to_owned());
-    let (bindings, broken) = keyed(bindings.unwrap_or(Value::Null), &child, problems, binding)?;
-    worker.bindings = bindings;
-    broken.is_empty().then_some(worker)
+    if let Some((bindings, _)) = keyed(bindings.unwrap_or(Value::Null), &child, problems, binding) {
+        worker.bindings = bindings;
+    }
+    Some(worker)
 }
 
 /// A binding; an unknown `type` is reported on the `type` value.
@@ -424,6 +436,11 @@ fn serde_problem(path: NodePath, message: &str) -> Problem {
         let (found, expected) = rest
             .split_once(", expected ")
             .unwrap_or((rest, "another type"));
+        let expected = match expected {
+            "a sequence" => "a list",
+            "a map" => "a mapping",
+            other => other,
+        };
         return Problem::error(
             "manifest::type",
             path,

@@ -17,7 +17,7 @@
 use std::collections::HashMap;
 use std::ops::Range;
 
-use saphyr_parser::{Event, Marker, Parser};
+use saphyr_parser::{Event, Marker, Parser, ScalarStyle};
 
 /// A path of mapping keys and sequence indices from the document root.
 pub(crate) type NodePath = Vec<String>;
@@ -46,6 +46,8 @@ pub(crate) struct SpanIndex {
     nodes: HashMap<NodePath, NodeSpan>,
     /// Paths whose content comes from an anchored node (through an alias or a merge key).
     redirects: HashMap<NodePath, Vec<NodePath>>,
+    /// Keys that repeat an earlier key of the same mapping, in document order.
+    duplicates: Vec<Range<usize>>,
 }
 
 /// One open collection while walking the events.
@@ -64,6 +66,10 @@ enum Frame {
 /// How many alias hops a lookup follows; anchors inside anchors are rare, cycles impossible.
 const MAX_REDIRECTS: usize = 8;
 
+/// Nesting deeper than this ends the pass (yaml_serde rejects such documents anyway); it keeps
+/// the pass linear when it runs on a document yaml_serde stopped reading early.
+const MAX_DEPTH: usize = 128;
+
 impl SpanIndex {
     /// Index `text`. A parse error ends the pass early: whatever was indexed so far stays usable.
     pub(crate) fn build(text: &str) -> Self {
@@ -76,7 +82,13 @@ impl SpanIndex {
             let range =
                 offsets.byte(&span.start)..offsets.byte(&span.end).max(offsets.byte(&span.start));
             match event {
-                Event::Scalar(value, _, anchor, _) => {
+                Event::Scalar(value, style, anchor, _) => {
+                    let range = match style {
+                        ScalarStyle::SingleQuoted | ScalarStyle::DoubleQuoted => {
+                            quoted(text, range)
+                        }
+                        _ => range,
+                    };
                     if let Some(Frame::Map {
                         key: key @ None, ..
                     }) = stack.last_mut()
@@ -122,6 +134,9 @@ impl SpanIndex {
                     };
                     let path = path.unwrap_or_default();
                     remember_anchor(&mut anchors, anchor, path.clone());
+                    if stack.len() >= MAX_DEPTH {
+                        break;
+                    }
                     stack.push(if is_map {
                         Frame::Map { path, key: None }
                     } else {
@@ -158,7 +173,10 @@ impl SpanIndex {
                 (child, None)
             }
         };
-        self.nodes.insert(path.clone(), NodeSpan { key, value });
+        let span = NodeSpan { key, value };
+        if let (Some(key), Some(_)) = (span.key.clone(), self.nodes.insert(path.clone(), span)) {
+            self.duplicates.push(key);
+        }
         Some(path)
     }
 
@@ -172,6 +190,11 @@ impl SpanIndex {
             path.pop();
         }
         self.redirects.entry(path).or_default().push(target);
+    }
+
+    /// The first key that repeats an earlier key of the same mapping.
+    pub(crate) fn first_duplicate(&self) -> Option<Range<usize>> {
+        self.duplicates.first().cloned()
     }
 
     /// The byte range of `part` of the node at `path`; when the node does not exist (a missing
@@ -212,6 +235,27 @@ fn remember_anchor(anchors: &mut HashMap<usize, NodePath>, anchor: usize, path: 
     if anchor > 0 {
         anchors.insert(anchor, path);
     }
+}
+
+/// The range of a quoted scalar that starts at `range.start`, up to its closing quote. The
+/// parser's end marker can run past trailing spaces and a comment.
+fn quoted(text: &str, range: Range<usize>) -> Range<usize> {
+    let Some(quote) = text[range.start..].chars().next() else {
+        return range;
+    };
+    let mut chars = text[range.start + 1..].char_indices();
+    while let Some((at, c)) = chars.next() {
+        if c == '\\' && quote == '"' {
+            chars.next();
+        } else if c == quote {
+            if quote == '\'' && text[range.start + 1 + at + 1..].starts_with('\'') {
+                chars.next();
+                continue;
+            }
+            return range.start..range.start + 1 + at + 1;
+        }
+    }
+    range
 }
 
 /// The byte offset just past the character at `at`.
@@ -271,6 +315,14 @@ mod tests {
     }
 
     #[test]
+    fn quoted_scalars_end_at_their_closing_quote() {
+        let text = "a: \"x\\\"y\"  # comment\nb: 'it''s'  # comment\n";
+        let index = SpanIndex::build(text);
+        assert_eq!(text_at(text, &index, &["a"], Part::Value), "\"x\\\"y\"");
+        assert_eq!(text_at(text, &index, &["b"], Part::Value), "'it''s'");
+    }
+
+    #[test]
     fn offsets_are_bytes_after_multibyte_characters() {
         let text = "é: \"ü\"\nkey: välue\n";
         let index = SpanIndex::build(text);
@@ -284,6 +336,16 @@ mod tests {
         let range = index.locate(&path(&["headers", "Bad Name"]), Part::Key);
         assert_eq!(&text[range.clone()], "Bad Name");
         assert_eq!(range.start, text.find("Bad Name").unwrap());
+    }
+
+    #[test]
+    fn a_repeated_key_is_found() {
+        let text = "a:\n  b: 1\n  c: 2\n  b: 3\n";
+        let index = SpanIndex::build(text);
+        assert_eq!(
+            index.first_duplicate(),
+            Some(text.rfind('b').unwrap()..text.rfind('b').unwrap() + 1)
+        );
     }
 
     #[test]

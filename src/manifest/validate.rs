@@ -120,11 +120,8 @@ fn check_worker(
                     worker.compatibility_date
                 ),
             )
-            .label("expected a past date, YYYY-MM-DD")
-            .help(format!(
-                "use the date the Worker was last tested against, e.g. \"{}\"",
-                context.today
-            )),
+            .label("expected a date up to today, YYYY-MM-DD")
+            .help("use the date the Worker's code was last tested against, e.g. \"2024-12-01\"; Cloudflare rejects dates after today"),
         );
     }
     // Names the code sees on `env`: first use by path, for duplicate detection.
@@ -176,17 +173,13 @@ fn check_worker(
         check_identifier(name, "secret", at.clone(), problems);
         match seen.get(name.as_str()) {
             Some(first) => {
-                let what = if first.contains(&"bindings".to_owned()) {
-                    "a binding"
+                let message = if first.contains(&"bindings".to_owned()) {
+                    format!("`{name}` is both a binding and a secret of worker `{key}`")
                 } else {
-                    "another secret"
+                    format!("secret `{name}` is listed twice in worker `{key}`")
                 };
                 problems.push(
-                    Problem::error(
-                        "manifest::duplicate-name",
-                        at,
-                        format!("`{name}` is used twice in worker `{key}`: as {what} and as a secret"),
-                    )
+                    Problem::error("manifest::duplicate-name", at, message)
                     .label("second use")
                     .help("each binding and secret of a Worker needs its own name; rename or remove one"),
                 );
@@ -255,7 +248,7 @@ fn compatibility_date(text: &str, today: Date) -> Option<String> {
     }
     match text.parse::<Date>() {
         Err(_) => Some("no such day".to_owned()),
-        Ok(date) if date > today => Some(format!("it is in the future (today is {today})")),
+        Ok(date) if date > today => Some("it is after today (UTC)".to_owned()),
         Ok(_) => None,
     }
 }
