@@ -141,15 +141,10 @@ fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
             }
         }
         DiagnosticFormat::Json => {
-            let environments: Vec<_> = validation
-                .environments
-                .iter()
-                .map(|(name, file, valid)| serde_json::json!({ "name": name, "file": file, "valid": valid }))
-                .collect();
             let document = serde_json::json!({
                 "valid": validation.is_valid(),
                 "summary": validation.summary(),
-                "environments": environments,
+                "environments": validation.environments,
                 "diagnostics": validation.diagnostics,
             });
             let text =

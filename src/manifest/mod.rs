@@ -23,9 +23,14 @@ use load::Checked;
 /// The environments in `dir/environments/*.yaml`, as (name, path) sorted by name.
 pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let folder = dir.join("environments");
-    let entries = std::fs::read_dir(&folder).map_err(|source| Error::FileRead {
-        path: folder.clone(),
-        source,
+    let entries = std::fs::read_dir(&folder).map_err(|source| match source.kind() {
+        std::io::ErrorKind::NotFound => Error::EnvironmentsMissing {
+            dir: folder.clone(),
+        },
+        _ => Error::FileRead {
+            path: folder.clone(),
+            source,
+        },
     })?;
     let mut files = Vec::new();
     for entry in entries {
@@ -102,11 +107,20 @@ fn check_file(env: &str, path: &Path) -> Result<Checked, Error> {
     Ok(load::check(&label, env, &bytes))
 }
 
+/// One validated environment, as `validate --format json` lists it.
+#[derive(Debug, serde::Serialize)]
+pub(crate) struct CheckedEnvironment {
+    pub(crate) name: String,
+    /// The file, as diagnostics name it.
+    pub(crate) file: String,
+    pub(crate) valid: bool,
+}
+
 /// The outcome of validating some environments.
 #[derive(Debug)]
 pub(crate) struct Validation {
-    /// The environments validated, with whether each is valid.
-    pub(crate) environments: Vec<(String, String, bool)>,
+    /// The environments validated.
+    pub(crate) environments: Vec<CheckedEnvironment>,
     /// Every diagnostic, file by file, then the parity warnings.
     pub(crate) diagnostics: Vec<Diagnostic>,
 }
@@ -115,11 +129,7 @@ impl Validation {
     /// A one-line summary, e.g. "2 environments valid, 1 warning".
     pub(crate) fn summary(&self) -> String {
         let total = self.environments.len();
-        let invalid = self
-            .environments
-            .iter()
-            .filter(|(_, _, valid)| !valid)
-            .count();
+        let invalid = self.environments.iter().filter(|env| !env.valid).count();
         let errors = self.diagnostics.iter().filter(|d| d.is_error()).count();
         let warnings = self.diagnostics.len() - errors;
         let mut summary = if invalid == 0 {
@@ -128,8 +138,8 @@ impl Validation {
             let names: Vec<&str> = self
                 .environments
                 .iter()
-                .filter(|(_, _, valid)| !valid)
-                .map(|(name, _, _)| name.as_str())
+                .filter(|env| !env.valid)
+                .map(|env| env.name.as_str())
                 .collect();
             format!(
                 "{invalid} of {} invalid ({}): {}",
@@ -146,7 +156,7 @@ impl Validation {
 
     /// Whether every environment is valid.
     pub(crate) fn is_valid(&self) -> bool {
-        self.environments.iter().all(|(_, _, valid)| *valid)
+        self.environments.iter().all(|env| env.valid)
     }
 }
 
@@ -175,11 +185,11 @@ pub(crate) fn check_all(dir: &Path, selected: &[String]) -> Result<Validation, E
         diagnostics: Vec::new(),
     };
     for (name, env) in checked.iter().filter(|(name, _)| is_selected(name)) {
-        validation.environments.push((
-            (*name).to_owned(),
-            env.source.label.clone(),
-            env.is_valid(),
-        ));
+        validation.environments.push(CheckedEnvironment {
+            name: (*name).to_owned(),
+            file: env.source.label.clone(),
+            valid: env.is_valid(),
+        });
         validation
             .diagnostics
             .extend(env.diagnostics.iter().cloned());
@@ -198,4 +208,84 @@ pub(crate) fn check_all(dir: &Path, selected: &[String]) -> Result<Validation, E
         .collect();
     validation.diagnostics.extend(parity::compare(&comparable));
     Ok(validation)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lms() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+    }
+
+    fn render(err: &Error) -> String {
+        let mut out = String::new();
+        miette::GraphicalReportHandler::new_themed(miette::GraphicalTheme::unicode_nocolor())
+            .render_report(&mut out, err)
+            .expect("a report renders");
+        out
+    }
+
+    #[test]
+    fn environment_files_lists_the_lms_environments_sorted() {
+        let names: Vec<String> = environment_files(&lms())
+            .unwrap()
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect();
+        assert_eq!(names, ["production", "staging"]);
+    }
+
+    #[test]
+    fn load_valid_reads_the_lms_staging_manifest() {
+        let manifest = load_valid(&lms(), "staging").unwrap();
+        assert_eq!(manifest.workers["api"].name, "lms-api-staging");
+        assert_eq!(
+            manifest.workers["viewer"]
+                .headers
+                .as_ref()
+                .unwrap()
+                .require
+                .len(),
+            5
+        );
+    }
+
+    #[test]
+    fn load_valid_names_the_environments_that_exist() {
+        let err = load_valid(&lms(), "prod").unwrap_err();
+        let text = render(&err);
+        assert!(text.contains("there is no environment `prod`"), "{text}");
+        assert!(text.contains("`production`, `staging`"), "{text}");
+    }
+
+    #[test]
+    fn parse_valid_shows_every_diagnostic_under_the_label() {
+        let text = std::fs::read_to_string(lms().join("environments/staging.yaml"))
+            .unwrap()
+            .replacen("database: main", "databse: main", 1)
+            .replacen("name: lms-api-staging", "name: LMS", 1);
+        let err = parse_valid("HEAD~1:environments/staging.yaml", "staging", &text).unwrap_err();
+        let Error::ManifestInvalid { diagnostics, .. } = &err else {
+            panic!("expected ManifestInvalid, got {err:?}");
+        };
+        assert_eq!(diagnostics.len(), 2);
+        let rendered = render(&err);
+        assert!(
+            rendered
+                .contains("HEAD~1:environments/staging.yaml is not a valid manifest (2 errors)"),
+            "{rendered}"
+        );
+        assert!(
+            rendered.contains("[HEAD~1:environments/staging.yaml:25:23]"),
+            "{rendered}"
+        );
+        assert!(rendered.contains("did you mean `database`?"), "{rendered}");
+    }
+
+    #[test]
+    fn a_missing_environments_folder_says_where_it_looked() {
+        let err = environment_files(Path::new("/nonexistent")).unwrap_err();
+        assert!(matches!(err, Error::EnvironmentsMissing { .. }), "{err:?}");
+    }
 }
