@@ -10,7 +10,7 @@
 use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
-use super::diagnostic::{Diagnostic, Location, Problem, Source, did_you_mean};
+use super::diagnostic::{Diagnostic, Location, Problem, Source, did_you_mean, floor_char_boundary};
 use super::model::{Binding, D1Database, Manifest, Parity, Worker};
 use super::span::{NodePath, SpanIndex};
 use super::validate::{self, Context};
@@ -82,10 +82,11 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
         Ok(text) => text,
         Err(err) => {
             let at = err.valid_up_to();
+            // The lossy text equals the input up to `at`, where U+FFFD replaces the bad bytes.
             let source = Source::new(label, String::from_utf8_lossy(bytes).into_owned());
             let problem = Problem::at_bytes(
                 "manifest::encoding",
-                at..at + 1,
+                at..at + char::REPLACEMENT_CHARACTER.len_utf8(),
                 "the manifest is not valid UTF-8",
             )
             .label("invalid byte")
@@ -157,9 +158,9 @@ fn syntax_problem(err: &yaml_serde::Error, text: &str) -> Problem {
     let repeated = duplicate
         .then(|| SpanIndex::build(text).first_duplicate())
         .flatten();
-    let at = err
-        .location()
-        .map_or(0, |location| location.index().min(text.len()));
+    let at = err.location().map_or(0, |location| {
+        floor_char_boundary(text, location.index().min(text.len()))
+    });
     let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
     let range = repeated.unwrap_or(at..end);
     let (code, help) = if duplicate {

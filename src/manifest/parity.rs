@@ -4,6 +4,7 @@
 //! A difference is a warning, never an error: staging may lag production on purpose. It is the
 //! check that would have caught a staging Worker without its database binding.
 
+use std::collections::HashSet;
 use std::fmt;
 use std::str::FromStr;
 
@@ -168,7 +169,7 @@ impl Environment<'_> {
 
 /// Compare every environment with every other; one warning per thing and environment lacking it.
 pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
-    let inventories: Vec<Vec<String>> = environments
+    let inventories: Vec<HashSet<String>> = environments
         .iter()
         .map(|env| {
             addresses(env.manifest)
@@ -177,7 +178,7 @@ pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
                 .collect()
         })
         .collect();
-    let mut reported: Vec<(String, usize)> = Vec::new();
+    let mut reported: HashSet<(String, usize)> = HashSet::new();
     let mut warnings = Vec::new();
     for env in environments {
         for address in addresses(env.manifest) {
@@ -195,11 +196,10 @@ pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
                     || !(env.selected || other.selected)
                     || env.ignores(&address)
                     || other.ignores(&address)
-                    || reported.contains(&(identity.clone(), there))
+                    || !reported.insert((identity.clone(), there))
                 {
                     continue;
                 }
-                reported.push((identity.clone(), there));
                 warnings.push(warning(&address, env, other));
             }
         }
