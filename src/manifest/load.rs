@@ -15,7 +15,8 @@ use super::model::{Binding, D1Database, Manifest, Parity, Worker};
 use super::span::{NodePath, SpanIndex};
 use super::validate::{self, Context};
 
-/// Manifests larger than this are rejected before parsing: real ones are a few kilobytes.
+/// Manifests larger than this are rejected before parsing: real ones are a few kilobytes. Files
+/// are read only up to one byte past it.
 pub(crate) const MAX_MANIFEST_BYTES: usize = 1024 * 1024;
 
 /// The fields of [`Manifest`]; a unit test keeps this list equal to the schema's.
@@ -69,10 +70,7 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
         let problem = Problem::at_bytes(
             "manifest::too-large",
             0..0,
-            format!(
-                "the manifest is {} bytes; manifests are limited to {MAX_MANIFEST_BYTES} bytes (1 MiB)",
-                bytes.len()
-            ),
+            format!("the manifest is larger than {MAX_MANIFEST_BYTES} bytes (1 MiB), the limit for manifests"),
         )
         .label("file starts here")
         .help("a manifest describes a handful of Workers and databases; check that this is the right file");

@@ -99,10 +99,17 @@ fn find<'a>(files: &'a [(String, PathBuf)], dir: &Path, env: &str) -> Result<&'a
 }
 
 fn check_file(env: &str, path: &Path) -> Result<Checked, Error> {
-    let bytes = std::fs::read(path).map_err(|source| Error::FileRead {
-        path: path.to_owned(),
-        source,
-    })?;
+    use std::io::Read;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|file| {
+            file.take(load::MAX_MANIFEST_BYTES as u64 + 1)
+                .read_to_end(&mut bytes)
+        })
+        .map_err(|source| Error::FileRead {
+            path: path.to_owned(),
+            source,
+        })?;
     let label = path.strip_prefix(".").unwrap_or(path).display().to_string();
     Ok(load::check(&label, env, &bytes))
 }
