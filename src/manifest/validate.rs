@@ -128,7 +128,7 @@ fn check_worker(
     let mut seen: HashMap<&str, NodePath> = HashMap::new();
     for (name, binding) in &worker.bindings {
         let at = path(&["workers", key, "bindings", name]);
-        check_identifier(name, "binding", at.clone(), problems);
+        check_identifier(name, NameOf::Binding, at.clone(), problems);
         seen.entry(name.as_str()).or_insert_with(|| at.clone());
         match binding {
             Binding::D1 { database } => {
@@ -170,7 +170,7 @@ fn check_worker(
     }
     for (index, name) in worker.secrets.iter().enumerate() {
         let at = path(&["workers", key, "secrets", &index.to_string()]);
-        check_identifier(name, "secret", at.clone(), problems);
+        check_identifier(name, NameOf::Secret, at.clone(), problems);
         match seen.get(name.as_str()) {
             Some(first) => {
                 let message = if first.contains(&"bindings".to_owned()) {
@@ -212,25 +212,32 @@ fn check_worker(
     }
 }
 
-fn check_identifier(name: &str, what: &str, at: NodePath, problems: &mut Vec<Problem>) {
-    if let Err(reason) = naming::js_identifier(name) {
-        let problem = Problem::error(
-            if what == "binding" {
-                "manifest::binding-name"
-            } else {
-                "manifest::secret-name"
-            },
-            at,
-            format!("`{name}` is not a valid {what} name: {reason}"),
-        )
-        .label(format!("invalid {what} name"))
-        .help("binding and secret names are JavaScript identifiers, e.g. `API_TOKEN`");
-        problems.push(if what == "binding" {
-            problem.on_key()
-        } else {
-            problem
-        });
-    }
+/// Whether a name belongs to a binding (a mapping key) or a secret (a list item).
+#[derive(Clone, Copy)]
+enum NameOf {
+    Binding,
+    Secret,
+}
+
+fn check_identifier(name: &str, of: NameOf, at: NodePath, problems: &mut Vec<Problem>) {
+    let Err(reason) = naming::js_identifier(name) else {
+        return;
+    };
+    let (code, what) = match of {
+        NameOf::Binding => ("manifest::binding-name", "binding"),
+        NameOf::Secret => ("manifest::secret-name", "secret"),
+    };
+    let problem = Problem::error(
+        code,
+        at,
+        format!("`{name}` is not a valid {what} name: {reason}"),
+    )
+    .label(format!("invalid {what} name"))
+    .help("binding and secret names are JavaScript identifiers, e.g. `API_TOKEN`");
+    problems.push(match of {
+        NameOf::Binding => problem.on_key(),
+        NameOf::Secret => problem,
+    });
 }
 
 /// Why `text` is not a usable compatibility date, if it is not.
