@@ -7,6 +7,8 @@
 //! typed parts are checked by [`validate`](super::validate). A separate pass over the text
 //! ([`SpanIndex`]) turns each problem's path into a line and column.
 
+use std::ops::Range;
+
 use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
@@ -140,6 +142,9 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
     }
 }
 
+/// Finds where in the text a `yaml_serde` error really is.
+type ExactPlace = fn(&SpanIndex) -> Option<Range<usize>>;
+
 /// A `yaml_serde` error (syntax, duplicate key, nesting, alias expansion) at its location.
 fn syntax_problem(err: &yaml_serde::Error, text: &str) -> Problem {
     let message = err.to_string();
@@ -151,41 +156,58 @@ fn syntax_problem(err: &yaml_serde::Error, text: &str) -> Problem {
         (Some(start), _) => message[..start].to_owned(),
         _ => message,
     };
-    let duplicate = message.contains("duplicate entry");
-    // yaml_serde places a duplicate key at its mapping; the span pass finds the repeated key.
-    let repeated = duplicate
-        .then(|| SpanIndex::build(text).first_duplicate())
-        .flatten();
     let at = err.location().map_or(0, |location| {
         floor_char_boundary(text, location.index().min(text.len()))
     });
     let end = text[at..].chars().next().map_or(at, |c| at + c.len_utf8());
-    let range = repeated.unwrap_or(at..end);
-    let (code, help) = if duplicate {
+    // yaml_serde places these at the document or mapping; the span pass finds the exact place.
+    let (code, label, help, exact): (_, _, _, ExactPlace) = if message.contains("duplicate entry") {
         (
             "manifest::duplicate-key",
+            "repeated key",
             "each key may appear once in a mapping; remove or rename one",
+            SpanIndex::first_duplicate,
         )
-    } else if message.contains("recursion limit") {
+    } else if message.contains("for merging") {
         (
-            "manifest::too-deep",
-            "manifests nest a few levels deep; this file nests far deeper",
+            "manifest::merge-key",
+            "not a mapping",
+            "`<<` merges mappings: write `<<: *anchor` or `<<: [*one, *other]`",
+            SpanIndex::first_scalar_merge,
         )
-    } else if message.contains("repetition limit") {
+    } else if message.contains("more than one document") {
         (
-            "manifest::alias-expansion",
-            "aliases expand to too many nodes; use fewer nested aliases",
-        )
-    } else if text[at..].starts_with('\t') {
-        (
-            "manifest::syntax",
-            "YAML indents with spaces, never tabs: replace this tab with spaces",
+            "manifest::documents",
+            "second document",
+            "a manifest is one YAML document: remove this `---` and what follows, or move it to its own file",
+            SpanIndex::second_document,
         )
     } else {
-        ("manifest::syntax", "fix the YAML syntax at this position")
+        let (code, help) = if message.contains("recursion limit") {
+            (
+                "manifest::too-deep",
+                "manifests nest a few levels deep; this file nests far deeper",
+            )
+        } else if message.contains("repetition limit") {
+            (
+                "manifest::alias-expansion",
+                "aliases expand to too many nodes; use fewer nested aliases",
+            )
+        } else if text[at..].starts_with('\t') {
+            (
+                "manifest::syntax",
+                "YAML indents with spaces, never tabs: replace this tab with spaces",
+            )
+        } else {
+            ("manifest::syntax", "fix the YAML syntax at this position")
+        };
+        return Problem::at_bytes(code, at..end, message)
+            .label("here")
+            .help(help);
     };
+    let range = exact(&SpanIndex::build(text)).unwrap_or(at..end);
     Problem::at_bytes(code, range, message)
-        .label(if duplicate { "repeated key" } else { "here" })
+        .label(label)
         .help(help)
 }
 

@@ -48,6 +48,10 @@ pub(crate) struct SpanIndex {
     redirects: HashMap<NodePath, Vec<NodePath>>,
     /// Keys that repeat an earlier key of the same mapping, in document order.
     duplicates: Vec<Range<usize>>,
+    /// Merge keys (`<<`) whose value is a scalar, which cannot be merged.
+    scalar_merges: Vec<Range<usize>>,
+    /// The start of a second document, which a manifest may not have.
+    second_document: Option<Range<usize>>,
 }
 
 /// One open collection while walking the events.
@@ -96,7 +100,10 @@ impl SpanIndex {
                         *key = Some((value.into_owned(), range));
                         continue;
                     }
-                    if let Some(path) = index.place(&mut stack, range) {
+                    if let Some(path) = index.place(&mut stack, range.clone()) {
+                        if path.last().is_some_and(|last| last == "<<") {
+                            index.scalar_merges.push(range);
+                        }
                         remember_anchor(&mut anchors, anchor, path);
                     }
                 }
@@ -148,6 +155,7 @@ impl SpanIndex {
                 }
                 Event::DocumentStart(_) if index.nodes.contains_key(&NodePath::new()) => {
                     // Only the first document is a manifest; yaml_serde rejects more.
+                    index.second_document = Some(range.start..next_char(text, range.start));
                     break;
                 }
                 _ => {}
@@ -195,6 +203,16 @@ impl SpanIndex {
     /// The first key that repeats an earlier key of the same mapping.
     pub(crate) fn first_duplicate(&self) -> Option<Range<usize>> {
         self.duplicates.first().cloned()
+    }
+
+    /// The first merge key whose value is a scalar.
+    pub(crate) fn first_scalar_merge(&self) -> Option<Range<usize>> {
+        self.scalar_merges.first().cloned()
+    }
+
+    /// Where a second document starts, if the text has one.
+    pub(crate) fn second_document(&self) -> Option<Range<usize>> {
+        self.second_document.clone()
     }
 
     /// The byte range of `part` of the node at `path`; when the node does not exist (a missing
