@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Outcome};
+use crate::manifest;
 
 /// Keeps a Cloudflare Workers + D1 application's infrastructure equal to its manifests.
 #[derive(Debug, Parser)]
@@ -129,12 +130,57 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
     }
 }
 
-fn validate(_global: &Global, _args: ValidateArgs) -> Result<Outcome, Error> {
-    Err(Error::Unfinished("validate"))
+fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
+    let validation = manifest::check_all(&global.dir, &args.environments)?;
+    match args.format {
+        DiagnosticFormat::Text => {
+            for diagnostic in &validation.diagnostics {
+                if diagnostic.is_error() || !global.quiet {
+                    anstream::eprintln!("{:?}", miette::Report::new(diagnostic.clone()));
+                }
+            }
+        }
+        DiagnosticFormat::Json => {
+            let document = serde_json::json!({
+                "valid": validation.is_valid(),
+                "summary": validation.summary(),
+                "environments": validation.environments,
+                "diagnostics": validation.diagnostics,
+            });
+            let text =
+                serde_json::to_string_pretty(&document).expect("diagnostics serialise to JSON");
+            print_stdout(&text)?;
+        }
+    }
+    if !validation.is_valid() {
+        return Err(Error::ValidationFailed(validation.summary()));
+    }
+    if !global.quiet {
+        anstream::eprintln!("{}", validation.summary());
+    }
+    Ok(Outcome::Success)
 }
 
-fn schema(_args: SchemaArgs) -> Result<Outcome, Error> {
-    Err(Error::Unfinished("schema"))
+fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
+    let schema = match args.kind {
+        SchemaKind::Manifest => manifest::Manifest::json_schema(),
+    };
+    let text = serde_json::to_string_pretty(&schema).expect("a JSON Schema serialises to JSON");
+    print_stdout(&text)?;
+    Ok(Outcome::Success)
+}
+
+/// Print `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::FileWrite {
+            path: "<stdout>".into(),
+            source: err,
+        }),
+        _ => Ok(()),
+    }
 }
 
 fn sandbox(_global: &Global, _args: SandboxArgs) -> Result<Outcome, Error> {

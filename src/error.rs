@@ -2,6 +2,8 @@
 
 use std::path::PathBuf;
 
+use crate::manifest::Diagnostic;
+
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -57,4 +59,39 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// The project has no environment manifests.
+    #[error("no environment manifests in {}", dir.display())]
+    #[diagnostic(help(
+        "run lmsinfra from the project root, or pass `--dir` with the folder that holds `environments/`"
+    ))]
+    EnvironmentsMissing {
+        /// The `environments` folder that was searched.
+        dir: PathBuf,
+    },
+    /// An environment was named that has no manifest.
+    #[error("there is no environment `{name}`: {} does not exist", path.display())]
+    #[diagnostic(help("the environments are {available}"))]
+    EnvironmentUnknown {
+        /// The name given.
+        name: String,
+        /// Where its manifest would be.
+        path: PathBuf,
+        /// The environments that exist, as a list for the hint.
+        available: String,
+    },
+    /// A manifest has errors; the related diagnostics say which.
+    #[error("{file} is not a valid manifest ({summary})")]
+    #[diagnostic(help("fix the problems above; `lmsinfra validate` checks every environment"))]
+    ManifestInvalid {
+        /// The file, as diagnostics name it.
+        file: String,
+        /// How many errors, e.g. "2 errors".
+        summary: String,
+        /// Every diagnostic of the file.
+        #[related]
+        diagnostics: Vec<Diagnostic>,
+    },
+    /// `validate` found errors; they were printed before this summary.
+    #[error("{0}")]
+    ValidationFailed(String),
 }

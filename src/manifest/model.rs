@@ -29,6 +29,22 @@ pub struct Manifest {
     pub parity: Parity,
 }
 
+impl Manifest {
+    /// The JSON Schema of a manifest file. Top-level keys starting with `x-` are allowed, as in
+    /// docker compose: they hold YAML anchors and the loader ignores them.
+    pub fn json_schema() -> serde_json::Value {
+        let mut schema = serde_json::to_value(schemars::schema_for!(Manifest))
+            .expect("a JSON Schema serialises to JSON");
+        if let Some(root) = schema.as_object_mut() {
+            root.insert(
+                "patternProperties".to_owned(),
+                serde_json::json!({ "^x-": { "description": "Extension field for YAML anchors; ignored." } }),
+            );
+        }
+        schema
+    }
+}
+
 /// A D1 database.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -182,8 +198,9 @@ pub struct Route {
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Parity {
-    /// Addresses (`worker.api.binding.DEBUG`, `d1.analytics`, `worker.api.headers.X-Robots-Tag`)
-    /// that may exist here and not elsewhere, or elsewhere and not here.
+    /// Addresses (`worker.api.binding.DEBUG`, `worker.api.secret.X`, `d1.analytics`,
+    /// `worker.api.header.X-Robots-Tag`, or a whole `worker.api`) that may exist here and not
+    /// elsewhere, or elsewhere and not here.
     #[serde(default)]
     pub ignore: Vec<String>,
 }

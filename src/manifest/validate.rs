@@ -1,0 +1,440 @@
+//! The rules a well-typed manifest must still follow: references, names, dates, URLs.
+//!
+//! Every rule runs and every problem is reported; nothing stops at the first one.
+
+use std::collections::HashMap;
+
+use jiff::civil::Date;
+
+use super::diagnostic::{Problem, did_you_mean};
+use super::model::{Binding, Manifest, Worker};
+use super::naming;
+use super::parity::Address;
+use super::span::NodePath;
+
+/// What a manifest is checked against besides itself.
+pub(crate) struct Context<'a> {
+    /// The environment the file's name says this is.
+    pub(crate) environment: &'a str,
+    /// Today (UTC): compatibility dates after it are rejected.
+    pub(crate) today: Date,
+    /// Database keys declared in the file whose definition has errors of its own: references
+    /// to them are not reported again as undeclared.
+    pub(crate) broken_databases: &'a [String],
+}
+
+fn path(parts: &[&str]) -> NodePath {
+    parts.iter().map(|part| (*part).to_owned()).collect()
+}
+
+/// Check `manifest`, returning every problem found.
+pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Problem> {
+    let mut problems = Vec::new();
+    if manifest.environment != context.environment {
+        problems.push(
+            Problem::error(
+                "manifest::environment-mismatch",
+                path(&["environment"]),
+                format!(
+                    "`environment` is `{}` but the file is `{}.yaml`",
+                    manifest.environment, context.environment
+                ),
+            )
+            .label(format!("expected `{}`", context.environment))
+            .help(format!(
+                "set `environment: {}`, or rename the file to `{}.yaml`",
+                context.environment, manifest.environment
+            )),
+        );
+    }
+    let hex = |c: char| c.is_ascii_digit() || ('a'..='f').contains(&c);
+    if manifest.account_id.len() != 32 || !manifest.account_id.chars().all(hex) {
+        problems.push(
+            Problem::error(
+                "manifest::account-id",
+                path(&["account_id"]),
+                "`account_id` is not a Cloudflare account id",
+            )
+            .label("expected 32 lowercase hexadecimal characters")
+            .help("copy the account id from the Cloudflare dashboard (Workers & Pages → Account details)"),
+        );
+    }
+    for (key, database) in &manifest.d1_databases {
+        if let Err(reason) = naming::d1_database_name(&database.name) {
+            problems.push(
+                Problem::error(
+                    "manifest::d1-name",
+                    path(&["d1_databases", key, "name"]),
+                    format!("`{}` is not a valid D1 database name: {reason}", database.name),
+                )
+                .label("invalid D1 database name")
+                .help("D1 names use lowercase letters, digits, `-` and `_`, start with a letter or digit, at most 64 characters"),
+            );
+        }
+    }
+    for (key, worker) in &manifest.workers {
+        check_worker(manifest, key, worker, context, &mut problems);
+    }
+    duplicate_physical_names(manifest, &mut problems);
+    for (index, address) in manifest.parity.ignore.iter().enumerate() {
+        if let Err(reason) = address.parse::<Address>() {
+            problems.push(
+                Problem::error(
+                    "manifest::parity-address",
+                    path(&["parity", "ignore", &index.to_string()]),
+                    format!("`{address}` is not an address: {reason}"),
+                )
+                .label("not an address")
+                .help("addresses look like `d1.KEY`, `worker.KEY`, `worker.KEY.binding.NAME`, `worker.KEY.secret.NAME`, `worker.KEY.header.NAME`"),
+            );
+        }
+    }
+    problems
+}
+
+fn check_worker(
+    manifest: &Manifest,
+    key: &str,
+    worker: &Worker,
+    context: &Context<'_>,
+    problems: &mut Vec<Problem>,
+) {
+    if let Err(reason) = naming::script_name(&worker.name) {
+        problems.push(
+            Problem::error(
+                "manifest::script-name",
+                path(&["workers", key, "name"]),
+                format!("`{}` is not a valid Worker script name: {reason}", worker.name),
+            )
+            .label("invalid script name")
+            .help("script names use lowercase letters, digits and dashes, at most 63 characters, no dash at either end"),
+        );
+    }
+    if let Some(problem) = compatibility_date(&worker.compatibility_date, context.today) {
+        problems.push(
+            Problem::error(
+                "manifest::compatibility-date",
+                path(&["workers", key, "compatibility_date"]),
+                format!(
+                    "`{}` is not a valid compatibility date: {problem}",
+                    worker.compatibility_date
+                ),
+            )
+            .label("expected a date up to today, YYYY-MM-DD")
+            .help("use the date the Worker's code was last tested against, e.g. \"2024-12-01\"; Cloudflare rejects dates after today"),
+        );
+    }
+    // Names the code sees on `env`: first use by path, for duplicate detection.
+    let mut seen: HashMap<&str, NodePath> = HashMap::new();
+    for (name, binding) in &worker.bindings {
+        let at = path(&["workers", key, "bindings", name]);
+        check_identifier(name, NameOf::Binding, at.clone(), problems);
+        seen.entry(name.as_str()).or_insert_with(|| at.clone());
+        match binding {
+            Binding::D1 { database } => {
+                let declared = manifest.d1_databases.contains_key(database)
+                    || context.broken_databases.contains(database);
+                if !declared {
+                    let mut problem = Problem::error(
+                        "manifest::undeclared-database",
+                        path(&["workers", key, "bindings", name, "database"]),
+                        format!("binding `{name}` names database `{database}`, which `d1_databases` does not declare"),
+                    )
+                    .label("undeclared database");
+                    let keys = manifest.d1_databases.keys().map(String::as_str);
+                    problem = match did_you_mean(database, keys) {
+                        Some(close) => problem.help(format!("did you mean `{close}`?")),
+                        None => problem.help(format!(
+                            "declare `{database}` under `d1_databases`, or use one of its keys"
+                        )),
+                    };
+                    problems.push(problem);
+                }
+            }
+            Binding::PlainText { .. } => {
+                if let Some(suffix) = naming::credential_suffix(name) {
+                    problems.push(
+                        Problem::error(
+                            "manifest::credential-in-plain-text",
+                            at.clone(),
+                            format!("plain-text binding `{name}` looks like a credential (its name ends in {suffix})"),
+                        )
+                        .on_key()
+                        .label("credential in plain text")
+                        .help(format!("remove the binding and list `{name}` under `secrets`; set its value with `lmsinfra apply --secret {name}=env:VAR`")),
+                    );
+                }
+            }
+            Binding::KvNamespace { .. } | Binding::R2Bucket { .. } | Binding::Service { .. } => {}
+        }
+    }
+    for (index, name) in worker.secrets.iter().enumerate() {
+        let at = path(&["workers", key, "secrets", &index.to_string()]);
+        check_identifier(name, NameOf::Secret, at.clone(), problems);
+        match seen.get(name.as_str()) {
+            Some(first) => {
+                let message = if first.contains(&"bindings".to_owned()) {
+                    format!("`{name}` is both a binding and a secret of worker `{key}`")
+                } else {
+                    format!("secret `{name}` is listed twice in worker `{key}`")
+                };
+                problems.push(
+                    Problem::error("manifest::duplicate-name", at, message)
+                    .label("second use")
+                    .help("each binding and secret of a Worker needs its own name; rename or remove one"),
+                );
+            }
+            None => {
+                seen.insert(name, at);
+            }
+        }
+    }
+    if let Some(headers) = &worker.headers {
+        check_probe_url(
+            &headers.url,
+            path(&["workers", key, "headers", "url"]),
+            problems,
+        );
+        for name in headers.require.keys() {
+            if let Err(reason) = naming::header_name(name) {
+                problems.push(
+                    Problem::error(
+                        "manifest::header-name",
+                        path(&["workers", key, "headers", "require", name]),
+                        format!("`{name}` is not a valid HTTP header name: {reason}"),
+                    )
+                    .on_key()
+                    .label("invalid header name")
+                    .help("header names are RFC 9110 tokens: letters, digits and !#$%&'*+-.^_`|~, no spaces or colons"),
+                );
+            }
+        }
+    }
+}
+
+/// Whether a name belongs to a binding (a mapping key) or a secret (a list item).
+#[derive(Clone, Copy)]
+enum NameOf {
+    Binding,
+    Secret,
+}
+
+fn check_identifier(name: &str, of: NameOf, at: NodePath, problems: &mut Vec<Problem>) {
+    let Err(reason) = naming::js_identifier(name) else {
+        return;
+    };
+    let (code, what) = match of {
+        NameOf::Binding => ("manifest::binding-name", "binding"),
+        NameOf::Secret => ("manifest::secret-name", "secret"),
+    };
+    let problem = Problem::error(
+        code,
+        at,
+        format!("`{name}` is not a valid {what} name: {reason}"),
+    )
+    .label(format!("invalid {what} name"))
+    .help("binding and secret names are JavaScript identifiers, e.g. `API_TOKEN`");
+    problems.push(match of {
+        NameOf::Binding => problem.on_key(),
+        NameOf::Secret => problem,
+    });
+}
+
+/// Why `text` is not a usable compatibility date, if it is not.
+fn compatibility_date(text: &str, today: Date) -> Option<String> {
+    let shaped = text.len() == 10
+        && text.char_indices().all(|(at, c)| {
+            if at == 4 || at == 7 {
+                c == '-'
+            } else {
+                c.is_ascii_digit()
+            }
+        });
+    if !shaped {
+        return Some("expected YYYY-MM-DD".to_owned());
+    }
+    match text.parse::<Date>() {
+        Err(_) => Some("no such day".to_owned()),
+        Ok(date) if date > today => Some("it is after today (UTC)".to_owned()),
+        Ok(_) => None,
+    }
+}
+
+fn check_probe_url(text: &str, at: NodePath, problems: &mut Vec<Problem>) {
+    let reason = match url::Url::parse(text) {
+        Err(err) => Some(format!("{err}")),
+        Ok(url) => match (url.scheme(), url.host_str()) {
+            ("https", Some(_)) => None,
+            ("http", Some("localhost" | "127.0.0.1")) => None,
+            ("http", _) => {
+                Some("plain http is only allowed for localhost and 127.0.0.1".to_owned())
+            }
+            (scheme, _) => Some(format!("the scheme is `{scheme}`, not https")),
+        },
+    };
+    if let Some(reason) = reason {
+        problems.push(
+            Problem::error(
+                "manifest::probe-url",
+                at,
+                format!("`{text}` is not a URL lmsinfra can probe: {reason}"),
+            )
+            .label("expected an https URL")
+            .help("probe the deployed Worker over https, e.g. `https://lms-api.example.workers.dev/health`"),
+        );
+    }
+}
+
+/// Two workers (or two databases) with the same physical name would fight over one resource.
+fn duplicate_physical_names(manifest: &Manifest, problems: &mut Vec<Problem>) {
+    let workers = manifest
+        .workers
+        .iter()
+        .map(|(key, worker)| ("workers", key, &worker.name));
+    let databases = manifest
+        .d1_databases
+        .iter()
+        .map(|(key, database)| ("d1_databases", key, &database.name));
+    let mut first: HashMap<(&str, &str), &str> = HashMap::new();
+    for (section, key, name) in workers.chain(databases) {
+        if let Some(other) = first.insert((section, name), key) {
+            first.insert((section, name), other);
+            problems.push(
+                Problem::error(
+                    "manifest::duplicate-name",
+                    path(&[section, key, "name"]),
+                    format!("`{key}` and `{other}` both have the name `{name}`"),
+                )
+                .label("same name as another")
+                .help("give each resource its own name on Cloudflare"),
+            );
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::manifest::model::{D1Database, Headers};
+
+    fn context() -> Context<'static> {
+        Context {
+            environment: "staging",
+            today: Date::constant(2025, 6, 1),
+            broken_databases: &[],
+        }
+    }
+
+    fn manifest() -> Manifest {
+        let mut manifest = Manifest {
+            environment: "staging".to_owned(),
+            account_id: "0123456789abcdef0123456789abcdef".to_owned(),
+            d1_databases: Default::default(),
+            workers: Default::default(),
+            parity: Default::default(),
+        };
+        manifest.d1_databases.insert(
+            "main".to_owned(),
+            D1Database {
+                name: "lms-db".to_owned(),
+                location_hint: None,
+                protect: true,
+            },
+        );
+        let mut worker = Worker {
+            name: "lms-api".to_owned(),
+            compatibility_date: "2024-12-01".to_owned(),
+            compatibility_flags: Vec::new(),
+            bindings: Default::default(),
+            secrets: vec!["TALLY_WEBHOOK_SECRET".to_owned()],
+            headers: Some(Headers {
+                url: "https://lms-api.example.workers.dev/health".to_owned(),
+                require: [("X-Frame-Options".to_owned(), "DENY".to_owned())]
+                    .into_iter()
+                    .collect(),
+            }),
+            routes: Vec::new(),
+        };
+        worker.bindings.insert(
+            "DB".to_owned(),
+            Binding::D1 {
+                database: "main".to_owned(),
+            },
+        );
+        manifest.workers.insert("api".to_owned(), worker);
+        manifest
+    }
+
+    fn codes(manifest: &Manifest) -> Vec<&'static str> {
+        validate(manifest, &context())
+            .into_iter()
+            .map(|p| p.code)
+            .collect()
+    }
+
+    #[test]
+    fn a_correct_manifest_has_no_problems() {
+        assert_eq!(codes(&manifest()), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn typo_in_d1_binding_suggests_database_key() {
+        let mut manifest = manifest();
+        manifest.workers["api"].bindings["DB"] = Binding::D1 {
+            database: "mian".to_owned(),
+        };
+        let problems = validate(&manifest, &context());
+        assert_eq!(problems.len(), 1);
+        assert_eq!(problems[0].help.as_deref(), Some("did you mean `main`?"));
+    }
+
+    #[test]
+    fn a_name_used_as_binding_and_secret_is_an_error() {
+        let mut manifest = manifest();
+        manifest.workers["api"].secrets.push("DB".to_owned());
+        assert_eq!(codes(&manifest), ["manifest::duplicate-name"]);
+    }
+
+    #[test]
+    fn credential_in_plain_text_is_an_error() {
+        let mut manifest = manifest();
+        manifest.workers["api"].bindings.insert(
+            "STRIPE_API_KEY".to_owned(),
+            Binding::PlainText {
+                text: "sk_live".to_owned(),
+            },
+        );
+        assert_eq!(codes(&manifest), ["manifest::credential-in-plain-text"]);
+    }
+
+    #[test]
+    fn compatibility_dates_must_be_real_and_past() {
+        let today = Date::constant(2025, 6, 1);
+        assert_eq!(compatibility_date("2025-06-01", today), None);
+        assert!(compatibility_date("2025-02-30", today).is_some());
+        assert!(compatibility_date("2025-6-1", today).is_some());
+        assert!(compatibility_date("2025-06-02", today).is_some());
+    }
+
+    #[test]
+    fn probe_urls_are_https_except_on_localhost() {
+        let mut problems = Vec::new();
+        check_probe_url(
+            "http://localhost:8787/health",
+            NodePath::new(),
+            &mut problems,
+        );
+        check_probe_url("http://127.0.0.1/", NodePath::new(), &mut problems);
+        assert!(problems.is_empty());
+        check_probe_url("http://lms.example.com/", NodePath::new(), &mut problems);
+        check_probe_url("ftp://lms.example.com/", NodePath::new(), &mut problems);
+        assert_eq!(problems.len(), 2);
+    }
+
+    #[test]
+    fn environment_must_match_the_file_name() {
+        let mut manifest = manifest();
+        manifest.environment = "production".to_owned();
+        assert_eq!(codes(&manifest), ["manifest::environment-mismatch"]);
+    }
+}

@@ -1,0 +1,283 @@
+//! `lmsinfra validate`: the LMS manifests pass, every kind of bad input fails at the right line
+//! with a rendered diagnostic, and parity differences between environments are warnings.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use tempfile::TempDir;
+
+/// What one run of the binary printed and how it exited.
+struct Run {
+    code: i32,
+    stdout: String,
+    stderr: String,
+}
+
+fn lmsinfra(dir: &Path, args: &[&str]) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+        .current_dir(dir)
+        .args(["--color", "never"])
+        .args(args)
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .env_remove("CLOUDFLARE_ACCOUNT_ID")
+        .output()
+        .expect("the lmsinfra binary runs");
+    Run {
+        code: output.status.code().expect("lmsinfra exits with a code"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A project whose `environments/` holds the given files.
+fn project(files: &[(&str, &[u8])]) -> TempDir {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    std::fs::create_dir(dir.path().join("environments")).expect("environments/ is created");
+    for (name, contents) in files {
+        std::fs::write(dir.path().join("environments").join(name), contents)
+            .expect("a manifest is written");
+    }
+    dir
+}
+
+/// A copy of the LMS's own manifests, with `edit` applied to staging's text.
+fn lms_with_staging(edit: impl FnOnce(String) -> String) -> TempDir {
+    let read = |name: &str| {
+        std::fs::read_to_string(repo().join("environments").join(name))
+            .expect("the LMS manifests are readable")
+    };
+    let staging = edit(read("staging.yaml"));
+    project(&[
+        ("production.yaml", read("production.yaml").as_bytes()),
+        ("staging.yaml", staging.as_bytes()),
+    ])
+}
+
+fn json(run: &Run) -> serde_json::Value {
+    serde_json::from_str(&run.stdout).expect("--format json prints one JSON document")
+}
+
+#[test]
+fn the_lms_manifests_are_valid() {
+    let run = lmsinfra(&repo(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "2 environments valid\n");
+}
+
+#[test]
+fn typo_in_d1_binding_suggests_database() {
+    let dir = lms_with_staging(|text| text.replacen("database: main", "databse: main", 1));
+    let run = lmsinfra(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("[environments/staging.yaml:25:23]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("did you mean `database`?"),
+        "{}",
+        run.stderr
+    );
+    insta::assert_snapshot!(run.stderr);
+}
+
+#[test]
+fn staging_without_db_binding_warns_about_parity_with_production() {
+    let dir =
+        lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));
+    let run = lmsinfra(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr
+            .contains("binding `DB` of worker `api` is in production but not in staging"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[environments/production.yaml:25:7]"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("[environments/staging.yaml:"),
+        "{}",
+        run.stderr
+    );
+    insta::assert_snapshot!(run.stderr);
+}
+
+#[test]
+fn naming_one_environment_still_compares_it_with_the_others() {
+    let dir =
+        lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));
+    let run = lmsinfra(dir.path(), &["validate", "staging"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert!(
+        run.stderr.ends_with("1 environment valid, 1 warning\n"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn parity_ignore_accepts_an_intended_difference() {
+    let dir = lms_with_staging(|text| {
+        text.replacen("      DB: { type: d1, database: main }\n", "", 1)
+            + "\nparity:\n  ignore: [worker.api.binding.DB]\n"
+    });
+    let run = lmsinfra(dir.path(), &["validate"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    assert_eq!(run.stderr, "2 environments valid\n");
+}
+
+#[test]
+fn json_format_lists_diagnostics_for_machines() {
+    let dir = lms_with_staging(|text| {
+        text.replacen("database: main", "databse: main", 1)
+            .replacen("      - TALLY_SIGNING_SECRET\n", "", 1)
+    });
+    let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    let document = json(&run);
+    assert_eq!(document["valid"], false);
+    let diagnostics = document["diagnostics"]
+        .as_array()
+        .expect("a list of diagnostics");
+    assert_eq!(
+        diagnostics.len(),
+        1,
+        "broken staging is not compared: {document:#}"
+    );
+    let typo = &diagnostics[0];
+    assert_eq!(typo["severity"], "error");
+    assert_eq!(typo["code"], "manifest::unknown-field");
+    assert_eq!(typo["message"], "unknown field `databse`");
+    assert_eq!(typo["file"], "environments/staging.yaml");
+    assert_eq!(
+        (typo["line"].as_u64(), typo["column"].as_u64()),
+        (Some(25), Some(23))
+    );
+    assert_eq!(typo["help"], "did you mean `database`?");
+    assert!(
+        run.stderr
+            .contains("1 of 2 environments invalid (staging): 1 error"),
+        "{}",
+        run.stderr
+    );
+}
+
+#[test]
+fn warnings_in_json_name_both_files() {
+    let dir = lms_with_staging(|text| text.replacen("      - TALLY_SIGNING_SECRET\n", "", 1));
+    let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(run.code, 0, "{}", run.stderr);
+    let warning = &json(&run)["diagnostics"][0];
+    assert_eq!(warning["severity"], "warning");
+    assert_eq!(warning["code"], "manifest::parity");
+    assert_eq!(warning["file"], "environments/production.yaml");
+    assert_eq!(warning["line"], 29);
+    assert_eq!(warning["related"][0]["file"], "environments/staging.yaml");
+    assert_eq!(warning["related"][0]["line"], 27);
+}
+
+#[test]
+fn naming_an_unknown_environment_lists_the_ones_that_exist() {
+    let run = lmsinfra(&repo(), &["validate", "prod"]);
+    assert_eq!(run.code, 1);
+    assert!(
+        run.stderr.contains("there is no environment `prod`"),
+        "{}",
+        run.stderr
+    );
+    assert!(
+        run.stderr.contains("`production`, `staging`"),
+        "{}",
+        run.stderr
+    );
+}
+
+/// The line a fixture marks with `# <- expected`, or 1 when it cannot carry a comment.
+fn marked_line(bytes: &[u8]) -> u64 {
+    let text = String::from_utf8_lossy(bytes);
+    text.lines()
+        .position(|line| line.contains("# <- expected"))
+        .map_or(1, |index| index as u64 + 1)
+}
+
+#[test]
+fn every_invalid_fixture_fails_at_the_marked_line() {
+    let fixtures = repo().join("tests/fixtures/invalid");
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&fixtures)
+        .expect("the fixtures are readable")
+        .map(|entry| entry.expect("a fixture").path())
+        .collect();
+    paths.sort();
+    assert!(paths.len() >= 25, "only {} fixtures", paths.len());
+    for path in paths {
+        let name = path.file_stem().unwrap().to_string_lossy().into_owned();
+        let bytes = std::fs::read(&path).expect("a fixture is readable");
+        let dir = project(&[("staging.yaml", &bytes)]);
+        let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+        assert_eq!(run.code, 1, "{name}: {}", run.stderr);
+        let document = json(&run);
+        let lines: Vec<u64> = document["diagnostics"]
+            .as_array()
+            .expect("a list of diagnostics")
+            .iter()
+            .filter(|d| d["severity"] == "error")
+            .map(|d| d["line"].as_u64().expect("a line"))
+            .collect();
+        assert!(
+            lines.contains(&marked_line(&bytes)),
+            "{name}: expected an error at line {}, got {lines:?}",
+            marked_line(&bytes)
+        );
+        let run = lmsinfra(dir.path(), &["validate"]);
+        assert_eq!(run.code, 1, "{name}");
+        insta::assert_snapshot!(format!("invalid_{name}"), run.stderr);
+    }
+}
+
+#[test]
+fn a_five_megabyte_manifest_is_rejected_before_parsing() {
+    let text = "environment: staging\n".to_owned()
+        + &"# padding padding padding padding\n".repeat(150_000);
+    assert!(text.len() > 5_000_000);
+    let dir = project(&[("staging.yaml", text.as_bytes())]);
+    let run = lmsinfra(dir.path(), &["validate"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr);
+}
+
+#[test]
+fn yaml_nested_ten_thousand_deep_is_rejected() {
+    let text = format!(
+        "environment: {}staging{}\n",
+        "[".repeat(10_000),
+        "]".repeat(10_000)
+    );
+    let dir = project(&[("staging.yaml", text.as_bytes())]);
+    let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    let diagnostic = &json(&run)["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "manifest::too-deep");
+    assert_eq!(diagnostic["line"], 1);
+}
+
+#[test]
+fn block_nesting_a_thousand_deep_is_rejected() {
+    let mut text = "environment: staging\nworkers:\n".to_owned();
+    for depth in 1..1_000 {
+        text.push_str(&" ".repeat(depth));
+        text.push_str("- \n");
+    }
+    let dir = project(&[("staging.yaml", text.as_bytes())]);
+    let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(run.code, 1);
+    assert_eq!(json(&run)["diagnostics"][0]["code"], "manifest::too-deep");
+}
