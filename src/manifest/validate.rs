@@ -149,6 +149,20 @@ fn check_worker(
                         )),
                     };
                     problems.push(problem);
+                } else if manifest
+                    .d1_databases
+                    .get(database)
+                    .is_some_and(|db| db.absent)
+                {
+                    problems.push(
+                        Problem::error(
+                            "manifest::binding-to-absent-database",
+                            path(&["workers", key, "bindings", name, "database"]),
+                            format!("binding `{name}` names database `{database}`, which is marked `absent: true`"),
+                        )
+                        .label("database marked absent")
+                        .help("bind another database, or remove `absent: true` to keep this one"),
+                    );
                 }
             }
             Binding::PlainText { .. } => {
@@ -339,6 +353,7 @@ mod tests {
                 name: "lms-db".to_owned(),
                 location_hint: None,
                 protect: true,
+                absent: false,
             },
         );
         let mut worker = Worker {
@@ -386,6 +401,13 @@ mod tests {
         let problems = validate(&manifest, &context());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].help.as_deref(), Some("did you mean `main`?"));
+    }
+
+    #[test]
+    fn a_binding_to_a_database_marked_absent_is_an_error() {
+        let mut manifest = manifest();
+        manifest.d1_databases.get_mut("main").unwrap().absent = true;
+        assert_eq!(codes(&manifest), ["manifest::binding-to-absent-database"]);
     }
 
     #[test]
