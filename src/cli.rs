@@ -6,6 +6,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::error::{Error, Outcome};
 use crate::manifest;
+use crate::plan;
+use crate::render::{self, Format};
 
 /// Keeps a Cloudflare Workers + D1 application's infrastructure equal to its manifests.
 #[derive(Debug, Parser)]
@@ -57,6 +59,9 @@ pub enum ColorChoice {
 pub enum Command {
     /// Check manifests offline: syntax, types, references, naming rules, parity between environments.
     Validate(ValidateArgs),
+    /// Show what a manifest change means: the manifests at a git revision against the work tree.
+    /// No network, no credentials.
+    Diff(DiffArgs),
     /// Print a JSON Schema.
     Schema(SchemaArgs),
     /// Run the local emulator of the Cloudflare API subset lmsinfra uses.
@@ -83,6 +88,23 @@ pub enum DiagnosticFormat {
     Json,
 }
 
+/// `lmsinfra diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The git revision to compare with (`origin/main`, `HEAD~1`, a commit).
+    #[arg(long, value_name = "REV")]
+    pub base: String,
+    /// Environments to compare (all in `environments/` when none are named).
+    #[arg(value_name = "ENV")]
+    pub environments: Vec<String>,
+    /// How to print the plans; `json` prints an array with one plan per environment.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Exit 2 when any environment changes.
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+}
+
 /// `lmsinfra schema`.
 #[derive(Debug, Args)]
 pub struct SchemaArgs {
@@ -96,6 +118,8 @@ pub struct SchemaArgs {
 pub enum SchemaKind {
     /// An environment manifest (`environments/<env>.yaml`).
     Manifest,
+    /// A plan, as `plan --format json` and `plan --out` write it.
+    Plan,
 }
 
 /// `lmsinfra sandbox`.
@@ -125,6 +149,7 @@ pub struct SandboxArgs {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Validate(args) => validate(&cli.global, args),
+        Command::Diff(args) => diff(&cli.global, args),
         Command::Schema(args) => schema(args),
         Command::Sandbox(args) => sandbox(&cli.global, args),
     }
@@ -161,9 +186,55 @@ fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
     Ok(Outcome::Success)
 }
 
+fn diff(global: &Global, args: DiffArgs) -> Result<Outcome, Error> {
+    let names = if args.environments.is_empty() {
+        manifest::environment_files(&global.dir)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    } else {
+        args.environments
+    };
+    let mut plans = Vec::new();
+    for env in &names {
+        let head = manifest::load_valid(&global.dir, env)?;
+        let base = manifest::load_at_revision(&global.dir, &args.base, env)?;
+        plans.push(plan::intent(&args.base, base.as_ref(), &head));
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&plans).expect("plans always serialize"),
+        format => {
+            let color = stdout_color();
+            plans
+                .iter()
+                .map(|p| render::render(p, format, color))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim_end()
+                .to_owned()
+        }
+    };
+    print_stdout(&text)?;
+    let changed = plans.iter().any(|p| !p.is_empty());
+    Ok(if changed && args.detailed_exitcode {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}
+
+/// Whether stdout gets colour, after `--color`, `NO_COLOR` and whether it is a terminal.
+fn stdout_color() -> bool {
+    !matches!(
+        anstream::AutoStream::choice(&std::io::stdout()),
+        anstream::ColorChoice::Never
+    )
+}
+
 fn schema(args: SchemaArgs) -> Result<Outcome, Error> {
     let schema = match args.kind {
         SchemaKind::Manifest => manifest::Manifest::json_schema(),
+        SchemaKind::Plan => plan::schema().into(),
     };
     let text = serde_json::to_string_pretty(&schema).expect("a JSON Schema serialises to JSON");
     print_stdout(&text)?;

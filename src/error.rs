@@ -50,6 +50,17 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A manifest could not be read at a git revision.
+    #[error("could not read the manifests at `{revision}`: {reason}")]
+    #[diagnostic(help(
+        "name a commit, branch or tag of the repository that holds `environments/`, e.g. `--base origin/main`"
+    ))]
+    Git {
+        /// The revision asked for.
+        revision: String,
+        /// Why.
+        reason: String,
+    },
     /// A saved plan could not be used.
     #[error("{} is not a plan lmsinfra can apply: {reason}", path.display())]
     #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]

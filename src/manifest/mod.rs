@@ -9,6 +9,7 @@ mod load;
 pub mod model;
 mod naming;
 mod parity;
+mod revision;
 mod span;
 mod validate;
 
@@ -16,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::Manifest;
+pub use revision::load_at_revision;
 
 use crate::error::Error;
 use load::Checked;

@@ -42,6 +42,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
         warnings: Vec::new(),
         manifest_sha256: super::manifest_hash(desired),
         live_fingerprint: live.fingerprint.clone(),
+        base: None,
     };
     let mut deletes = Vec::new();
     for (key, db) in &desired.d1_databases {

@@ -12,9 +12,9 @@ use super::{Action, Change, DiffOptions, Plan, diff};
 use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker};
 use crate::manifest::model::{Binding, Manifest};
 
-/// The plan that turns `base` (the manifest at a revision; `None` when the environment is new)
-/// into `head`.
-pub fn intent(base: Option<&Manifest>, head: &Manifest) -> Plan {
+/// The plan that turns `base` (the manifest at revision `revision`; `None` when the environment
+/// is new) into `head`.
+pub fn intent(revision: &str, base: Option<&Manifest>, head: &Manifest) -> Plan {
     let live = base.map(as_applied).unwrap_or_default();
     let options = DiffOptions {
         intent: true,
@@ -23,6 +23,7 @@ pub fn intent(base: Option<&Manifest>, head: &Manifest) -> Plan {
     let mut plan = diff(head, &live, &options);
     plan.account_id = head.account_id.clone();
     plan.live_fingerprint = String::new();
+    plan.base = Some(revision.to_owned());
     for (key, worker) in &head.workers {
         let before = base
             .and_then(|b| b.workers.get(key))

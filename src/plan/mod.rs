@@ -51,6 +51,9 @@ pub struct Plan {
     /// A digest of the live state read (empty for a plan between two manifests): what
     /// `apply --plan` checks the account against.
     pub live_fingerprint: String,
+    /// For a plan between two manifests (`lmsinfra diff`), the git revision of the older one;
+    /// `null` for a plan against the live account.
+    pub base: Option<String>,
 }
 
 /// One address with what apply will do to it.

@@ -595,7 +595,7 @@ fn intent_shows_an_added_binding_and_a_newly_required_secret_as_changes() {
     );
     api.secrets.push("NEW_SECRET".to_owned());
     api.bindings.shift_remove("ALLOWED_ORIGINS");
-    let plan = intent(Some(&base), &head);
+    let plan = intent("HEAD", Some(&base), &head);
     assert_eq!(
         effective(&plan),
         [
@@ -610,13 +610,14 @@ fn intent_shows_an_added_binding_and_a_newly_required_secret_as_changes() {
         "worker.api.binding.ALLOWED_ORIGINS"
     );
     assert!(plan.live_fingerprint.is_empty());
+    assert_eq!(plan.base.as_deref(), Some("HEAD"));
 }
 
 #[test]
 fn intent_of_an_unchanged_manifest_is_empty_and_of_a_new_environment_creates_all() {
     let base = manifest(STAGING);
-    assert!(intent(Some(&base), &base).is_empty());
-    let plan = intent(None, &base);
+    assert!(intent("HEAD", Some(&base), &base).is_empty());
+    let plan = intent("HEAD", None, &base);
     let summary = plan.summary();
     assert_eq!(
         (summary.add, summary.change),
@@ -639,7 +640,7 @@ fn intent_shows_a_changed_header_requirement() {
         .unwrap()
         .require
         .insert("Referrer-Policy".to_owned(), "no-referrer".to_owned());
-    let plan = intent(Some(&base), &head);
+    let plan = intent("HEAD", Some(&base), &head);
     assert_eq!(
         effective(&plan),
         [("worker.api.headers".to_owned(), Action::Update)]

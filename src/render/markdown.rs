@@ -15,7 +15,18 @@ pub const MARKDOWN_LIMIT: usize = 65_000;
 pub fn markdown(plan: &Plan) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "<!-- lmsinfra-plan:{} -->", plan.environment);
-    let _ = writeln!(head, "### lmsinfra plan: `{}`\n", plan.environment);
+    match &plan.base {
+        None => {
+            let _ = writeln!(head, "### lmsinfra plan: `{}`\n", plan.environment);
+        }
+        Some(base) => {
+            let _ = writeln!(
+                head,
+                "### lmsinfra diff: `{}`\n\nThe manifest change compared with `{base}`, not with the live account.\n",
+                plan.environment
+            );
+        }
+    }
     let verdict = if plan.is_blocked() {
         format!(" — **blocked** ({} to resolve)", plan.blockers.len())
     } else {

@@ -42,7 +42,13 @@ pub fn json(plan: &Plan) -> String {
 /// The summary line: Terraform's words.
 pub fn summary_line(plan: &Plan) -> String {
     if plan.is_empty() {
-        return "No changes. Live infrastructure matches the manifest.".to_owned();
+        return match &plan.base {
+            None => "No changes. Live infrastructure matches the manifest.".to_owned(),
+            Some(base) => format!(
+                "No changes. The manifest for {} means the same as at {base}.",
+                plan.environment
+            ),
+        };
     }
     let s = plan.summary();
     let mut line = format!(

@@ -76,12 +76,19 @@ pub fn text(plan: &Plan, color: bool) -> String {
         .filter(|(_, changes)| changes.iter().any(|c| c.action != Action::NoOp))
         .collect();
     if !resources.is_empty() {
-        let _ = writeln!(
-            out,
-            "lmsinfra will perform the following actions on {} (account {}):\n",
-            p.paint(bold, &plan.environment),
-            plan.account_id
-        );
+        let _ = match &plan.base {
+            None => writeln!(
+                out,
+                "lmsinfra will perform the following actions on {} (account {}):\n",
+                p.paint(bold, &plan.environment),
+                plan.account_id
+            ),
+            Some(base) => writeln!(
+                out,
+                "The manifest change means these actions on {} (compared with {base}, not with the live account):\n",
+                p.paint(bold, &plan.environment),
+            ),
+        };
     }
     for (resource, changes) in &resources {
         let action = resource_action(resource, changes);

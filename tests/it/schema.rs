@@ -1,5 +1,5 @@
-//! `lmsinfra schema manifest`: the committed schema is what the binary prints, and the LMS
-//! manifests satisfy it.
+//! `lmsinfra schema`: the committed schemas are what the binary prints, and the LMS manifests
+//! satisfy theirs.
 
 use std::path::PathBuf;
 use std::process::Command;
@@ -9,8 +9,12 @@ fn repo() -> PathBuf {
 }
 
 fn printed_schema() -> String {
+    printed("manifest")
+}
+
+fn printed(kind: &str) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
-        .args(["--color", "never", "schema", "manifest"])
+        .args(["--color", "never", "schema", kind])
         .output()
         .expect("the lmsinfra binary runs");
     assert!(
@@ -28,6 +32,16 @@ fn committed_manifest_schema_is_fresh() {
     assert!(
         printed_schema() == committed,
         "schemas/environment.schema.json is stale; regenerate it with\n\n    cargo run -q -- schema manifest > schemas/environment.schema.json\n"
+    );
+}
+
+#[test]
+fn committed_plan_schema_is_fresh() {
+    let committed = std::fs::read_to_string(repo().join("schemas/plan.schema.json"))
+        .expect("schemas/plan.schema.json is committed");
+    assert!(
+        printed("plan") == committed,
+        "schemas/plan.schema.json is stale; regenerate it with\n\n    cargo run -q -- schema plan > schemas/plan.schema.json\n"
     );
 }
 
