@@ -48,4 +48,8 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A Cloudflare API call failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cloudflare(#[from] crate::cloudflare::Error),
 }
