@@ -61,6 +61,7 @@ impl Client {
             body["primary_location_hint"] = hint.as_str().into();
         }
         let mut retries = 0;
+        let mut ambiguous = false;
         loop {
             let mut call = Call::with(
                 Method::POST,
@@ -72,13 +73,20 @@ impl Client {
                 Ok(db) => return Ok(db.into()),
                 Err(err) => err,
             };
-            if !err.may_have_taken_effect() || retries >= self.inner.retry.max_retries {
+            // After an ambiguous failure, a refusal (the name is taken) may be our own earlier
+            // create: look that up too before reporting it.
+            let check = err.may_have_taken_effect() || (ambiguous && err.status().is_some());
+            if !check {
                 return Err(err);
             }
-            tracing::debug!(name, error = %err, "create failed ambiguously; looking the database up");
+            tracing::debug!(name, error = %err, "create may have taken effect; looking the database up");
             if let Some(db) = self.find_d1(name).await? {
                 return Ok(db.into());
             }
+            if !err.may_have_taken_effect() || retries >= self.inner.retry.max_retries {
+                return Err(err);
+            }
+            ambiguous = true;
             tokio::time::sleep(self.backoff(retries)).await;
             retries += 1;
         }

@@ -8,6 +8,7 @@
 //! The token goes only to the configured base URL, which must be https unless it is loopback,
 //! and it is never logged: it is a [`Secret`] and its header is marked sensitive.
 
+mod accounts;
 mod d1;
 mod envelope;
 mod error;
@@ -31,6 +32,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::{Host, Url};
 
+pub use self::accounts::{Account, TokenStatus};
 pub use self::d1::Database;
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
