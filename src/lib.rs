@@ -6,6 +6,7 @@ pub mod cli;
 pub mod error;
 pub mod live;
 pub mod manifest;
+pub mod sandbox;
 
 use std::process::ExitCode;
 
