@@ -17,8 +17,6 @@ fn verified(call: &Call) -> Reply {
     Reply::ok(json!({
         "id": token_id(&call.token),
         "status": "active",
-        "expires_on": null,
-        "not_before": null,
     }))
 }
 

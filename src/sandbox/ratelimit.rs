@@ -4,6 +4,10 @@
 //! fall inside the last `window`; otherwise it gets 429 with `retry-after` set to the whole
 //! seconds (rounded up) until the oldest admitted request leaves the window. Refused requests
 //! are not counted, so a client that honours `retry-after` gets through.
+//!
+//! The error code is 1015 ("You are being rate limited"), Cloudflare's documented rate-limit
+//! code, rather than the 971 the API has been seen to send: the schema subset requires every
+//! error code to be at least 1000, and clients should key on the 429 status anyway.
 
 use std::collections::{HashMap, VecDeque};
 use std::sync::Mutex;

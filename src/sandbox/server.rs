@@ -224,8 +224,8 @@ async fn read_body(body: Incoming) -> Result<Bytes, ApiError> {
 fn too_many(wait_secs: u64) -> ApiError {
     let mut error = ApiError::new(
         StatusCode::TOO_MANY_REQUESTS,
-        971,
-        "Please wait and consider throttling your request speed",
+        1015,
+        "You are being rate limited: please wait and consider throttling your request speed",
     );
     error.headers.push(("retry-after", wait_secs.to_string()));
     error

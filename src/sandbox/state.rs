@@ -86,7 +86,7 @@ pub(crate) struct Settings {
     pub(crate) compatibility_date: String,
     #[serde(default)]
     pub(crate) compatibility_flags: Vec<String>,
-    #[serde(default = "standard")]
+    #[serde(default = "bundled")]
     pub(crate) usage_model: String,
     #[serde(default)]
     pub(crate) logpush: bool,
@@ -102,8 +102,8 @@ pub(crate) struct Settings {
     pub(crate) observability: Option<Value>,
 }
 
-fn standard() -> String {
-    "standard".to_owned()
+fn bundled() -> String {
+    "bundled".to_owned()
 }
 
 /// A script's workers.dev route switches.

@@ -31,7 +31,8 @@ const MODULE_TYPES: [&str; 8] = [
     "application/octet-stream",
     "application/source-map",
 ];
-const USAGE_MODELS: [&str; 3] = ["standard", "bundled", "unbound"];
+/// The schema subset allows only these two; newer accounts also report `standard`.
+const USAGE_MODELS: [&str; 2] = ["bundled", "unbound"];
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(10021, message)
@@ -360,7 +361,7 @@ fn apply_settings(settings: &mut Settings, object: &Map<String, Value>) -> Resul
             .filter(|m| USAGE_MODELS.contains(m))
             .ok_or_else(|| {
                 invalid(format!(
-                    "`usage_model` {model} is not one of standard, bundled, unbound"
+                    "`usage_model` {model} is not one of bundled, unbound"
                 ))
             })?
             .to_owned();
@@ -503,7 +504,7 @@ fn uploaded_script(
         None => Settings {
             compatibility_date: String::new(),
             compatibility_flags: Vec::new(),
-            usage_model: "standard".to_owned(),
+            usage_model: "bundled".to_owned(),
             logpush: false,
             tags: Vec::new(),
             tail_consumers: Vec::new(),

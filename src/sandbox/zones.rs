@@ -28,7 +28,7 @@ fn zone_json(zone: &Zone, state: &State) -> Value {
         "modified_on": zone.created_on,
         "activated_on": zone.created_on,
         "meta": {"step": 4, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": false},
-        "owner": {"id": null, "type": "organization", "name": null},
+        "owner": {"id": state.user.id, "type": "user", "name": state.user.email},
         "account": {"id": state.account.id, "name": state.account.name},
         "permissions": ["#zone:read", "#zone:edit"],
         "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD", "frequency": "", "is_subscribed": true, "can_subscribe": false, "legacy_id": "free", "legacy_discount": false, "externally_managed": false},

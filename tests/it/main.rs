@@ -1,2 +1,6 @@
 //! Integration tests: the real binary and the real HTTP client against an in-process sandbox.
 //! One test binary with a module per area keeps link time down.
+
+mod sandbox;
+mod support;
+mod wrangler;
