@@ -8,6 +8,7 @@ pub mod error;
 pub mod live;
 pub mod manifest;
 pub mod probe;
+pub mod sandbox;
 pub mod secret;
 
 use std::process::ExitCode;

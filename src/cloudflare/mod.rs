@@ -183,6 +183,11 @@ impl Client {
         })
     }
 
+    /// The client the command line uses, configured by [`ClientConfig::from_env`].
+    pub fn from_env(global: &crate::cli::Global, manifest_account_id: &str) -> Result<Self, Error> {
+        Self::new(ClientConfig::from_env(global, manifest_account_id)?)
+    }
+
     /// The account this client addresses.
     pub fn account_id(&self) -> &str {
         &self.inner.account_id

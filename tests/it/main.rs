@@ -2,3 +2,6 @@
 //! One test binary with a module per area keeps link time down.
 
 mod probe;
+mod sandbox;
+mod support;
+mod wrangler;

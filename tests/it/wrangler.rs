@@ -1,0 +1,1 @@
+//! Conformance: wrangler, a client no one here wrote, works against the sandbox.
