@@ -317,3 +317,26 @@ fn token_and_secret_values_never_reach_the_logs() {
         assert!(!text.contains(SECRET_CANARY), "a secret leaked: {text}");
     }
 }
+
+#[test]
+fn versions_deployments_accounts_and_token_are_read() {
+    let sandbox = TestSandbox::new();
+    let client = client_for(&sandbox, |_| {});
+    block_on(async {
+        client
+            .put_secret("lms-api", "TALLY_SIGNING_SECRET", &Secret::new("rotated"))
+            .await
+            .unwrap();
+        let versions = client.list_versions("lms-api").await.unwrap();
+        assert!(!versions.is_empty());
+        let deployments = client.list_deployments("lms-api").await.unwrap();
+        let serving = &deployments.first().expect("a deployment").versions;
+        assert!(
+            serving.iter().any(|v| v.version_id == versions[0].id),
+            "{serving:?}"
+        );
+        let accounts = client.list_accounts().await.unwrap();
+        assert!(accounts.iter().any(|a| a.id == ACCOUNT_ID), "{accounts:?}");
+        assert_eq!(client.verify_token().await.unwrap().status, "active");
+    });
+}

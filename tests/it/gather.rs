@@ -251,3 +251,34 @@ fn probes_run_alongside_and_stay_out_of_the_fingerprint() {
     let unprobed = gather_with(&sandbox, &manifest, NO_PROBES);
     assert_eq!(unprobed.fingerprint, probed.fingerprint);
 }
+
+#[test]
+fn routes_bring_their_zones_and_header_rulesets() {
+    let sandbox = TestSandbox::new();
+    let client = client_for(&sandbox, |_| {});
+    let zone = block_on(client.list_zones(Some("example.com")))
+        .unwrap()
+        .remove(0);
+    let rule: lmsinfra::cloudflare::Rule = serde_json::from_value(json!({
+        "action": "rewrite",
+        "expression": "(http.host eq \"lms.example.com\")",
+        "action_parameters": {"headers": {"X-Frame-Options": {"operation": "set", "value": "DENY"}}}
+    }))
+    .unwrap();
+    let phase = lmsinfra::cloudflare::Phase::HttpResponseHeadersTransform;
+    block_on(client.put_ruleset(&zone.id, phase, &[rule])).unwrap();
+
+    let mut manifest = production();
+    let api = &mut manifest.workers["api"];
+    api.routes = serde_json::from_value(json!([
+        {"zone": "example.com", "pattern": "lms.example.com/api/*"},
+        {"zone": "missing.example", "pattern": "lms.missing.example/*"}
+    ]))
+    .unwrap();
+    let live = block_on(gather(&manifest, &client, NO_PROBES)).unwrap();
+    assert_eq!(live.zones.len(), 1, "{:?}", live.zones);
+    let read = &live.zones["example.com"];
+    assert_eq!(read.id, zone.id);
+    let ruleset = &read.rulesets["http_response_headers_transform"];
+    assert_eq!(ruleset.rules.len(), 1);
+}
