@@ -15,6 +15,10 @@ pub enum Error {
     #[error("no Cloudflare API token")]
     #[diagnostic(help("set CLOUDFLARE_API_TOKEN (a token with Workers Scripts Edit and D1 Edit)"))]
     TokenMissing,
+    /// The token cannot be sent in an HTTP header (a stray newline or non-ASCII character).
+    #[error("the Cloudflare API token contains characters that cannot be sent in an HTTP header")]
+    #[diagnostic(help("check CLOUDFLARE_API_TOKEN for stray quotes, spaces or line breaks"))]
+    TokenInvalid,
     /// No account id was given.
     #[error("no Cloudflare account id")]
     #[diagnostic(help("set CLOUDFLARE_ACCOUNT_ID or `account_id` in the manifest"))]

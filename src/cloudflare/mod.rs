@@ -158,7 +158,7 @@ impl Client {
             return Err(Error::AccountMissing);
         }
         let mut authorization = HeaderValue::from_str(&format!("Bearer {}", config.token.expose()))
-            .map_err(|_| Error::TokenMissing)?;
+            .map_err(|_| Error::TokenInvalid)?;
         authorization.set_sensitive(true);
         let http = reqwest::Client::builder()
             .user_agent(concat!("lmsinfra/", env!("CARGO_PKG_VERSION")))
@@ -592,5 +592,17 @@ mod tests {
             "/accounts/acc/workers/scripts/a%20b%2Fc/settings"
         );
         assert!(format!("{client:?}").contains("127.0.0.1"));
+    }
+
+    #[test]
+    fn a_token_that_cannot_be_a_header_is_refused_without_echoing_it() {
+        let config = ClientConfig::new(
+            "https://api.cloudflare.com/client/v4",
+            Secret::new("canary\ntoken"),
+            "acc",
+        );
+        let err = Client::new(config).unwrap_err();
+        assert!(matches!(err, Error::TokenInvalid));
+        assert!(!format!("{err} {err:?}").contains("canary"));
     }
 }
