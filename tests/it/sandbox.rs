@@ -854,3 +854,64 @@ fn d1_refuses_attach_and_reports_sql_errors_in_the_envelope() {
     );
     assert_eq!(answer.body["result"][0]["results"], json!([{"one": 1}]));
 }
+
+#[test]
+fn the_sandbox_command_serves_the_seed_in_the_foreground() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+        .args([
+            "--color",
+            "never",
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "only-this",
+        ])
+        .arg("--seed")
+        .arg(crate::support::audited_seed())
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("CLOUDFLARE_API_BASE_URL="));
+    let base = line
+        .as_deref()
+        .and_then(|l| l.split('=').nth(1))
+        .map(str::to_owned);
+    let answers = base.map(|base| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let url = format!("{base}/accounts/{ACCOUNT_ID}/d1/database");
+            let right = client
+                .get(&url)
+                .bearer_auth("only-this")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let wrong = client
+                .get(&url)
+                .bearer_auth("other")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (right.as_u16(), wrong.as_u16())
+        })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(answers, Some((200, 403)));
+    assert!(dir.path().join("state.json").exists());
+}
