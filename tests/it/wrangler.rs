@@ -28,6 +28,16 @@ struct Run {
 }
 
 fn wrangler(bin: &Path, sandbox: &TestSandbox, home: &Path, args: &[&str]) -> Run {
+    wrangler_with_stdin(bin, sandbox, home, args, "")
+}
+
+fn wrangler_with_stdin(
+    bin: &Path,
+    sandbox: &TestSandbox,
+    home: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> Run {
     let mut child = Command::new(bin)
         .args(args)
         .env_clear()
@@ -49,11 +59,14 @@ fn wrangler(bin: &Path, sandbox: &TestSandbox, home: &Path, args: &[&str]) -> Ru
         .env("NO_COLOR", "1")
         .env("FORCE_COLOR", "0")
         .current_dir(home)
-        .stdin(Stdio::null())
+        .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
         .expect("wrangler starts");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
     let started = Instant::now();
     loop {
         if child.try_wait().expect("wait for wrangler").is_some() {
@@ -146,6 +159,33 @@ fn wrangler_reads_the_seeded_account() {
         deployments.stdout.contains(&format!("(100%) {version}")),
         "{}",
         deployments.stdout
+    );
+
+    let value = "wrangler-canary-value-3b9d";
+    let put = wrangler_with_stdin(
+        &bin,
+        &sandbox,
+        home.path(),
+        &["secret", "put", "NEW_SECRET", "--name", "draft-worker"],
+        value,
+    );
+    assert!(
+        put.ok,
+        "wrangler secret put failed:\n{}\n{}",
+        put.stdout, put.stderr
+    );
+    assert_eq!(
+        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
+        serde_json::json!([{"name": "NEW_SECRET", "type": "secret_text"}])
+    );
+    let state = std::fs::read_to_string(sandbox.state_path()).expect("state file");
+    assert!(!state.contains(value));
+
+    let created = run(&["d1", "create", "lms-db-staging", "--location", "weur"]);
+    assert!(
+        created.stdout.contains("lms-db-staging"),
+        "{}",
+        created.stdout
     );
 
     let stats = sandbox.sandbox().stats();
