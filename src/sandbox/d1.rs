@@ -61,6 +61,9 @@ impl Files {
                 None => Connection::open_in_memory(),
             }
             .map_err(internal)?;
+            // D1 refuses ATTACH; here it would also let a client write files anywhere.
+            conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+                .map_err(internal)?;
             self.open.insert(uuid.to_owned(), conn);
         }
         Ok(&self.open[uuid])

@@ -177,7 +177,16 @@ impl App {
         let call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
         let reply = {
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
-            dispatch(&call, &mut world)?
+            // A bug in a handler must still answer in the envelope, never drop or answer bare.
+            std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&call, &mut world)))
+                .unwrap_or_else(|_| {
+                tracing::error!(
+                    "sandbox handler panicked on {} {}",
+                    route.method,
+                    route.template
+                );
+                Err(internal())
+            })?
         };
         match decision.after_create {
             Some(AfterCreate::Internal) => Err(internal()),

@@ -79,10 +79,12 @@ pub(crate) struct Module {
     pub(crate) content: String,
 }
 
-/// The versioned settings other than bindings.
+/// The versioned settings other than bindings. An empty `compatibility_date` means none was
+/// ever set (wrangler creates draft Workers without one); the API then leaves the field out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct Settings {
+    #[serde(default)]
     pub(crate) compatibility_date: String,
     #[serde(default)]
     pub(crate) compatibility_flags: Vec<String>,
@@ -133,6 +135,9 @@ pub(crate) struct Version {
     pub(crate) source: String,
     pub(crate) etag: String,
     pub(crate) main_module: String,
+    /// The code, so deploying an older version restores it.
+    #[serde(default)]
+    pub(crate) modules: Vec<Module>,
     pub(crate) settings: Settings,
     pub(crate) bindings: Vec<Value>,
     pub(crate) secrets: BTreeMap<String, String>,
@@ -343,6 +348,7 @@ impl Script {
             source: source.to_owned(),
             etag: Script::code_etag(&self.modules),
             main_module: self.main_module.clone(),
+            modules: self.modules.clone(),
             settings: self.settings.clone(),
             bindings: self.bindings.clone(),
             secrets: self.secrets.clone(),

@@ -85,7 +85,7 @@ fn script_mut<'a>(account: &'a mut Account, name: &str) -> Result<&'a mut Script
 }
 
 fn script_json(name: &str, script: &Script) -> Value {
-    json!({
+    let mut out = json!({
         "id": name,
         "etag": Script::code_etag(&script.modules),
         "handlers": ["fetch"],
@@ -94,23 +94,28 @@ fn script_json(name: &str, script: &Script) -> Value {
         "logpush": script.settings.logpush,
         "tail_consumers": script.settings.tail_consumers,
         "usage_model": script.settings.usage_model,
-        "compatibility_date": script.settings.compatibility_date,
         "compatibility_flags": script.settings.compatibility_flags,
         "has_modules": true,
         "has_assets": false,
-    })
+    });
+    if !script.settings.compatibility_date.is_empty() {
+        out["compatibility_date"] = json!(script.settings.compatibility_date);
+    }
+    out
 }
 
 fn settings_json(settings: &Settings, bindings: &[Value]) -> Value {
     let mut out = json!({
         "bindings": bindings,
-        "compatibility_date": settings.compatibility_date,
         "compatibility_flags": settings.compatibility_flags,
         "usage_model": settings.usage_model,
         "logpush": settings.logpush,
         "tags": settings.tags,
         "tail_consumers": settings.tail_consumers,
     });
+    if !settings.compatibility_date.is_empty() {
+        out["compatibility_date"] = json!(settings.compatibility_date);
+    }
     for (key, value) in [
         ("placement", &settings.placement),
         ("limits", &settings.limits),
@@ -514,9 +519,6 @@ fn uploaded_script(
         },
     };
     apply_settings(&mut settings, &upload.metadata)?;
-    if settings.compatibility_date.is_empty() {
-        return Err(invalid("metadata needs `compatibility_date` (YYYY-MM-DD)"));
-    }
     let mut resolved = resolve_bindings(
         upload.metadata.get("bindings").unwrap_or(&json!([])),
         existing,
@@ -768,10 +770,12 @@ fn version_short(version: &Version) -> Value {
 fn version_full(version: &Version) -> Value {
     let mut out = version_short(version);
     let mut runtime = json!({
-        "compatibility_date": version.settings.compatibility_date,
         "compatibility_flags": version.settings.compatibility_flags,
         "usage_model": version.settings.usage_model,
     });
+    if !version.settings.compatibility_date.is_empty() {
+        runtime["compatibility_date"] = json!(version.settings.compatibility_date);
+    }
     if let Some(limits) = &version.settings.limits {
         runtime["limits"] = limits.clone();
     }
@@ -918,6 +922,9 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
     script.bindings = primary.bindings.clone();
     script.secrets = primary.secrets.clone();
     script.main_module = primary.main_module.clone();
+    if !primary.modules.is_empty() {
+        script.modules = primary.modules.clone();
+    }
     let deployment = super::state::Deployment {
         id: uuid::Uuid::new_v4().to_string(),
         created_on: now(),

@@ -444,7 +444,7 @@ fn state_and_d1_rows_survive_a_restart() {
     let run = sandbox.send("POST", &format!("{D1}/{id}/query"), Body::Json(sql));
     assert_eq!(
         run.status, 400,
-        "params bind to every statement that takes them: {}",
+        "params with several statements are refused: {}",
         run.body
     );
     for sql in [
@@ -734,4 +734,184 @@ fn the_command_line_rejects_a_bad_fault_spec_clearly() {
     assert_eq!(output.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&output.stderr);
     assert!(stderr.contains("from 0 to 1"), "{stderr}");
+}
+
+#[test]
+fn uploaded_versions_deploy_gradually_and_roll_back() {
+    let sandbox = TestSandbox::new();
+    let script = format!("{SCRIPTS}/lms-viewer");
+    let serving = sandbox.get(&format!("{script}/versions"))["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let uploaded = sandbox.send(
+        "POST",
+        &format!("{script}/versions"),
+        upload(json!({
+            "main_module": "worker.js",
+            "compatibility_date": "2025-01-15",
+            "bindings": [{"name": "API_ORIGIN", "type": "inherit"}],
+            "annotations": {"workers/message": "canary"},
+        })),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let candidate = uploaded.body["result"]["id"].as_str().unwrap().to_owned();
+    assert_eq!(
+        sandbox.get(&format!("{script}/settings"))["compatibility_date"],
+        "2024-12-01",
+        "an uploaded version is not deployed"
+    );
+    let split = json!({"strategy": "percentage", "versions": [{"version_id": candidate, "percentage": 10}, {"version_id": serving, "percentage": 90}]});
+    let deployed = sandbox.send("POST", &format!("{script}/deployments"), Body::Json(split));
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    assert_eq!(
+        sandbox.get(&format!("{script}/deployments"))["deployments"][0]["versions"][0]["percentage"],
+        10.0
+    );
+    let full = json!({"strategy": "percentage", "versions": [{"version_id": candidate, "percentage": 100}]});
+    assert_eq!(
+        sandbox
+            .send("POST", &format!("{script}/deployments"), Body::Json(full))
+            .status,
+        200
+    );
+    let settings = sandbox.get(&format!("{script}/settings"));
+    assert_eq!(settings["compatibility_date"], "2025-01-15");
+    assert_eq!(
+        settings["bindings"][0]["text"],
+        "https://lms-api.example.workers.dev"
+    );
+    for bad in [
+        json!({"strategy": "percentage", "versions": [{"version_id": candidate, "percentage": 60}]}),
+        json!({"strategy": "immediate", "versions": [{"version_id": candidate, "percentage": 100}]}),
+        json!({"strategy": "percentage", "versions": [{"version_id": "nope", "percentage": 100}]}),
+    ] {
+        assert_eq!(
+            sandbox
+                .send(
+                    "POST",
+                    &format!("{script}/deployments"),
+                    Body::Json(bad.clone())
+                )
+                .status,
+            400,
+            "{bad}"
+        );
+    }
+}
+
+#[test]
+fn workers_dev_subdomains_can_be_read_and_switched() {
+    let sandbox = TestSandbox::new();
+    let path = format!("{SCRIPTS}/lms-api/subdomain");
+    assert_eq!(
+        sandbox.get(&path),
+        json!({"enabled": true, "previews_enabled": true})
+    );
+    let off = sandbox.send("POST", &path, Body::Json(json!({"enabled": false})));
+    assert_eq!(
+        off.body["result"],
+        json!({"enabled": false, "previews_enabled": true})
+    );
+    assert_eq!(sandbox.send("DELETE", &path, Body::None).status, 200);
+    assert_eq!(
+        sandbox.get(&path),
+        json!({"enabled": false, "previews_enabled": false})
+    );
+    let renamed = sandbox.send(
+        "PUT",
+        "/accounts/{account}/workers/subdomain",
+        Body::Json(json!({"subdomain": "lms-example"})),
+    );
+    assert_eq!(renamed.status, 200, "{}", renamed.body);
+    assert_eq!(
+        sandbox.get("/accounts/{account}/workers/subdomain")["subdomain"],
+        "lms-example"
+    );
+}
+
+#[test]
+fn d1_refuses_attach_and_reports_sql_errors_in_the_envelope() {
+    let sandbox = TestSandbox::new();
+    let path = format!("{D1}/{LMS_DB}/query");
+    for sql in [
+        "ATTACH DATABASE '/tmp/elsewhere.db' AS other",
+        "SELEKT 1",
+        "SELECT * FROM missing_table",
+    ] {
+        let answer = sandbox.send("POST", &path, Body::Json(json!({"sql": sql})));
+        assert_eq!(
+            (answer.status, answer.code()),
+            (400, Some(7500)),
+            "{sql}: {}",
+            answer.body
+        );
+    }
+    let answer = sandbox.send(
+        "POST",
+        &path,
+        Body::Json(json!({"sql": "SELECT 1 AS one", "params": []})),
+    );
+    assert_eq!(answer.body["result"][0]["results"], json!([{"one": 1}]));
+}
+
+#[test]
+fn the_sandbox_command_serves_the_seed_in_the_foreground() {
+    use std::io::BufRead;
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+        .args([
+            "--color",
+            "never",
+            "sandbox",
+            "--listen",
+            "127.0.0.1:0",
+            "--token",
+            "only-this",
+        ])
+        .arg("--seed")
+        .arg(crate::support::audited_seed())
+        .arg("--state")
+        .arg(dir.path().join("state.json"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let line = std::io::BufReader::new(stderr)
+        .lines()
+        .map_while(Result::ok)
+        .find(|l| l.contains("CLOUDFLARE_API_BASE_URL="));
+    let base = line
+        .as_deref()
+        .and_then(|l| l.split('=').nth(1))
+        .map(str::to_owned);
+    let answers = base.map(|base| {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        runtime.block_on(async {
+            let client = reqwest::Client::new();
+            let url = format!("{base}/accounts/{ACCOUNT_ID}/d1/database");
+            let right = client
+                .get(&url)
+                .bearer_auth("only-this")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            let wrong = client
+                .get(&url)
+                .bearer_auth("other")
+                .send()
+                .await
+                .unwrap()
+                .status();
+            (right.as_u16(), wrong.as_u16())
+        })
+    });
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(answers, Some((200, 403)));
+    assert!(dir.path().join("state.json").exists());
 }
