@@ -105,4 +105,25 @@ pub enum Error {
     /// `validate` found errors; they were printed before this summary.
     #[error("{0}")]
     ValidationFailed(String),
+    /// A Cloudflare API call failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Cloudflare(#[from] crate::cloudflare::Error),
+    /// The sandbox could not start (address, runtime, thread).
+    #[error("could not start the sandbox: {reason}")]
+    SandboxStart {
+        /// Why.
+        reason: String,
+    },
+    /// A sandbox state or seed file does not describe a valid account.
+    #[error("{} is not a valid sandbox account file: {reason}", path.display())]
+    #[diagnostic(help(
+        "the seed format is the state format; see examples/sandbox/audited-account.json"
+    ))]
+    SandboxState {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong, with the JSON path.
+        reason: String,
+    },
 }

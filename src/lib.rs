@@ -3,9 +3,13 @@
 //! account, `apply` makes the account match.
 
 pub mod cli;
+pub mod cloudflare;
 pub mod error;
 pub mod live;
 pub mod manifest;
+pub mod probe;
+pub mod sandbox;
+pub mod secret;
 
 use std::process::ExitCode;
 

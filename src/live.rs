@@ -2,10 +2,22 @@
 //!
 //! `Live` is plain data: `gather` fills it from the API, `plan::diff` compares it with the
 //! manifest. It holds only what the manifest could ask about, so a diff never needs a second read.
+//!
+//! `gather` reads it in one round trip: the script list, the D1 list and the settings of every
+//! declared Worker go out together (a Worker that does not exist answers 10007 and comes back
+//! absent), with the header probes alongside. Only extra list pages, and the rulesets of zones
+//! that routes name, add a second trip.
 
 use std::collections::{BTreeMap, BTreeSet};
+use std::time::Duration;
 
+use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::cloudflare::{self, Client, Phase, Ruleset, Script, ScriptSettings};
+use crate::manifest::model::Manifest;
+use crate::probe::Prober;
 
 /// What one environment looks like on Cloudflare right now.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -20,6 +32,9 @@ pub struct Live {
     pub d1_databases: Vec<LiveDatabase>,
     /// Header probe results, by worker key (absent when probes were skipped).
     pub probes: BTreeMap<String, Probe>,
+    /// The zones that routes name and that exist, by zone name (empty without routes).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zones: BTreeMap<String, LiveZone>,
     /// A digest of what was read (etags, modification times, version ids), for saved plans.
     pub fingerprint: String,
 }
@@ -71,6 +86,15 @@ impl LiveBinding {
     }
 }
 
+/// A zone that a route names, with its entrypoint rulesets.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LiveZone {
+    /// The zone's id.
+    pub id: String,
+    /// The entrypoint ruleset of each phase lmsinfra manages that has one, by phase name.
+    pub rulesets: BTreeMap<String, Ruleset>,
+}
+
 /// A D1 database on the account.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LiveDatabase {
@@ -98,4 +122,161 @@ pub enum Probe {
         /// Why.
         reason: String,
     },
+}
+
+/// What `gather` reads besides the API.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct GatherOptions {
+    /// Whether to probe the URLs of Workers that have a `headers` block.
+    pub probes: bool,
+    /// How long one probe may take.
+    pub probe_timeout: Duration,
+}
+
+impl Default for GatherOptions {
+    fn default() -> Self {
+        Self {
+            probes: true,
+            probe_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The ruleset phases read for each zone a route names.
+const ZONE_PHASES: [Phase; 1] = [Phase::HttpResponseHeadersTransform];
+
+/// Read the live state of the environment `desired` describes, on the client's account.
+pub async fn gather(
+    desired: &Manifest,
+    client: &Client,
+    options: GatherOptions,
+) -> Result<Live, cloudflare::Error> {
+    let script_names: BTreeSet<&str> = desired.workers.values().map(|w| w.name.as_str()).collect();
+    let zone_names: BTreeSet<&str> = desired
+        .workers
+        .values()
+        .flat_map(|w| w.routes.iter().map(|r| r.zone.as_str()))
+        .collect();
+
+    let api = async {
+        tokio::try_join!(
+            client.list_scripts(),
+            client.list_d1(),
+            try_join_all(script_names.iter().map(|name| async move {
+                Ok::<_, cloudflare::Error>((*name, client.get_settings(name).await?))
+            })),
+            try_join_all(zone_names.iter().map(|name| read_zone(client, name))),
+        )
+    };
+    let probes = async {
+        if !options.probes {
+            return BTreeMap::new();
+        }
+        let prober = Prober::new(options.probe_timeout);
+        let prober = &prober;
+        let probes = desired.workers.iter().filter_map(|(key, worker)| {
+            let url = &worker.headers.as_ref()?.url;
+            Some(async move { (key.clone(), prober.probe(url).await) })
+        });
+        join_all(probes).await.into_iter().collect()
+    };
+    let (api, probes) = tokio::join!(api, probes);
+    let (scripts, databases, settings, zones) = api?;
+
+    let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
+    d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+    let workers: BTreeMap<String, LiveWorker> = settings
+        .into_iter()
+        .filter_map(|(name, settings)| Some((name.to_owned(), live_worker(name, settings?))))
+        .collect();
+    let zones: BTreeMap<String, LiveZone> = zones.into_iter().flatten().collect();
+    let fingerprint = fingerprint(
+        client.account_id(),
+        &scripts,
+        &script_names,
+        &workers,
+        &d1_databases,
+        &zones,
+    );
+    Ok(Live {
+        account_id: client.account_id().to_owned(),
+        scripts: scripts.into_iter().map(|s| s.id).collect(),
+        workers,
+        d1_databases,
+        probes,
+        zones,
+        fingerprint,
+    })
+}
+
+fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
+    LiveWorker {
+        name: name.to_owned(),
+        compatibility_date: settings.compatibility_date,
+        compatibility_flags: settings.compatibility_flags,
+        bindings: settings.bindings.iter().map(|b| b.to_live()).collect(),
+    }
+}
+
+/// A zone by name and its rulesets; `None` when no zone has that name.
+async fn read_zone(
+    client: &Client,
+    name: &str,
+) -> Result<Option<(String, LiveZone)>, cloudflare::Error> {
+    let Some(zone) = client
+        .list_zones(Some(name))
+        .await?
+        .into_iter()
+        .find(|zone| zone.name == name)
+    else {
+        return Ok(None);
+    };
+    let zone_id = zone.id.as_str();
+    let rulesets = try_join_all(ZONE_PHASES.map(|phase| async move {
+        Ok::<_, cloudflare::Error>((phase, client.get_ruleset(zone_id, phase).await?))
+    }))
+    .await?;
+    let rulesets = rulesets
+        .into_iter()
+        .filter_map(|(phase, ruleset)| Some((phase.as_str().to_owned(), ruleset?)))
+        .collect();
+    Ok(Some((
+        name.to_owned(),
+        LiveZone {
+            id: zone.id,
+            rulesets,
+        },
+    )))
+}
+
+/// A digest of everything a plan depends on: which scripts exist, the declared scripts'
+/// etags and modification times, their settings, the D1 list and the zones' rulesets. Probes
+/// are left out (they are not state a plan changes), and so are the etags of scripts the
+/// manifest does not declare, so unrelated deploys do not make a saved plan stale.
+fn fingerprint(
+    account_id: &str,
+    scripts: &[Script],
+    declared: &BTreeSet<&str>,
+    workers: &BTreeMap<String, LiveWorker>,
+    d1_databases: &[LiveDatabase],
+    zones: &BTreeMap<String, LiveZone>,
+) -> String {
+    let mut names: Vec<&str> = scripts.iter().map(|s| s.id.as_str()).collect();
+    names.sort_unstable();
+    let mut versions: Vec<(&str, Option<&str>, Option<&str>)> = scripts
+        .iter()
+        .filter(|s| declared.contains(s.id.as_str()))
+        .map(|s| (s.id.as_str(), s.etag.as_deref(), s.modified_on.as_deref()))
+        .collect();
+    versions.sort_unstable();
+    let read = serde_json::json!({
+        "account_id": account_id,
+        "scripts": names,
+        "script_versions": versions,
+        "workers": workers,
+        "d1_databases": d1_databases,
+        "zones": zones,
+    });
+    let digest = Sha256::digest(read.to_string().as_bytes());
+    format!("sha256:{}", hex::encode(digest))
 }

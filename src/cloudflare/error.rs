@@ -1,0 +1,287 @@
+//! What can go wrong talking to Cloudflare, with enough context (method, path, code) to act on,
+//! and a hint for the errors users actually meet: a token without the right permission, a
+//! Worker that was never deployed, a base URL that does not point at the API, rate limits.
+
+use std::fmt;
+
+use reqwest::Method;
+
+use super::envelope::ApiMessage;
+
+/// An error from the Cloudflare API client.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// No token was given.
+    #[error("no Cloudflare API token")]
+    #[diagnostic(help("set CLOUDFLARE_API_TOKEN (a token with Workers Scripts Edit and D1 Edit)"))]
+    TokenMissing,
+    /// The token cannot be sent in an HTTP header (a stray newline or non-ASCII character).
+    #[error("the Cloudflare API token contains characters that cannot be sent in an HTTP header")]
+    #[diagnostic(help("check CLOUDFLARE_API_TOKEN for stray quotes, spaces or line breaks"))]
+    TokenInvalid,
+    /// No account id was given.
+    #[error("no Cloudflare account id")]
+    #[diagnostic(help("set CLOUDFLARE_ACCOUNT_ID or `account_id` in the manifest"))]
+    AccountMissing,
+    /// The base URL does not parse or is not http(s).
+    #[error("the Cloudflare API base URL `{url}` is not a valid http(s) URL")]
+    #[diagnostic(help("CLOUDFLARE_API_BASE_URL looks like https://api.cloudflare.com/client/v4"))]
+    BaseUrlInvalid {
+        /// The URL as given.
+        url: String,
+    },
+    /// The base URL would send the token in clear text to a host other than this machine.
+    #[error("refusing to send the API token over plain http to `{host}`")]
+    #[diagnostic(help(
+        "use an https:// CLOUDFLARE_API_BASE_URL; plain http is allowed only for loopback (127.0.0.0/8, ::1, localhost)"
+    ))]
+    BaseUrlInsecure {
+        /// The host the URL names.
+        host: String,
+    },
+    /// The HTTP client could not be built (TLS setup).
+    #[error("could not set up the HTTP client")]
+    ClientBuild(#[source] reqwest::Error),
+    /// Cloudflare answered with an error envelope (or an error status without one).
+    #[error("{method} {path} failed with HTTP {status}: {}", describe(errors))]
+    Api {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// The HTTP status.
+        status: u16,
+        /// The envelope's errors (empty when the body was not an envelope).
+        errors: Vec<ApiMessage>,
+        /// How many times the request was retried before this answer.
+        retries: u32,
+        /// What to do about it, for codes with a known cause.
+        #[help]
+        hint: Option<String>,
+    },
+    /// The request never got an answer (connection refused or reset, timeout).
+    #[error("{method} {path} failed after {retries} retries: {source}")]
+    Transport {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// How many times the request was retried.
+        retries: u32,
+        /// Why.
+        #[source]
+        source: reqwest::Error,
+    },
+    /// The answer was not the shape the API documents.
+    #[error("{method} {path} answered something lmsinfra cannot read: {detail}")]
+    Decode {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// What did not match (a field path and the mismatch).
+        detail: String,
+    },
+}
+
+fn describe(errors: &[ApiMessage]) -> String {
+    if errors.is_empty() {
+        return "no error details".to_owned();
+    }
+    errors
+        .iter()
+        .map(|e| format!("{} ({})", e.message, e.code))
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
+impl Error {
+    /// The first Cloudflare error code, when the API sent one.
+    pub fn error_code(&self) -> Option<u32> {
+        match self {
+            Self::Api { errors, .. } => errors.first().map(|e| e.code),
+            _ => None,
+        }
+    }
+
+    /// The HTTP status, when the API answered.
+    pub fn status(&self) -> Option<u16> {
+        match self {
+            Self::Api { status, .. } => Some(*status),
+            _ => None,
+        }
+    }
+
+    /// Whether the API says the resource does not exist (HTTP 404, or Worker code 10007).
+    pub fn is_not_found(&self) -> bool {
+        self.status() == Some(404) || self.has_code(WORKER_NOT_FOUND)
+    }
+
+    pub(crate) fn has_code(&self, code: u32) -> bool {
+        matches!(self, Self::Api { errors, .. } if errors.iter().any(|e| e.code == code))
+    }
+}
+
+/// "This Worker does not exist on your account."
+pub(crate) const WORKER_NOT_FOUND: u32 = 10007;
+
+/// The hint shown with an API error, chosen by error code and, for permission errors, by the
+/// API family the path belongs to.
+pub(crate) fn hint(
+    method: &Method,
+    path: &str,
+    status: u16,
+    errors: &[ApiMessage],
+) -> Option<String> {
+    let codes = || errors.iter().map(|e| e.code);
+    if codes().any(|c| c == 10000 || c == 9109) || (errors.is_empty() && status == 403) {
+        let permission = Permission::for_request(method, path);
+        return Some(format!(
+            "the API token lacks a permission this call needs; give it `{permission}` for this account (dash.cloudflare.com → My Profile → API Tokens)"
+        ));
+    }
+    if codes().any(|c| c == WORKER_NOT_FOUND) {
+        return Some(
+            "the Worker does not exist on this account; deploy its code once (wrangler deploy), lmsinfra manages settings, not code"
+                .to_owned(),
+        );
+    }
+    if codes().any(|c| c == 7003) {
+        return Some(
+            "no such API route: check that CLOUDFLARE_API_BASE_URL ends in /client/v4 and that the account id is the 32-character id from the dashboard"
+                .to_owned(),
+        );
+    }
+    if status == 429 || codes().any(|c| c == 971 || c == 10429) {
+        return Some(
+            "rate limited: Cloudflare allows 1,200 requests per 5 minutes per user, shared with the dashboard and other tools; wait a few minutes or lower --concurrency"
+                .to_owned(),
+        );
+    }
+    None
+}
+
+/// The token permission a request needs, named as the dashboard names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Permission {
+    WorkersScriptsRead,
+    WorkersScriptsEdit,
+    D1Read,
+    D1Edit,
+    ZoneRead,
+    ZoneTransformRulesEdit,
+    AccountSettingsRead,
+}
+
+impl Permission {
+    fn for_request(method: &Method, path: &str) -> Self {
+        let read = *method == Method::GET;
+        if path.contains("/rulesets") {
+            Self::ZoneTransformRulesEdit
+        } else if path.starts_with("/zones") {
+            Self::ZoneRead
+        } else if path.contains("/d1/") || path.ends_with("/d1") {
+            if read { Self::D1Read } else { Self::D1Edit }
+        } else if path.contains("/workers/") {
+            if read {
+                Self::WorkersScriptsRead
+            } else {
+                Self::WorkersScriptsEdit
+            }
+        } else {
+            Self::AccountSettingsRead
+        }
+    }
+}
+
+impl fmt::Display for Permission {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::WorkersScriptsRead => "Workers Scripts Read",
+            Self::WorkersScriptsEdit => "Workers Scripts Edit",
+            Self::D1Read => "D1 Read",
+            Self::D1Edit => "D1 Edit",
+            Self::ZoneRead => "Zone Read",
+            Self::ZoneTransformRulesEdit => "Zone Transform Rules Edit",
+            Self::AccountSettingsRead => "Account Settings Read",
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn message(code: u32) -> Vec<ApiMessage> {
+        vec![ApiMessage {
+            code,
+            message: "Authentication error".to_owned(),
+        }]
+    }
+
+    #[test]
+    fn permission_hint_names_the_permission_of_the_api_family() {
+        let cases = [
+            (
+                Method::GET,
+                "/accounts/a/workers/scripts/x/settings",
+                "Workers Scripts Read",
+            ),
+            (
+                Method::PATCH,
+                "/accounts/a/workers/scripts/x/settings",
+                "Workers Scripts Edit",
+            ),
+            (Method::GET, "/accounts/a/d1/database", "D1 Read"),
+            (Method::POST, "/accounts/a/d1/database", "D1 Edit"),
+            (
+                Method::PUT,
+                "/zones/z/rulesets/phases/p/entrypoint",
+                "Zone Transform Rules Edit",
+            ),
+        ];
+        for (method, path, permission) in cases {
+            for code in [10000, 9109] {
+                let hint = hint(&method, path, 403, &message(code)).unwrap();
+                assert!(hint.contains(permission), "{method} {path}: {hint}");
+            }
+        }
+    }
+
+    #[test]
+    fn worker_missing_and_bad_route_and_rate_limit_have_hints() {
+        let path = "/accounts/a/workers/scripts/x/settings";
+        assert!(
+            hint(&Method::GET, path, 404, &message(10007))
+                .unwrap()
+                .contains("deploy")
+        );
+        assert!(
+            hint(&Method::GET, path, 400, &message(7003))
+                .unwrap()
+                .contains("/client/v4")
+        );
+        assert!(
+            hint(&Method::GET, path, 429, &[])
+                .unwrap()
+                .contains("1,200")
+        );
+        assert_eq!(hint(&Method::GET, path, 400, &message(10021)), None);
+    }
+
+    #[test]
+    fn api_error_message_carries_method_path_and_code() {
+        let err = Error::Api {
+            method: Method::GET,
+            path: "/accounts/a/d1/database".to_owned(),
+            status: 403,
+            errors: message(10000),
+            retries: 0,
+            hint: None,
+        };
+        let text = err.to_string();
+        assert!(text.contains("GET /accounts/a/d1/database"), "{text}");
+        assert!(text.contains("10000"), "{text}");
+        assert_eq!(err.error_code(), Some(10000));
+    }
+}

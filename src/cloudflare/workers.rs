@@ -1,0 +1,376 @@
+//! Worker scripts: the script list, versioned settings (bindings and compatibility), secrets,
+//! versions and deployments.
+//!
+//! lmsinfra changes settings, never code, so the only writes are a settings PATCH and a secret
+//! PUT. A PATCH that carries `bindings` replaces the whole list, so [`Binding::Inherit`] exists
+//! for the caller to keep what it does not mean to change.
+
+use reqwest::Method;
+use serde::{Deserialize, Serialize};
+
+use super::{Body, Call, Client, Error};
+use crate::secret::Secret;
+
+/// A Worker script, as the script list shows it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Script {
+    /// The script's name.
+    pub id: String,
+    /// Changes whenever the script's content changes.
+    #[serde(default)]
+    pub etag: Option<String>,
+    /// When the script was created.
+    #[serde(default)]
+    pub created_on: Option<String>,
+    /// When the script last changed.
+    #[serde(default)]
+    pub modified_on: Option<String>,
+}
+
+/// A script's versioned settings as `GET …/settings` returns them (other fields tolerated).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptSettings {
+    /// Every binding, secrets included (without values).
+    pub bindings: Vec<Binding>,
+    /// The compatibility date, when set.
+    #[serde(default)]
+    pub compatibility_date: Option<String>,
+    /// The compatibility flags.
+    #[serde(default)]
+    pub compatibility_flags: Vec<String>,
+}
+
+/// A settings change: only the fields that are `Some` are sent. `bindings`, when sent,
+/// replaces the whole list: name every binding and secret to keep as [`Binding::Inherit`].
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct SettingsPatch {
+    /// The complete new binding list.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub bindings: Option<Vec<Binding>>,
+    /// The new compatibility date.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatibility_date: Option<String>,
+    /// The new compatibility flags.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub compatibility_flags: Option<Vec<String>>,
+}
+
+/// A Worker binding, in settings answers and in settings changes. Kinds lmsinfra does not
+/// manage are kept whole in [`Binding::Other`].
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Binding {
+    /// A D1 database.
+    D1 {
+        /// The name the code sees.
+        name: String,
+        /// The database's uuid (`id` is the deprecated spelling).
+        #[serde(alias = "id")]
+        database_id: String,
+    },
+    /// A plain-text variable.
+    PlainText {
+        /// The name the code sees.
+        name: String,
+        /// The value.
+        text: String,
+    },
+    /// A secret; answers never carry its value, and changes never send one (secrets are set
+    /// with [`Client::put_secret`]).
+    SecretText {
+        /// The name the code sees.
+        name: String,
+    },
+    /// A Workers KV namespace.
+    KvNamespace {
+        /// The name the code sees.
+        name: String,
+        /// The namespace id.
+        namespace_id: String,
+    },
+    /// An R2 bucket.
+    R2Bucket {
+        /// The name the code sees.
+        name: String,
+        /// The bucket.
+        bucket_name: String,
+        /// The bucket's jurisdiction.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        jurisdiction: Option<String>,
+    },
+    /// Another Worker.
+    Service {
+        /// The name the code sees.
+        name: String,
+        /// The Worker's script name.
+        service: String,
+        /// The Worker's environment (legacy).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        environment: Option<String>,
+        /// The named entrypoint.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        entrypoint: Option<String>,
+    },
+    /// In a change only: keep this binding as the latest version has it.
+    Inherit {
+        /// The name the code sees.
+        name: String,
+        /// The name it had before, when it is being renamed.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        old_name: Option<String>,
+        /// The version to inherit from (`latest` when absent).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        version_id: Option<String>,
+    },
+    /// Any other kind, kept as Cloudflare sent it.
+    #[serde(untagged)]
+    Other(OtherBinding),
+}
+
+/// A binding of a kind lmsinfra does not model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct OtherBinding {
+    /// The name the code sees.
+    pub name: String,
+    /// Cloudflare's binding type.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// The remaining fields.
+    #[serde(flatten)]
+    pub fields: serde_json::Map<String, serde_json::Value>,
+}
+
+impl Binding {
+    /// Keep the binding or secret called `name` unchanged in a settings change.
+    pub fn inherit(name: impl Into<String>) -> Self {
+        Self::Inherit {
+            name: name.into(),
+            old_name: None,
+            version_id: None,
+        }
+    }
+
+    /// The name the code sees.
+    pub fn name(&self) -> &str {
+        match self {
+            Self::D1 { name, .. }
+            | Self::PlainText { name, .. }
+            | Self::SecretText { name }
+            | Self::KvNamespace { name, .. }
+            | Self::R2Bucket { name, .. }
+            | Self::Service { name, .. }
+            | Self::Inherit { name, .. } => name,
+            Self::Other(other) => &other.name,
+        }
+    }
+
+    /// This binding as `LiveBinding` holds it: name, type, and every other field.
+    pub fn to_live(&self) -> crate::live::LiveBinding {
+        let mut fields = match serde_json::to_value(self) {
+            Ok(serde_json::Value::Object(fields)) => fields,
+            _ => serde_json::Map::new(),
+        };
+        let kind = match fields.remove("type") {
+            Some(serde_json::Value::String(kind)) => kind,
+            _ => String::new(),
+        };
+        fields.remove("name");
+        crate::live::LiveBinding {
+            name: self.name().to_owned(),
+            kind,
+            fields,
+        }
+    }
+}
+
+/// A secret's name and type, as the secrets list shows them (never a value).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecretInfo {
+    /// The secret's name.
+    pub name: String,
+    /// `secret_text` or `secret_key`.
+    #[serde(rename = "type")]
+    pub kind: String,
+}
+
+/// One version of a Worker.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    /// The version id.
+    pub id: String,
+    /// The version's sequence number.
+    #[serde(default)]
+    pub number: Option<u64>,
+    /// Who made it and when, as Cloudflare sent it.
+    #[serde(default)]
+    pub metadata: serde_json::Value,
+}
+
+/// A deployment: which versions serve traffic, in what proportion.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The deployment id.
+    pub id: String,
+    /// When it was made.
+    #[serde(default)]
+    pub created_on: Option<String>,
+    /// The versions it routes to.
+    pub versions: Vec<DeploymentVersion>,
+}
+
+/// A version's share of a deployment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeploymentVersion {
+    /// The version id.
+    pub version_id: String,
+    /// Its share of traffic, in percent.
+    pub percentage: f64,
+}
+
+#[derive(Deserialize)]
+struct Deployments {
+    deployments: Vec<Deployment>,
+}
+
+impl Client {
+    /// Every Worker script on the account (the list is not paged).
+    pub async fn list_scripts(&self) -> Result<Vec<Script>, Error> {
+        self.call(Call::get(self.account_url(&["workers", "scripts"])))
+            .await
+    }
+
+    /// A script's settings; `None` when the Worker does not exist (code 10007).
+    pub async fn get_settings(&self, script: &str) -> Result<Option<ScriptSettings>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "settings"]);
+        match self.call(Call::get(url)).await {
+            Ok(settings) => Ok(Some(settings)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Change a script's settings (multipart, one `settings` part); returns them as changed.
+    pub async fn patch_settings(
+        &self,
+        script: &str,
+        settings: &SettingsPatch,
+    ) -> Result<ScriptSettings, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "settings"]);
+        let json = serde_json::to_string(settings).map_err(|err| Error::Decode {
+            method: Method::PATCH,
+            path: self.display_path(&url),
+            detail: err.to_string(),
+        })?;
+        self.call(Call::with(Method::PATCH, url, Body::SettingsForm(json)))
+            .await
+    }
+
+    /// The names of a script's secrets.
+    pub async fn list_secrets(&self, script: &str) -> Result<Vec<SecretInfo>, Error> {
+        self.call(Call::get(
+            self.account_url(&["workers", "scripts", script, "secrets"]),
+        ))
+        .await
+    }
+
+    /// Create or replace a secret (this makes a new version and deploys it).
+    pub async fn put_secret(&self, script: &str, name: &str, value: &Secret) -> Result<(), Error> {
+        let url = self.account_url(&["workers", "scripts", script, "secrets"]);
+        let body = serde_json::json!({"name": name, "text": value.expose(), "type": "secret_text"});
+        let _: SecretInfo = self
+            .call(Call::with(Method::PUT, url, Body::Json(body)))
+            .await?;
+        Ok(())
+    }
+
+    /// Every version of a script, newest first.
+    pub async fn list_versions(&self, script: &str) -> Result<Vec<Version>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "versions"]);
+        self.call_pages(url, 100).await
+    }
+
+    /// A script's deployments; the first one serves traffic.
+    pub async fn list_deployments(&self, script: &str) -> Result<Vec<Deployment>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "deployments"]);
+        let list: Deployments = self.call(Call::get(url)).await?;
+        Ok(list.deployments)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+
+    #[test]
+    fn settings_read_known_and_unknown_bindings() {
+        let settings: ScriptSettings = serde_json::from_value(json!({
+            "bindings": [
+                {"type": "d1", "name": "DB", "id": "uuid-1"},
+                {"type": "secret_text", "name": "TOKEN"},
+                {"type": "queue", "name": "Q", "queue_name": "jobs"},
+                {"type": "plain_text", "name": "MODE", "text": "prod"}
+            ],
+            "compatibility_date": "2024-12-01",
+            "usage_model": "standard",
+            "placement": {}
+        }))
+        .unwrap();
+        assert_eq!(
+            settings.bindings[0],
+            Binding::D1 {
+                name: "DB".into(),
+                database_id: "uuid-1".into()
+            }
+        );
+        let Binding::Other(queue) = &settings.bindings[2] else {
+            panic!("queue is not modelled")
+        };
+        assert_eq!(queue.kind, "queue");
+        assert_eq!(queue.fields["queue_name"], "jobs");
+        assert!(settings.compatibility_flags.is_empty());
+        let live = settings.bindings[2].to_live();
+        assert_eq!((live.name.as_str(), live.kind.as_str()), ("Q", "queue"));
+        assert_eq!(live.fields.len(), 1);
+        assert!(settings.bindings[1].to_live().is_secret());
+    }
+
+    #[test]
+    fn settings_without_bindings_are_refused() {
+        assert!(
+            serde_json::from_value::<ScriptSettings>(json!({"compatibility_date": "x"})).is_err()
+        );
+    }
+
+    #[test]
+    fn a_patch_can_keep_bindings_it_does_not_change() {
+        let patch = SettingsPatch {
+            bindings: Some(vec![
+                Binding::inherit("TALLY_WEBHOOK_SECRET"),
+                Binding::PlainText {
+                    name: "MODE".into(),
+                    text: "prod".into(),
+                },
+                Binding::Other(OtherBinding {
+                    name: "Q".into(),
+                    kind: "queue".into(),
+                    fields: json!({"queue_name": "jobs"}).as_object().unwrap().clone(),
+                }),
+            ]),
+            compatibility_date: None,
+            compatibility_flags: Some(vec!["nodejs_compat".into()]),
+        };
+        assert_eq!(
+            serde_json::to_value(&patch).unwrap(),
+            json!({
+                "bindings": [
+                    {"type": "inherit", "name": "TALLY_WEBHOOK_SECRET"},
+                    {"type": "plain_text", "name": "MODE", "text": "prod"},
+                    {"name": "Q", "type": "queue", "queue_name": "jobs"}
+                ],
+                "compatibility_flags": ["nodejs_compat"]
+            })
+        );
+    }
+}

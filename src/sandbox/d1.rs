@@ -1,0 +1,364 @@
+//! D1 databases, backed by real SQLite files so `query` and `raw` run real SQL.
+//!
+//! Each database is `<state file>.d1/<uuid>.sqlite` next to the state file, or an in-memory
+//! SQLite database when the sandbox keeps no state file. The list's `name` filter matches
+//! names that *contain* the text, like a search box, so clients must not treat it as an exact
+//! lookup.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use axum::http::StatusCode;
+use rusqlite::fallible_iterator::FallibleIterator;
+use rusqlite::types::ValueRef;
+use rusqlite::{Connection, OpenFlags};
+use serde_json::{Map, Value, json};
+
+use super::envelope::{ApiError, Reply};
+use super::request::Call;
+use super::state::{Database, now};
+use super::world::World;
+
+const LOCATION_HINTS: [&str; 6] = ["wnam", "enam", "weur", "eeur", "apac", "oc"];
+const JURISDICTIONS: [&str; 2] = ["eu", "fedramp"];
+/// D1's limit on one SQL statement.
+const MAX_SQL_BYTES: usize = 100_000;
+
+/// The open SQLite connections, by database uuid.
+#[derive(Debug)]
+pub(crate) struct Files {
+    dir: Option<PathBuf>,
+    open: HashMap<String, Connection>,
+}
+
+impl Files {
+    /// D1 files live in `dir`; `None` keeps them in memory.
+    pub(crate) fn new(dir: Option<PathBuf>) -> Files {
+        Files {
+            dir,
+            open: HashMap::new(),
+        }
+    }
+
+    /// The folder for the D1 files of a state file.
+    pub(crate) fn dir_for(state: &Path) -> PathBuf {
+        let mut name = state.file_name().unwrap_or_default().to_os_string();
+        name.push(".d1");
+        state.with_file_name(name)
+    }
+
+    fn connection(&mut self, uuid: &str) -> Result<&Connection, ApiError> {
+        if !self.open.contains_key(uuid) {
+            let conn = match &self.dir {
+                Some(dir) => {
+                    std::fs::create_dir_all(dir).map_err(internal)?;
+                    Connection::open_with_flags(
+                        dir.join(format!("{uuid}.sqlite")),
+                        OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_CREATE,
+                    )
+                }
+                None => Connection::open_in_memory(),
+            }
+            .map_err(internal)?;
+            // D1 refuses ATTACH; here it would also let a client write files anywhere.
+            conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
+                .map_err(internal)?;
+            self.open.insert(uuid.to_owned(), conn);
+        }
+        Ok(&self.open[uuid])
+    }
+
+    fn remove(&mut self, uuid: &str) {
+        self.open.remove(uuid);
+        if let Some(dir) = &self.dir {
+            let _ = std::fs::remove_file(dir.join(format!("{uuid}.sqlite")));
+        }
+    }
+}
+
+fn internal(e: impl std::fmt::Display) -> ApiError {
+    tracing::error!("D1 file error: {e}");
+    ApiError::new(
+        StatusCode::INTERNAL_SERVER_ERROR,
+        7500,
+        "Internal error in the D1 storage layer",
+    )
+}
+
+fn not_found(id: &str) -> ApiError {
+    ApiError::not_found(7404, format!("The database {id} could not be found"))
+}
+
+fn summary(db: &Database) -> Value {
+    json!({
+        "uuid": db.uuid,
+        "name": db.name,
+        "created_at": db.created_at,
+        "version": "production",
+        "jurisdiction": db.jurisdiction,
+    })
+}
+
+/// A D1 name: lowercase letters, digits, dashes and underscores, at most 64 characters.
+fn valid_name(name: &str) -> bool {
+    (1..=64).contains(&name.len())
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
+}
+
+/// `GET /accounts/{a}/d1/database`: page 1, 1000 per page by default, at most 10000.
+pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
+    let page = call.page(1000, 10000)?;
+    let filter = call.query("name");
+    let all: Vec<Value> = world
+        .state
+        .account
+        .d1_databases
+        .iter()
+        .filter(|db| filter.is_none_or(|f| db.name.contains(f)))
+        .map(summary)
+        .collect();
+    Ok(Reply::page(page.slice(&all), &page, all.len()))
+}
+
+/// `POST /accounts/{a}/d1/database`.
+pub(crate) fn create(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let body = call.json_object()?;
+    let name = body.get("name").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request(
+            7400,
+            "The request is malformed: `name` (string) is required",
+        )
+    })?;
+    if !valid_name(name) {
+        return Err(ApiError::bad_request(
+            7400,
+            format!(
+                "Invalid database name `{name}`: use 1 to 64 lowercase letters, digits, dashes or underscores"
+            ),
+        ));
+    }
+    let optional = |key: &str, allowed: &[&str]| -> Result<Option<String>, ApiError> {
+        match body.get(key) {
+            None | Some(Value::Null) => Ok(None),
+            Some(Value::String(s)) if allowed.contains(&s.as_str()) => Ok(Some(s.clone())),
+            Some(other) => Err(ApiError::bad_request(
+                7400,
+                format!(
+                    "Invalid `{key}` {other}: expected one of {}",
+                    allowed.join(", ")
+                ),
+            )),
+        }
+    };
+    let primary_location_hint = optional("primary_location_hint", &LOCATION_HINTS)?;
+    let jurisdiction = optional("jurisdiction", &JURISDICTIONS)?;
+    if world
+        .state
+        .account
+        .d1_databases
+        .iter()
+        .any(|db| db.name == name)
+    {
+        return Err(ApiError::bad_request(
+            7502,
+            "A database with that name already exists",
+        ));
+    }
+    let db = Database {
+        uuid: uuid::Uuid::new_v4().to_string(),
+        name: name.to_owned(),
+        created_at: now(),
+        primary_location_hint,
+        jurisdiction,
+    };
+    world.d1.connection(&db.uuid)?;
+    let reply = Reply::ok(summary(&db));
+    world.state.account.d1_databases.push(db);
+    world.save()?;
+    Ok(reply)
+}
+
+fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
+    world
+        .state
+        .account
+        .d1_databases
+        .iter()
+        .find(|db| db.uuid == id)
+        .ok_or_else(|| not_found(id))
+}
+
+/// `GET /accounts/{a}/d1/database/{id}`: the details, with live table count and file size.
+pub(crate) fn get(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let db = find(world, call.param(1))?.clone();
+    let conn = world.d1.connection(&db.uuid)?;
+    let num_tables: i64 = conn
+        .query_row(
+            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+            [],
+            |row| row.get(0),
+        )
+        .map_err(internal)?;
+    let mut details = summary(&db);
+    details["num_tables"] = json!(num_tables);
+    details["file_size"] = json!(file_size(conn)?);
+    details["read_replication"] = json!({"mode": "disabled"});
+    Ok(Reply::ok(details))
+}
+
+fn file_size(conn: &Connection) -> Result<i64, ApiError> {
+    let pages: i64 = conn
+        .query_row("PRAGMA page_count", [], |row| row.get(0))
+        .map_err(internal)?;
+    let size: i64 = conn
+        .query_row("PRAGMA page_size", [], |row| row.get(0))
+        .map_err(internal)?;
+    Ok(pages * size)
+}
+
+/// `DELETE /accounts/{a}/d1/database/{id}`: the database and its file are gone.
+pub(crate) fn delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let id = call.param(1).to_owned();
+    find(world, &id)?;
+    world.state.account.d1_databases.retain(|db| db.uuid != id);
+    world.d1.remove(&id);
+    world.save()?;
+    Ok(Reply::ok(Value::Null))
+}
+
+/// How `query` and `raw` shape each statement's rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Shape {
+    Objects,
+    Arrays,
+}
+
+/// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction.
+pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Reply, ApiError> {
+    let db = find(world, call.param(1))?.clone();
+    let body = call.json_object()?;
+    let sql = body.get("sql").and_then(Value::as_str).ok_or_else(|| {
+        ApiError::bad_request(7400, "The request is malformed: `sql` (string) is required")
+    })?;
+    if sql.len() > MAX_SQL_BYTES {
+        return Err(ApiError::new(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            7400,
+            format!(
+                "SQL is {} bytes; D1 allows at most {MAX_SQL_BYTES}",
+                sql.len()
+            ),
+        ));
+    }
+    let params: Vec<rusqlite::types::Value> = match body.get("params") {
+        None | Some(Value::Null) => Vec::new(),
+        Some(Value::Array(items)) => items.iter().map(to_sql).collect::<Result<_, _>>()?,
+        Some(_) => return Err(ApiError::bad_request(7400, "`params` must be an array")),
+    };
+    let conn = world.d1.connection(&db.uuid)?;
+    let results = execute(conn, sql, &params, shape)
+        .map_err(|e| ApiError::bad_request(7500, format!("{e}: SQLITE_ERROR")))?;
+    Ok(Reply::ok(Value::Array(results)))
+}
+
+fn to_sql(value: &Value) -> Result<rusqlite::types::Value, ApiError> {
+    use rusqlite::types::Value as V;
+    Ok(match value {
+        Value::Null => V::Null,
+        Value::Bool(b) => V::Integer(i64::from(*b)),
+        Value::Number(n) => match n.as_i64() {
+            Some(i) => V::Integer(i),
+            None => V::Real(n.as_f64().unwrap_or_default()),
+        },
+        Value::String(s) => V::Text(s.clone()),
+        _ => {
+            return Err(ApiError::bad_request(
+                7400,
+                "`params` items must be strings, numbers, booleans or null",
+            ));
+        }
+    })
+}
+
+fn execute(
+    conn: &Connection,
+    sql: &str,
+    params: &[rusqlite::types::Value],
+    shape: Shape,
+) -> rusqlite::Result<Vec<Value>> {
+    let tx = conn.unchecked_transaction()?;
+    let mut out = Vec::new();
+    let mut batch = rusqlite::Batch::new(&tx, sql);
+    while let Some(mut stmt) = batch.next()? {
+        let started = Instant::now();
+        let columns: Vec<String> = stmt
+            .column_names()
+            .iter()
+            .map(|c| (*c).to_owned())
+            .collect();
+        let wanted = stmt.parameter_count();
+        if wanted != params.len() && (wanted > 0 || !params.is_empty()) {
+            return Err(rusqlite::Error::InvalidParameterCount(params.len(), wanted));
+        }
+        let before = tx.total_changes();
+        let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
+        let mut objects = Vec::new();
+        let mut arrays = Vec::new();
+        while let Some(row) = rows.next()? {
+            let mut values = Vec::with_capacity(columns.len());
+            for i in 0..columns.len() {
+                values.push(to_json(row.get_ref(i)?));
+            }
+            match shape {
+                Shape::Objects => objects.push(Value::Object(
+                    columns.iter().cloned().zip(values).collect::<Map<_, _>>(),
+                )),
+                Shape::Arrays => arrays.push(Value::Array(values)),
+            }
+        }
+        drop(rows);
+        let changes = tx.total_changes() - before;
+        let rows_read = objects.len().max(arrays.len());
+        let results = match shape {
+            Shape::Objects => Value::Array(objects),
+            Shape::Arrays => json!({"columns": columns, "rows": arrays}),
+        };
+        let duration = started.elapsed().as_secs_f64() * 1000.0;
+        out.push(json!({
+            "results": results,
+            "success": true,
+            "meta": {
+                "served_by": "sandbox",
+                "served_by_region": "WEUR",
+                "served_by_primary": true,
+                "timings": {"sql_duration_ms": duration},
+                "duration": duration,
+                "changes": changes,
+                "last_row_id": tx.last_insert_rowid(),
+                "changed_db": changes > 0,
+                "size_after": 0,
+                "rows_read": rows_read,
+                "rows_written": changes,
+            },
+        }));
+    }
+    let size_after = file_size(&tx).unwrap_or_default();
+    tx.commit()?;
+    for result in &mut out {
+        result["meta"]["size_after"] = json!(size_after);
+    }
+    Ok(out)
+}
+
+fn to_json(value: ValueRef<'_>) -> Value {
+    match value {
+        ValueRef::Null => Value::Null,
+        ValueRef::Integer(i) => json!(i),
+        ValueRef::Real(f) => json!(f),
+        ValueRef::Text(t) => Value::String(String::from_utf8_lossy(t).into_owned()),
+        ValueRef::Blob(b) => Value::Array(b.iter().map(|byte| json!(byte)).collect()),
+    }
+}

@@ -1,0 +1,269 @@
+//! The sandbox: a local emulator of the Cloudflare API subset lmsinfra uses.
+//!
+//! No machine that builds or tests lmsinfra reaches Cloudflare, so the client, the plan/apply
+//! loop and real third-party clients (`wrangler`, pointed here with `CLOUDFLARE_API_BASE_URL`)
+//! are all exercised against this server instead. It serves `/client/v4` on loopback only,
+//! answers in Cloudflare's envelope with Cloudflare's error codes, keeps its account in a JSON
+//! state file (saved atomically after every change) and each D1 database in a real SQLite file.
+//!
+//! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
+//! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
+//! that fail *after* taking effect (grammar in [`faults`](self::faults)), and the rate limit
+//! mirrors Cloudflare's 1200 requests per five minutes. `GET /__sandbox/stats` counts requests
+//! per route and status; `POST /__sandbox/stats/reset` zeroes the counters.
+//!
+//! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
+//! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
+//! be surprised by the real API.
+
+mod auth;
+mod d1;
+mod envelope;
+pub mod faults;
+mod identity;
+mod multipart;
+mod ratelimit;
+mod request;
+mod route;
+mod server;
+mod state;
+mod stats;
+mod workers;
+mod world;
+mod zones;
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::error::Error;
+
+pub use faults::{FaultSpec, FaultSpecError};
+pub use ratelimit::RateLimit;
+pub use stats::Stats;
+
+/// Called once per answered request (dropped connections excepted); tests validate bodies here.
+pub type Observer = Arc<dyn Fn(&Exchange) + Send + Sync>;
+
+/// One request and its answer, as the observer sees it.
+#[derive(Debug, Clone)]
+pub struct Exchange {
+    /// The HTTP method.
+    pub method: String,
+    /// The matched route template, e.g. `/accounts/{account_id}/d1/database`.
+    pub route: Option<String>,
+    /// The operation id in the official schema, when the route matched.
+    pub operation: Option<String>,
+    /// The HTTP status.
+    pub status: u16,
+    /// The JSON body sent.
+    pub body: Value,
+}
+
+/// How to run a sandbox.
+#[derive(Clone, Default)]
+pub struct SandboxConfig {
+    /// Where to listen; `None` picks a free port on 127.0.0.1. Must be a loopback address.
+    pub listen: Option<SocketAddr>,
+    /// The state file; `None` keeps everything in memory.
+    pub state: Option<PathBuf>,
+    /// The account to start from when the state file does not exist yet.
+    pub seed: Option<PathBuf>,
+    /// Extra delay before every answer.
+    pub latency: Duration,
+    /// Faults to inject.
+    pub faults: Option<FaultSpec>,
+    /// The only token accepted; any non-empty token when `None`.
+    pub token: Option<String>,
+    /// The per-token rate limit.
+    pub rate_limit: RateLimit,
+    /// Sees every answer.
+    pub observer: Option<Observer>,
+}
+
+impl std::fmt::Debug for SandboxConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SandboxConfig")
+            .field("listen", &self.listen)
+            .field("state", &self.state)
+            .field("seed", &self.seed)
+            .field("latency", &self.latency)
+            .field("faults", &self.faults)
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("rate_limit", &self.rate_limit)
+            .field("observer", &self.observer.is_some())
+            .finish()
+    }
+}
+
+/// A sandbox running on its own thread and runtime; dropping it shuts it down.
+pub struct Sandbox {
+    addr: SocketAddr,
+    app: Arc<server::App>,
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl std::fmt::Debug for Sandbox {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sandbox").field("addr", &self.addr).finish()
+    }
+}
+
+impl Sandbox {
+    /// Load the account, bind, and serve on a background thread.
+    pub fn start(config: SandboxConfig) -> Result<Sandbox, Error> {
+        let listener = bind(config.listen)?;
+        let addr = listener.local_addr().map_err(start_error)?;
+        let app = Arc::new(app(config)?);
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("sandbox")
+            .enable_all()
+            .build()
+            .map_err(start_error)?;
+        let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+        let served = app.clone();
+        let thread = std::thread::Builder::new()
+            .name("sandbox".to_owned())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    match tokio::net::TcpListener::from_std(listener) {
+                        Ok(listener) => {
+                            server::serve(listener, served, async {
+                                let _ = rx.await;
+                            })
+                            .await;
+                        }
+                        Err(e) => tracing::error!("sandbox listener: {e}"),
+                    }
+                });
+                runtime.shutdown_background();
+            })
+            .map_err(start_error)?;
+        Ok(Sandbox {
+            addr,
+            app,
+            shutdown: Some(tx),
+            thread: Some(thread),
+        })
+    }
+
+    /// The API base URL, e.g. `http://127.0.0.1:40123/client/v4`.
+    pub fn base_url(&self) -> String {
+        format!("http://{}/client/v4", self.addr)
+    }
+
+    /// The address the sandbox listens on.
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// The request counters, as `GET /__sandbox/stats` shows them.
+    pub fn stats(&self) -> Stats {
+        self.app.counters.snapshot()
+    }
+}
+
+impl Drop for Sandbox {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// Run a sandbox in the foreground until `shutdown` resolves (for `lmsinfra sandbox`).
+pub async fn run(
+    config: SandboxConfig,
+    shutdown: impl std::future::Future<Output = ()>,
+) -> Result<(), Error> {
+    let listener = bind(config.listen)?;
+    let addr = listener.local_addr().map_err(start_error)?;
+    let app = Arc::new(app(config)?);
+    let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
+    tracing::info!("sandbox listening on http://{addr}/client/v4");
+    anstream::eprintln!("sandbox: CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4");
+    server::serve(listener, app, shutdown).await;
+    Ok(())
+}
+
+fn start_error(e: impl std::fmt::Display) -> Error {
+    Error::SandboxStart {
+        reason: e.to_string(),
+    }
+}
+
+fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
+    let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
+    if !addr.ip().is_loopback() {
+        return Err(Error::SandboxStart {
+            reason: format!(
+                "{addr} is not a loopback address; the sandbox only listens on 127.0.0.1 or ::1"
+            ),
+        });
+    }
+    let listener = std::net::TcpListener::bind(addr).map_err(|e| Error::SandboxStart {
+        reason: format!("could not listen on {addr}: {e}"),
+    })?;
+    listener.set_nonblocking(true).map_err(start_error)?;
+    Ok(listener)
+}
+
+fn app(config: SandboxConfig) -> Result<server::App, Error> {
+    let world = load(config.state.as_deref(), config.seed.as_deref())?;
+    Ok(server::App {
+        world: Mutex::new(world),
+        token: config.token,
+        latency: config.latency,
+        faults: config.faults.map(faults::Injector::new),
+        limiter: ratelimit::Limiter::new(config.rate_limit),
+        counters: stats::Counters::default(),
+        observer: config.observer,
+    })
+}
+
+fn read_account(path: &Path) -> Result<state::State, Error> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::FileRead {
+        path: path.to_owned(),
+        source,
+    })?;
+    state::State::parse(&text).map_err(|reason| Error::SandboxState {
+        path: path.to_owned(),
+        reason,
+    })
+}
+
+/// The state file if it exists, else the seed, else an empty account; saved at once.
+fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, Error> {
+    let existing = state_path.filter(|p| p.exists());
+    let state = match (existing, seed) {
+        (Some(path), _) => read_account(path)?,
+        (None, Some(seed)) => read_account(seed)?,
+        (None, None) => state::State::empty(),
+    };
+    let world = world::World {
+        state,
+        d1: d1::Files::new(state_path.map(d1::Files::dir_for)),
+        state_path: state_path.map(Path::to_owned),
+    };
+    if let Some(path) = state_path {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|source| Error::FileWrite {
+                path: dir.to_owned(),
+                source,
+            })?;
+        }
+        world.state.save(path).map_err(|source| Error::FileWrite {
+            path: path.to_owned(),
+            source,
+        })?;
+    }
+    Ok(world)
+}

@@ -1,0 +1,369 @@
+//! The emulated account, its JSON file, and how it is saved.
+//!
+//! The state file and the seed file share one format, so a seed is simply a state file someone
+//! wrote by hand: versions and deployments may be left out and are created on load. Secret values
+//! never reach this model: a secret is its name (a `secret_text` binding) plus the SHA-256 digest
+//! of its value. Saving writes a temporary file next to the target and renames it over, so a
+//! crash leaves the old state or the new one, never half of either.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use sha2::{Digest, Sha256};
+
+/// Everything the sandbox remembers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct State {
+    pub(crate) account: Account,
+    pub(crate) user: User,
+    #[serde(default)]
+    pub(crate) zones: Vec<Zone>,
+}
+
+/// The one account the sandbox serves.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Account {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created_on: String,
+    /// The account's workers.dev subdomain (`<script>.<subdomain>.workers.dev`).
+    pub(crate) subdomain: Option<String>,
+    #[serde(default)]
+    pub(crate) scripts: BTreeMap<String, Script>,
+    #[serde(default)]
+    pub(crate) d1_databases: Vec<Database>,
+}
+
+/// Who owns user-scoped tokens.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct User {
+    pub(crate) id: String,
+    pub(crate) email: String,
+}
+
+/// A Worker script: what is deployed now, and its history.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Script {
+    pub(crate) created_on: String,
+    pub(crate) modified_on: String,
+    pub(crate) main_module: String,
+    pub(crate) modules: Vec<Module>,
+    pub(crate) settings: Settings,
+    /// Bindings as the API shows them: `secret_text` entries carry no value.
+    pub(crate) bindings: Vec<Value>,
+    /// SHA-256 (hex) of each secret's value, by secret name.
+    #[serde(default)]
+    pub(crate) secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) workers_dev: ScriptSubdomain,
+    /// Oldest first.
+    #[serde(default)]
+    pub(crate) versions: Vec<Version>,
+    /// Oldest first; the last one serves traffic.
+    #[serde(default)]
+    pub(crate) deployments: Vec<Deployment>,
+}
+
+/// One uploaded module part.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Module {
+    pub(crate) name: String,
+    pub(crate) content_type: String,
+    pub(crate) content: String,
+}
+
+/// The versioned settings other than bindings. An empty `compatibility_date` means none was
+/// ever set (wrangler creates draft Workers without one); the API then leaves the field out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Settings {
+    #[serde(default)]
+    pub(crate) compatibility_date: String,
+    #[serde(default)]
+    pub(crate) compatibility_flags: Vec<String>,
+    #[serde(default = "bundled")]
+    pub(crate) usage_model: String,
+    #[serde(default)]
+    pub(crate) logpush: bool,
+    #[serde(default)]
+    pub(crate) tags: Vec<String>,
+    #[serde(default)]
+    pub(crate) tail_consumers: Vec<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) placement: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) limits: Option<Value>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) observability: Option<Value>,
+}
+
+fn bundled() -> String {
+    "bundled".to_owned()
+}
+
+/// A script's workers.dev route switches.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ScriptSubdomain {
+    pub(crate) enabled: bool,
+    pub(crate) previews_enabled: bool,
+}
+
+impl Default for ScriptSubdomain {
+    fn default() -> Self {
+        ScriptSubdomain {
+            enabled: true,
+            previews_enabled: true,
+        }
+    }
+}
+
+/// An immutable snapshot of code and settings.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Version {
+    pub(crate) id: String,
+    pub(crate) number: u64,
+    pub(crate) created_on: String,
+    pub(crate) source: String,
+    pub(crate) etag: String,
+    pub(crate) main_module: String,
+    /// The code, so deploying an older version restores it.
+    #[serde(default)]
+    pub(crate) modules: Vec<Module>,
+    pub(crate) settings: Settings,
+    pub(crate) bindings: Vec<Value>,
+    pub(crate) secrets: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+}
+
+/// Which versions serve traffic, from when.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Deployment {
+    pub(crate) id: String,
+    pub(crate) created_on: String,
+    pub(crate) source: String,
+    /// `(version id, percentage)`.
+    pub(crate) versions: Vec<(String, f64)>,
+    #[serde(default)]
+    pub(crate) message: Option<String>,
+    pub(crate) triggered_by: String,
+}
+
+/// A D1 database; its rows live in a SQLite file, not here.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Database {
+    pub(crate) uuid: String,
+    pub(crate) name: String,
+    pub(crate) created_at: String,
+    #[serde(default)]
+    pub(crate) primary_location_hint: Option<String>,
+    #[serde(default)]
+    pub(crate) jurisdiction: Option<String>,
+}
+
+/// A zone and its phase entrypoint rulesets.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Zone {
+    pub(crate) id: String,
+    pub(crate) name: String,
+    pub(crate) created_on: String,
+    /// By phase.
+    #[serde(default)]
+    pub(crate) rulesets: BTreeMap<String, Ruleset>,
+}
+
+/// A zone entrypoint ruleset (its rules as the API returns them).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Ruleset {
+    pub(crate) id: String,
+    pub(crate) description: String,
+    pub(crate) version: u64,
+    pub(crate) last_updated: String,
+    pub(crate) rules: Vec<Value>,
+}
+
+/// The current time as the API writes it.
+pub(crate) fn now() -> String {
+    jiff::Timestamp::now()
+        .round(jiff::Unit::Microsecond)
+        .unwrap_or_else(|_| jiff::Timestamp::now())
+        .to_string()
+}
+
+/// A fresh random identifier in the 32-hex-digit form Cloudflare uses for tags.
+pub(crate) fn new_tag() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
+}
+
+/// SHA-256 of `bytes`, as lowercase hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+impl State {
+    /// An empty account, for a sandbox started with neither state nor seed.
+    pub(crate) fn empty() -> State {
+        State {
+            account: Account {
+                id: "0123456789abcdef0123456789abcdef".to_owned(),
+                name: "Sandbox Account".to_owned(),
+                created_on: now(),
+                subdomain: None,
+                scripts: BTreeMap::new(),
+                d1_databases: Vec::new(),
+            },
+            user: User {
+                id: "fedcba9876543210fedcba9876543210".to_owned(),
+                email: "sandbox@example.com".to_owned(),
+            },
+            zones: Vec::new(),
+        }
+    }
+
+    /// Parse a state or seed file, then fill in what a hand-written seed may leave out.
+    pub(crate) fn parse(text: &str) -> Result<State, String> {
+        let mut de = serde_json::Deserializer::from_str(text);
+        let mut state: State =
+            serde_path_to_error::deserialize(&mut de).map_err(|err| err.to_string())?;
+        state.complete()?;
+        Ok(state)
+    }
+
+    fn complete(&mut self) -> Result<(), String> {
+        for (name, script) in &mut self.account.scripts {
+            for binding in &script.bindings {
+                if binding["type"] == "secret_text" {
+                    let secret = binding["name"].as_str().unwrap_or_default();
+                    if !script.secrets.contains_key(secret) {
+                        return Err(format!(
+                            "script {name}: secret binding {secret} has no digest in `secrets`"
+                        ));
+                    }
+                }
+            }
+            for secret in script.secrets.keys() {
+                let listed = script
+                    .bindings
+                    .iter()
+                    .any(|b| b["type"] == "secret_text" && b["name"] == secret.as_str());
+                if !listed {
+                    return Err(format!(
+                        "script {name}: secret {secret} has no `secret_text` binding"
+                    ));
+                }
+            }
+            if script.versions.is_empty() {
+                let seeded_on = script.modified_on.clone();
+                script.record_version("api", "upload", None);
+                script.modified_on.clone_from(&seeded_on);
+                if let Some(version) = script.versions.last_mut() {
+                    version.created_on.clone_from(&seeded_on);
+                }
+                if let Some(deployment) = script.deployments.last_mut() {
+                    deployment.created_on = seeded_on;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Write the state to `path` atomically: a temporary file in the same folder, then a rename.
+    pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
+        let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
+        let tmp = temp_path(path);
+        std::fs::write(&tmp, text)?;
+        std::fs::rename(&tmp, path)
+    }
+}
+
+fn temp_path(path: &Path) -> PathBuf {
+    let mut name = path.file_name().unwrap_or_default().to_os_string();
+    name.push(format!(".{}.tmp", std::process::id()));
+    path.with_file_name(name)
+}
+
+impl Script {
+    /// The etag of the current code: a digest over the module names, types and contents.
+    pub(crate) fn code_etag(modules: &[Module]) -> String {
+        let mut hasher = Sha256::new();
+        for module in modules {
+            hasher.update(module.name.as_bytes());
+            hasher.update([0]);
+            hasher.update(module.content_type.as_bytes());
+            hasher.update([0]);
+            hasher.update(module.content.as_bytes());
+            hasher.update([0]);
+        }
+        hex::encode(hasher.finalize())
+    }
+
+    /// Snapshot the current code and settings as a new version and deploy it at 100 %, as
+    /// Cloudflare does for every upload, settings change and secret change.
+    pub(crate) fn record_version(
+        &mut self,
+        source: &str,
+        triggered_by: &str,
+        message: Option<String>,
+    ) -> &Version {
+        let created_on = now();
+        let id = self.push_version(source, message.clone(), &created_on);
+        self.deployments.push(Deployment {
+            id: uuid::Uuid::new_v4().to_string(),
+            created_on: created_on.clone(),
+            source: source.to_owned(),
+            versions: vec![(id, 100.0)],
+            message,
+            triggered_by: triggered_by.to_owned(),
+        });
+        self.modified_on = created_on;
+        self.versions.last().expect("a version was just pushed")
+    }
+
+    /// Snapshot the current code and settings as a new version without deploying it.
+    pub(crate) fn push_version(
+        &mut self,
+        source: &str,
+        message: Option<String>,
+        created_on: &str,
+    ) -> String {
+        let number = self.versions.last().map_or(1, |v| v.number + 1);
+        let id = uuid::Uuid::new_v4().to_string();
+        self.versions.push(Version {
+            id: id.clone(),
+            number,
+            created_on: created_on.to_owned(),
+            source: source.to_owned(),
+            etag: Script::code_etag(&self.modules),
+            main_module: self.main_module.clone(),
+            modules: self.modules.clone(),
+            settings: self.settings.clone(),
+            bindings: self.bindings.clone(),
+            secrets: self.secrets.clone(),
+            message,
+        });
+        id
+    }
+
+    /// The version serving 100 % of traffic, if any.
+    pub(crate) fn deployed_version(&self) -> Option<&str> {
+        let deployment = self.deployments.last()?;
+        deployment
+            .versions
+            .iter()
+            .find(|(_, pct)| *pct >= 100.0)
+            .map(|(id, _)| id.as_str())
+    }
+}

@@ -1,0 +1,34 @@
+//! The mutable heart of the sandbox: the account state, the open D1 files, and where to save.
+
+use std::path::PathBuf;
+
+use axum::http::StatusCode;
+
+use super::d1::Files;
+use super::envelope::ApiError;
+use super::state::State;
+
+/// Everything a handler may read or change, behind one lock.
+#[derive(Debug)]
+pub(crate) struct World {
+    pub(crate) state: State,
+    pub(crate) d1: Files,
+    pub(crate) state_path: Option<PathBuf>,
+}
+
+impl World {
+    /// Save the state file after a change; a failure to save is the sandbox's fault (500).
+    pub(crate) fn save(&self) -> Result<(), ApiError> {
+        let Some(path) = &self.state_path else {
+            return Ok(());
+        };
+        self.state.save(path).map_err(|e| {
+            tracing::error!("could not save sandbox state to {}: {e}", path.display());
+            ApiError::new(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                10002,
+                "Internal error: the sandbox could not save its state",
+            )
+        })
+    }
+}

@@ -1,0 +1,192 @@
+//! Zones and their phase entrypoint rulesets (response header transforms, rate limiting).
+//!
+//! A `PUT` replaces the whole rule list; the server assigns each rule an id, a version and a
+//! time, and bumps the ruleset's version, as Cloudflare does.
+
+use serde_json::{Map, Value, json};
+
+use super::envelope::{ApiError, Reply};
+use super::request::Call;
+use super::state::{Ruleset, State, Zone, new_tag, now};
+use super::world::World;
+
+const PHASES: [&str; 2] = ["http_response_headers_transform", "http_ratelimit"];
+
+fn zone_json(zone: &Zone, state: &State) -> Value {
+    json!({
+        "id": zone.id,
+        "name": zone.name,
+        "status": "active",
+        "paused": false,
+        "type": "full",
+        "development_mode": 0,
+        "name_servers": ["ada.ns.cloudflare.com", "bob.ns.cloudflare.com"],
+        "original_name_servers": [],
+        "original_registrar": null,
+        "original_dnshost": null,
+        "created_on": zone.created_on,
+        "modified_on": zone.created_on,
+        "activated_on": zone.created_on,
+        "meta": {"step": 4, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": false},
+        "owner": {"id": state.user.id, "type": "user", "name": state.user.email},
+        "account": {"id": state.account.id, "name": state.account.name},
+        "permissions": ["#zone:read", "#zone:edit"],
+        "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD", "frequency": "", "is_subscribed": true, "can_subscribe": false, "legacy_id": "free", "legacy_discount": false, "externally_managed": false},
+    })
+}
+
+/// `GET /zones[?name=][&page=&per_page=]`: 20 per page by default, at most 50.
+pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
+    let page = call.page(20, 50)?;
+    let name = call.query("name");
+    let all: Vec<Value> = world
+        .state
+        .zones
+        .iter()
+        .filter(|z| name.is_none_or(|n| z.name == n))
+        .map(|z| zone_json(z, &world.state))
+        .collect();
+    Ok(Reply::page(page.slice(&all), &page, all.len()))
+}
+
+fn phase(call: &Call) -> Result<&str, ApiError> {
+    let phase = call.param(1);
+    if PHASES.contains(&phase) {
+        Ok(phase)
+    } else {
+        Err(ApiError::bad_request(
+            10003,
+            format!(
+                "phase `{phase}` is not supported; supported: {}",
+                PHASES.join(", ")
+            ),
+        ))
+    }
+}
+
+fn zone_mut<'a>(world: &'a mut World, id: &str) -> Result<&'a mut Zone, ApiError> {
+    world
+        .state
+        .zones
+        .iter_mut()
+        .find(|z| z.id == id)
+        .ok_or_else(|| {
+            ApiError::not_found(
+                7003,
+                "Could not route to the zone: it does not exist on this account",
+            )
+        })
+}
+
+fn ruleset_json(ruleset: &Ruleset, phase: &str) -> Value {
+    json!({
+        "id": ruleset.id,
+        "name": "default",
+        "description": ruleset.description,
+        "kind": "zone",
+        "phase": phase,
+        "version": ruleset.version.to_string(),
+        "last_updated": ruleset.last_updated,
+        "rules": ruleset.rules,
+    })
+}
+
+/// `GET /zones/{z}/rulesets/phases/{phase}/entrypoint`.
+pub(crate) fn get(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let phase = phase(call)?.to_owned();
+    let zone = zone_mut(world, call.param(0))?;
+    let ruleset = zone.rulesets.get(&phase).ok_or_else(|| {
+        ApiError::not_found(
+            10003,
+            format!("could not find entrypoint ruleset in the {phase} phase"),
+        )
+    })?;
+    Ok(Reply::ok(ruleset_json(ruleset, &phase)))
+}
+
+/// `PUT /zones/{z}/rulesets/phases/{phase}/entrypoint`: replace the rule list.
+pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let phase = phase(call)?.to_owned();
+    let body = call.json_object()?;
+    let rules = body
+        .get("rules")
+        .and_then(Value::as_array)
+        .ok_or_else(|| ApiError::bad_request(20021, "`rules` (array) is required"))?;
+    let description = match body.get("description") {
+        None => None,
+        Some(Value::String(s)) => Some(s.clone()),
+        Some(_) => {
+            return Err(ApiError::bad_request(
+                20021,
+                "`description` must be a string",
+            ));
+        }
+    };
+    let zone = zone_mut(world, call.param(0))?;
+    let previous = zone.rulesets.get(&phase);
+    let version = previous.map_or(1, |r| r.version + 1);
+    let updated = now();
+    let rules = rules
+        .iter()
+        .map(|rule| checked_rule(rule, &phase, version, &updated))
+        .collect::<Result<Vec<_>, _>>()?;
+    let ruleset = Ruleset {
+        id: previous.map_or_else(new_tag, |r| r.id.clone()),
+        description: description
+            .unwrap_or_else(|| previous.map(|r| r.description.clone()).unwrap_or_default()),
+        version,
+        last_updated: updated,
+        rules,
+    };
+    let reply = ruleset_json(&ruleset, &phase);
+    zone.rulesets.insert(phase, ruleset);
+    world.save()?;
+    Ok(Reply::ok(reply))
+}
+
+fn checked_rule(rule: &Value, phase: &str, version: u64, updated: &str) -> Result<Value, ApiError> {
+    let bad = |why: &str| ApiError::bad_request(20021, format!("invalid rule: {why}"));
+    let object: &Map<String, Value> = rule
+        .as_object()
+        .ok_or_else(|| bad("each rule must be an object"))?;
+    let action = object
+        .get("action")
+        .and_then(Value::as_str)
+        .ok_or_else(|| bad("`action` is required"))?;
+    let allowed: &[&str] = match phase {
+        "http_response_headers_transform" => &["rewrite"],
+        _ => &[
+            "block",
+            "challenge",
+            "js_challenge",
+            "managed_challenge",
+            "log",
+        ],
+    };
+    if !allowed.contains(&action) {
+        return Err(bad(&format!(
+            "action `{action}` is not allowed in {phase}; allowed: {}",
+            allowed.join(", ")
+        )));
+    }
+    if object
+        .get("expression")
+        .and_then(Value::as_str)
+        .is_none_or(|e| e.trim().is_empty())
+    {
+        return Err(bad("`expression` must be a non-empty string"));
+    }
+    if phase == "http_ratelimit" && !object.get("ratelimit").is_some_and(Value::is_object) {
+        return Err(bad("rules in http_ratelimit need a `ratelimit` object"));
+    }
+    let mut out = object.clone();
+    for key in ["id", "version", "last_updated"] {
+        out.remove(key);
+    }
+    out.insert("id".into(), json!(new_tag()));
+    out.insert("version".into(), json!(version.to_string()));
+    out.insert("last_updated".into(), json!(updated));
+    out.entry("enabled").or_insert(json!(true));
+    out.entry("ref").or_insert_with(|| json!(new_tag()));
+    Ok(Value::Object(out))
+}

@@ -1,0 +1,402 @@
+//! Shared test support: a seeded in-process sandbox whose every answer is checked against the
+//! official schema subset, a small HTTP client for it, and a builder that runs the real binary
+//! against it.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lmsinfra::sandbox::{Exchange, Sandbox, SandboxConfig};
+use serde_json::{Value, json};
+
+/// The account id of the audited account seed.
+pub const ACCOUNT_ID: &str = "0123456789abcdef0123456789abcdef";
+/// The token tests send.
+pub const TOKEN: &str = "test-token";
+
+/// The repository root.
+pub fn root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The seed that reproduces the audited account.
+pub fn audited_seed() -> PathBuf {
+    root().join("examples/sandbox/audited-account.json")
+}
+
+/// A copy of `cloudflare-api/openapi-subset.json`, the official schema trimmed to our subset.
+fn openapi_path() -> PathBuf {
+    root().join("tests/fixtures/openapi-subset.json")
+}
+
+/// The schema subset, with OpenAPI 3.0 `nullable` rewritten into JSON Schema.
+fn openapi() -> &'static Value {
+    static DOC: OnceLock<Value> = OnceLock::new();
+    DOC.get_or_init(|| {
+        let path = openapi_path();
+        let text = std::fs::read_to_string(&path)
+            .unwrap_or_else(|e| panic!("cannot read {}: {e}", path.display()));
+        let mut doc: Value = serde_json::from_str(&text).expect("openapi-subset.json is JSON");
+        rewrite_nullable(&mut doc);
+        // The 2024 spec types D1's common `result` as an object, yet D1 lists and queries
+        // answer arrays and deletes answer null (per the same spec's own operations); that
+        // one constraint is dropped so each operation's own `result` schema decides.
+        doc["components"]["schemas"]["d1_api-response-common"]["properties"]["result"] = json!({});
+        doc
+    })
+}
+
+/// `{"type": T, "nullable": true}` means `{"type": [T, "null"]}`; an `enum` beside it gains `null`.
+fn rewrite_nullable(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            if map.remove("nullable") == Some(Value::Bool(true)) {
+                if let Some(Value::String(t)) = map.get("type").cloned() {
+                    map.insert("type".into(), json!([t, "null"]));
+                }
+                if let Some(Value::Array(items)) = map.get_mut("enum")
+                    && !items.contains(&Value::Null)
+                {
+                    items.push(Value::Null);
+                }
+            }
+            map.values_mut().for_each(rewrite_nullable);
+        }
+        Value::Array(items) => items.iter_mut().for_each(rewrite_nullable),
+        _ => {}
+    }
+}
+
+/// The response schema an operation documents for `status`, if any.
+fn response_schema(operation: &str, status: u16) -> Option<Value> {
+    let doc = openapi();
+    let op = doc["paths"].as_object()?.values().find_map(|item| {
+        item.as_object()?
+            .values()
+            .find(|op| op["operationId"] == operation)
+    })?;
+    let responses = &op["responses"];
+    let code = status.to_string();
+    let class = format!("{}XX", status / 100);
+    let mut response = [code.as_str(), class.as_str(), "default"]
+        .iter()
+        .find_map(|key| responses.get(*key))?
+        .clone();
+    if let Some(reference) = response.get("$ref").and_then(Value::as_str) {
+        let name = reference.rsplit('/').next()?;
+        response = doc["components"]["responses"][name].clone();
+    }
+    response
+        .get("content")
+        .and_then(|c| c.get("application/json"))
+        .and_then(|c| c.get("schema"))
+        .cloned()
+}
+
+fn compile(schema: &Value) -> jsonschema::Validator {
+    let mut root = schema.clone();
+    if let Value::Object(map) = &mut root {
+        map.insert("components".into(), openapi()["components"].clone());
+    }
+    jsonschema::options()
+        .with_draft(jsonschema::Draft::Draft4)
+        .build(&root)
+        .unwrap_or_else(|e| panic!("schema does not compile: {e}"))
+}
+
+fn check(validator: &jsonschema::Validator, body: &Value, what: &str) -> Result<(), String> {
+    let errors: Vec<String> = validator
+        .iter_errors(body)
+        .map(|e| format!("{} at {}", e, e.instance_path))
+        .collect();
+    if errors.is_empty() {
+        Ok(())
+    } else {
+        Err(format!("{what}: {}", errors.join("; ")))
+    }
+}
+
+/// Validate one answer: against its operation's documented schema for that status, and always
+/// against the subset's common envelope (success or failure).
+pub fn validate(operation: Option<&str>, status: u16, body: &Value) -> Result<(), String> {
+    static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
+    let cache = CACHE.get_or_init(Default::default);
+    let get =
+        |key: String, schema: &dyn Fn() -> Option<Value>| -> Option<Arc<jsonschema::Validator>> {
+            let mut cache = cache.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(v) = cache.get(&key) {
+                return Some(v.clone());
+            }
+            let validator = Arc::new(compile(&schema()?));
+            cache.insert(key, validator.clone());
+            Some(validator)
+        };
+    let envelope = if (200..300).contains(&status) {
+        "workers_api-response-common"
+    } else {
+        "workers_api-response-common-failure"
+    };
+    let common = get(format!("#{envelope}"), &|| {
+        Some(json!({"$ref": format!("#/components/schemas/{envelope}")}))
+    })
+    .expect("the subset has the common envelope");
+    check(&common, body, envelope)?;
+    // Some operations document their 4XX answers with a *success* envelope (`success: true`);
+    // no failure can match those, so a schema that rejects the canonical failure envelope
+    // is not used for failures (the common failure envelope above still applies).
+    let canonical_failure = json!({"success": false, "errors": [{"code": 7003, "message": "No route for the URI"}], "messages": [], "result": null});
+    if let Some(operation) = operation
+        && let Some(validator) = get(format!("{operation} {status}"), &|| {
+            response_schema(operation, status)
+        })
+        && ((200..300).contains(&status) || validator.is_valid(&canonical_failure))
+    {
+        check(&validator, body, &format!("{operation} {status}"))?;
+    }
+    Ok(())
+}
+
+/// A sandbox seeded with the audited account in a temporary folder; on drop it fails the test
+/// if any answer did not match the schema.
+pub struct TestSandbox {
+    pub sandbox: Option<Sandbox>,
+    pub dir: tempfile::TempDir,
+    violations: Arc<Mutex<Vec<String>>>,
+    runtime: tokio::runtime::Runtime,
+    http: reqwest::Client,
+}
+
+impl TestSandbox {
+    /// The audited account, default settings.
+    pub fn new() -> TestSandbox {
+        TestSandbox::with(|_| {})
+    }
+
+    /// The audited account, with the configuration adjusted by `tweak`.
+    pub fn with(tweak: impl FnOnce(&mut SandboxConfig)) -> TestSandbox {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let violations = Arc::new(Mutex::new(Vec::new()));
+        let mut config = SandboxConfig {
+            state: Some(dir.path().join("state.json")),
+            seed: Some(audited_seed()),
+            ..Default::default()
+        };
+        tweak(&mut config);
+        config.observer = Some(observer(violations.clone()));
+        let sandbox = Sandbox::start(config).expect("sandbox starts");
+        TestSandbox {
+            sandbox: Some(sandbox),
+            dir,
+            violations,
+            runtime: tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime"),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    /// Start a second sandbox on the same state file (after stopping this one, for restarts).
+    pub fn restart(&mut self, tweak: impl FnOnce(&mut SandboxConfig)) {
+        self.sandbox = None;
+        let mut config = SandboxConfig {
+            state: Some(self.state_path()),
+            seed: Some(audited_seed()),
+            ..Default::default()
+        };
+        tweak(&mut config);
+        config.observer = Some(observer(self.violations.clone()));
+        self.sandbox = Some(Sandbox::start(config).expect("sandbox restarts"));
+    }
+
+    pub fn sandbox(&self) -> &Sandbox {
+        self.sandbox.as_ref().expect("running")
+    }
+
+    pub fn base_url(&self) -> String {
+        self.sandbox().base_url()
+    }
+
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.path().join("state.json")
+    }
+
+    /// Send a request with the test token; `path` is relative to `/client/v4`, and
+    /// `{account}` in it becomes the account id.
+    pub fn send(&self, method: &str, path: &str, body: Body) -> Answer {
+        self.send_as(Some(TOKEN), method, path, body)
+    }
+
+    /// Send a request with `token` (or none).
+    pub fn send_as(&self, token: Option<&str>, method: &str, path: &str, body: Body) -> Answer {
+        let url = format!(
+            "{}{}",
+            self.base_url(),
+            path.replace("{account}", ACCOUNT_ID)
+        );
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("method");
+        let mut request = self.http.request(method, url);
+        if let Some(token) = token {
+            request = request.bearer_auth(token);
+        }
+        request = match body {
+            Body::None => request,
+            Body::Json(value) => request.json(&value),
+            Body::Raw(content_type, bytes) => {
+                request.header("content-type", content_type).body(bytes)
+            }
+            Body::Form(parts) => {
+                let mut form = reqwest::multipart::Form::new();
+                for (name, content_type, data) in parts {
+                    let part =
+                        reqwest::multipart::Part::bytes(data.into_bytes()).file_name(name.clone());
+                    let part = match content_type {
+                        Some(ct) => part.mime_str(&ct).expect("mime"),
+                        None => part,
+                    };
+                    form = form.part(name, part);
+                }
+                request.multipart(form)
+            }
+        };
+        self.runtime.block_on(async {
+            match request.send().await {
+                Ok(response) => {
+                    let status = response.status().as_u16();
+                    let headers = response.headers().clone();
+                    let text = response.text().await.unwrap_or_default();
+                    let body = serde_json::from_str(&text).unwrap_or(Value::String(text));
+                    Answer {
+                        status,
+                        body,
+                        headers,
+                    }
+                }
+                Err(_) => Answer {
+                    status: 0,
+                    body: Value::Null,
+                    headers: Default::default(),
+                },
+            }
+        })
+    }
+
+    /// `GET`, expecting success; returns `result`.
+    pub fn get(&self, path: &str) -> Value {
+        let answer = self.send("GET", path, Body::None);
+        assert_eq!(answer.status, 200, "GET {path}: {}", answer.body);
+        answer.body["result"].clone()
+    }
+
+    /// Violations seen so far.
+    pub fn violations(&self) -> Vec<String> {
+        self.violations
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl Drop for TestSandbox {
+    fn drop(&mut self) {
+        self.sandbox = None;
+        let violations = self.violations();
+        if !violations.is_empty() && !std::thread::panicking() {
+            panic!(
+                "the sandbox sent {} answer(s) that do not match openapi-subset.json:\n{}",
+                violations.len(),
+                violations.join("\n")
+            );
+        }
+    }
+}
+
+fn observer(violations: Arc<Mutex<Vec<String>>>) -> lmsinfra::sandbox::Observer {
+    Arc::new(move |exchange: &Exchange| {
+        if let Err(e) = validate(
+            exchange.operation.as_deref(),
+            exchange.status,
+            &exchange.body,
+        ) {
+            violations
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push(format!(
+                    "{} {} -> {}: {e}",
+                    exchange.method,
+                    exchange.route.as_deref().unwrap_or("(unmatched)"),
+                    exchange.status
+                ));
+        }
+    })
+}
+
+/// A request body.
+pub enum Body {
+    None,
+    Json(Value),
+    Raw(&'static str, Vec<u8>),
+    /// Parts: name, content type, data.
+    Form(Vec<(String, Option<String>, String)>),
+}
+
+/// A multipart body from `(name, content type, data)` triples.
+pub fn form(parts: &[(&str, Option<&str>, &str)]) -> Body {
+    Body::Form(
+        parts
+            .iter()
+            .map(|(n, ct, d)| ((*n).to_owned(), ct.map(str::to_owned), (*d).to_owned()))
+            .collect(),
+    )
+}
+
+/// An answer: status (0 when the connection dropped), JSON body, headers.
+#[derive(Debug)]
+pub struct Answer {
+    pub status: u16,
+    pub body: Value,
+    pub headers: reqwest::header::HeaderMap,
+}
+
+impl Answer {
+    /// The first error code.
+    pub fn code(&self) -> Option<i64> {
+        self.body["errors"][0]["code"].as_i64()
+    }
+}
+
+/// Runs the real `lmsinfra` binary against a sandbox.
+pub struct Lmsinfra {
+    command: Command,
+}
+
+impl Lmsinfra {
+    /// `lmsinfra --color never`, pointed at `sandbox`, run from the repository root.
+    pub fn new(sandbox: &TestSandbox) -> Lmsinfra {
+        let mut command = Command::new(env!("CARGO_BIN_EXE_lmsinfra"));
+        command
+            .current_dir(root())
+            .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+            .env("NO_COLOR", "1")
+            .args(["--color", "never"]);
+        Lmsinfra { command }
+    }
+
+    /// Add arguments.
+    pub fn args<I, S>(mut self, args: I) -> Lmsinfra
+    where
+        I: IntoIterator<Item = S>,
+        S: AsRef<std::ffi::OsStr>,
+    {
+        self.command.args(args);
+        self
+    }
+
+    /// Run to completion.
+    pub fn output(mut self) -> Output {
+        self.command.output().expect("lmsinfra runs")
+    }
+}

@@ -1,0 +1,201 @@
+//! Conformance: wrangler, a client no one here wrote, works against the sandbox.
+//!
+//! `.ci/run` installs a pinned wrangler 4 and exports `LMSINFRA_WRANGLER` (the path of its
+//! `wrangler` executable). Without it the test fails under `CI` and otherwise says loudly,
+//! outside the test harness's output capture, that it skipped.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::support::{ACCOUNT_ID, TOKEN, TestSandbox};
+
+/// No wrangler command here needs more than a few seconds; a hang means an outside call.
+const TIMEOUT: Duration = Duration::from_secs(60);
+
+fn locate() -> Option<PathBuf> {
+    let path = PathBuf::from(std::env::var_os("LMSINFRA_WRANGLER")?);
+    path.exists().then_some(path)
+}
+
+struct Run {
+    ok: bool,
+    stdout: String,
+    stderr: String,
+}
+
+fn wrangler(bin: &Path, sandbox: &TestSandbox, home: &Path, args: &[&str]) -> Run {
+    wrangler_with_stdin(bin, sandbox, home, args, "")
+}
+
+fn wrangler_with_stdin(
+    bin: &Path,
+    sandbox: &TestSandbox,
+    home: &Path,
+    args: &[&str],
+    stdin: &str,
+) -> Run {
+    let mut child = Command::new(bin)
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", home)
+        .env("XDG_CONFIG_HOME", home.join(".config"))
+        .env("XDG_CACHE_HOME", home.join(".cache"))
+        .env("TMPDIR", home)
+        .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+        .env("CLOUDFLARE_API_TOKEN", TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+        .env("WRANGLER_SEND_METRICS", "false")
+        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+        // The banner is where wrangler checks npm for updates.
+        .env("WRANGLER_HIDE_BANNER", "true")
+        .env("WRANGLER_LOG_PATH", home.join("logs"))
+        // Any update check that still happens fails at once instead of reaching npm.
+        .env("npm_config_registry", "http://127.0.0.1:9/")
+        .env("NO_COLOR", "1")
+        .env("FORCE_COLOR", "0")
+        .current_dir(home)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("wrangler starts");
+    if let Some(mut input) = child.stdin.take() {
+        let _ = input.write_all(stdin.as_bytes());
+    }
+    let started = Instant::now();
+    loop {
+        if child.try_wait().expect("wait for wrangler").is_some() {
+            break;
+        }
+        if started.elapsed() > TIMEOUT {
+            let _ = child.kill();
+            panic!(
+                "wrangler {args:?} took over {TIMEOUT:?}: it is waiting on something outside the sandbox"
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let output = child.wait_with_output().expect("wrangler output");
+    Run {
+        ok: output.status.success(),
+        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+    }
+}
+
+fn json_in(run: &Run) -> Value {
+    let start = run.stdout.find('[').expect("JSON array in stdout");
+    serde_json::from_str(&run.stdout[start..]).unwrap_or_else(|e| panic!("{e}: {}", run.stdout))
+}
+
+#[test]
+fn wrangler_reads_the_seeded_account() {
+    let Some(bin) = locate() else {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "LMSINFRA_WRANGLER does not name a wrangler executable; CI must run the wrangler conformance test (.ci/run installs it)"
+        );
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED wrangler conformance test: set LMSINFRA_WRANGLER to a wrangler 4 executable (.ci/run installs one)"
+        );
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let home = tempfile::tempdir().expect("temp home");
+    let run = |args: &[&str]| {
+        let run = wrangler(&bin, &sandbox, home.path(), args);
+        assert!(
+            run.ok,
+            "wrangler {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
+    };
+
+    let whoami = run(&["whoami"]);
+    assert!(
+        whoami.stdout.contains("Account API Token"),
+        "{}",
+        whoami.stdout
+    );
+    assert!(whoami.stdout.contains(ACCOUNT_ID), "{}", whoami.stdout);
+    assert!(whoami.stdout.contains("LMS"), "{}", whoami.stdout);
+
+    let databases = json_in(&run(&["d1", "list", "--json"]));
+    assert_eq!(databases.as_array().map(Vec::len), Some(1), "{databases}");
+    assert_eq!(databases[0]["name"], "lms-db");
+    assert_eq!(databases[0]["uuid"], "9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f");
+
+    let secrets = json_in(&run(&["secret", "list", "--name", "lms-api"]));
+    let names: Vec<&str> = secrets
+        .as_array()
+        .expect("array")
+        .iter()
+        .filter_map(|s| s["name"].as_str())
+        .collect();
+    assert_eq!(
+        names,
+        [
+            "TALLY_WEBHOOK_SECRET",
+            "TALLY_SIGNING_SECRET",
+            "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+            "CLOUDFLARE_STREAM_SIGNING_KEY_PEM"
+        ]
+    );
+
+    let version =
+        sandbox.get("/accounts/{account}/workers/scripts/lms-api/versions")["items"][0]["id"]
+            .as_str()
+            .expect("version id")
+            .to_owned();
+    let deployments = run(&["deployments", "list", "--name", "lms-api"]);
+    assert!(
+        deployments.stdout.contains(&format!("(100%) {version}")),
+        "{}",
+        deployments.stdout
+    );
+
+    let value = "wrangler-canary-value-3b9d";
+    let put = wrangler_with_stdin(
+        &bin,
+        &sandbox,
+        home.path(),
+        &["secret", "put", "NEW_SECRET", "--name", "draft-worker"],
+        value,
+    );
+    assert!(
+        put.ok,
+        "wrangler secret put failed:\n{}\n{}",
+        put.stdout, put.stderr
+    );
+    assert_eq!(
+        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
+        serde_json::json!([{"name": "NEW_SECRET", "type": "secret_text"}])
+    );
+    let state = std::fs::read_to_string(sandbox.state_path()).expect("state file");
+    assert!(!state.contains(value));
+
+    let created = run(&["d1", "create", "lms-db-staging", "--location", "weur"]);
+    assert!(
+        created.stdout.contains("lms-db-staging"),
+        "{}",
+        created.stdout
+    );
+
+    let stats = sandbox.sandbox().stats();
+    let unmatched: Vec<&String> = stats
+        .routes
+        .keys()
+        .filter(|k| k.contains("(unmatched)"))
+        .collect();
+    assert!(
+        unmatched.is_empty(),
+        "wrangler called routes the sandbox does not serve: {stats:?}"
+    );
+}
