@@ -4,10 +4,16 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
+use crate::apply;
+use crate::cloudflare::{Client, ClientConfig};
 use crate::error::{Error, Outcome};
+use crate::live::{self, GatherOptions, Live};
 use crate::manifest;
+use crate::manifest::Manifest;
 use crate::plan;
 use crate::render::{self, Format};
+use crate::sandbox::{Sandbox, SandboxConfig};
+use crate::secret::Secret;
 
 /// Keeps a Cloudflare Workers + D1 application's infrastructure equal to its manifests.
 #[derive(Debug, Parser)]
@@ -59,6 +65,10 @@ pub enum ColorChoice {
 pub enum Command {
     /// Check manifests offline: syntax, types, references, naming rules, parity between environments.
     Validate(ValidateArgs),
+    /// Read the live account and show what differs from the manifest.
+    Plan(PlanArgs),
+    /// Make the live account match the manifest.
+    Apply(ApplyArgs),
     /// Show what a manifest change means: the manifests at a git revision against the work tree.
     /// No network, no credentials.
     Diff(DiffArgs),
@@ -86,6 +96,47 @@ pub enum DiagnosticFormat {
     Text,
     /// For machines: one JSON document on stdout.
     Json,
+}
+
+/// `lmsinfra plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// How to print the plan.
+    #[arg(long, value_enum, default_value_t = Format::Text)]
+    pub format: Format,
+    /// Also write the plan as JSON to FILE, for `apply --plan FILE`.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+    /// Exit 2 when there are changes (0 when none, 3 when blocked).
+    #[arg(long)]
+    pub detailed_exitcode: bool,
+    /// Do not fetch the Workers' probe URLs to check their headers.
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
+/// `lmsinfra apply`.
+#[derive(Debug, Args)]
+pub struct ApplyArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// Refuse unless the manifest and the live account are as they were when `plan --out FILE`
+    /// wrote this plan.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
+    /// Apply without asking (needed without a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// A required secret's value: NAME=env:VAR, NAME=file:PATH or NAME=stdin. Repeatable.
+    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    pub secrets: Vec<apply::SecretArg>,
+    /// Allow deleting databases marked `absent: true` with `protect: false`.
+    #[arg(long)]
+    pub allow_destroy: bool,
 }
 
 /// `lmsinfra diff`.
@@ -159,6 +210,8 @@ pub struct SandboxArgs {
 pub fn run(cli: Cli) -> Result<Outcome, Error> {
     match cli.command {
         Command::Validate(args) => validate(&cli.global, args),
+        Command::Plan(args) => plan(&cli.global, args),
+        Command::Apply(args) => apply(&cli.global, args),
         Command::Diff(args) => diff(&cli.global, args),
         Command::Schema(args) => schema(args),
         Command::Sandbox(args) => sandbox(&cli.global, args),
@@ -194,6 +247,257 @@ fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
         anstream::eprintln!("{}", validation.summary());
     }
     Ok(Outcome::Success)
+}
+
+fn plan(global: &Global, args: PlanArgs) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let account = Account::connect(global, &desired)?;
+    // The sandbox's Workers serve no traffic: their URLs are the real account's.
+    let probes = !args.no_probe && !global.sandbox;
+    if global.sandbox && !args.no_probe && !global.quiet {
+        let probed = desired.workers.values().any(|w| w.headers.is_some());
+        if probed {
+            anstream::eprintln!(
+                "note: header probes are skipped with --sandbox, whose Workers serve no traffic"
+            );
+        }
+    }
+    let options = GatherOptions {
+        probes,
+        ..GatherOptions::default()
+    };
+    let live = account.gather(&desired, options)?;
+    let diff_options = plan::DiffOptions {
+        declared_elsewhere: declared_elsewhere(global, &args.environment),
+        ..plan::DiffOptions::default()
+    };
+    let plan = plan::diff(&desired, &live, &diff_options);
+    if let Some(path) = &args.out {
+        write_atomically(path, render::json(&plan).as_bytes())?;
+    }
+    print_stdout(render::render(&plan, args.format, stdout_color()).trim_end())?;
+    Ok(if plan.is_blocked() {
+        Outcome::Blocked
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}
+
+fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !args.auto_approve && !interactive {
+        return Err(Error::ApprovalNeeded);
+    }
+    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let secrets = apply::read_secrets(
+        &args.secrets,
+        &desired,
+        |var| std::env::var(var).ok(),
+        &mut std::io::stdin(),
+    )?;
+    let account = Account::connect(global, &desired)?;
+    let no_probes = GatherOptions {
+        probes: false,
+        ..GatherOptions::default()
+    };
+    let live = account.gather(&desired, no_probes)?;
+    let options = plan::DiffOptions {
+        supplied_secrets: secrets.keys().cloned().collect(),
+        allow_destroy: args.allow_destroy,
+        declared_elsewhere: declared_elsewhere(global, &args.environment),
+        intent: false,
+    };
+    let plan = plan::diff(&desired, &live, &options);
+    if let Some(path) = &args.plan {
+        let saved = plan::read_saved(path)?;
+        let moved = if saved.environment != plan.environment {
+            Some(format!("it is a plan of {}", saved.environment))
+        } else if saved.manifest_sha256 != plan.manifest_sha256 {
+            Some("the manifest changed since".to_owned())
+        } else if saved.live_fingerprint != plan.live_fingerprint {
+            Some("the live account changed since".to_owned())
+        } else {
+            None
+        };
+        if let Some(why) = moved {
+            report_refusal(&format!(
+                "the plan in {} is stale: {why}; run `lmsinfra plan {} --out FILE` again and review it",
+                path.display(),
+                args.environment
+            ));
+            return Ok(Outcome::Blocked);
+        }
+    }
+    print_stdout(render::text(&plan, stdout_color()).trim_end())?;
+    if plan.is_blocked() {
+        report_refusal(&format!(
+            "apply refused before any change: {} blocker{} above",
+            plan.blockers.len(),
+            if plan.blockers.len() == 1 { "" } else { "s" }
+        ));
+        return Ok(Outcome::Blocked);
+    }
+    let steps = apply::steps(&plan, &desired, &live);
+    if steps.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    if !args.auto_approve && !confirm(&args.environment)? {
+        return Err(Error::ApplyCancelled);
+    }
+    let mut progress = apply::Lines::new(steps.len(), global.quiet);
+    let outcomes = account.runtime.block_on(apply::execute(
+        &steps,
+        &desired,
+        &live,
+        &account.client,
+        &secrets,
+        &mut progress,
+    ));
+    if let Some(index) = outcomes
+        .iter()
+        .position(|o| matches!(o, apply::StepOutcome::Failed(..)))
+    {
+        let Some(apply::StepOutcome::Failed(_, source)) = outcomes.into_iter().nth(index) else {
+            unreachable!("position found a failed step")
+        };
+        return Err(Error::ApplyFailed(Box::new(crate::error::ApplyFailure {
+            done: steps[..index]
+                .iter()
+                .map(|s| s.address().to_owned())
+                .collect(),
+            failed: steps[index].address().to_owned(),
+            not_started: steps[index + 1..]
+                .iter()
+                .map(|s| s.address().to_owned())
+                .collect(),
+            source,
+        })));
+    }
+    let after = account.gather(&desired, no_probes)?;
+    let check = plan::diff(&desired, &after, &plan::DiffOptions::default());
+    let left: Vec<String> = check
+        .effective_changes()
+        .map(|c| c.address.clone())
+        .chain(check.blockers.iter().map(|b| b.address.clone()))
+        .collect();
+    if !left.is_empty() {
+        return Err(Error::NotConverged { addresses: left });
+    }
+    if !global.quiet {
+        anstream::eprintln!(
+            "Apply complete: {} step{} done. A fresh plan of {} is empty.",
+            steps.len(),
+            if steps.len() == 1 { "" } else { "s" },
+            args.environment
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+/// Ask on the terminal; only `yes` goes ahead.
+fn confirm(environment: &str) -> Result<bool, Error> {
+    anstream::eprint!("\nApply these changes to {environment}? Only 'yes' will be accepted: ");
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| Error::FileRead {
+            path: "<stdin>".into(),
+            source,
+        })?;
+    Ok(answer.trim() == "yes")
+}
+
+/// A refusal (exit 3) on stderr, in red on a terminal.
+fn report_refusal(message: &str) {
+    let red = anstyle::Style::new()
+        .fg_color(Some(anstyle::AnsiColor::Red.into()))
+        .bold();
+    anstream::eprintln!("{red}error:{red:#} {message}");
+}
+
+/// The live account a command talks to: the real API, or the sandbox with `--sandbox`.
+struct Account {
+    client: Client,
+    runtime: tokio::runtime::Runtime,
+    _sandbox: Option<Sandbox>,
+}
+
+impl Account {
+    fn connect(global: &Global, desired: &Manifest) -> Result<Self, Error> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .map_err(|source| Error::Runtime { source })?;
+        if !global.sandbox {
+            let client = Client::from_env(global, &desired.account_id)?;
+            return Ok(Self {
+                client,
+                runtime,
+                _sandbox: None,
+            });
+        }
+        let state = global.dir.join(".lmsinfra");
+        std::fs::create_dir_all(&state).map_err(|source| Error::FileWrite {
+            path: state.clone(),
+            source,
+        })?;
+        let seed = global.dir.join("examples/sandbox/audited-account.json");
+        let sandbox = Sandbox::start(SandboxConfig {
+            state: Some(state.join("sandbox.json")),
+            seed: seed.exists().then_some(seed),
+            ..SandboxConfig::default()
+        })?;
+        tracing::info!(url = %sandbox.base_url(), "sandbox started");
+        let token = std::env::var("CLOUDFLARE_API_TOKEN").unwrap_or_else(|_| "sandbox".to_owned());
+        let account_id =
+            std::env::var("CLOUDFLARE_ACCOUNT_ID").unwrap_or_else(|_| desired.account_id.clone());
+        let mut config = ClientConfig::new(sandbox.base_url(), Secret::new(token), account_id);
+        config.concurrency = usize::from(global.concurrency);
+        Ok(Self {
+            client: Client::new(config)?,
+            runtime,
+            _sandbox: Some(sandbox),
+        })
+    }
+
+    fn gather(&self, desired: &Manifest, options: GatherOptions) -> Result<Live, Error> {
+        Ok(self
+            .runtime
+            .block_on(live::gather(desired, &self.client, options))?)
+    }
+}
+
+/// The Worker and database names other environments declare, so a plan does not report them
+/// as unmanaged. An environment that does not load is skipped: it is `validate`'s to report.
+fn declared_elsewhere(global: &Global, environment: &str) -> std::collections::BTreeSet<String> {
+    let Ok(files) = manifest::environment_files(&global.dir) else {
+        return Default::default();
+    };
+    files
+        .iter()
+        .filter(|(name, _)| name != environment)
+        .filter_map(|(name, _)| manifest::load_valid(&global.dir, name).ok())
+        .flat_map(|m| {
+            let workers = m.workers.into_values().map(|w| w.name);
+            let databases = m.d1_databases.into_values().map(|d| d.name);
+            workers.chain(databases).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Write a file whole or not at all: a temporary file beside it, then a rename.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    let fail = |source| Error::FileWrite {
+        path: path.to_owned(),
+        source,
+    };
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
+    std::fs::write(&temporary, bytes).map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)
 }
 
 fn diff(global: &Global, args: DiffArgs) -> Result<Outcome, Error> {

@@ -61,6 +61,46 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A `--secret` argument cannot be used. Never carries the value.
+    #[error("--secret {name}: {reason}")]
+    #[diagnostic(help(
+        "give each required secret once, as NAME=env:VAR, NAME=file:PATH or NAME=stdin"
+    ))]
+    SecretArgument {
+        /// The secret's name.
+        name: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// apply was run without a terminal to confirm on and without `--auto-approve`.
+    #[error("apply needs approval, and there is no terminal to ask on")]
+    #[diagnostic(help(
+        "review the plan with `lmsinfra plan ENV`, then run apply with --auto-approve (as CI does)"
+    ))]
+    ApprovalNeeded,
+    /// The answer at the confirmation prompt was not `yes`.
+    #[error("apply cancelled; nothing was changed")]
+    ApplyCancelled,
+    /// A step failed; the ones before it were done, the ones after it not started.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ApplyFailed(Box<ApplyFailure>),
+    /// After apply, a fresh plan still had changes.
+    #[error("apply did not converge: a fresh plan still changes {}", addresses.join(", "))]
+    #[diagnostic(help(
+        "something else changed the account while apply ran, or Cloudflare ignored part of a change; run `lmsinfra plan ENV` to see it"
+    ))]
+    NotConverged {
+        /// What a fresh plan still changes or blocks on.
+        addresses: Vec<String>,
+    },
+    /// The async runtime could not start.
+    #[error("could not start the async runtime")]
+    Runtime {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// A saved plan could not be used.
     #[error("{} is not a plan lmsinfra can apply: {reason}", path.display())]
     #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]
@@ -126,4 +166,25 @@ pub enum Error {
         /// What is wrong, with the JSON path.
         reason: String,
     },
+}
+
+/// Where an apply stopped: the steps done, the one that failed and why, the ones not started.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("apply stopped at {failed}: {} step{} done, {} not started", done.len(), if done.len() == 1 { "" } else { "s" }, not_started.len())]
+#[diagnostic(help(
+    "done: {}; not started: {}. Fix the cause and run apply again: it picks up where this stopped",
+    if done.is_empty() { "none".to_owned() } else { done.join(", ") },
+    if not_started.is_empty() { "none".to_owned() } else { not_started.join(", ") }
+))]
+pub struct ApplyFailure {
+    /// Addresses of the steps done.
+    pub done: Vec<String>,
+    /// The address of the step that failed.
+    pub failed: String,
+    /// Addresses of the steps not started.
+    pub not_started: Vec<String>,
+    /// Why it failed.
+    #[source]
+    #[diagnostic_source]
+    pub source: crate::apply::StepError,
 }

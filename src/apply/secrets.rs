@@ -1,0 +1,239 @@
+//! Secret values for apply: `--secret NAME=env:VAR`, `NAME=file:PATH` or `NAME=stdin`.
+//!
+//! A value is read once, wrapped in [`Secret`] at once, and only ever leaves it in the body of
+//! the request that sets it. Errors name the secret, the variable or the file — never the value.
+
+use std::collections::BTreeMap;
+use std::io::Read;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use crate::error::Error;
+use crate::manifest::Manifest;
+use crate::secret::Secret;
+
+/// One `--secret` argument: a name and where its value comes from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecretArg {
+    /// The secret's name.
+    pub name: String,
+    /// Where its value is.
+    pub source: SecretSource,
+}
+
+/// Where a secret's value is read from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SecretSource {
+    /// An environment variable.
+    Env(String),
+    /// A file (one final line break is dropped).
+    File(PathBuf),
+    /// Standard input, whole (one final line break is dropped).
+    Stdin,
+}
+
+impl FromStr for SecretArg {
+    type Err = String;
+
+    fn from_str(arg: &str) -> Result<Self, Self::Err> {
+        const FORMS: &str = "NAME=env:VAR, NAME=file:PATH or NAME=stdin";
+        let Some((name, source)) = arg.split_once('=') else {
+            return Err(format!("expected {FORMS}"));
+        };
+        if name.is_empty() {
+            return Err(format!("the secret's name is empty; expected {FORMS}"));
+        }
+        let source = if let Some(var) = source.strip_prefix("env:") {
+            if var.is_empty() {
+                return Err(format!("no variable named after `env:`; expected {FORMS}"));
+            }
+            SecretSource::Env(var.to_owned())
+        } else if let Some(path) = source.strip_prefix("file:") {
+            if path.is_empty() {
+                return Err(format!("no path after `file:`; expected {FORMS}"));
+            }
+            SecretSource::File(PathBuf::from(path))
+        } else if source == "stdin" {
+            SecretSource::Stdin
+        } else {
+            // Never echo what follows `=`: it may be a value typed in by mistake.
+            return Err(format!(
+                "the value of {name} must come from env:, file: or stdin, never the command line; expected {FORMS}"
+            ));
+        };
+        Ok(Self {
+            name: name.to_owned(),
+            source,
+        })
+    }
+}
+
+/// Read every `--secret` value. Each name must be a secret some Worker of `desired` requires,
+/// named once; at most one value comes from stdin.
+pub fn read_secrets(
+    args: &[SecretArg],
+    desired: &Manifest,
+    env: impl Fn(&str) -> Option<String>,
+    stdin: &mut dyn Read,
+) -> Result<BTreeMap<String, Secret>, Error> {
+    let required: Vec<&str> = desired
+        .workers
+        .values()
+        .flat_map(|w| w.secrets.iter().map(String::as_str))
+        .collect();
+    let fail = |name: &str, reason: String| Error::SecretArgument {
+        name: name.to_owned(),
+        reason,
+    };
+    if args
+        .iter()
+        .filter(|a| a.source == SecretSource::Stdin)
+        .count()
+        > 1
+    {
+        let names: Vec<_> = args
+            .iter()
+            .filter(|a| a.source == SecretSource::Stdin)
+            .map(|a| a.name.as_str())
+            .collect();
+        return Err(fail(
+            names[1],
+            format!("only one secret can come from stdin ({})", names.join(", ")),
+        ));
+    }
+    let mut secrets = BTreeMap::new();
+    for arg in args {
+        if !required.contains(&arg.name.as_str()) {
+            return Err(fail(
+                &arg.name,
+                format!(
+                    "no Worker in {} requires it (required: {})",
+                    desired.environment,
+                    if required.is_empty() {
+                        "none".to_owned()
+                    } else {
+                        required.join(", ")
+                    }
+                ),
+            ));
+        }
+        if secrets.contains_key(&arg.name) {
+            return Err(fail(&arg.name, "given twice".to_owned()));
+        }
+        let value = match &arg.source {
+            SecretSource::Env(var) => env(var)
+                .ok_or_else(|| fail(&arg.name, format!("environment variable {var} is not set")))?,
+            SecretSource::File(path) => std::fs::read_to_string(path)
+                .map_err(|e| fail(&arg.name, format!("could not read {}: {e}", path.display())))?,
+            SecretSource::Stdin => {
+                let mut text = String::new();
+                stdin
+                    .read_to_string(&mut text)
+                    .map_err(|e| fail(&arg.name, format!("could not read stdin: {e}")))?;
+                text
+            }
+        };
+        let value = value
+            .strip_suffix("\r\n")
+            .or_else(|| value.strip_suffix('\n'))
+            .unwrap_or(&value);
+        if value.is_empty() {
+            return Err(fail(&arg.name, "the value is empty".to_owned()));
+        }
+        secrets.insert(arg.name.clone(), Secret::new(value));
+    }
+    Ok(secrets)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{STAGING, manifest};
+
+    fn parse(arg: &str) -> Result<SecretArg, String> {
+        arg.parse()
+    }
+
+    fn read(args: &[&str], stdin: &str) -> Result<BTreeMap<String, Secret>, Error> {
+        let args: Vec<SecretArg> = args.iter().map(|a| parse(a).unwrap()).collect();
+        let env = |var: &str| (var == "VALUE_VAR").then(|| "canary-from-env\n".to_owned());
+        read_secrets(&args, &manifest(STAGING), env, &mut stdin.as_bytes())
+    }
+
+    #[test]
+    fn the_three_sources_parse() {
+        assert_eq!(
+            parse("A=env:B").unwrap().source,
+            SecretSource::Env("B".to_owned())
+        );
+        assert_eq!(
+            parse("A=file:/x/y").unwrap().source,
+            SecretSource::File("/x/y".into())
+        );
+        assert_eq!(parse("A=stdin").unwrap().source, SecretSource::Stdin);
+    }
+
+    #[test]
+    fn a_value_on_the_command_line_is_refused_without_echoing_it() {
+        let err = parse("TALLY_SIGNING_SECRET=hunter2-canary").unwrap_err();
+        assert!(err.contains("never the command line"), "{err}");
+        assert!(!err.contains("hunter2"), "{err}");
+        assert!(parse("=env:X").is_err());
+        assert!(parse("A=env:").is_err());
+        assert!(parse("A").is_err());
+    }
+
+    #[test]
+    fn values_come_from_env_and_stdin_without_their_final_line_break() {
+        let secrets = read(
+            &[
+                "TALLY_WEBHOOK_SECRET=env:VALUE_VAR",
+                "TALLY_SIGNING_SECRET=stdin",
+            ],
+            "canary-from-stdin\r\n",
+        )
+        .unwrap();
+        assert_eq!(secrets["TALLY_WEBHOOK_SECRET"].expose(), "canary-from-env");
+        assert_eq!(
+            secrets["TALLY_SIGNING_SECRET"].expose(),
+            "canary-from-stdin"
+        );
+    }
+
+    #[test]
+    fn a_secret_no_worker_requires_is_refused() {
+        let err = read(&["TALLY_WEBHOOK_SECRE=env:VALUE_VAR"], "").unwrap_err();
+        assert!(err.to_string().contains("TALLY_WEBHOOK_SECRE"));
+        let Error::SecretArgument { reason, .. } = err else {
+            panic!("{err:?}");
+        };
+        assert!(reason.contains("required: TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET"));
+    }
+
+    #[test]
+    fn unset_variables_empty_values_repeats_and_two_stdins_are_refused() {
+        let reason = |args: &[&str], stdin: &str| match read(args, stdin) {
+            Err(Error::SecretArgument { reason, .. }) => reason,
+            other => panic!("{other:?}"),
+        };
+        assert!(reason(&["TALLY_WEBHOOK_SECRET=env:UNSET"], "").contains("UNSET is not set"));
+        assert!(reason(&["TALLY_WEBHOOK_SECRET=stdin"], "\n").contains("empty"));
+        assert!(
+            reason(
+                &[
+                    "TALLY_WEBHOOK_SECRET=env:VALUE_VAR",
+                    "TALLY_WEBHOOK_SECRET=env:VALUE_VAR"
+                ],
+                ""
+            )
+            .contains("twice")
+        );
+        assert!(
+            reason(
+                &["TALLY_WEBHOOK_SECRET=stdin", "TALLY_SIGNING_SECRET=stdin"],
+                "x"
+            )
+            .contains("only one")
+        );
+    }
+}
