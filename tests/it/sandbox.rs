@@ -915,3 +915,48 @@ fn the_sandbox_command_serves_the_seed_in_the_foreground() {
     assert_eq!(answers, Some((200, 403)));
     assert!(dir.path().join("state.json").exists());
 }
+
+#[test]
+fn a_broken_state_or_seed_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"{"account": {"id": 7}}"#).unwrap();
+    let config = SandboxConfig {
+        state: Some(broken.clone()),
+        ..Default::default()
+    };
+    let error = Sandbox::start(config).unwrap_err();
+    assert!(error.to_string().contains("broken.json"), "{error}");
+    let mut seed: Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::support::audited_seed()).unwrap())
+            .unwrap();
+    seed["account"]["scripts"]["lms-api"]["secrets"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TALLY_SIGNING_SECRET");
+    let seed_path = dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let config = SandboxConfig {
+        seed: Some(seed_path),
+        ..Default::default()
+    };
+    let error = format!(
+        "{:?}",
+        miette::Report::new(Sandbox::start(config).unwrap_err())
+    );
+    assert!(
+        error.contains("TALLY_SIGNING_SECRET has no digest"),
+        "{error}"
+    );
+}
+
+#[test]
+fn latency_and_slow_faults_still_answer_in_full() {
+    let sandbox = TestSandbox::with(|c| {
+        c.latency = Duration::from_millis(5);
+        c.faults = Some("seed=1,slow=1:5ms".parse().unwrap());
+    });
+    assert_eq!(names(&sandbox.get(D1), "name"), ["lms-db"]);
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(stats.statuses.get(&200), Some(&1));
+}
