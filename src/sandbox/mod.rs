@@ -8,7 +8,7 @@
 //!
 //! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
-//! that fail *after* taking effect (grammar in [`faults`](self::faults)), and the rate limit
+//! that fail *after* taking effect (grammar in [`faults`]), and the rate limit
 //! mirrors Cloudflare's 1200 requests per five minutes. `GET /__sandbox/stats` counts requests
 //! per route and status; `POST /__sandbox/stats/reset` zeroes the counters.
 //!

@@ -688,14 +688,7 @@ pub(crate) fn secret_put(call: &Call, world: &mut World) -> Result<Reply, ApiErr
     check_size(&name, text)?;
     let digest = sha256_hex(text.as_bytes());
     let script = script_mut(&mut world.state.account, call.param(1))?;
-    if let Some(latest) = script.versions.last()
-        && script.deployed_version() != Some(latest.id.as_str())
-    {
-        return Err(ApiError::bad_request(
-            10215,
-            "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed.",
-        ));
-    }
+    check_latest_deployed(script)?;
     match script.bindings.iter().find(|b| b["name"] == name.as_str()) {
         Some(b) if b["type"] != "secret_text" => {
             return Err(ApiError::bad_request(
@@ -713,6 +706,20 @@ pub(crate) fn secret_put(call: &Call, world: &mut World) -> Result<Reply, ApiErr
     script.record_version("api", "secret", None);
     world.save()?;
     Ok(Reply::ok(secret_json(&name)))
+}
+
+/// Secrets change the deployed version; Cloudflare refuses (10215) while a newer version waits
+/// undeployed, because the edit would deploy it or silently fork from it.
+fn check_latest_deployed(script: &Script) -> Result<(), ApiError> {
+    match script.versions.last() {
+        Some(latest) if script.deployed_version() != Some(latest.id.as_str()) => {
+            Err(ApiError::bad_request(
+                10215,
+                "Secret edit failed. You attempted to modify a secret, but the latest version of your Worker isn't currently deployed.",
+            ))
+        }
+        _ => Ok(()),
+    }
 }
 
 fn secret_name(call: &Call) -> &str {
@@ -737,6 +744,7 @@ fn no_such_secret(name: &str) -> ApiError {
 pub(crate) fn secret_delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     let name = secret_name(call).to_owned();
     let script = script_mut(&mut world.state.account, call.param(1))?;
+    check_latest_deployed(script)?;
     if script.secrets.remove(&name).is_none() {
         return Err(no_such_secret(&name));
     }

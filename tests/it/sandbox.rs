@@ -761,6 +761,17 @@ fn uploaded_versions_deploy_gradually_and_roll_back() {
         "2024-12-01",
         "an uploaded version is not deployed"
     );
+    let blocked = sandbox.send(
+        "PUT",
+        &format!("{script}/secrets"),
+        Body::Json(json!({"name": "K", "text": "v", "type": "secret_text"})),
+    );
+    assert_eq!(
+        (blocked.status, blocked.code()),
+        (400, Some(10215)),
+        "{}",
+        blocked.body
+    );
     let split = json!({"strategy": "percentage", "versions": [{"version_id": candidate, "percentage": 10}, {"version_id": serving, "percentage": 90}]});
     let deployed = sandbox.send("POST", &format!("{script}/deployments"), Body::Json(split));
     assert_eq!(deployed.status, 200, "{}", deployed.body);
