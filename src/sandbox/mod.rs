@@ -84,6 +84,18 @@ pub struct SandboxConfig {
     pub observer: Option<Observer>,
 }
 
+impl SandboxConfig {
+    /// What `--sandbox` uses for the project in `dir`: state in `.lmsinfra/sandbox.json`,
+    /// seeded from `examples/sandbox/audited-account.json` on first use.
+    pub fn for_project(dir: &Path) -> SandboxConfig {
+        SandboxConfig {
+            state: Some(dir.join(".lmsinfra/sandbox.json")),
+            seed: Some(dir.join("examples/sandbox/audited-account.json")),
+            ..SandboxConfig::default()
+        }
+    }
+}
+
 impl std::fmt::Debug for SandboxConfig {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("SandboxConfig")

@@ -136,9 +136,7 @@ impl App {
         params: Vec<String>,
     ) -> Result<Outcome, ApiError> {
         let token = auth::authenticate(req.headers(), self.token.as_deref())?;
-        if let Err(wait) = self.limiter.admit(&token) {
-            return Err(too_many(wait));
-        }
+        let limit_headers = self.limiter.admit(&token).map_err(too_many)?;
         let decision = self
             .faults
             .as_ref()
@@ -175,7 +173,7 @@ impl App {
             .map(str::to_owned);
         let body = read_body(req.into_body()).await?;
         let call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
-        let reply = {
+        let mut reply = {
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             // A bug in a handler must still answer in the envelope, never drop or answer bare.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&call, &mut world)))
@@ -188,6 +186,7 @@ impl App {
                 Err(internal())
             })?
         };
+        reply.headers.extend(limit_headers);
         match decision.after_create {
             Some(AfterCreate::Internal) => Err(internal()),
             Some(AfterCreate::Drop) => Ok(Outcome::Drop),

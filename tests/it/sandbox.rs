@@ -642,13 +642,22 @@ fn a_create_can_fail_after_it_took_effect() {
 fn rate_limit_answers_429_with_retry_after() {
     let sandbox = TestSandbox::with(|c| {
         c.rate_limit = RateLimit {
-            requests: 3,
+            requests: 4,
             window: Duration::from_secs(30),
         }
     });
     for _ in 0..3 {
         assert_eq!(sandbox.send("GET", D1, Body::None).status, 200);
     }
+    let admitted = sandbox.send("GET", "/accounts/{account}/workers/subdomain", Body::None);
+    assert_eq!(admitted.status, 200);
+    assert_eq!(admitted.headers["ratelimit-policy"], "\"default\";q=4;w=30");
+    assert!(
+        admitted.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"default\";r=0;t=")
+    );
     let limited = sandbox.send("GET", D1, Body::None);
     assert_eq!((limited.status, limited.code()), (429, Some(1015)));
     let wait: u64 = limited.headers["retry-after"]
@@ -713,6 +722,20 @@ fn the_schema_check_catches_a_wrong_body() {
     let failure_without_errors =
         json!({"success": false, "errors": [{"code": 12}], "messages": [], "result": null});
     assert!(validate(None, 404, &failure_without_errors).is_err());
+}
+
+#[test]
+fn the_project_sandbox_starts_from_the_seed_and_keeps_state_under_dot_lmsinfra() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("examples/sandbox")).unwrap();
+    std::fs::copy(
+        crate::support::audited_seed(),
+        dir.path().join("examples/sandbox/audited-account.json"),
+    )
+    .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::for_project(dir.path())).unwrap();
+    assert!(sandbox.base_url().starts_with("http://127.0.0.1:"));
+    assert!(dir.path().join(".lmsinfra/sandbox.json").exists());
 }
 
 #[test]
