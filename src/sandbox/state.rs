@@ -291,7 +291,7 @@ impl State {
 
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{}.{}.tmp", std::process::id(), new_tag()));
     path.with_file_name(name)
 }
 

@@ -994,3 +994,54 @@ fn latency_and_slow_faults_still_answer_in_full() {
     let stats = sandbox.sandbox().stats();
     assert_eq!(stats.statuses.get(&200), Some(&1));
 }
+
+#[test]
+fn concurrent_changes_all_land_and_the_state_file_stays_whole() {
+    let sandbox = TestSandbox::new();
+    let base = sandbox.base_url();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let requests = (0..40).map(|i| {
+            let url = format!("{base}/accounts/{ACCOUNT_ID}/workers/scripts/lms-viewer/secrets");
+            let request = client
+                .put(url)
+                .bearer_auth(crate::support::TOKEN)
+                .json(&json!({"name": format!("S{i}"), "text": "v", "type": "secret_text"}));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        });
+        futures::future::join_all(requests).await
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        sandbox
+            .get(&format!("{SCRIPTS}/lms-viewer/secrets"))
+            .as_array()
+            .map(Vec::len),
+        Some(40)
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.state_path()).unwrap()).unwrap();
+    assert_eq!(
+        state["account"]["scripts"]["lms-viewer"]["versions"]
+            .as_array()
+            .map(Vec::len),
+        Some(41)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
