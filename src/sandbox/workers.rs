@@ -14,7 +14,9 @@ use serde_json::{Map, Value, json};
 use super::envelope::{ApiError, Reply};
 use super::multipart::Part;
 use super::request::Call;
-use super::state::{Account, Module, Script, ScriptSubdomain, Settings, Version, now, sha256_hex};
+use super::state::{
+    Account, Deployment, Module, Script, ScriptSubdomain, Settings, Version, now, sha256_hex,
+};
 use super::world::World;
 
 /// Cloudflare's limit on a Worker upload (paid plan, compressed size; we count raw bytes).
@@ -826,21 +828,18 @@ pub(crate) fn version_upload(call: &Call, world: &mut World) -> Result<Reply, Ap
     let msg = message(&upload.metadata);
     let account = &world.state.account;
     let existing = script(account, &name)?;
-    let mut draft = uploaded_script(upload, Some(existing), account, false)?;
-    let created_on = now();
-    draft.push_version("api", msg, &created_on);
-    let version = draft.versions.pop().expect("a version was just pushed");
-    let reply = version_full(&version);
+    let draft = uploaded_script(upload, Some(existing), account, false)?;
+    let version = draft.snapshot("api", msg, &now());
+    let mut reply = version_full(&version);
+    reply["startup_time_ms"] = json!(1);
     script_mut(&mut world.state.account, &name)?
         .versions
         .push(version);
     world.save()?;
-    let mut reply = reply;
-    reply["startup_time_ms"] = json!(1);
     Ok(Reply::ok(reply))
 }
 
-fn deployment_json(d: &super::state::Deployment) -> Value {
+fn deployment_json(d: &Deployment) -> Value {
     let mut annotations = json!({"workers/triggered_by": d.triggered_by});
     if let Some(message) = &d.message {
         annotations["workers/message"] = json!(message);
@@ -933,7 +932,7 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
     if !primary.modules.is_empty() {
         script.modules = primary.modules.clone();
     }
-    let deployment = super::state::Deployment {
+    let deployment = Deployment {
         id: uuid::Uuid::new_v4().to_string(),
         created_on: now(),
         source: "api".to_owned(),
