@@ -919,10 +919,23 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
         }
     }
     let primary = chosen.ok_or_else(|| invalid("deployment: no versions"))?;
-    if primary.secrets != script.secrets && !force {
+    let changed: Vec<&str> = primary
+        .secrets
+        .keys()
+        .chain(script.secrets.keys())
+        .filter(|name| primary.secrets.get(*name) != script.secrets.get(*name))
+        .map(String::as_str)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if !changed.is_empty() && !force {
+        // wrangler reads the names after "The following secrets have changed:".
         return Err(ApiError::bad_request(
             10220,
-            "The secrets of this Worker changed since that version; deploying it would change them back. Retry with force=true to deploy it anyway.",
+            format!(
+                "Deploying this version would revert secrets; retry with force=true to deploy it anyway. The following secrets have changed: {}",
+                changed.join(", ")
+            ),
         ));
     }
     script.settings = primary.settings.clone();

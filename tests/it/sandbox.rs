@@ -347,6 +347,11 @@ fn rollback_to_a_version_with_other_secrets_needs_force() {
         "{}",
         refused.body
     );
+    let message = refused.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("The following secrets have changed: K"),
+        "{message}"
+    );
     let forced = sandbox.send(
         "POST",
         &format!("{script}/deployments?force=true"),

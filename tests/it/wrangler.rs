@@ -181,6 +181,33 @@ fn wrangler_reads_the_seeded_account() {
     let state = std::fs::read_to_string(sandbox.state_path()).expect("state file");
     assert!(!state.contains(value));
 
+    let versions = json_in(&run(&[
+        "versions",
+        "list",
+        "--name",
+        "draft-worker",
+        "--json",
+    ]));
+    let first = versions[0]["id"].as_str().expect("version id").to_owned();
+    let rollback = run(&[
+        "rollback",
+        &first,
+        "--name",
+        "draft-worker",
+        "--message",
+        "back",
+        "--yes",
+    ]);
+    assert!(
+        rollback.stdout.contains("* NEW_SECRET"),
+        "wrangler lists the changed secret: {}",
+        rollback.stdout
+    );
+    assert_eq!(
+        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
+        serde_json::json!([])
+    );
+
     let created = run(&["d1", "create", "lms-db-staging", "--location", "weur"]);
     assert!(
         created.stdout.contains("lms-db-staging"),
