@@ -1050,3 +1050,58 @@ fn concurrent_changes_all_land_and_the_state_file_stays_whole() {
         .collect();
     assert!(leftovers.is_empty(), "{leftovers:?}");
 }
+
+#[test]
+fn garbage_bodies_get_a_4xx_envelope_on_every_write_route() {
+    let sandbox = TestSandbox::new();
+    let zone = sandbox.get("/zones")[0]["id"].as_str().unwrap().to_owned();
+    let version = sandbox.get(&format!("{SCRIPTS}/lms-api/versions"))["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let routes = [
+        ("PUT", format!("{SCRIPTS}/lms-api")),
+        ("PATCH", format!("{SCRIPTS}/lms-api/settings")),
+        ("PUT", format!("{SCRIPTS}/lms-api/secrets")),
+        ("POST", format!("{SCRIPTS}/lms-api/versions")),
+        ("POST", format!("{SCRIPTS}/lms-api/deployments")),
+        ("POST", format!("{SCRIPTS}/lms-api/subdomain")),
+        ("PUT", "/accounts/{account}/workers/subdomain".to_owned()),
+        ("POST", D1.to_owned()),
+        ("POST", format!("{D1}/{LMS_DB}/query")),
+        ("POST", format!("{D1}/{LMS_DB}/raw")),
+        (
+            "PUT",
+            format!("/zones/{zone}/rulesets/phases/http_ratelimit/entrypoint"),
+        ),
+        ("GET", format!("{D1}?page=0")),
+        ("GET", format!("{SCRIPTS}/lms-api/versions?per_page=1000")),
+    ];
+    let bodies = || {
+        vec![
+            Body::None,
+            Body::Raw("application/json", b"null".to_vec()),
+            Body::Raw("application/json", b"[]".to_vec()),
+            Body::Raw("application/json", b"\"x\"".to_vec()),
+            Body::Raw("application/json", vec![0xff, 0xfe, 0x00]),
+            Body::Json(json!({"name": 5, "sql": 7, "rules": {}, "versions": "all", "subdomain": ["a"], "enabled": "yes", "text": null, "params": [[1]]})),
+            Body::Json(json!({"strategy": "percentage", "versions": [{"version_id": version, "percentage": 1e308}]})),
+            Body::Raw("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{\"main_module\": 1}\r\n--b--\r\n".to_vec()),
+            form(&[("settings", None, "{\"bindings\": [{\"type\": \"inherit\"}], \"compatibility_date\": \"2024-13-45\"}")]),
+            form(&[("metadata", None, "{\"main_module\": \"a.js\", \"bindings\": {}}"), ("a.js", Some("application/javascript+module"), "x")]),
+            form(&[("metadata", None, "{\"main_module\": \"a.js\"}"), ("a.js", Some("image/png"), "x")]),
+        ]
+    };
+    for (method, path) in &routes {
+        for body in bodies() {
+            let answer = sandbox.send(method, path, body);
+            assert!(
+                (400..500).contains(&answer.status),
+                "{method} {path}: {} {}",
+                answer.status,
+                answer.body
+            );
+            assert_eq!(answer.body["success"], false, "{method} {path}");
+        }
+    }
+}
