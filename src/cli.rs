@@ -189,17 +189,7 @@ pub struct SandboxArgs {
     #[arg(long, default_value_t = 0, value_name = "N")]
     pub latency_ms: u64,
     /// Faults to inject, e.g. `seed=7,429=0.2,500=0.1`.
-    ///
-    /// SPEC is a comma-separated list of items:
-    ///   seed=N                   seed for the deterministic fault generator (default 0);
-    ///   KIND[@SCOPE]=RATE[:ARG]  hit that share (0 to 1) of matching requests.
-    /// KIND is 429 (ARG: retry-after, default 1s), 500, 503, drop (close the connection),
-    /// slow (ARG: extra delay, required) or after_create (the create succeeds, then the client
-    /// gets ARG: 500 (default), drop, or a stall of the given duration).
-    /// Durations are like 250ms or 2s. SCOPE limits an item to routes whose template or
-    /// operation id contains it, e.g. after_create@d1=1:drop.
-    /// Example: seed=7,429=0.2,500=0.1,drop=0.05,slow=0.1:2000ms,after_create@d1=1
-    #[arg(long, value_name = "SPEC", verbatim_doc_comment)]
+    #[arg(long, value_name = "SPEC", long_help = crate::sandbox::faults::HELP)]
     pub faults: Option<crate::sandbox::FaultSpec>,
     /// Accept only this API token (any non-empty token otherwise).
     #[arg(long, value_name = "TOKEN")]

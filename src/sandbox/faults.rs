@@ -36,6 +36,19 @@ use std::time::Duration;
 
 use rand::{Rng, SeedableRng, rngs::SmallRng};
 
+/// The `--faults` help text: the grammar above, for people at a terminal.
+pub const HELP: &str = "Faults to inject, deterministically.
+
+SPEC is a comma-separated list of items:
+  seed=N                   seed for the fault generator (default 0)
+  KIND[@SCOPE]=RATE[:ARG]  hit that share (0 to 1) of matching requests
+KIND is 429 (ARG: retry-after, default 1s), 500, 503, drop (close the connection),
+slow (ARG: extra delay, required) or after_create (the create takes effect, then the
+client gets ARG: 500 (default), drop, or a stall of the given duration).
+Durations are like 250ms or 2s. SCOPE limits an item to routes whose template or
+operation id contains it, e.g. after_create@d1=1:drop.
+Example: seed=7,429=0.2,500=0.1,drop=0.05,slow=0.1:2000ms,after_create@d1=1";
+
 /// A parsed `--faults` specification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultSpec {

@@ -8,7 +8,7 @@
 //!
 //! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
-//! that fail *after* taking effect (grammar in [`faults`](self::faults)), and the rate limit
+//! that fail *after* taking effect (grammar in [`faults`]), and the rate limit
 //! mirrors Cloudflare's 1200 requests per five minutes. `GET /__sandbox/stats` counts requests
 //! per route and status; `POST /__sandbox/stats/reset` zeroes the counters.
 //!
@@ -82,6 +82,18 @@ pub struct SandboxConfig {
     pub rate_limit: RateLimit,
     /// Sees every answer.
     pub observer: Option<Observer>,
+}
+
+impl SandboxConfig {
+    /// What `--sandbox` uses for the project in `dir`: state in `.lmsinfra/sandbox.json`,
+    /// seeded from `examples/sandbox/audited-account.json` on first use.
+    pub fn for_project(dir: &Path) -> SandboxConfig {
+        SandboxConfig {
+            state: Some(dir.join(".lmsinfra/sandbox.json")),
+            seed: Some(dir.join("examples/sandbox/audited-account.json")),
+            ..SandboxConfig::default()
+        }
+    }
 }
 
 impl std::fmt::Debug for SandboxConfig {

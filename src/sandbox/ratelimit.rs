@@ -1,5 +1,8 @@
 //! Cloudflare's global API rate limit: 1200 requests per five minutes per token.
 //!
+//! Admitted answers carry `ratelimit` (`"default";r=REMAINING;t=SECONDS`) and
+//! `ratelimit-policy` (`"default";q=LIMIT;w=WINDOW`) as Cloudflare documents them.
+//!
 //! A sliding log per token: a request is admitted while fewer than `requests` admitted requests
 //! fall inside the last `window`; otherwise it gets 429 with `retry-after` set to the whole
 //! seconds (rounded up) until the oldest admitted request leaves the window. Refused requests
@@ -47,8 +50,9 @@ impl Limiter {
         }
     }
 
-    /// Admit a request for `token`, or say how many seconds to wait.
-    pub(crate) fn admit(&self, token: &str) -> Result<(), u64> {
+    /// Admit a request for `token` and return the `ratelimit` and `ratelimit-policy` headers
+    /// Cloudflare sends, or say how many seconds to wait.
+    pub(crate) fn admit(&self, token: &str) -> Result<[(&'static str, String); 2], u64> {
         let now = Instant::now();
         let mut log = self.log.lock().unwrap_or_else(|p| p.into_inner());
         let times = log.entry(token.to_owned()).or_default();
@@ -60,7 +64,23 @@ impl Limiter {
         }
         if times.len() < self.limit.requests as usize {
             times.push_back(now);
-            return Ok(());
+            let remaining = self.limit.requests as usize - times.len();
+            let oldest = times.front().copied().unwrap_or(now);
+            let reset = self.limit.window.saturating_sub(now.duration_since(oldest));
+            return Ok([
+                (
+                    "ratelimit",
+                    format!("\"default\";r={remaining};t={}", reset.as_secs()),
+                ),
+                (
+                    "ratelimit-policy",
+                    format!(
+                        "\"default\";q={};w={}",
+                        self.limit.requests,
+                        self.limit.window.as_secs()
+                    ),
+                ),
+            ]);
         }
         let oldest = times.front().copied().unwrap_or(now);
         let wait = self.limit.window.saturating_sub(now.duration_since(oldest));
@@ -79,7 +99,9 @@ mod tests {
             window: Duration::from_secs(60),
         });
         assert!(limiter.admit("a").is_ok());
-        assert!(limiter.admit("a").is_ok());
+        let headers = limiter.admit("a").unwrap();
+        assert_eq!(headers[0].1, "\"default\";r=0;t=59");
+        assert_eq!(headers[1].1, "\"default\";q=2;w=60");
         let wait = limiter.admit("a").unwrap_err();
         assert!((59..=60).contains(&wait), "{wait}");
         assert!(limiter.admit("b").is_ok());

@@ -136,9 +136,7 @@ impl App {
         params: Vec<String>,
     ) -> Result<Outcome, ApiError> {
         let token = auth::authenticate(req.headers(), self.token.as_deref())?;
-        if let Err(wait) = self.limiter.admit(&token) {
-            return Err(too_many(wait));
-        }
+        let limit_headers = self.limiter.admit(&token).map_err(too_many)?;
         let decision = self
             .faults
             .as_ref()
@@ -175,7 +173,7 @@ impl App {
             .map(str::to_owned);
         let body = read_body(req.into_body()).await?;
         let call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
-        let reply = {
+        let mut reply = {
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             // A bug in a handler must still answer in the envelope, never drop or answer bare.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&call, &mut world)))
@@ -188,6 +186,7 @@ impl App {
                 Err(internal())
             })?
         };
+        reply.headers.extend(limit_headers);
         match decision.after_create {
             Some(AfterCreate::Internal) => Err(internal()),
             Some(AfterCreate::Drop) => Ok(Outcome::Drop),
@@ -258,25 +257,25 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         Op::User => identity::user(call, &world.state),
         Op::Accounts => identity::accounts(call, &world.state),
         Op::Memberships => identity::memberships(call, &world.state),
-        Op::ScriptList => workers::list(world),
-        Op::ScriptUpload => workers::upload(call, world),
-        Op::ScriptDelete => workers::delete(call, world),
-        Op::SettingsGet => workers::settings_get(call, world),
-        Op::SettingsPatch => workers::settings_patch(call, world),
-        Op::SecretList => workers::secret_list(call, world),
-        Op::SecretPut => workers::secret_put(call, world),
-        Op::SecretGet => workers::secret_get(call, world),
-        Op::SecretDelete => workers::secret_delete(call, world),
-        Op::VersionList => workers::version_list(call, world),
-        Op::VersionUpload => workers::version_upload(call, world),
-        Op::VersionGet => workers::version_get(call, world),
-        Op::DeploymentList => workers::deployment_list(call, world),
-        Op::DeploymentCreate => workers::deployment_create(call, world),
-        Op::ScriptSubdomainGet => workers::script_subdomain_get(call, world),
-        Op::ScriptSubdomainPost => workers::script_subdomain_post(call, world),
-        Op::ScriptSubdomainDelete => workers::script_subdomain_delete(call, world),
-        Op::AccountSubdomainGet => workers::account_subdomain_get(world),
-        Op::AccountSubdomainPut => workers::account_subdomain_put(call, world),
+        Op::ScriptList => workers::scripts::list(world),
+        Op::ScriptUpload => workers::scripts::upload(call, world),
+        Op::ScriptDelete => workers::scripts::delete(call, world),
+        Op::SettingsGet => workers::settings::get(call, world),
+        Op::SettingsPatch => workers::settings::patch(call, world),
+        Op::SecretList => workers::secrets::list(call, world),
+        Op::SecretPut => workers::secrets::put(call, world),
+        Op::SecretGet => workers::secrets::get(call, world),
+        Op::SecretDelete => workers::secrets::delete(call, world),
+        Op::VersionList => workers::versions::list(call, world),
+        Op::VersionUpload => workers::versions::upload(call, world),
+        Op::VersionGet => workers::versions::get(call, world),
+        Op::DeploymentList => workers::versions::deployment_list(call, world),
+        Op::DeploymentCreate => workers::versions::deployment_create(call, world),
+        Op::ScriptSubdomainGet => workers::subdomain::script_get(call, world),
+        Op::ScriptSubdomainPost => workers::subdomain::script_post(call, world),
+        Op::ScriptSubdomainDelete => workers::subdomain::script_delete(call, world),
+        Op::AccountSubdomainGet => workers::subdomain::account_get(world),
+        Op::AccountSubdomainPut => workers::subdomain::account_put(call, world),
         Op::D1List => d1::list(call, world),
         Op::D1Create => d1::create(call, world),
         Op::D1Get => d1::get(call, world),

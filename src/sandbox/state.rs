@@ -291,7 +291,7 @@ impl State {
 
 fn temp_path(path: &Path) -> PathBuf {
     let mut name = path.file_name().unwrap_or_default().to_os_string();
-    name.push(format!(".{}.tmp", std::process::id()));
+    name.push(format!(".{}.{}.tmp", std::process::id(), new_tag()));
     path.with_file_name(name)
 }
 
@@ -317,9 +317,11 @@ impl Script {
         source: &str,
         triggered_by: &str,
         message: Option<String>,
-    ) -> &Version {
+    ) {
         let created_on = now();
-        let id = self.push_version(source, message.clone(), &created_on);
+        let version = self.snapshot(source, message.clone(), &created_on);
+        let id = version.id.clone();
+        self.versions.push(version);
         self.deployments.push(Deployment {
             id: uuid::Uuid::new_v4().to_string(),
             created_on: created_on.clone(),
@@ -329,21 +331,18 @@ impl Script {
             triggered_by: triggered_by.to_owned(),
         });
         self.modified_on = created_on;
-        self.versions.last().expect("a version was just pushed")
     }
 
-    /// Snapshot the current code and settings as a new version without deploying it.
-    pub(crate) fn push_version(
-        &mut self,
+    /// The current code and settings as the next version, not yet recorded or deployed.
+    pub(crate) fn snapshot(
+        &self,
         source: &str,
         message: Option<String>,
         created_on: &str,
-    ) -> String {
-        let number = self.versions.last().map_or(1, |v| v.number + 1);
-        let id = uuid::Uuid::new_v4().to_string();
-        self.versions.push(Version {
-            id: id.clone(),
-            number,
+    ) -> Version {
+        Version {
+            id: uuid::Uuid::new_v4().to_string(),
+            number: self.versions.last().map_or(1, |v| v.number + 1),
             created_on: created_on.to_owned(),
             source: source.to_owned(),
             etag: Script::code_etag(&self.modules),
@@ -353,8 +352,7 @@ impl Script {
             bindings: self.bindings.clone(),
             secrets: self.secrets.clone(),
             message,
-        });
-        id
+        }
     }
 
     /// The version serving 100 % of traffic, if any.

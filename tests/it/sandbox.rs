@@ -347,6 +347,11 @@ fn rollback_to_a_version_with_other_secrets_needs_force() {
         "{}",
         refused.body
     );
+    let message = refused.body["errors"][0]["message"].as_str().unwrap();
+    assert!(
+        message.ends_with("The following secrets have changed: K"),
+        "{message}"
+    );
     let forced = sandbox.send(
         "POST",
         &format!("{script}/deployments?force=true"),
@@ -642,13 +647,22 @@ fn a_create_can_fail_after_it_took_effect() {
 fn rate_limit_answers_429_with_retry_after() {
     let sandbox = TestSandbox::with(|c| {
         c.rate_limit = RateLimit {
-            requests: 3,
+            requests: 4,
             window: Duration::from_secs(30),
         }
     });
     for _ in 0..3 {
         assert_eq!(sandbox.send("GET", D1, Body::None).status, 200);
     }
+    let admitted = sandbox.send("GET", "/accounts/{account}/workers/subdomain", Body::None);
+    assert_eq!(admitted.status, 200);
+    assert_eq!(admitted.headers["ratelimit-policy"], "\"default\";q=4;w=30");
+    assert!(
+        admitted.headers["ratelimit"]
+            .to_str()
+            .unwrap()
+            .starts_with("\"default\";r=0;t=")
+    );
     let limited = sandbox.send("GET", D1, Body::None);
     assert_eq!((limited.status, limited.code()), (429, Some(1015)));
     let wait: u64 = limited.headers["retry-after"]
@@ -716,6 +730,20 @@ fn the_schema_check_catches_a_wrong_body() {
 }
 
 #[test]
+fn the_project_sandbox_starts_from_the_seed_and_keeps_state_under_dot_lmsinfra() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::create_dir_all(dir.path().join("examples/sandbox")).unwrap();
+    std::fs::copy(
+        crate::support::audited_seed(),
+        dir.path().join("examples/sandbox/audited-account.json"),
+    )
+    .unwrap();
+    let sandbox = Sandbox::start(SandboxConfig::for_project(dir.path())).unwrap();
+    assert!(sandbox.base_url().starts_with("http://127.0.0.1:"));
+    assert!(dir.path().join(".lmsinfra/sandbox.json").exists());
+}
+
+#[test]
 fn a_non_loopback_address_is_refused() {
     let config = SandboxConfig {
         listen: Some("0.0.0.0:0".parse().unwrap()),
@@ -760,6 +788,17 @@ fn uploaded_versions_deploy_gradually_and_roll_back() {
         sandbox.get(&format!("{script}/settings"))["compatibility_date"],
         "2024-12-01",
         "an uploaded version is not deployed"
+    );
+    let blocked = sandbox.send(
+        "PUT",
+        &format!("{script}/secrets"),
+        Body::Json(json!({"name": "K", "text": "v", "type": "secret_text"})),
+    );
+    assert_eq!(
+        (blocked.status, blocked.code()),
+        (400, Some(10215)),
+        "{}",
+        blocked.body
     );
     let split = json!({"strategy": "percentage", "versions": [{"version_id": candidate, "percentage": 10}, {"version_id": serving, "percentage": 90}]});
     let deployed = sandbox.send("POST", &format!("{script}/deployments"), Body::Json(split));
@@ -914,4 +953,155 @@ fn the_sandbox_command_serves_the_seed_in_the_foreground() {
     child.wait().unwrap();
     assert_eq!(answers, Some((200, 403)));
     assert!(dir.path().join("state.json").exists());
+}
+
+#[test]
+fn a_broken_state_or_seed_file_is_reported_with_its_path() {
+    let dir = tempfile::tempdir().unwrap();
+    let broken = dir.path().join("broken.json");
+    std::fs::write(&broken, r#"{"account": {"id": 7}}"#).unwrap();
+    let config = SandboxConfig {
+        state: Some(broken.clone()),
+        ..Default::default()
+    };
+    let error = Sandbox::start(config).unwrap_err();
+    assert!(error.to_string().contains("broken.json"), "{error}");
+    let mut seed: Value =
+        serde_json::from_str(&std::fs::read_to_string(crate::support::audited_seed()).unwrap())
+            .unwrap();
+    seed["account"]["scripts"]["lms-api"]["secrets"]
+        .as_object_mut()
+        .unwrap()
+        .remove("TALLY_SIGNING_SECRET");
+    let seed_path = dir.path().join("seed.json");
+    std::fs::write(&seed_path, seed.to_string()).unwrap();
+    let config = SandboxConfig {
+        seed: Some(seed_path),
+        ..Default::default()
+    };
+    let error = format!(
+        "{:?}",
+        miette::Report::new(Sandbox::start(config).unwrap_err())
+    );
+    assert!(
+        error.contains("TALLY_SIGNING_SECRET has no digest"),
+        "{error}"
+    );
+}
+
+#[test]
+fn latency_and_slow_faults_still_answer_in_full() {
+    let sandbox = TestSandbox::with(|c| {
+        c.latency = Duration::from_millis(5);
+        c.faults = Some("seed=1,slow=1:5ms".parse().unwrap());
+    });
+    assert_eq!(names(&sandbox.get(D1), "name"), ["lms-db"]);
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(stats.statuses.get(&200), Some(&1));
+}
+
+#[test]
+fn concurrent_changes_all_land_and_the_state_file_stays_whole() {
+    let sandbox = TestSandbox::new();
+    let base = sandbox.base_url();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<u16> = runtime.block_on(async {
+        let client = reqwest::Client::new();
+        let requests = (0..40).map(|i| {
+            let url = format!("{base}/accounts/{ACCOUNT_ID}/workers/scripts/lms-viewer/secrets");
+            let request = client
+                .put(url)
+                .bearer_auth(crate::support::TOKEN)
+                .json(&json!({"name": format!("S{i}"), "text": "v", "type": "secret_text"}));
+            async move {
+                request
+                    .send()
+                    .await
+                    .map(|r| r.status().as_u16())
+                    .unwrap_or(0)
+            }
+        });
+        futures::future::join_all(requests).await
+    });
+    assert!(statuses.iter().all(|s| *s == 200), "{statuses:?}");
+    assert_eq!(
+        sandbox
+            .get(&format!("{SCRIPTS}/lms-viewer/secrets"))
+            .as_array()
+            .map(Vec::len),
+        Some(40)
+    );
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.state_path()).unwrap()).unwrap();
+    assert_eq!(
+        state["account"]["scripts"]["lms-viewer"]["versions"]
+            .as_array()
+            .map(Vec::len),
+        Some(41)
+    );
+    let leftovers: Vec<_> = std::fs::read_dir(sandbox.dir.path())
+        .unwrap()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_name().to_string_lossy().ends_with(".tmp"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[test]
+fn garbage_bodies_get_a_4xx_envelope_on_every_write_route() {
+    let sandbox = TestSandbox::new();
+    let zone = sandbox.get("/zones")[0]["id"].as_str().unwrap().to_owned();
+    let version = sandbox.get(&format!("{SCRIPTS}/lms-api/versions"))["items"][0]["id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let routes = [
+        ("PUT", format!("{SCRIPTS}/lms-api")),
+        ("PATCH", format!("{SCRIPTS}/lms-api/settings")),
+        ("PUT", format!("{SCRIPTS}/lms-api/secrets")),
+        ("POST", format!("{SCRIPTS}/lms-api/versions")),
+        ("POST", format!("{SCRIPTS}/lms-api/deployments")),
+        ("POST", format!("{SCRIPTS}/lms-api/subdomain")),
+        ("PUT", "/accounts/{account}/workers/subdomain".to_owned()),
+        ("POST", D1.to_owned()),
+        ("POST", format!("{D1}/{LMS_DB}/query")),
+        ("POST", format!("{D1}/{LMS_DB}/raw")),
+        (
+            "PUT",
+            format!("/zones/{zone}/rulesets/phases/http_ratelimit/entrypoint"),
+        ),
+        ("GET", format!("{D1}?page=0")),
+        ("GET", format!("{SCRIPTS}/lms-api/versions?per_page=1000")),
+    ];
+    let bodies = || {
+        vec![
+            Body::None,
+            Body::Raw("application/json", b"null".to_vec()),
+            Body::Raw("application/json", b"[]".to_vec()),
+            Body::Raw("application/json", b"\"x\"".to_vec()),
+            Body::Raw("application/json", vec![0xff, 0xfe, 0x00]),
+            Body::Json(json!({"name": 5, "sql": 7, "rules": {}, "versions": "all", "subdomain": ["a"], "enabled": "yes", "text": null, "params": [[1]]})),
+            Body::Json(json!({"strategy": "percentage", "versions": [{"version_id": version, "percentage": 1e308}]})),
+            Body::Raw("multipart/form-data; boundary=b", b"--b\r\nContent-Disposition: form-data; name=\"metadata\"\r\n\r\n{\"main_module\": 1}\r\n--b--\r\n".to_vec()),
+            form(&[("settings", None, "{\"bindings\": [{\"type\": \"inherit\"}], \"compatibility_date\": \"2024-13-45\"}")]),
+            form(&[("metadata", None, "{\"main_module\": \"a.js\", \"bindings\": {}}"), ("a.js", Some("application/javascript+module"), "x")]),
+            form(&[("metadata", None, "{\"main_module\": \"a.js\"}"), ("a.js", Some("image/png"), "x")]),
+        ]
+    };
+    for (method, path) in &routes {
+        for body in bodies() {
+            let answer = sandbox.send(method, path, body);
+            assert!(
+                (400..500).contains(&answer.status),
+                "{method} {path}: {} {}",
+                answer.status,
+                answer.body
+            );
+            assert_eq!(answer.body["success"], false, "{method} {path}");
+        }
+    }
 }

@@ -5,7 +5,7 @@
 //! outside the test harness's output capture, that it skipped.
 
 use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -27,64 +27,80 @@ struct Run {
     stderr: String,
 }
 
-fn wrangler(bin: &Path, sandbox: &TestSandbox, home: &Path, args: &[&str]) -> Run {
-    wrangler_with_stdin(bin, sandbox, home, args, "")
+/// wrangler, pointed at one sandbox, with its own home folder.
+struct Wrangler<'a> {
+    bin: PathBuf,
+    sandbox: &'a TestSandbox,
+    home: tempfile::TempDir,
 }
 
-fn wrangler_with_stdin(
-    bin: &Path,
-    sandbox: &TestSandbox,
-    home: &Path,
-    args: &[&str],
-    stdin: &str,
-) -> Run {
-    let mut child = Command::new(bin)
-        .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", home)
-        .env("XDG_CONFIG_HOME", home.join(".config"))
-        .env("XDG_CACHE_HOME", home.join(".cache"))
-        .env("TMPDIR", home)
-        .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
-        .env("CLOUDFLARE_API_TOKEN", TOKEN)
-        .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
-        .env("WRANGLER_SEND_METRICS", "false")
-        .env("WRANGLER_SEND_ERROR_REPORTS", "false")
-        // The banner is where wrangler checks npm for updates.
-        .env("WRANGLER_HIDE_BANNER", "true")
-        .env("WRANGLER_LOG_PATH", home.join("logs"))
-        // Any update check that still happens fails at once instead of reaching npm.
-        .env("npm_config_registry", "http://127.0.0.1:9/")
-        .env("NO_COLOR", "1")
-        .env("FORCE_COLOR", "0")
-        .current_dir(home)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("wrangler starts");
-    if let Some(mut input) = child.stdin.take() {
-        let _ = input.write_all(stdin.as_bytes());
+impl Wrangler<'_> {
+    /// Run with the test token; a failure fails the test.
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_as(TOKEN, args, "")
     }
-    let started = Instant::now();
-    loop {
-        if child.try_wait().expect("wait for wrangler").is_some() {
-            break;
-        }
-        if started.elapsed() > TIMEOUT {
-            let _ = child.kill();
-            panic!(
-                "wrangler {args:?} took over {TIMEOUT:?}: it is waiting on something outside the sandbox"
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
+
+    /// Run with `token`, feeding `stdin`; a failure fails the test.
+    fn run_as(&self, token: &str, args: &[&str], stdin: &str) -> Run {
+        let run = self.spawn(token, args, stdin);
+        assert!(
+            run.ok,
+            "wrangler {args:?} failed:\n{}\n{}",
+            run.stdout, run.stderr
+        );
+        run
     }
-    let output = child.wait_with_output().expect("wrangler output");
-    Run {
-        ok: output.status.success(),
-        stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
-        stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+
+    fn spawn(&self, token: &str, args: &[&str], stdin: &str) -> Run {
+        let (bin, sandbox, home) = (&self.bin, self.sandbox, self.home.path());
+        let mut child = Command::new(bin)
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", home)
+            .env("XDG_CONFIG_HOME", home.join(".config"))
+            .env("XDG_CACHE_HOME", home.join(".cache"))
+            .env("TMPDIR", home)
+            .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+            .env("CLOUDFLARE_API_TOKEN", token)
+            .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+            .env("WRANGLER_SEND_METRICS", "false")
+            .env("WRANGLER_SEND_ERROR_REPORTS", "false")
+            // The banner is where wrangler checks npm for updates.
+            .env("WRANGLER_HIDE_BANNER", "true")
+            .env("WRANGLER_LOG_PATH", home.join("logs"))
+            // Any update check that still happens fails at once instead of reaching npm.
+            .env("npm_config_registry", "http://127.0.0.1:9/")
+            .env("NO_COLOR", "1")
+            .env("FORCE_COLOR", "0")
+            .current_dir(home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("wrangler starts");
+        if let Some(mut input) = child.stdin.take() {
+            let _ = input.write_all(stdin.as_bytes());
+        }
+        let started = Instant::now();
+        loop {
+            if child.try_wait().expect("wait for wrangler").is_some() {
+                break;
+            }
+            if started.elapsed() > TIMEOUT {
+                let _ = child.kill();
+                panic!(
+                    "wrangler {args:?} took over {TIMEOUT:?}: it is waiting on something outside the sandbox"
+                );
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let output = child.wait_with_output().expect("wrangler output");
+        Run {
+            ok: output.status.success(),
+            stdout: String::from_utf8_lossy(&output.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&output.stderr).into_owned(),
+        }
     }
 }
 
@@ -107,16 +123,12 @@ fn wrangler_reads_the_seeded_account() {
         return;
     };
     let sandbox = TestSandbox::new();
-    let home = tempfile::tempdir().expect("temp home");
-    let run = |args: &[&str]| {
-        let run = wrangler(&bin, &sandbox, home.path(), args);
-        assert!(
-            run.ok,
-            "wrangler {args:?} failed:\n{}\n{}",
-            run.stdout, run.stderr
-        );
-        run
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
     };
+    let run = |args: &[&str]| wrangler.run(args);
 
     let whoami = run(&["whoami"]);
     assert!(
@@ -162,17 +174,10 @@ fn wrangler_reads_the_seeded_account() {
     );
 
     let value = "wrangler-canary-value-3b9d";
-    let put = wrangler_with_stdin(
-        &bin,
-        &sandbox,
-        home.path(),
+    wrangler.run_as(
+        TOKEN,
         &["secret", "put", "NEW_SECRET", "--name", "draft-worker"],
         value,
-    );
-    assert!(
-        put.ok,
-        "wrangler secret put failed:\n{}\n{}",
-        put.stdout, put.stderr
     );
     assert_eq!(
         sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
@@ -180,6 +185,51 @@ fn wrangler_reads_the_seeded_account() {
     );
     let state = std::fs::read_to_string(sandbox.state_path()).expect("state file");
     assert!(!state.contains(value));
+
+    let versions = json_in(&run(&[
+        "versions",
+        "list",
+        "--name",
+        "draft-worker",
+        "--json",
+    ]));
+    let first = versions[0]["id"].as_str().expect("version id").to_owned();
+    let rollback = run(&[
+        "rollback",
+        &first,
+        "--name",
+        "draft-worker",
+        "--message",
+        "back",
+        "--yes",
+    ]);
+    assert!(
+        rollback.stdout.contains("* NEW_SECRET"),
+        "wrangler lists the changed secret: {}",
+        rollback.stdout
+    );
+    assert_eq!(
+        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
+        serde_json::json!([])
+    );
+
+    let executed = json_in(&run(&[
+        "d1",
+        "execute",
+        "lms-db",
+        "--remote",
+        "--json",
+        "--command",
+        "CREATE TABLE courses (title TEXT); INSERT INTO courses VALUES ('Rust'); SELECT title FROM courses",
+    ]));
+    assert_eq!(
+        executed[2]["results"],
+        serde_json::json!([{"title": "Rust"}])
+    );
+
+    let user = wrangler.run_as("user_token", &["whoami"], "");
+    assert!(user.stdout.contains("User API Token"), "{}", user.stdout);
+    assert!(user.stdout.contains("ops@example.com"), "{}", user.stdout);
 
     let created = run(&["d1", "create", "lms-db-staging", "--location", "weur"]);
     assert!(
