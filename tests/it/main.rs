@@ -3,6 +3,7 @@
 
 mod client;
 mod gather;
+mod plan;
 mod probe;
 mod sandbox;
 mod schema;
