@@ -135,39 +135,17 @@ fn wire_binding(
 ) -> Result<cloudflare::Binding, StepError> {
     let (name, binding) = match binding {
         SettingsBinding::Inherit { name } => return Ok(cloudflare::Binding::inherit(name.clone())),
-        SettingsBinding::Declared { name, binding } => (name.clone(), binding),
+        SettingsBinding::Declared { name, binding } => (name, binding),
     };
-    Ok(match binding {
-        Binding::D1 { database } => cloudflare::Binding::D1 {
-            name,
-            database_id: database_ids.get(database).cloned().ok_or_else(|| {
-                StepError::Missing(format!("database {database} has no id: it was not created"))
-            })?,
-        },
-        Binding::PlainText { text } => cloudflare::Binding::PlainText {
-            name,
-            text: text.clone(),
-        },
-        Binding::KvNamespace { namespace_id } => cloudflare::Binding::KvNamespace {
-            name,
-            namespace_id: namespace_id.clone(),
-        },
-        Binding::R2Bucket {
-            bucket_name,
-            jurisdiction,
-        } => cloudflare::Binding::R2Bucket {
-            name,
-            bucket_name: bucket_name.clone(),
-            jurisdiction: jurisdiction.clone(),
-        },
-        Binding::Service {
-            service,
-            entrypoint,
-        } => cloudflare::Binding::Service {
-            name,
-            service: service.clone(),
-            environment: None,
-            entrypoint: entrypoint.clone(),
-        },
-    })
+    let database_id = match binding {
+        Binding::D1 { database } => database_ids.get(database).ok_or_else(|| {
+            StepError::Missing(format!("database {database} has no id: it was not created"))
+        })?,
+        _ => "",
+    };
+    let mut wire = binding.wire_fields(database_id);
+    wire.insert("name".to_owned(), name.as_str().into());
+    wire.insert("type".to_owned(), binding.kind().into());
+    serde_json::from_value(wire.into())
+        .map_err(|e| StepError::Missing(format!("binding {name} has no Cloudflare form: {e}")))
 }

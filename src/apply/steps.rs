@@ -193,7 +193,7 @@ mod tests {
     use super::*;
     use crate::plan::tests::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
-        with_absent_database,
+        supplied, with_absent_database,
     };
     use crate::plan::{DiffOptions, diff};
 
@@ -201,13 +201,6 @@ mod tests {
         let plan = diff(desired, live, options);
         assert!(!plan.is_blocked(), "{:?}", plan.blockers);
         steps(&plan, desired, live)
-    }
-
-    fn supplied(names: &[&str]) -> DiffOptions {
-        DiffOptions {
-            supplied_secrets: names.iter().map(|n| n.to_string()).collect(),
-            ..DiffOptions::default()
-        }
     }
 
     #[test]

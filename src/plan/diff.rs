@@ -403,43 +403,20 @@ fn database_id(binding: &LiveBinding) -> Option<&str> {
 fn desired_binding(desired: &Manifest, binding: &Binding, live: &Live) -> Map<String, Value> {
     let mut value = Map::new();
     value.insert("type".to_owned(), json!(binding.kind()));
-    let mut put = |field: &str, v: &str| {
-        value.insert(field.to_owned(), json!(v));
-    };
-    match binding {
-        Binding::D1 { database } => {
-            let name = desired
-                .d1_databases
-                .get(database)
-                .map_or(database.as_str(), |d| d.name.as_str());
-            let uuid = live
-                .d1_databases
-                .iter()
-                .find(|d| d.name == name)
-                .map_or(KNOWN_AFTER_APPLY, |d| d.uuid.as_str());
-            put("database_id", uuid);
-            put("database_name", name);
-        }
-        Binding::PlainText { text } => put("text", text),
-        Binding::KvNamespace { namespace_id } => put("namespace_id", namespace_id),
-        Binding::R2Bucket {
-            bucket_name,
-            jurisdiction,
-        } => {
-            put("bucket_name", bucket_name);
-            if let Some(j) = jurisdiction {
-                put("jurisdiction", j);
-            }
-        }
-        Binding::Service {
-            service,
-            entrypoint,
-        } => {
-            put("service", service);
-            if let Some(e) = entrypoint {
-                put("entrypoint", e);
-            }
-        }
+    if let Binding::D1 { database } = binding {
+        let name = desired
+            .d1_databases
+            .get(database)
+            .map_or(database.as_str(), |d| d.name.as_str());
+        let uuid = live
+            .d1_databases
+            .iter()
+            .find(|d| d.name == name)
+            .map_or(KNOWN_AFTER_APPLY, |d| d.uuid.as_str());
+        value.extend(binding.wire_fields(uuid));
+        value.insert("database_name".to_owned(), json!(name));
+    } else {
+        value.extend(binding.wire_fields(""));
     }
     value
 }

@@ -6,7 +6,7 @@
 //! plan: bindings added or changed, databases created, secrets newly required, and — through
 //! the same warnings as a live plan — what stops being managed (and is kept).
 
-use serde_json::{Map, Value, json};
+use serde_json::{Map, json};
 
 use super::{Action, Change, DiffOptions, Plan, diff};
 use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker};
@@ -67,43 +67,19 @@ fn as_applied(manifest: &Manifest) -> Live {
     for worker in manifest.workers.values() {
         let mut bindings = Vec::new();
         for (name, binding) in &worker.bindings {
-            let mut fields = Map::new();
-            let mut put = |field: &str, v: &str| {
-                fields.insert(field.to_owned(), Value::String(v.to_owned()));
-            };
-            match binding {
-                Binding::D1 { database } => {
-                    let name = manifest
+            let database_id = match binding {
+                Binding::D1 { database } => id_of(
+                    manifest
                         .d1_databases
                         .get(database)
-                        .map_or(database.as_str(), |d| d.name.as_str());
-                    put("database_id", &id_of(name));
-                }
-                Binding::PlainText { text } => put("text", text),
-                Binding::KvNamespace { namespace_id } => put("namespace_id", namespace_id),
-                Binding::R2Bucket {
-                    bucket_name,
-                    jurisdiction,
-                } => {
-                    put("bucket_name", bucket_name);
-                    if let Some(j) = jurisdiction {
-                        put("jurisdiction", j);
-                    }
-                }
-                Binding::Service {
-                    service,
-                    entrypoint,
-                } => {
-                    put("service", service);
-                    if let Some(e) = entrypoint {
-                        put("entrypoint", e);
-                    }
-                }
-            }
+                        .map_or(database.as_str(), |d| d.name.as_str()),
+                ),
+                _ => String::new(),
+            };
             bindings.push(LiveBinding {
                 name: name.clone(),
                 kind: binding.kind().to_owned(),
-                fields,
+                fields: binding.wire_fields(&database_id),
             });
         }
         for secret in &worker.secrets {

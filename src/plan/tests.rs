@@ -113,7 +113,7 @@ fn blockers(plan: &Plan) -> Vec<(String, BlockerKind)> {
         .collect()
 }
 
-fn supplied(names: &[&str]) -> DiffOptions {
+pub(crate) fn supplied(names: &[&str]) -> DiffOptions {
     DiffOptions {
         supplied_secrets: names.iter().map(|n| n.to_string()).collect(),
         ..DiffOptions::default()

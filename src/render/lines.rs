@@ -52,6 +52,17 @@ impl Line {
     }
 }
 
+/// What happens to a resource, in the words of a plan's headings.
+pub(crate) fn verb(action: Action) -> &'static str {
+    match action {
+        Action::Create => "will be created",
+        Action::Update => "will be updated in-place",
+        Action::Replace => "must be replaced",
+        Action::Delete => "will be destroyed",
+        Action::NoOp => "is unchanged",
+    }
+}
+
 /// What a resource's header says will happen to it.
 pub(crate) fn resource_action(resource: &str, changes: &[&Change]) -> Action {
     match changes.iter().find(|c| c.address == resource) {

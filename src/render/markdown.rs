@@ -4,7 +4,7 @@
 
 use std::fmt::Write;
 
-use super::lines::{resource_action, resource_lines};
+use super::lines::{resource_action, resource_lines, verb};
 use super::summary_line;
 use crate::plan::{Action, Plan};
 
@@ -58,13 +58,7 @@ pub fn markdown(plan: &Plan) -> String {
             s,
             "<details><summary><code>{} {resource}</code> {}</summary>\n\n```diff",
             action.symbol(),
-            match action {
-                Action::Create => "will be created",
-                Action::Update => "will be updated in-place",
-                Action::Replace => "must be replaced",
-                Action::Delete => "will be destroyed",
-                Action::NoOp => "is unchanged",
-            }
+            verb(action)
         );
         for line in resource_lines(resource, &changes) {
             // GitHub colours a diff line by its first character.

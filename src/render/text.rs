@@ -5,7 +5,7 @@ use std::fmt::Write;
 
 use anstyle::{AnsiColor, Style};
 
-use super::lines::{Line, Segment, resource_action, resource_lines};
+use super::lines::{Line, Segment, resource_action, resource_lines, verb};
 use super::summary_line;
 use crate::plan::{Action, Plan};
 
@@ -49,17 +49,6 @@ impl Painter {
             line.marked()
         };
         format!("{pad}{symbol} {text}")
-    }
-}
-
-/// What the header comment says about a resource.
-fn verb(action: Action) -> &'static str {
-    match action {
-        Action::Create => "will be created",
-        Action::Update => "will be updated in-place",
-        Action::Replace => "must be replaced",
-        Action::Delete => "will be destroyed",
-        Action::NoOp => "is unchanged",
     }
 }
 
