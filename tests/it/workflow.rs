@@ -253,7 +253,7 @@ fn bash_completions_load_without_error() {
 #[test]
 fn every_shell_gets_completions() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
-        let run = lmsinfra(&root(), &["completions", shell]);
+        let run = lmsinfra(root(), &["completions", shell]);
         assert!(run.status.success(), "{shell}: {}", text(&run.stderr));
         assert!(text(&run.stdout).contains("wrangler-config"), "{shell}");
     }
@@ -261,13 +261,13 @@ fn every_shell_gets_completions() {
 
 #[test]
 fn the_man_page_lists_the_commands_and_man_write_makes_one_per_command() {
-    let run = lmsinfra(&root(), &["man"]);
+    let run = lmsinfra(root(), &["man"]);
     let page = text(&run.stdout);
     assert!(run.status.success(), "{}", text(&run.stderr));
     assert!(page.starts_with(".ie"), "{page}");
     assert!(page.contains("wrangler\\-config"), "{page}");
     let dir = tempfile::tempdir().expect("temp dir");
-    let run = lmsinfra(&root(), &["man", "--write", dir.path().to_str().unwrap()]);
+    let run = lmsinfra(root(), &["man", "--write", dir.path().to_str().unwrap()]);
     assert!(run.status.success(), "{}", text(&run.stderr));
     for page in ["lmsinfra.1", "lmsinfra-plan.1", "lmsinfra-import.1"] {
         assert!(dir.path().join(page).exists(), "{page}");
