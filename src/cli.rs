@@ -682,19 +682,27 @@ fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error> {
     if !existing.is_empty() && !args.force {
         return Err(crate::wrangler::Error::WouldOverwrite { paths: existing }.into());
     }
+    let mut rendered = Vec::new();
+    for manifest in &imported.manifests {
+        let file = path(&manifest.environment);
+        let text = Import::render(manifest);
+        manifest::parse_valid(&file.display().to_string(), &manifest.environment, &text)?;
+        rendered.push((file, text));
+    }
     std::fs::create_dir_all(&folder).map_err(|source| Error::FileWrite {
         path: folder.clone(),
         source,
     })?;
-    for manifest in &imported.manifests {
-        let file = path(&manifest.environment);
-        write_atomically(&file, Import::render(manifest).as_bytes())?;
+    for (file, text) in rendered {
+        write_atomically(&file, text.as_bytes())?;
         if !global.quiet {
             anstream::eprintln!("wrote {}", file.display());
         }
     }
     if !imported.unmapped.is_empty() {
-        anstream::eprintln!("not imported (lmsinfra does not manage these; wrangler keeps them):");
+        anstream::eprintln!(
+            "not imported (manifests do not describe these; wrangler still deploys them):"
+        );
         for (environment, what) in &imported.unmapped {
             anstream::eprintln!("  {environment}: {what}");
         }
@@ -748,7 +756,12 @@ fn wrangler_config(global: &Global, args: WranglerConfigArgs) -> Result<Outcome,
     let config = crate::wrangler::export(&desired, &key, &databases, args.main.as_deref())?;
     let text = serde_json::to_string_pretty(&config).expect("a configuration serialises to JSON");
     match &args.write {
-        Some(path) => write_atomically(path, format!("{text}\n").as_bytes())?,
+        Some(path) => {
+            write_atomically(path, format!("{text}\n").as_bytes())?;
+            if !global.quiet {
+                anstream::eprintln!("wrote {}", path.display());
+            }
+        }
         None => print_stdout(&text)?,
     }
     Ok(Outcome::Success)

@@ -38,7 +38,12 @@ pub(crate) fn check_project(dir: &Path, manifest: &Manifest) -> Vec<Warning> {
 /// How `config` disagrees with `manifest`'s environment. `key` is the Worker it describes; when
 /// `None`, the Worker whose name the configuration resolves to.
 pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -> Vec<Warning> {
-    let file = config.path.display().to_string();
+    let file = config
+        .path
+        .strip_prefix(".")
+        .unwrap_or(&config.path)
+        .display()
+        .to_string();
     let environment = manifest.environment.as_str();
     let section = if environment == TOP_LEVEL_ENVIRONMENT {
         "its top level".to_owned()
@@ -235,6 +240,23 @@ workers:
             "#,
         );
         assert_eq!(compare(&config, &manifest(STAGING), None), []);
+    }
+
+    #[test]
+    fn a_configuration_in_a_worker_folder_is_compared_with_that_worker() {
+        let dir = tempfile::tempdir().unwrap();
+        let folder = dir.path().join("workers/api");
+        std::fs::create_dir_all(&folder).unwrap();
+        std::fs::write(
+            folder.join("wrangler.jsonc"),
+            r#"{ "name": "other-name", "compatibility_date": "2024-12-01",
+                 // staging as the team deploys it
+                 "env": { "staging": { "name": "lms-api-staging", "vars": { "MODE": "staging" } } } }"#,
+        )
+        .unwrap();
+        let warnings = check_project(dir.path(), &manifest(STAGING));
+        let addresses: Vec<&str> = warnings.iter().map(|w| w.address.as_str()).collect();
+        assert_eq!(addresses, ["worker.api.binding.DB"]);
     }
 
     #[test]

@@ -36,10 +36,25 @@ pub(crate) struct Import {
 }
 
 impl Import {
-    /// A manifest as import writes it: the schema line, then YAML.
+    /// A manifest as import writes it: the schema line, then YAML. Compatibility dates are
+    /// quoted, so YAML 1.1 tools read them as strings, not dates.
     pub(crate) fn render(manifest: &Manifest) -> String {
         let yaml = yaml_serde::to_string(manifest).expect("a manifest serialises to YAML");
-        format!("{SCHEMA_LINE}\n{yaml}")
+        let mut text = format!("{SCHEMA_LINE}\n");
+        for line in yaml.lines() {
+            match line.split_once("compatibility_date: ") {
+                Some((indent, date))
+                    if indent.trim().is_empty() && !date.starts_with(['"', '\'']) =>
+                {
+                    text.push_str(&format!("{indent}compatibility_date: \"{date}\"\n"));
+                }
+                _ => {
+                    text.push_str(line);
+                    text.push('\n');
+                }
+            }
+        }
+        text
     }
 }
 
@@ -180,6 +195,26 @@ mod tests {
         assert_eq!(worker_key("lms-api-gateway"), "api-gateway");
         assert_eq!(worker_key("api"), "api");
         assert_eq!(worker_key("api-"), "api-");
+    }
+
+    #[test]
+    fn rendered_manifests_quote_dates_and_load_back() {
+        let config = Config {
+            path: "wrangler.toml".into(),
+            table: toml::from_str(
+                "name = \"lms-api\"\naccount_id = \"0123456789abcdef0123456789abcdef\"\ncompatibility_date = \"2024-12-01\"\n[vars]\nMODE = \"prod\"\n",
+            )
+            .unwrap(),
+        };
+        let imported = import(&config, &ImportOptions::default()).unwrap();
+        let text = Import::render(&imported.manifests[0]);
+        assert!(text.starts_with(SCHEMA_LINE), "{text}");
+        assert!(
+            text.contains("compatibility_date: \"2024-12-01\"\n"),
+            "{text}"
+        );
+        let loaded = crate::manifest::parse_valid("production.yaml", "production", &text).unwrap();
+        assert_eq!(loaded, imported.manifests[0]);
     }
 
     #[test]
