@@ -615,7 +615,7 @@ pub struct ImportArgs {
     /// sections (all when none are named). Repeatable.
     #[arg(long = "env", value_name = "NAME")]
     pub environments: Vec<String>,
-    /// The account id, when the configuration has no `account_id`.
+    /// The account id (default: the configuration's `account_id`).
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
     /// The Worker's key in the manifests (default: its name without the first dash-separated

@@ -273,3 +273,25 @@ fn the_man_page_lists_the_commands_and_man_write_makes_one_per_command() {
         assert!(dir.path().join(page).exists(), "{page}");
     }
 }
+
+#[test]
+fn the_example_pipeline_finds_its_comment_by_the_marker_the_markdown_plan_starts_with() {
+    let sandbox = TestSandbox::new();
+    let run = Lmsinfra::new(&sandbox)
+        .args(["plan", "staging", "--no-probe", "--format", "markdown"])
+        .output();
+    let markdown = text(&run.stdout);
+    assert_eq!(
+        markdown.lines().next(),
+        Some("<!-- lmsinfra-plan:staging -->"),
+        "{}",
+        text(&run.stderr)
+    );
+    let workflow = std::fs::read_to_string(root().join("examples/ci/github-actions.yml"))
+        .expect("the example pipeline");
+    assert!(
+        workflow.contains(r#"marker="<!-- lmsinfra-plan:$ENVIRONMENT -->""#),
+        "the pipeline no longer looks for the plan comment's marker"
+    );
+    assert!(workflow.contains("environment: [staging, production]"));
+}
