@@ -76,6 +76,15 @@ pub enum Command {
     Schema(SchemaArgs),
     /// Run the local emulator of the Cloudflare API subset lmsinfra uses.
     Sandbox(SandboxArgs),
+    /// Write manifests from a wrangler configuration (wrangler.toml, wrangler.json, wrangler.jsonc).
+    Import(ImportArgs),
+    /// Print the wrangler configuration of one Worker whose bindings, vars and compatibility
+    /// settings are the manifest's, so `wrangler deploy` keeps what apply set.
+    WranglerConfig(WranglerConfigArgs),
+    /// Print a shell completion script.
+    Completions(CompletionsArgs),
+    /// Print the man page, or write one per command into a folder.
+    Man(ManArgs),
 }
 
 /// `lmsinfra validate`.
@@ -205,6 +214,10 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Diff(args) => diff(&cli.global, args),
         Command::Schema(args) => schema(args),
         Command::Sandbox(args) => sandbox(&cli.global, args),
+        Command::Import(args) => import(&cli.global, args),
+        Command::WranglerConfig(args) => wrangler_config(&cli.global, args),
+        Command::Completions(args) => completions(args),
+        Command::Man(args) => man(args),
     }
 }
 
@@ -261,7 +274,9 @@ fn plan(global: &Global, args: PlanArgs) -> Result<Outcome, Error> {
         declared_elsewhere: declared_elsewhere(global, &args.environment),
         ..plan::DiffOptions::default()
     };
-    let plan = plan::diff(&desired, &live, &diff_options);
+    let mut plan = plan::diff(&desired, &live, &diff_options);
+    plan.warnings
+        .extend(crate::wrangler::check_project(&global.dir, &desired));
     if let Some(path) = &args.out {
         write_atomically(path, render::json(&plan).as_bytes())?;
     }
@@ -577,5 +592,198 @@ fn sandbox(_global: &Global, args: SandboxArgs) -> Result<Outcome, Error> {
     runtime.block_on(crate::sandbox::run(config, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;
+    Ok(Outcome::Success)
+}
+
+/// `lmsinfra import`.
+#[derive(Debug, Args)]
+pub struct ImportArgs {
+    /// The wrangler configuration: wrangler.toml, wrangler.json or wrangler.jsonc.
+    #[arg(value_name = "PATH")]
+    pub path: PathBuf,
+    /// Environments to import: `production` is the top level, others are `[env.NAME]`
+    /// sections (all when none are named). Repeatable.
+    #[arg(long = "env", value_name = "NAME")]
+    pub environments: Vec<String>,
+    /// The account id (default: the configuration's `account_id`).
+    #[arg(long, value_name = "ID")]
+    pub account_id: Option<String>,
+    /// The Worker's key in the manifests (default: its name without the first dash-separated
+    /// part, `lms-api` → `api`).
+    #[arg(long, value_name = "KEY")]
+    pub worker_key: Option<String>,
+    /// Replace manifests that exist.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `lmsinfra wrangler-config`.
+#[derive(Debug, Args)]
+pub struct WranglerConfigArgs {
+    /// The environment (`environments/ENV.yaml`); production is written at the top level,
+    /// others under `env.ENV`.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The Worker's key (needed when the manifest has more than one).
+    #[arg(long, value_name = "KEY")]
+    pub worker: Option<String>,
+    /// Write the configuration to PATH instead of stdout.
+    #[arg(long, value_name = "PATH")]
+    pub write: Option<PathBuf>,
+    /// The entry point to name as `main`.
+    #[arg(long, value_name = "PATH")]
+    pub main: Option<String>,
+}
+
+/// `lmsinfra completions`.
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+/// `lmsinfra man`.
+#[derive(Debug, Args)]
+pub struct ManArgs {
+    /// Write `lmsinfra.1` and one page per command (`lmsinfra-plan.1`, …) into DIR.
+    #[arg(long, value_name = "DIR")]
+    pub write: Option<PathBuf>,
+}
+
+fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error> {
+    use crate::wrangler::{Import, ImportOptions};
+    let config = crate::wrangler::read(&args.path)?;
+    let options = ImportOptions {
+        environments: args.environments,
+        account_id: args.account_id,
+        worker_key: args.worker_key,
+    };
+    let imported = crate::wrangler::import(&config, &options)?;
+    let folder = global.dir.join("environments");
+    let path = |environment: &str| folder.join(format!("{environment}.yaml"));
+    let existing: Vec<String> = imported
+        .manifests
+        .iter()
+        .map(|m| path(&m.environment))
+        .filter(|p| p.exists())
+        .map(|p| p.display().to_string())
+        .collect();
+    if !existing.is_empty() && !args.force {
+        return Err(crate::wrangler::Error::WouldOverwrite { paths: existing }.into());
+    }
+    let mut rendered = Vec::new();
+    for manifest in &imported.manifests {
+        let file = path(&manifest.environment);
+        let text = Import::render(manifest);
+        manifest::parse_valid(&file.display().to_string(), &manifest.environment, &text)?;
+        rendered.push((file, text));
+    }
+    std::fs::create_dir_all(&folder).map_err(|source| Error::FileWrite {
+        path: folder.clone(),
+        source,
+    })?;
+    for (file, text) in rendered {
+        write_atomically(&file, text.as_bytes())?;
+        if !global.quiet {
+            anstream::eprintln!("wrote {}", file.display());
+        }
+    }
+    if !imported.unmapped.is_empty() {
+        anstream::eprintln!(
+            "not imported (manifests do not describe these; wrangler still deploys them):"
+        );
+        for (environment, what) in &imported.unmapped {
+            anstream::eprintln!("  {environment}: {what}");
+        }
+    }
+    if !global.quiet {
+        anstream::eprintln!(
+            "next: `lmsinfra validate` shows where the environments differ; add each Worker's required secrets by name"
+        );
+    }
+    Ok(Outcome::Success)
+}
+
+fn wrangler_config(global: &Global, args: WranglerConfigArgs) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let keys: Vec<&String> = desired.workers.keys().collect();
+    let list = || {
+        keys.iter()
+            .map(|k| format!("`{k}`"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let key = match (&args.worker, keys.as_slice()) {
+        (Some(key), _) if desired.workers.contains_key(key) => key.clone(),
+        (Some(key), _) => {
+            return Err(crate::wrangler::Error::WorkerChoice {
+                reason: format!("the manifest of {} has no worker `{key}`", args.environment),
+                available: list(),
+            }
+            .into());
+        }
+        (None, [only]) => (*only).clone(),
+        (None, _) => {
+            return Err(crate::wrangler::Error::WorkerChoice {
+                reason: format!(
+                    "the manifest of {} has {} workers and a wrangler configuration describes one",
+                    args.environment,
+                    keys.len()
+                ),
+                available: list(),
+            }
+            .into());
+        }
+    };
+    let account = Account::connect(global, &desired)?;
+    let databases = account
+        .runtime
+        .block_on(account.client.list_d1())?
+        .into_iter()
+        .map(Into::into)
+        .collect::<Vec<live::LiveDatabase>>();
+    let config = crate::wrangler::export(&desired, &key, &databases, args.main.as_deref())?;
+    let text = serde_json::to_string_pretty(&config).expect("a configuration serialises to JSON");
+    match &args.write {
+        Some(path) => {
+            write_atomically(path, format!("{text}\n").as_bytes())?;
+            if !global.quiet {
+                anstream::eprintln!("wrote {}", path.display());
+            }
+        }
+        None => print_stdout(&text)?,
+    }
+    Ok(Outcome::Success)
+}
+
+fn completions(args: CompletionsArgs) -> Result<Outcome, Error> {
+    use clap::CommandFactory;
+    let mut command = Cli::command();
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, &mut command, "lmsinfra", &mut script);
+    print_stdout(String::from_utf8_lossy(&script).trim_end())?;
+    Ok(Outcome::Success)
+}
+
+fn man(args: ManArgs) -> Result<Outcome, Error> {
+    use clap::CommandFactory;
+    let command = Cli::command();
+    let Some(dir) = args.write else {
+        let mut page = Vec::new();
+        clap_mangen::Man::new(command)
+            .render(&mut page)
+            .expect("a man page renders into memory");
+        print_stdout(String::from_utf8_lossy(&page).trim_end())?;
+        return Ok(Outcome::Success);
+    };
+    std::fs::create_dir_all(&dir).map_err(|source| Error::FileWrite {
+        path: dir.clone(),
+        source,
+    })?;
+    clap_mangen::generate_to(command, &dir).map_err(|source| Error::FileWrite {
+        path: dir.clone(),
+        source,
+    })?;
     Ok(Outcome::Success)
 }

@@ -155,6 +155,10 @@ pub enum Error {
         /// Why.
         reason: String,
     },
+    /// A wrangler configuration could not be imported, written or compared.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Wrangler(#[from] crate::wrangler::Error),
     /// A sandbox state or seed file does not describe a valid account.
     #[error("{} is not a valid sandbox account file: {reason}", path.display())]
     #[diagnostic(help(

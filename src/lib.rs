@@ -10,6 +10,7 @@ pub mod manifest;
 pub mod probe;
 pub mod sandbox;
 pub mod secret;
+pub mod wrangler;
 
 use std::process::ExitCode;
 

@@ -9,4 +9,5 @@ mod sandbox;
 mod schema;
 mod support;
 mod validate;
+mod workflow;
 mod wrangler;
