@@ -570,3 +570,25 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
         .collect();
     assert!(written.contains("plan.json.json"), "{written:?}");
 }
+
+#[test]
+fn a_secret_value_typed_on_the_command_line_is_refused_without_echoing_it() {
+    let sandbox = TestSandbox::new();
+    for arg in [
+        "TALLY_SIGNING_SECRET=canary-typed-6c0e2f",
+        "canary-typed-6c0e2f",
+    ] {
+        let refused = run(Lmsinfra::new(&sandbox).args([
+            "apply",
+            "staging",
+            "--auto-approve",
+            "--secret",
+            arg,
+        ]));
+        assert_eq!(refused.code, 1, "{refused}");
+        assert!(refused.stderr.contains("invalid --secret"), "{refused}");
+        assert!(!refused.stderr.contains("canary-typed"), "{refused}");
+        assert!(!refused.stdout.contains("canary-typed"), "{refused}");
+    }
+    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+}
