@@ -426,6 +426,30 @@ fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
 }
 
 #[test]
+fn apply_refuses_a_saved_plan_of_another_environment() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let saved = project.path().join("production.plan.json");
+    let planned = run(Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "production", "--no-probe", "--out"])
+        .arg(&saved));
+    assert!(saved.exists(), "{planned}");
+    let before = state(&sandbox);
+    let refused = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("stale") && refused.stderr.contains("a plan of production"),
+        "{refused}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+}
+
+#[test]
 fn apply_without_a_terminal_or_auto_approve_refuses_without_reading_stdin() {
     let sandbox = TestSandbox::new();
     let before = state(&sandbox);
