@@ -141,7 +141,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub auto_approve: bool,
     /// A required secret's value: NAME=env:VAR, NAME=file:PATH or NAME=stdin. Repeatable.
-    #[arg(long = "secret", value_name = "NAME=SOURCE")]
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = apply::SecretArgParser)]
     pub secrets: Vec<apply::SecretArg>,
     /// Allow deleting databases marked `absent: true` with `protect: false`.
     #[arg(long)]

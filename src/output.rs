@@ -17,6 +17,10 @@ pub(crate) fn init(global: &Global) {
             miette::MietteHandlerOpts::new()
                 .color(color)
                 .unicode(color)
+                // Wrap at spaces only: a flag, a date or a URL split at a hyphen or a slash
+                // (`--auto-` / `approve`) can be neither searched for nor pasted.
+                .word_separator(textwrap::WordSeparator::AsciiSpace)
+                .word_splitter(textwrap::WordSplitter::NoHyphenation)
                 .build(),
         )
     }));

@@ -68,6 +68,35 @@ impl FromStr for SecretArg {
     }
 }
 
+/// Parses `--secret` for clap. clap's own message for a value it cannot parse quotes the
+/// argument whole, and `NAME=s3cret` typed by mistake would put the value on stderr; this
+/// parser's errors name the secret only.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SecretArgParser;
+
+impl clap::builder::TypedValueParser for SecretArgParser {
+    type Value = SecretArg;
+
+    fn parse_ref(
+        &self,
+        cmd: &clap::Command,
+        _arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<SecretArg, clap::Error> {
+        let fail = |reason: String| {
+            clap::Error::raw(
+                clap::error::ErrorKind::ValueValidation,
+                format!("invalid --secret: {reason}\n"),
+            )
+            .with_cmd(cmd)
+        };
+        let text = value
+            .to_str()
+            .ok_or_else(|| fail("it is not valid UTF-8".to_owned()))?;
+        text.parse().map_err(fail)
+    }
+}
+
 /// Read every `--secret` value. Each name must be a secret some Worker of `desired` requires,
 /// named once; at most one value comes from stdin.
 pub fn read_secrets(

@@ -395,8 +395,139 @@ impl Lmsinfra {
         self
     }
 
-    /// Run to completion.
+    /// Add one argument.
+    pub fn arg(mut self, arg: impl AsRef<std::ffi::OsStr>) -> Lmsinfra {
+        self.command.arg(arg);
+        self
+    }
+
+    /// Set an environment variable for the child.
+    pub fn env(mut self, name: &str, value: impl AsRef<std::ffi::OsStr>) -> Lmsinfra {
+        self.command.env(name, value);
+        self
+    }
+
+    /// Run inside `project` (`--dir` and the working directory both point at it).
+    pub fn project(mut self, project: &Project) -> Lmsinfra {
+        self.command
+            .current_dir(project.path())
+            .arg("--dir")
+            .arg(project.path());
+        self
+    }
+
+    /// Run to completion, stdin closed (reads see end of file at once).
     pub fn output(mut self) -> Output {
         self.command.output().expect("lmsinfra runs")
+    }
+
+    /// Run to completion with `input` on stdin, then end of file.
+    pub fn output_with_stdin(mut self, input: &[u8]) -> Output {
+        use std::io::Write;
+        use std::process::Stdio;
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lmsinfra runs");
+        let mut stdin = child.stdin.take().expect("piped stdin");
+        let input = input.to_vec();
+        let writer = std::thread::spawn(move || {
+            // The child may exit without reading; a broken pipe is its answer, not ours.
+            let _ = stdin.write_all(&input);
+        });
+        let output = child.wait_with_output().expect("lmsinfra runs");
+        let _ = writer.join();
+        output
+    }
+
+    /// Run to completion with a stdin pipe that stays open and never carries a byte: a child
+    /// that reads stdin waits forever, so a test that returns proves it did not read.
+    pub fn output_with_idle_stdin(mut self) -> Output {
+        use std::process::Stdio;
+        let mut child = self
+            .command
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lmsinfra runs");
+        // Taken out of the child so that `wait_with_output` cannot close it.
+        let idle = child.stdin.take().expect("piped stdin");
+        let output = child.wait_with_output().expect("lmsinfra runs");
+        drop(idle);
+        output
+    }
+}
+
+/// What one run of the binary printed and how it exited.
+#[derive(Debug)]
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl From<Output> for Run {
+    fn from(output: Output) -> Run {
+        Run {
+            code: output.status.code().expect("lmsinfra exits with a code"),
+            stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+            stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+        }
+    }
+}
+
+impl std::fmt::Display for Run {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        )
+    }
+}
+
+/// A copy of the LMS's `environments/` in a temporary folder, for tests that edit manifests
+/// or must see every file a command writes.
+pub struct Project {
+    dir: tempfile::TempDir,
+}
+
+impl Project {
+    /// The LMS's own manifests, unchanged.
+    pub fn new() -> Project {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let environments = dir.path().join("environments");
+        std::fs::create_dir(&environments).expect("environments/ is created");
+        for entry in std::fs::read_dir(root().join("environments")).expect("environments/") {
+            let entry = entry.expect("an entry of environments/");
+            std::fs::copy(entry.path(), environments.join(entry.file_name()))
+                .expect("a manifest is copied");
+        }
+        Project { dir }
+    }
+
+    /// The project root.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// `environments/ENV.yaml` of the project.
+    pub fn manifest(&self, environment: &str) -> PathBuf {
+        self.path()
+            .join("environments")
+            .join(format!("{environment}.yaml"))
+    }
+
+    /// Set the manifest of `environment` to `edit` applied to the repository's own.
+    pub fn edit(&self, environment: &str, edit: impl FnOnce(String) -> String) {
+        let original = root()
+            .join("environments")
+            .join(format!("{environment}.yaml"));
+        let text = std::fs::read_to_string(original).expect("the LMS manifest is readable");
+        std::fs::write(self.manifest(environment), edit(text)).expect("the manifest is written");
     }
 }

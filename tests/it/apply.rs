@@ -1,0 +1,619 @@
+//! `lmsinfra apply` through the real binary against the sandbox: it converges, it refuses
+//! while secrets are missing or a plan is stale, it keeps what the manifest does not mention,
+//! it deletes a database only when told twice, it survives faults, it never leaks a secret
+//! value or the token, and it never waits for input without a terminal.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use lmsinfra::sandbox::Stats;
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+
+use crate::client::faults;
+use crate::support::{Body, Lmsinfra, Project, Run, TestSandbox, form};
+
+const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
+const D1: &str = "/accounts/{account}/d1/database";
+
+/// The secrets staging's API Worker requires.
+const SECRETS: [&str; 4] = [
+    "TALLY_WEBHOOK_SECRET",
+    "TALLY_SIGNING_SECRET",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+];
+
+/// `--secret NAME=env:VAR` for every required secret, with the variables set on the child.
+fn with_secrets(mut command: Lmsinfra) -> Lmsinfra {
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    command
+}
+
+fn run(command: Lmsinfra) -> Run {
+    Run::from(command.output())
+}
+
+/// `apply staging --auto-approve` with every secret, plus `extra`.
+fn apply_staging(sandbox: &TestSandbox, project: Option<&Project>, extra: &[&str]) -> Run {
+    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
+    if let Some(project) = project {
+        command = command.project(project);
+    }
+    run(with_secrets(command.args(extra)))
+}
+
+/// `plan staging --detailed-exitcode --no-probe`.
+fn plan_staging(sandbox: &TestSandbox, project: Option<&Project>) -> Run {
+    let mut command =
+        Lmsinfra::new(sandbox).args(["plan", "staging", "--detailed-exitcode", "--no-probe"]);
+    if let Some(project) = project {
+        command = command.project(project);
+    }
+    run(command)
+}
+
+fn state(sandbox: &TestSandbox) -> Vec<u8> {
+    std::fs::read(sandbox.state_path()).expect("the sandbox state file is readable")
+}
+
+fn database_names(sandbox: &TestSandbox) -> Vec<String> {
+    names(&sandbox.get(D1))
+}
+
+fn names(items: &Value) -> Vec<String> {
+    items
+        .as_array()
+        .expect("an array")
+        .iter()
+        .map(|i| i["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+fn bindings(sandbox: &TestSandbox, script: &str) -> Vec<String> {
+    names(&sandbox.get(&format!("{SCRIPTS}/{script}/settings"))["bindings"])
+}
+
+/// Requests that change something, by route, as counted by the sandbox.
+fn writes(stats: &Stats) -> Vec<(String, u64)> {
+    stats
+        .routes
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET "))
+        .map(|(route, n)| (route.clone(), *n))
+        .collect()
+}
+
+fn add_plain_text_binding(sandbox: &TestSandbox, script: &str, name: &str) {
+    let mut kept: Vec<Value> = bindings(sandbox, script)
+        .into_iter()
+        .map(|b| json!({"type": "inherit", "name": b}))
+        .collect();
+    kept.push(json!({"type": "plain_text", "name": name, "text": "on"}));
+    let settings = json!({"bindings": kept}).to_string();
+    let answer = sandbox.send(
+        "PATCH",
+        &format!("{SCRIPTS}/{script}/settings"),
+        form(&[("settings", Some("application/json"), &settings)]),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+}
+
+#[test]
+fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
+    let sandbox = TestSandbox::new();
+    let applied = apply_staging(&sandbox, None, &[]);
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied.stderr.contains("Apply complete: 6 steps done"),
+        "{applied}"
+    );
+    let planned = plan_staging(&sandbox, None);
+    assert_eq!(planned.code, 0, "{planned}");
+    assert!(planned.stdout.contains("No changes"), "{planned}");
+
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(
+        writes(&stats),
+        [
+            (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings".to_owned(),
+                1
+            ),
+            ("POST /accounts/{account_id}/d1/database".to_owned(), 1),
+            (
+                "PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets".to_owned(),
+                4
+            ),
+        ],
+        "{stats:?}"
+    );
+    assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
+    let mut api = bindings(&sandbox, "lms-api-staging");
+    api.sort_unstable();
+    let mut expected = vec!["ALLOWED_ORIGINS", "DB"];
+    expected.extend(SECRETS);
+    expected.sort_unstable();
+    assert_eq!(api, expected);
+}
+
+#[test]
+fn apply_without_the_secrets_is_blocked_and_changes_nothing() {
+    let sandbox = TestSandbox::new();
+    let before = state(&sandbox);
+    let refused = run(Lmsinfra::new(&sandbox).args(["apply", "staging", "--auto-approve"]));
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("apply refused before any change"),
+        "{refused}"
+    );
+    for name in SECRETS {
+        assert!(
+            refused.stdout.contains(&format!("{name}=env:{name}")),
+            "{refused}"
+        );
+    }
+    assert!(state(&sandbox) == before, "the state file changed");
+    assert!(writes(&sandbox.sandbox().stats()).is_empty());
+}
+
+#[test]
+fn apply_keeps_unmanaged_secrets_and_bindings() {
+    let sandbox = TestSandbox::new();
+    add_plain_text_binding(&sandbox, "lms-api-staging", "FEATURE_FLAG");
+    let put = sandbox.send(
+        "PUT",
+        &format!("{SCRIPTS}/lms-api-staging/secrets"),
+        Body::Json(json!({"name": "DASHBOARD_SECRET", "text": "kept", "type": "secret_text"})),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+
+    let applied = apply_staging(&sandbox, None, &[]);
+    assert_eq!(applied.code, 0, "{applied}");
+    let api = bindings(&sandbox, "lms-api-staging");
+    for kept in ["FEATURE_FLAG", "DASHBOARD_SECRET", "DB", "ALLOWED_ORIGINS"] {
+        assert!(api.iter().any(|b| b == kept), "{kept} is gone: {api:?}");
+    }
+    let secrets = names(&sandbox.get(&format!("{SCRIPTS}/lms-api-staging/secrets")));
+    assert!(
+        secrets.iter().any(|s| s == "DASHBOARD_SECRET"),
+        "{secrets:?}"
+    );
+    // The secret kept its value, not just its name.
+    let digest = hex::encode(Sha256::digest(b"kept"));
+    let text = String::from_utf8(state(&sandbox)).expect("state is UTF-8");
+    assert!(text.contains(&digest), "DASHBOARD_SECRET's value changed");
+    assert_eq!(plan_staging(&sandbox, None).code, 0);
+}
+
+#[test]
+fn apply_deletes_a_database_only_when_unprotected_absent_and_allowed() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let with_scratch = |extra: &'static str| {
+        move |text: String| {
+            text.replace(
+                "\nworkers:\n",
+                &format!("  scratch:\n    name: lms-scratch-staging\n{extra}\nworkers:\n"),
+            )
+        }
+    };
+    let has_scratch = |sandbox: &TestSandbox| {
+        database_names(sandbox)
+            .iter()
+            .any(|n| n == "lms-scratch-staging")
+    };
+
+    project.edit("staging", with_scratch(""));
+    let created = apply_staging(&sandbox, Some(&project), &[]);
+    assert_eq!(created.code, 0, "{created}");
+    assert!(has_scratch(&sandbox));
+
+    // Removed from the manifest: kept, and reported as unmanaged.
+    project.edit("staging", |text| text);
+    let removed = apply_staging(&sandbox, Some(&project), &[]);
+    assert_eq!(removed.code, 0, "{removed}");
+    assert!(has_scratch(&sandbox), "{removed}");
+    let planned = plan_staging(&sandbox, Some(&project));
+    assert!(
+        planned.stdout.contains("lms-scratch-staging"),
+        "no unmanaged warning: {planned}"
+    );
+
+    // Absent but protected (the default): blocked, even with --allow-destroy.
+    project.edit("staging", with_scratch("    absent: true\n"));
+    let before = state(&sandbox);
+    let protected = apply_staging(&sandbox, Some(&project), &["--allow-destroy"]);
+    assert_eq!(protected.code, 3, "{protected}");
+    assert!(protected.stdout.contains("protect: false"), "{protected}");
+    assert!(state(&sandbox) == before, "the state file changed");
+
+    // Unprotected and absent, without --allow-destroy: blocked, and the blocker says why.
+    project.edit(
+        "staging",
+        with_scratch("    protect: false\n    absent: true\n"),
+    );
+    let unallowed = apply_staging(&sandbox, Some(&project), &[]);
+    assert_eq!(unallowed.code, 3, "{unallowed}");
+    assert!(
+        unallowed.stdout.contains("destroys its data")
+            && unallowed.stdout.contains("--allow-destroy"),
+        "{unallowed}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+    assert!(has_scratch(&sandbox));
+
+    let destroyed = apply_staging(&sandbox, Some(&project), &["--allow-destroy"]);
+    assert_eq!(destroyed.code, 0, "{destroyed}");
+    assert!(!has_scratch(&sandbox), "{destroyed}");
+    assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
+    let planned = plan_staging(&sandbox, Some(&project));
+    assert_eq!(planned.code, 0, "{planned}");
+}
+
+/// Apply under `spec`, then check against a fault-free restart that staging has exactly one
+/// database and a fresh plan is empty.
+fn apply_converges_under(spec: &str) -> Stats {
+    let mut sandbox = TestSandbox::with(faults(spec));
+    let applied = apply_staging(&sandbox, None, &[]);
+    assert_eq!(applied.code, 0, "{spec}: {applied}");
+    let stats = sandbox.sandbox().stats();
+    sandbox.restart(|_| {});
+    let staging: Vec<String> = database_names(&sandbox)
+        .into_iter()
+        .filter(|n| n.ends_with("-staging"))
+        .collect();
+    assert_eq!(staging, ["lms-db-staging"], "{spec}");
+    let planned = plan_staging(&sandbox, None);
+    assert_eq!(planned.code, 0, "{spec}: {planned}");
+    stats
+}
+
+#[test]
+fn apply_converges_through_throttling_server_errors_and_lost_create_answers() {
+    let status = |stats: &Stats, code: u16| stats.statuses.get(&code).copied().unwrap_or(0);
+    // The create succeeds, then the client gets a 500: it must find the database, not make
+    // a second one.
+    let creates = |stats: &Stats| stats.routes["POST /accounts/{account_id}/d1/database"];
+    let stats = apply_converges_under("seed=5,429=0.2:1s,500=0.2,after_create@d1=1");
+    assert!(
+        status(&stats, 429) > 0 && status(&stats, 500) > 0,
+        "{stats:?}"
+    );
+    assert_eq!(creates(&stats), 1, "the create was sent again: {stats:?}");
+    // The same with the connection dropped after the create took effect, and before others.
+    let stats = apply_converges_under("seed=9,drop=0.15,after_create@d1=1:drop");
+    assert!(status(&stats, 0) > 0, "{stats:?}");
+    assert_eq!(creates(&stats), 1, "the create was sent again: {stats:?}");
+    // And with secret PUTs answered by a 500 after they took effect: sent again, harmlessly.
+    let stats = apply_converges_under("seed=4,after_create@put-secret=0.3");
+    let puts = stats.routes["PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets"];
+    assert!(puts > 4 && status(&stats, 500) > 0, "{stats:?}");
+}
+
+#[test]
+fn apply_converges_when_a_create_times_out_after_taking_effect() {
+    // The sandbox answers 31 s after creating the database; the client gives up after 30 s,
+    // looks the database up and must not create it again. (The late answer may or may not
+    // be counted by the time apply ends, so at most one create is seen.)
+    let stats = apply_converges_under("after_create@d1=1:31s");
+    let creates = stats
+        .routes
+        .get("POST /accounts/{account_id}/d1/database")
+        .copied()
+        .unwrap_or(0);
+    assert!(creates <= 1, "the create was sent again: {stats:?}");
+}
+
+#[test]
+fn apply_reports_where_it_stopped_and_a_second_apply_finishes() {
+    // Every settings PATCH is throttled for longer than the client waits: a permanent failure.
+    let mut sandbox = TestSandbox::with(faults("429@patch-settings=1:600s"));
+    let failed = apply_staging(&sandbox, None, &[]);
+    assert_eq!(failed.code, 1, "{failed}");
+    assert!(
+        failed
+            .stderr
+            .contains("apply stopped at worker.api: 1 step done, 4 not started"),
+        "{failed}"
+    );
+    assert!(failed.stderr.contains("done: d1.main"), "{failed}");
+    for name in SECRETS {
+        assert!(
+            failed.stderr.contains(&format!("worker.api.secret.{name}")),
+            "{failed}"
+        );
+    }
+    sandbox.restart(|_| {});
+    assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
+    let finished = apply_staging(&sandbox, None, &[]);
+    assert_eq!(finished.code, 0, "{finished}");
+    assert!(
+        finished.stderr.contains("Apply complete: 5 steps done"),
+        "{finished}"
+    );
+    assert_eq!(plan_staging(&sandbox, None).code, 0);
+}
+
+#[test]
+fn apply_on_a_converged_account_makes_no_write() {
+    let sandbox = TestSandbox::new();
+    assert_eq!(apply_staging(&sandbox, None, &[]).code, 0);
+    let before = writes(&sandbox.sandbox().stats());
+    let state_before = state(&sandbox);
+    let again = run(Lmsinfra::new(&sandbox).args(["apply", "staging", "--auto-approve"]));
+    assert_eq!(again.code, 0, "{again}");
+    assert!(again.stdout.contains("No changes"), "{again}");
+    assert_eq!(writes(&sandbox.sandbox().stats()), before);
+    assert!(state(&sandbox) == state_before, "the state file changed");
+}
+
+#[test]
+fn apply_of_a_fresh_saved_plan_goes_ahead() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let saved = project.path().join("staging.plan.json");
+    let planned = run(Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved));
+    // Blocked until the secrets are supplied, which apply does.
+    assert_eq!(planned.code, 3, "{planned}");
+    let applied = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(applied.code, 0, "{applied}");
+    assert_eq!(plan_staging(&sandbox, Some(&project)).code, 0);
+}
+
+#[test]
+fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let saved = project.path().join("staging.plan.json");
+    run(Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved));
+    add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
+    let before = state(&sandbox);
+    let refused = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("stale") && refused.stderr.contains("live account changed"),
+        "{refused}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+}
+
+#[test]
+fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let saved = project.path().join("staging.plan.json");
+    run(Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved));
+    project.edit("staging", |text| {
+        text.replace(
+            "https://lms-viewer-staging.example.workers.dev\" }",
+            "https://viewer.example.org\" }",
+        )
+    });
+    let before = state(&sandbox);
+    let refused = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("stale") && refused.stderr.contains("manifest changed"),
+        "{refused}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+}
+
+#[test]
+fn apply_refuses_a_saved_plan_of_another_environment() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let saved = project.path().join("production.plan.json");
+    let planned = run(Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "production", "--no-probe", "--out"])
+        .arg(&saved));
+    assert!(saved.exists(), "{planned}");
+    let before = state(&sandbox);
+    let refused = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("stale") && refused.stderr.contains("a plan of production"),
+        "{refused}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+}
+
+#[test]
+fn apply_without_a_terminal_or_auto_approve_refuses_without_reading_stdin() {
+    let sandbox = TestSandbox::new();
+    let before = state(&sandbox);
+    // A secret from stdin, and a stdin that never ends: reading it would hang this test.
+    let refused = Run::from(
+        Lmsinfra::new(&sandbox)
+            .args(["apply", "staging", "--secret", "TALLY_WEBHOOK_SECRET=stdin"])
+            .output_with_idle_stdin(),
+    );
+    assert_eq!(refused.code, 1, "{refused}");
+    assert!(refused.stderr.contains("--auto-approve"), "{refused}");
+    assert!(state(&sandbox) == before, "the state file changed");
+    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+}
+
+/// Every file under `dir`, recursively.
+fn files_under(dir: &Path, found: &mut Vec<std::path::PathBuf>) {
+    for entry in std::fs::read_dir(dir).expect("a readable folder") {
+        let path = entry.expect("an entry").path();
+        if path.is_dir() {
+            files_under(&path, found);
+        } else {
+            found.push(path);
+        }
+    }
+}
+
+#[test]
+fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
+    const TOKEN: &str = "canary-token-5f0c1e9d";
+    const FROM_ENV: &str = "canary-env-8b2d47aa";
+    const FROM_FILE: &str = "canary-file-31c9e0f4";
+    const FROM_STDIN: &str = "canary-stdin-a7e65b12";
+    const PEM: &str = "-----BEGIN PRIVATE KEY-----\ncanary-pem-4d19c3b7\n-----END PRIVATE KEY-----";
+    let canaries = [
+        TOKEN,
+        FROM_ENV,
+        FROM_FILE,
+        FROM_STDIN,
+        "canary-pem-4d19c3b7",
+    ];
+
+    let mut sandbox = TestSandbox::with(|config| config.token = Some(TOKEN.to_owned()));
+    let project = Project::new();
+    let elsewhere = tempfile::tempdir().expect("temp dir");
+    let secret_file = elsewhere.path().join("signing-secret");
+    std::fs::write(&secret_file, format!("{FROM_FILE}\n")).expect("secret file");
+    let secret_file_arg = format!("TALLY_SIGNING_SECRET=file:{}", secret_file.display());
+
+    let lmsinfra = |sandbox: &TestSandbox| {
+        Lmsinfra::new(sandbox)
+            .project(&project)
+            .env("CLOUDFLARE_API_TOKEN", TOKEN)
+            .env("CANARY_ENV", FROM_ENV)
+            .env("CANARY_PEM", PEM)
+            .arg("-vvv")
+    };
+    let apply = |sandbox: &TestSandbox| {
+        lmsinfra(sandbox)
+            .args(["apply", "staging", "--auto-approve"])
+            .args(["--secret", "TALLY_WEBHOOK_SECRET=env:CANARY_ENV"])
+            .args(["--secret", &secret_file_arg])
+            .args(["--secret", "CLOUDFLARE_STREAM_SIGNING_KEY_ID=stdin"])
+            .args([
+                "--secret",
+                "CLOUDFLARE_STREAM_SIGNING_KEY_PEM=env:CANARY_PEM",
+            ])
+            .output_with_stdin(format!("{FROM_STDIN}\n").as_bytes())
+    };
+    let mut runs = Vec::new();
+
+    let applied = Run::from(apply(&sandbox));
+    assert_eq!(applied.code, 0, "{applied}");
+    runs.push(applied);
+    // The values reached the sandbox (it keeps their digests), exactly as given.
+    let text = String::from_utf8(state(&sandbox)).expect("state is UTF-8");
+    for value in [FROM_ENV, FROM_FILE, FROM_STDIN, PEM] {
+        let digest = hex::encode(Sha256::digest(value.as_bytes()));
+        assert!(text.contains(&digest), "the sandbox never got {value:?}");
+    }
+
+    // A failing secret PUT: its error must not carry the body either.
+    sandbox.restart(|config| {
+        config.token = Some(TOKEN.to_owned());
+        config.faults = Some("429@put-secret=1:600s".parse().expect("fault spec"));
+    });
+    let failed = Run::from(apply(&sandbox));
+    assert_eq!(failed.code, 1, "{failed}");
+    runs.push(failed);
+
+    sandbox.restart(|config| config.token = Some(TOKEN.to_owned()));
+    for format in ["text", "json", "markdown"] {
+        let out = project.path().join(format!("plan.{format}.json"));
+        let planned = Run::from(
+            lmsinfra(&sandbox)
+                .args(["plan", "staging", "--no-probe", "--format", format, "--out"])
+                .arg(&out)
+                .output(),
+        );
+        assert_eq!(planned.code, 0, "{planned}");
+        assert!(out.exists());
+        runs.push(planned);
+    }
+    // A token the sandbox refuses: the refusal must not echo it.
+    sandbox.restart(|config| config.token = Some("another-token".to_owned()));
+    let refused = Run::from(
+        lmsinfra(&sandbox)
+            .args(["plan", "staging", "--no-probe"])
+            .output(),
+    );
+    assert_eq!(refused.code, 1, "{refused}");
+    runs.push(refused);
+
+    assert!(
+        runs.iter()
+            .any(|r| r.stderr.contains("TRACE") || r.stderr.contains("DEBUG")),
+        "-vvv printed no trace"
+    );
+    for run in &runs {
+        for canary in canaries {
+            assert!(!run.stdout.contains(canary), "{canary} on stdout: {run}");
+            assert!(!run.stderr.contains(canary), "{canary} on stderr: {run}");
+        }
+    }
+    let mut files = Vec::new();
+    files_under(project.path(), &mut files);
+    files_under(sandbox.dir.path(), &mut files);
+    assert!(files.contains(&sandbox.state_path()));
+    for file in &files {
+        let bytes = std::fs::read(file).expect("a readable file");
+        for canary in canaries {
+            assert!(
+                !bytes.windows(canary.len()).any(|w| w == canary.as_bytes()),
+                "{canary} in {}",
+                file.display()
+            );
+        }
+    }
+    let written: BTreeSet<_> = files
+        .iter()
+        .filter_map(|f| f.file_name()?.to_str().map(str::to_owned))
+        .collect();
+    assert!(written.contains("plan.json.json"), "{written:?}");
+}
+
+#[test]
+fn a_secret_value_typed_on_the_command_line_is_refused_without_echoing_it() {
+    let sandbox = TestSandbox::new();
+    for arg in [
+        "TALLY_SIGNING_SECRET=canary-typed-6c0e2f",
+        "canary-typed-6c0e2f",
+    ] {
+        let refused = run(Lmsinfra::new(&sandbox).args([
+            "apply",
+            "staging",
+            "--auto-approve",
+            "--secret",
+            arg,
+        ]));
+        assert_eq!(refused.code, 1, "{refused}");
+        assert!(refused.stderr.contains("invalid --secret"), "{refused}");
+        assert!(!refused.stderr.contains("canary-typed"), "{refused}");
+        assert!(!refused.stdout.contains("canary-typed"), "{refused}");
+    }
+    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+}
