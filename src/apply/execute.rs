@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
-use crate::cloudflare::{self, Client, SettingsPatch};
+use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
 use crate::live::Live;
 use crate::manifest::model::{Binding, Manifest};
+use crate::plan::edge;
 use crate::secret::Secret;
 
 /// How one step ended.
@@ -35,6 +36,19 @@ pub enum StepError {
     /// Something the step needs is not there (a database id, a secret value).
     #[error("{0}")]
     Missing(String),
+    /// A ruleset kept changing under apply; nothing was written over the other changes.
+    #[error(
+        "the {phase} ruleset of zone {zone_id} changed {attempts} times while apply was writing it"
+    )]
+    #[diagnostic(help("someone else is editing the ruleset; run apply again once they are done"))]
+    RulesetMoving {
+        /// The zone.
+        zone_id: String,
+        /// The phase.
+        phase: &'static str,
+        /// How many times it was read.
+        attempts: usize,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -124,8 +138,58 @@ async fn run(
             client.put_secret(script, name, value).await?;
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
+        Step::PutRules {
+            zone_id,
+            phase,
+            owner,
+            rules,
+            basis,
+            ..
+        } => put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?,
     }
     Ok(())
+}
+
+/// How many times a ruleset is read before apply gives up on a ruleset that keeps moving.
+const RULESET_ATTEMPTS: usize = 3;
+
+/// Read-modify-write of one entrypoint ruleset. The rule list to send is computed from
+/// `basis`; just before the `PUT` the ruleset is read again, and if its version moved (someone
+/// else wrote it) the list is recomputed from what is there now and read once more, up to
+/// [`RULESET_ATTEMPTS`] reads. The API has no conditional `PUT`, so the re-read narrows the
+/// window for a lost update to the time between one read and the write that follows it.
+async fn put_rules(
+    client: &Client,
+    zone_id: &str,
+    phase: Phase,
+    owner: &str,
+    wanted: &[Rule],
+    mut basis: Option<Ruleset>,
+) -> Result<(), StepError> {
+    let version = |r: &Option<Ruleset>| r.as_ref().map(|r| r.version.clone());
+    for _ in 0..RULESET_ATTEMPTS {
+        let current = client.get_ruleset(zone_id, phase).await?;
+        if version(&current) != version(&basis) {
+            tracing::warn!(
+                zone_id,
+                phase = phase.as_str(),
+                "the ruleset changed since it was read; recomputing from its new rules"
+            );
+            basis = current;
+            continue;
+        }
+        let live = basis.as_ref().map_or(&[][..], |r| r.rules.as_slice());
+        let rules = edge::merged(live, owner, wanted);
+        if !edge::same_rules(&rules, live) {
+            client.put_ruleset(zone_id, phase, &rules).await?;
+        }
+        return Ok(());
+    }
+    Err(StepError::RulesetMoving {
+        zone_id: zone_id.to_owned(),
+        phase: phase.as_str(),
+        attempts: RULESET_ATTEMPTS,
+    })
 }
 
 /// A settings binding as the API takes it, with a d1 database's key resolved to its id.

@@ -115,6 +115,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     for (key, worker) in &desired.workers {
         diff_worker(desired, key, worker, live, options, &mut plan);
     }
+    super::edge::diff_edge(desired, live, options, &mut plan);
 
     for delete in &deletes {
         let uuid = delete.before.as_ref().and_then(|b| b["uuid"].as_str());
