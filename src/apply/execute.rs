@@ -49,6 +49,24 @@ pub enum StepError {
         /// How many times it was read.
         attempts: usize,
     },
+    /// Someone else wrote a ruleset between apply's last read and its write, so the write
+    /// replaced their change.
+    #[error(
+        "the {phase} ruleset of zone {zone_id} was written by someone else just before apply's write: apply expected to make version {expected}, Cloudflare answered version {written}"
+    )]
+    #[diagnostic(help(
+        "the other change (version {}) may be lost: compare the ruleset's versions in the dashboard and redo it, then run apply again", written - 1
+    ))]
+    RulesetOverwritten {
+        /// The zone.
+        zone_id: String,
+        /// The phase.
+        phase: &'static str,
+        /// The version apply's write should have made.
+        expected: u64,
+        /// The version it made.
+        written: u64,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -157,7 +175,9 @@ const RULESET_ATTEMPTS: usize = 3;
 /// `basis`; just before the `PUT` the ruleset is read again, and if its version moved (someone
 /// else wrote it) the list is recomputed from what is there now and read once more, up to
 /// [`RULESET_ATTEMPTS`] reads. The API has no conditional `PUT`, so the re-read narrows the
-/// window for a lost update to the time between one read and the write that follows it.
+/// window for a lost update to the time between one read and the write that follows it; a
+/// write that lands in that window shows as a version jump in the `PUT`'s answer (versions
+/// count up by one per write), and is reported rather than passed over.
 async fn put_rules(
     client: &Client,
     zone_id: &str,
@@ -180,10 +200,28 @@ async fn put_rules(
         }
         let live = basis.as_ref().map_or(&[][..], |r| r.rules.as_slice());
         let rules = edge::merged(live, owner, wanted);
-        if !edge::same_rules(&rules, live) {
-            client.put_ruleset(zone_id, phase, &rules).await?;
+        if edge::same_rules(&rules, live) {
+            return Ok(());
         }
-        return Ok(());
+        let written = client.put_ruleset(zone_id, phase, &rules).await?;
+        let read = basis.as_ref().map_or(Some(0), |r| {
+            r.version.as_deref().and_then(|v| v.parse::<u64>().ok())
+        });
+        let written = written
+            .version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok());
+        return match (read, written) {
+            (Some(read), Some(written)) if written != read + 1 => {
+                Err(StepError::RulesetOverwritten {
+                    zone_id: zone_id.to_owned(),
+                    phase: phase.as_str(),
+                    expected: read + 1,
+                    written,
+                })
+            }
+            _ => Ok(()),
+        };
     }
     Err(StepError::RulesetMoving {
         zone_id: zone_id.to_owned(),

@@ -6,6 +6,7 @@ mod gather;
 mod probe;
 mod sandbox;
 mod schema;
+mod security;
 mod support;
 mod validate;
 mod wrangler;

@@ -1,0 +1,228 @@
+//! Edge rules against the sandbox: apply writes the owned header and rate-limit rules into the
+//! zone's rulesets, keeps everyone else's rules, converges, and does not overwrite a change made
+//! between its read and its write.
+
+use std::path::Path;
+
+use lmsinfra::sandbox::Interleave;
+use serde_json::{Value, json};
+
+use crate::support::{Body, Lmsinfra, TestSandbox};
+
+const RULESET: &str = "/zones/023e105f4ecef8ad9ca31a8372d0c353/rulesets/phases/{phase}/entrypoint";
+const RULESET_ROUTE: &str = "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint";
+
+/// The production manifest with the api Worker routed on example.com and rate limited.
+pub const ROUTED_PRODUCTION: &str = r#"
+environment: production
+account_id: 0123456789abcdef0123456789abcdef
+d1_databases:
+  main: { name: lms-db, location_hint: weur, protect: true }
+workers:
+  api:
+    name: lms-api
+    compatibility_date: "2024-12-01"
+    compatibility_flags: [nodejs_compat]
+    bindings:
+      DB: { type: d1, database: main }
+      ALLOWED_ORIGINS: { type: plain_text, text: "https://lms-viewer.example.workers.dev" }
+    secrets: [TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET,
+              CLOUDFLARE_STREAM_SIGNING_KEY_ID, CLOUDFLARE_STREAM_SIGNING_KEY_PEM]
+    headers:
+      url: PROBE_URL
+      require:
+        Strict-Transport-Security: max-age=31536000; includeSubDomains
+        X-Content-Type-Options: nosniff
+    routes:
+      - { zone: example.com, pattern: "api.example.com/*" }
+    rate_limits: { requests: 100, period: 60, mitigation_timeout: 600, paths: ["/api/"] }
+  viewer:
+    name: lms-viewer
+    compatibility_date: "2024-12-01"
+    bindings:
+      API_ORIGIN: { type: plain_text, text: "https://lms-api.example.workers.dev" }
+"#;
+
+/// A project folder holding `environments/production.yaml` with `manifest`, its probe URL
+/// set to `probe_url`.
+pub fn project(manifest: &str, probe_url: &str) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let environments = dir.path().join("environments");
+    std::fs::create_dir(&environments).expect("environments folder");
+    std::fs::write(
+        environments.join("production.yaml"),
+        manifest.replace("PROBE_URL", probe_url),
+    )
+    .expect("manifest written");
+    dir
+}
+
+fn run(sandbox: &TestSandbox, dir: &Path, args: &[&str]) -> std::process::Output {
+    Lmsinfra::new(sandbox)
+        .args(["--dir".as_ref(), dir.as_os_str()])
+        .args(args)
+        .output()
+}
+
+fn refs(sandbox: &TestSandbox, phase: &str) -> Vec<String> {
+    sandbox.get(&RULESET.replace("{phase}", phase))["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["ref"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+fn puts(sandbox: &TestSandbox) -> u64 {
+    let stats = sandbox.sandbox().stats();
+    stats
+        .routes
+        .get(&format!("PUT {RULESET_ROUTE}"))
+        .copied()
+        .unwrap_or(0)
+}
+
+fn foreign_rate_limit() -> Value {
+    json!({
+        "ref": "dashboard-abuse",
+        "description": "added in the dashboard",
+        "action": "block",
+        "expression": "(ip.src eq 192.0.2.1)",
+        "ratelimit": { "characteristics": ["cf.colo.id", "ip.src"], "period": 10, "requests_per_period": 5, "mitigation_timeout": 10 },
+    })
+}
+
+#[test]
+fn apply_adds_owned_rules_keeps_foreign_ones_and_converges() {
+    let sandbox = TestSandbox::new();
+    let foreign = json!({
+        "ref": "dashboard-cache",
+        "description": "added in the dashboard",
+        "action": "rewrite",
+        "expression": "(http.host eq \"www.example.com\")",
+        "action_parameters": { "headers": { "Cache-Control": { "operation": "set", "value": "no-store" } } },
+    });
+    let put = sandbox.send(
+        "PUT",
+        &RULESET.replace("{phase}", "http_response_headers_transform"),
+        Body::Json(json!({ "rules": [foreign] })),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+    let dir = project(
+        ROUTED_PRODUCTION,
+        "https://lms-api.example.workers.dev/health",
+    );
+
+    let plan = run(&sandbox, dir.path(), &["plan", "production", "--no-probe"]);
+    let text = String::from_utf8_lossy(&plan.stdout);
+    assert!(text.contains("+ headers_rule.example.com"), "{text}");
+    assert!(text.contains("+ rate_limit.example.com"), "{text}");
+
+    let apply = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "production", "--auto-approve"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert_eq!(
+        refs(&sandbox, "http_response_headers_transform"),
+        ["dashboard-cache", "lmsinfra:production:api:headers"]
+    );
+    assert_eq!(
+        refs(&sandbox, "http_ratelimit"),
+        ["lmsinfra:production:api:ratelimit"]
+    );
+    let rules = sandbox.get(&RULESET.replace("{phase}", "http_ratelimit"))["rules"].clone();
+    assert_eq!(
+        rules[0]["action_parameters"]["response"]["status_code"],
+        429
+    );
+    assert_eq!(rules[0]["ratelimit"]["requests_per_period"], 100);
+    assert_eq!(
+        rules[0]["expression"],
+        r#"(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/")) and (starts_with(http.request.uri.path, "/api/"))"#
+    );
+
+    let written = puts(&sandbox);
+    let again = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "production", "--auto-approve"],
+    );
+    assert!(again.status.success());
+    let plan = run(
+        &sandbox,
+        dir.path(),
+        &["plan", "production", "--no-probe", "--detailed-exitcode"],
+    );
+    assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&plan.stdout)
+    );
+    assert_eq!(puts(&sandbox), written, "a second apply wrote a ruleset");
+}
+
+#[test]
+fn a_ruleset_changed_between_read_and_write_is_recomputed_not_overwritten() {
+    // The dashboard adds a rate-limit rule right after apply's first read of the phase, so
+    // apply's re-read before the PUT sees a new version.
+    let sandbox = TestSandbox::with(|config| {
+        config.interleave = Some(Interleave {
+            phase: "http_ratelimit".to_owned(),
+            after_read: 1,
+            rule: foreign_rate_limit(),
+        });
+    });
+    let dir = project(
+        ROUTED_PRODUCTION,
+        "https://lms-api.example.workers.dev/health",
+    );
+    let apply = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "production", "--auto-approve"],
+    );
+    assert!(
+        apply.status.success(),
+        "{}",
+        String::from_utf8_lossy(&apply.stderr)
+    );
+    assert_eq!(
+        refs(&sandbox, "http_ratelimit"),
+        ["dashboard-abuse", "lmsinfra:production:api:ratelimit"]
+    );
+}
+
+#[test]
+fn a_write_that_lands_between_the_last_read_and_the_put_is_reported() {
+    // The concurrent write lands right after the re-read before the PUT, where only the
+    // version of the PUT's answer can tell.
+    let sandbox = TestSandbox::with(|config| {
+        config.interleave = Some(Interleave {
+            phase: "http_ratelimit".to_owned(),
+            after_read: 2,
+            rule: foreign_rate_limit(),
+        });
+    });
+    let dir = project(
+        ROUTED_PRODUCTION,
+        "https://lms-api.example.workers.dev/health",
+    );
+    let apply = run(
+        &sandbox,
+        dir.path(),
+        &["apply", "production", "--auto-approve"],
+    );
+    let stderr = String::from_utf8_lossy(&apply.stderr);
+    assert_eq!(apply.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("expected to make version 1, Cloudflare answered version 2"),
+        "{stderr}"
+    );
+}
