@@ -5,7 +5,7 @@ use axum::Router;
 use axum::routing::get;
 use serde_json::Value;
 
-use crate::security::{ROUTED_PRODUCTION, project};
+use crate::security::{project, routed_production};
 use crate::support::{Lmsinfra, TestSandbox};
 
 /// Headers that earn every Observatory bonus and match the routed manifest's requirement.
@@ -75,7 +75,7 @@ fn run(sandbox: &TestSandbox, dir: &tempfile::TempDir, args: &[&str]) -> std::pr
 fn check_passes_an_applied_environment_with_strong_headers() {
     let sandbox = TestSandbox::new();
     let site = Site::start();
-    let dir = project(ROUTED_PRODUCTION, &site.url("/strong"));
+    let dir = project(&routed_production(), &site.url("/strong"));
     let apply = run(&sandbox, &dir, &["apply", "production", "--auto-approve"]);
     assert!(
         apply.status.success(),
@@ -132,7 +132,7 @@ fn check_passes_an_applied_environment_with_strong_headers() {
 fn check_fails_weak_headers_below_the_minimum_grade_and_a_missing_rate_limit() {
     let sandbox = TestSandbox::new();
     let site = Site::start();
-    let dir = project(ROUTED_PRODUCTION, &site.url("/weak"));
+    let dir = project(&routed_production(), &site.url("/weak"));
     let check = run(&sandbox, &dir, &["check", "production", "--min-grade", "B"]);
     let stdout = String::from_utf8_lossy(&check.stdout);
     assert_eq!(check.status.code(), Some(3), "{stdout}");

@@ -12,46 +12,21 @@ use crate::support::{Body, Lmsinfra, TestSandbox};
 const RULESET: &str = "/zones/023e105f4ecef8ad9ca31a8372d0c353/rulesets/phases/{phase}/entrypoint";
 const RULESET_ROUTE: &str = "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint";
 
-/// The production manifest with the api Worker routed on example.com and rate limited.
-pub const ROUTED_PRODUCTION: &str = r#"
-environment: production
-account_id: 0123456789abcdef0123456789abcdef
-d1_databases:
-  main: { name: lms-db, location_hint: weur, protect: true }
-workers:
-  api:
-    name: lms-api
-    compatibility_date: "2024-12-01"
-    compatibility_flags: [nodejs_compat]
-    bindings:
-      DB: { type: d1, database: main }
-      ALLOWED_ORIGINS: { type: plain_text, text: "https://lms-viewer.example.workers.dev" }
-    secrets: [TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET,
-              CLOUDFLARE_STREAM_SIGNING_KEY_ID, CLOUDFLARE_STREAM_SIGNING_KEY_PEM]
-    headers:
-      url: PROBE_URL
-      require:
-        Strict-Transport-Security: max-age=31536000; includeSubDomains
-        X-Content-Type-Options: nosniff
-    routes:
-      - { zone: example.com, pattern: "api.example.com/*" }
-    rate_limits: { requests: 100, period: 60, mitigation_timeout: 600, paths: ["/api/"] }
-  viewer:
-    name: lms-viewer
-    compatibility_date: "2024-12-01"
-    bindings:
-      API_ORIGIN: { type: plain_text, text: "https://lms-api.example.workers.dev" }
-"#;
+/// The routed production example: the api Worker on example.com, rate limited.
+pub fn routed_production() -> String {
+    let path = crate::support::root().join("examples/edge/environments/production.yaml");
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
 
 /// A project folder holding `environments/production.yaml` with `manifest`, its probe URL
-/// set to `probe_url`.
+/// replaced by `probe_url`.
 pub fn project(manifest: &str, probe_url: &str) -> tempfile::TempDir {
     let dir = tempfile::tempdir().expect("temp dir");
     let environments = dir.path().join("environments");
     std::fs::create_dir(&environments).expect("environments folder");
     std::fs::write(
         environments.join("production.yaml"),
-        manifest.replace("PROBE_URL", probe_url),
+        manifest.replace("https://api.example.com/health", probe_url),
     )
     .expect("manifest written");
     dir
@@ -109,7 +84,7 @@ fn apply_adds_owned_rules_keeps_foreign_ones_and_converges() {
     );
     assert_eq!(put.status, 200, "{}", put.body);
     let dir = project(
-        ROUTED_PRODUCTION,
+        &routed_production(),
         "https://lms-api.example.workers.dev/health",
     );
 
@@ -180,7 +155,7 @@ fn a_ruleset_changed_between_read_and_write_is_recomputed_not_overwritten() {
         });
     });
     let dir = project(
-        ROUTED_PRODUCTION,
+        &routed_production(),
         "https://lms-api.example.workers.dev/health",
     );
     let apply = run(
@@ -211,7 +186,7 @@ fn a_write_that_lands_between_the_last_read_and_the_put_is_reported() {
         });
     });
     let dir = project(
-        ROUTED_PRODUCTION,
+        &routed_production(),
         "https://lms-api.example.workers.dev/health",
     );
     let apply = run(
