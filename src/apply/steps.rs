@@ -146,9 +146,11 @@ pub fn steps(plan: &Plan, desired: &Manifest, live: &Live) -> Vec<Step> {
         };
         let prefix = format!("worker.{key}.");
         let settings_changed = plan.effective_changes().any(|c| {
-            c.address.starts_with(&prefix)
-                && (!c.address[prefix.len()..].starts_with("secret.")
-                    || c.action == Action::Replace)
+            let Some(rest) = c.address.strip_prefix(&prefix) else {
+                return false;
+            };
+            !edge::is_rule_address(rest)
+                && (!rest.starts_with("secret.") || c.action == Action::Replace)
         });
         if settings_changed {
             steps.push(Step::PatchSettings {
@@ -371,6 +373,65 @@ mod tests {
                 uuid: "uuid-old".to_owned(),
             }]
         );
+    }
+
+    #[test]
+    fn only_rulesets_whose_owned_rules_differ_are_written_with_foreign_rules_kept() {
+        let desired = manifest(&format!(
+            "{STAGING}    routes:\n      - {{ zone: example.com, pattern: \"api.example.com/*\" }}\n"
+        ));
+        let mut live = converged();
+        let foreign = Rule {
+            id: Some("r1".to_owned()),
+            action: "rewrite".to_owned(),
+            expression: "true".to_owned(),
+            description: None,
+            enabled: Some(true),
+            action_parameters: None,
+            ratelimit: None,
+            reference: Some("dashboard".to_owned()),
+            version: Some("1".to_owned()),
+            last_updated: None,
+        };
+        let phase = Phase::HttpResponseHeadersTransform;
+        let basis = Ruleset {
+            id: "rs".to_owned(),
+            phase: phase.as_str().to_owned(),
+            version: Some("1".to_owned()),
+            last_updated: None,
+            rules: vec![foreign],
+        };
+        live.zones.insert(
+            "example.com".to_owned(),
+            crate::live::LiveZone {
+                id: "zone-1".to_owned(),
+                rulesets: [(phase.as_str().to_owned(), basis.clone())].into(),
+            },
+        );
+        let steps = plan_and_steps(&desired, &live, &DiffOptions::default());
+        let [
+            Step::PutRules {
+                address,
+                rules,
+                basis: Some(read),
+                ..
+            },
+        ] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(address, "zone.example.com.http_response_headers_transform");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(read, &basis);
+
+        let owned = edge::desired(&desired).remove(0).rule;
+        let zone = live.zones.get_mut("example.com").unwrap();
+        zone.rulesets
+            .get_mut(phase.as_str())
+            .unwrap()
+            .rules
+            .push(owned);
+        assert!(plan_and_steps(&desired, &live, &DiffOptions::default()).is_empty());
     }
 
     #[test]

@@ -84,6 +84,14 @@ fn address(worker: &str, kind: RuleKind, zone: &str) -> String {
     format!("worker.{worker}.{}.{zone}", kind.segment())
 }
 
+/// Whether the part of an address after `worker.<key>.` names an owned rule (which a zone
+/// ruleset write carries out, not the Worker's settings).
+pub fn is_rule_address(rest: &str) -> bool {
+    RuleKind::ALL
+        .iter()
+        .any(|k| rest.starts_with(&format!("{}.", k.segment())))
+}
+
 /// The `ref` prefix of every rule an environment owns.
 pub fn owner(environment: &str) -> String {
     format!("lmsinfra:{environment}:")
@@ -424,6 +432,108 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cloudflare::Ruleset;
+    use crate::live::LiveZone;
+    use crate::plan::tests::{STAGING, converged, manifest};
+    use crate::plan::{diff, intent};
+
+    fn routed() -> Manifest {
+        manifest(&format!(
+            "{STAGING}    routes:\n      - {{ zone: example.com, pattern: \"api.example.com/*\" }}\n    rate_limits: {{ requests: 50, period: 10, mitigation_timeout: 60 }}\n"
+        ))
+    }
+
+    /// `converged()` with example.com holding `rules` in both phases.
+    fn with_zone(rules: &[OwnedRule], extra: &[Rule]) -> Live {
+        let mut live = converged();
+        let mut zone = LiveZone {
+            id: "zone-1".to_owned(),
+            rulesets: Default::default(),
+        };
+        for phase in [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit] {
+            let mut list: Vec<Rule> = rules
+                .iter()
+                .filter(|r| r.kind.phase() == phase)
+                .map(|r| r.rule.clone())
+                .collect();
+            list.extend(extra.iter().cloned());
+            zone.rulesets.insert(
+                phase.as_str().to_owned(),
+                Ruleset {
+                    id: format!("ruleset-{}", phase.as_str()),
+                    phase: phase.as_str().to_owned(),
+                    version: Some("4".to_owned()),
+                    last_updated: None,
+                    rules: list,
+                },
+            );
+        }
+        live.zones.insert("example.com".to_owned(), zone);
+        live
+    }
+
+    fn actions(plan: &Plan) -> Vec<(&str, Action)> {
+        plan.changes
+            .iter()
+            .filter(|c| c.address.contains("_rule.") || c.address.contains(".rate_limit."))
+            .map(|c| (c.address.as_str(), c.action))
+            .collect()
+    }
+
+    #[test]
+    fn routed_workers_plan_their_rules_until_applied() {
+        let desired = routed();
+        let plan = diff(&desired, &with_zone(&[], &[]), &DiffOptions::default());
+        assert_eq!(
+            actions(&plan),
+            [
+                ("worker.api.headers_rule.example.com", Action::Create),
+                ("worker.api.rate_limit.example.com", Action::Create),
+            ]
+        );
+        let applied = with_zone(&self::desired(&desired), &[]);
+        let plan = diff(&desired, &applied, &DiffOptions::default());
+        assert!(plan.is_empty(), "{:?}", plan.changes);
+    }
+
+    #[test]
+    fn owned_rules_no_longer_wanted_are_deleted_and_foreign_ones_ignored() {
+        let mut stale = routed();
+        stale.workers.get_mut("api").unwrap().rate_limits = None;
+        let foreign = owned("dashboard-1", "true");
+        let live = with_zone(&self::desired(&routed()), &[foreign]);
+        let plan = diff(&stale, &live, &DiffOptions::default());
+        assert_eq!(
+            actions(&plan),
+            [
+                ("worker.api.headers_rule.example.com", Action::NoOp),
+                ("worker.api.rate_limit.example.com", Action::Delete),
+            ]
+        );
+    }
+
+    #[test]
+    fn a_route_on_a_zone_the_account_lacks_blocks_apply() {
+        let plan = diff(&routed(), &converged(), &DiffOptions::default());
+        let blockers: Vec<_> = plan.blockers.iter().map(|b| b.kind).collect();
+        assert_eq!(
+            blockers,
+            [BlockerKind::MissingZone, BlockerKind::MissingZone]
+        );
+    }
+
+    #[test]
+    fn intent_of_routes_shows_new_rules_and_nothing_once_merged() {
+        let plan = intent("HEAD", Some(&manifest(STAGING)), &routed());
+        assert_eq!(
+            actions(&plan),
+            [
+                ("worker.api.headers_rule.example.com", Action::Create),
+                ("worker.api.rate_limit.example.com", Action::Create),
+            ]
+        );
+        assert!(intent("HEAD", Some(&routed()), &routed()).is_empty());
+    }
 
     fn owned(reference: &str, expression: &str) -> Rule {
         Rule {

@@ -5,7 +5,7 @@
 //! credentials. Renderers and `apply` only ever read a `Plan`.
 
 pub(crate) mod diff;
-pub mod edge;
+pub(crate) mod edge;
 mod intent;
 mod saved;
 #[cfg(test)]

@@ -48,13 +48,17 @@ fn refs(sandbox: &TestSandbox, phase: &str) -> Vec<String> {
         .collect()
 }
 
-fn puts(sandbox: &TestSandbox) -> u64 {
+fn calls(sandbox: &TestSandbox, method: &str) -> u64 {
     let stats = sandbox.sandbox().stats();
     stats
         .routes
-        .get(&format!("PUT {RULESET_ROUTE}"))
+        .get(&format!("{method} {RULESET_ROUTE}"))
         .copied()
         .unwrap_or(0)
+}
+
+fn puts(sandbox: &TestSandbox) -> u64 {
+    calls(sandbox, "PUT")
 }
 
 fn foreign_rate_limit() -> Value {
@@ -122,6 +126,16 @@ fn apply_adds_owned_rules_keeps_foreign_ones_and_converges() {
         r#"(http.host eq "api.example.com" and starts_with(http.request.uri.path, "/")) and (starts_with(http.request.uri.path, "/api/"))"#
     );
 
+    let patched = sandbox
+        .sandbox()
+        .stats()
+        .routes
+        .contains_key("PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings");
+    assert!(
+        !patched,
+        "rule changes alone must not touch the Worker's settings"
+    );
+
     let written = puts(&sandbox);
     let again = run(
         &sandbox,
@@ -167,6 +181,14 @@ fn a_ruleset_changed_between_read_and_write_is_recomputed_not_overwritten() {
         apply.status.success(),
         "{}",
         String::from_utf8_lossy(&apply.stderr)
+    );
+    // Reads: the plan's two phases, one re-read for the header ruleset, two for the moved
+    // rate-limit ruleset, and the convergence check's two; one write per phase.
+    assert_eq!(
+        (calls(&sandbox, "GET"), puts(&sandbox)),
+        (7, 2),
+        "{:?}",
+        sandbox.sandbox().stats()
     );
     assert_eq!(
         refs(&sandbox, "http_ratelimit"),
