@@ -43,7 +43,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 /// Six months in seconds, the HSTS `max-age` the Observatory asks for.
-pub(crate) const SIX_MONTHS: u64 = 15_768_000;
+const SIX_MONTHS: u64 = 15_768_000;
 
 /// A letter grade, worst first so that grades compare as they rank.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -204,13 +204,13 @@ fn result(
 
 /// A parsed Content-Security-Policy: directive name (lowercase) → sources (lowercase).
 #[derive(Debug, Clone, PartialEq)]
-pub(crate) struct Policy {
+struct Policy {
     directives: Option<BTreeMap<String, Vec<String>>>,
 }
 
 impl Policy {
     /// `None` directives when the header is not a policy (empty, or a directive twice).
-    pub(crate) fn parse(text: &str) -> Policy {
+    fn parse(text: &str) -> Policy {
         let mut directives = BTreeMap::new();
         for part in text.split(';') {
             let mut tokens = part.split_ascii_whitespace().map(str::to_ascii_lowercase);
@@ -235,7 +235,7 @@ impl Policy {
     }
 
     /// Whether the policy sets `frame-ancestors`.
-    pub(crate) fn has_frame_ancestors(&self) -> bool {
+    fn has_frame_ancestors(&self) -> bool {
         self.directives
             .as_ref()
             .is_some_and(|d| d.contains_key("frame-ancestors"))
