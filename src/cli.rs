@@ -69,6 +69,9 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the live account match the manifest.
     Apply(ApplyArgs),
+    /// Report on an environment's security: graded headers, CORS, credentials, secrets, rate
+    /// limits. Exits 3 when a check fails or a grade is below --min-grade.
+    Check(CheckArgs),
     /// Show what a manifest change means: the manifests at a git revision against the work tree.
     /// No network, no credentials.
     Diff(DiffArgs),
@@ -148,6 +151,23 @@ pub struct ApplyArgs {
     pub allow_destroy: bool,
 }
 
+/// `lmsinfra check`.
+#[derive(Debug, Args)]
+pub struct CheckArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+    /// Fail (exit 3) when a probed URL grades below this (A+, A, A-, B+ … F).
+    #[arg(long, value_name = "GRADE")]
+    pub min_grade: Option<crate::check::Grade>,
+    /// Do not fetch the Workers' probe URLs (no grades, no header comparison).
+    #[arg(long)]
+    pub no_probe: bool,
+}
+
 /// `lmsinfra diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -211,6 +231,7 @@ pub fn run(cli: Cli) -> Result<Outcome, Error> {
         Command::Validate(args) => validate(&cli.global, args),
         Command::Plan(args) => plan(&cli.global, args),
         Command::Apply(args) => apply(&cli.global, args),
+        Command::Check(args) => check(&cli.global, args),
         Command::Diff(args) => diff(&cli.global, args),
         Command::Schema(args) => schema(args),
         Command::Sandbox(args) => sandbox(&cli.global, args),
@@ -252,12 +273,10 @@ fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
     Ok(Outcome::Success)
 }
 
-fn plan(global: &Global, args: PlanArgs) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&global.dir, &args.environment)?;
-    let account = Account::connect(global, &desired)?;
-    // The sandbox's Workers serve no traffic: their URLs are the real account's.
-    let probes = !args.no_probe && !global.sandbox;
-    if global.sandbox && !args.no_probe && !global.quiet {
+/// Whether to probe: not with `--no-probe`, and not with `--sandbox`, whose Workers serve no
+/// traffic (their URLs are the real account's).
+fn probe_options(global: &Global, desired: &Manifest, no_probe: bool) -> GatherOptions {
+    if global.sandbox && !no_probe && !global.quiet {
         let probed = desired.workers.values().any(|w| w.headers.is_some());
         if probed {
             anstream::eprintln!(
@@ -265,10 +284,16 @@ fn plan(global: &Global, args: PlanArgs) -> Result<Outcome, Error> {
             );
         }
     }
-    let options = GatherOptions {
-        probes,
+    GatherOptions {
+        probes: !no_probe && !global.sandbox,
         ..GatherOptions::default()
-    };
+    }
+}
+
+fn plan(global: &Global, args: PlanArgs) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let account = Account::connect(global, &desired)?;
+    let options = probe_options(global, &desired, args.no_probe);
     let live = account.gather(&desired, options)?;
     let diff_options = plan::DiffOptions {
         declared_elsewhere: declared_elsewhere(global, &args.environment),
@@ -400,6 +425,26 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         );
     }
     Ok(Outcome::Success)
+}
+
+fn check(global: &Global, args: CheckArgs) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let account = Account::connect(global, &desired)?;
+    let options = probe_options(global, &desired, args.no_probe);
+    let live = account.gather(&desired, options)?;
+    let report = crate::check::report(&desired, &live, args.min_grade);
+    let text = match args.format {
+        DiagnosticFormat::Text => crate::check::text(&report),
+        DiagnosticFormat::Json => {
+            serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
+        }
+    };
+    print_stdout(&text)?;
+    Ok(if report.passed {
+        Outcome::Success
+    } else {
+        Outcome::Blocked
+    })
 }
 
 /// Ask on the terminal; only `yes` goes ahead.

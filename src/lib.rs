@@ -38,6 +38,7 @@ pub fn run() -> ExitCode {
 }
 
 pub mod apply;
+pub mod check;
 mod output;
 pub mod plan;
 pub mod render;

@@ -143,7 +143,7 @@ impl Default for GatherOptions {
 }
 
 /// The ruleset phases read for each zone a route names.
-const ZONE_PHASES: [Phase; 1] = [Phase::HttpResponseHeadersTransform];
+const ZONE_PHASES: [Phase; 2] = [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit];
 
 /// Read the live state of the environment `desired` describes, on the client's account.
 pub async fn gather(

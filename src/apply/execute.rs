@@ -9,9 +9,10 @@ use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
-use crate::cloudflare::{self, Client, SettingsPatch};
+use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
 use crate::live::Live;
 use crate::manifest::model::{Binding, Manifest};
+use crate::plan::edge;
 use crate::secret::Secret;
 
 /// How one step ended.
@@ -35,6 +36,37 @@ pub enum StepError {
     /// Something the step needs is not there (a database id, a secret value).
     #[error("{0}")]
     Missing(String),
+    /// A ruleset kept changing under apply; nothing was written over the other changes.
+    #[error(
+        "the {phase} ruleset of zone {zone_id} changed {attempts} times while apply was writing it"
+    )]
+    #[diagnostic(help("someone else is editing the ruleset; run apply again once they are done"))]
+    RulesetMoving {
+        /// The zone.
+        zone_id: String,
+        /// The phase.
+        phase: &'static str,
+        /// How many times it was read.
+        attempts: usize,
+    },
+    /// Someone else wrote a ruleset between apply's last read and its write, so the write
+    /// replaced their change.
+    #[error(
+        "the {phase} ruleset of zone {zone_id} was written by someone else just before apply's write: apply expected to make version {expected}, Cloudflare answered version {written}"
+    )]
+    #[diagnostic(help(
+        "the other change (version {}) may be lost: compare the ruleset's versions in the dashboard and redo it, then run apply again", written - 1
+    ))]
+    RulesetOverwritten {
+        /// The zone.
+        zone_id: String,
+        /// The phase.
+        phase: &'static str,
+        /// The version apply's write should have made.
+        expected: u64,
+        /// The version it made.
+        written: u64,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -124,8 +156,78 @@ async fn run(
             client.put_secret(script, name, value).await?;
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
+        Step::PutRules {
+            zone_id,
+            phase,
+            owner,
+            rules,
+            basis,
+            ..
+        } => put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?,
     }
     Ok(())
+}
+
+/// How many times a ruleset is read before apply gives up on a ruleset that keeps moving.
+const RULESET_ATTEMPTS: usize = 3;
+
+/// Read-modify-write of one entrypoint ruleset. The rule list to send is computed from
+/// `basis`; just before the `PUT` the ruleset is read again, and if its version moved (someone
+/// else wrote it) the list is recomputed from what is there now and read once more, up to
+/// [`RULESET_ATTEMPTS`] reads. The API has no conditional `PUT`, so the re-read narrows the
+/// window for a lost update to the time between one read and the write that follows it; a
+/// write that lands in that window shows as a version jump in the `PUT`'s answer (versions
+/// count up by one per write), and is reported rather than passed over.
+async fn put_rules(
+    client: &Client,
+    zone_id: &str,
+    phase: Phase,
+    owner: &str,
+    wanted: &[Rule],
+    mut basis: Option<Ruleset>,
+) -> Result<(), StepError> {
+    let version = |r: &Option<Ruleset>| r.as_ref().map(|r| r.version.clone());
+    for _ in 0..RULESET_ATTEMPTS {
+        let current = client.get_ruleset(zone_id, phase).await?;
+        if version(&current) != version(&basis) {
+            tracing::warn!(
+                zone_id,
+                phase = phase.as_str(),
+                "the ruleset changed since it was read; recomputing from its new rules"
+            );
+            basis = current;
+            continue;
+        }
+        let live = basis.as_ref().map_or(&[][..], |r| r.rules.as_slice());
+        let rules = edge::merged(live, owner, wanted);
+        if edge::same_rules(&rules, live) {
+            return Ok(());
+        }
+        let written = client.put_ruleset(zone_id, phase, &rules).await?;
+        let read = basis.as_ref().map_or(Some(0), |r| {
+            r.version.as_deref().and_then(|v| v.parse::<u64>().ok())
+        });
+        let written = written
+            .version
+            .as_deref()
+            .and_then(|v| v.parse::<u64>().ok());
+        return match (read, written) {
+            (Some(read), Some(written)) if written != read + 1 => {
+                Err(StepError::RulesetOverwritten {
+                    zone_id: zone_id.to_owned(),
+                    phase: phase.as_str(),
+                    expected: read + 1,
+                    written,
+                })
+            }
+            _ => Ok(()),
+        };
+    }
+    Err(StepError::RulesetMoving {
+        zone_id: zone_id.to_owned(),
+        phase: phase.as_str(),
+        attempts: RULESET_ATTEMPTS,
+    })
 }
 
 /// A settings binding as the API takes it, with a d1 database's key resolved to its id.

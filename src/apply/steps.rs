@@ -3,13 +3,15 @@
 //! Pure, like `diff`: the executor only sends what this module decides. A Worker's settings are
 //! changed with one `PATCH` that lists every binding — the manifest's own, and every other one
 //! as `inherit`, because Cloudflare replaces the whole list — so nothing the manifest does not
-//! mention is lost.
+//! mention is lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with
+//! the whole rule list, other owners' rules carried over (see `plan::edge`).
 
 use std::collections::BTreeSet;
 
+use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::live::{Live, LiveWorker};
 use crate::manifest::model::{Binding, LocationHint, Manifest, Worker};
-use crate::plan::{Action, Plan};
+use crate::plan::{Action, Plan, edge};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -47,6 +49,22 @@ pub enum Step {
         /// The secret's name; the value comes from `--secret`.
         name: String,
     },
+    /// `PUT …/zones/ZONE/rulesets/phases/PHASE/entrypoint` with the owned rules spliced into the
+    /// live list. The executor re-reads the ruleset first and recomputes when it moved.
+    PutRules {
+        /// `zone.ZONE.PHASE`.
+        address: String,
+        /// The zone's id.
+        zone_id: String,
+        /// The phase.
+        phase: Phase,
+        /// The `ref` prefix of the rules this environment owns.
+        owner: String,
+        /// The owned rules the zone should have in this phase, in order.
+        rules: Vec<Rule>,
+        /// The ruleset as the plan read it (`None`: the zone had none in this phase).
+        basis: Option<Ruleset>,
+    },
     /// `DELETE …/d1/database/UUID`.
     DeleteDatabase {
         /// `d1.KEY`.
@@ -65,6 +83,7 @@ impl Step {
             Self::CreateDatabase { address, .. }
             | Self::PatchSettings { address, .. }
             | Self::PutSecret { address, .. }
+            | Self::PutRules { address, .. }
             | Self::DeleteDatabase { address, .. } => address,
         }
     }
@@ -77,6 +96,9 @@ impl Step {
                 script, bindings, ..
             } => format!("update settings of {script} ({} bindings)", bindings.len()),
             Self::PutSecret { script, name, .. } => format!("put secret {name} on {script}"),
+            Self::PutRules { address, rules, .. } => {
+                format!("write {} owned rule(s) to {address}", rules.len())
+            }
             Self::DeleteDatabase { name, .. } => format!("delete D1 database {name}"),
         }
     }
@@ -124,9 +146,11 @@ pub fn steps(plan: &Plan, desired: &Manifest, live: &Live) -> Vec<Step> {
         };
         let prefix = format!("worker.{key}.");
         let settings_changed = plan.effective_changes().any(|c| {
-            c.address.starts_with(&prefix)
-                && (!c.address[prefix.len()..].starts_with("secret.")
-                    || c.action == Action::Replace)
+            let Some(rest) = c.address.strip_prefix(&prefix) else {
+                return false;
+            };
+            !edge::is_rule_address(rest)
+                && (!rest.starts_with("secret.") || c.action == Action::Replace)
         });
         if settings_changed {
             steps.push(Step::PatchSettings {
@@ -148,6 +172,7 @@ pub fn steps(plan: &Plan, desired: &Manifest, live: &Live) -> Vec<Step> {
             }
         }
     }
+    steps.extend(rule_steps(desired, live));
     for change in plan.effective_changes() {
         if change.action == Action::Delete {
             if let Some(before) = &change.before {
@@ -155,6 +180,35 @@ pub fn steps(plan: &Plan, desired: &Manifest, live: &Live) -> Vec<Step> {
                     address: change.address.clone(),
                     name: before["name"].as_str().unwrap_or_default().to_owned(),
                     uuid: before["uuid"].as_str().unwrap_or_default().to_owned(),
+                });
+            }
+        }
+    }
+    steps
+}
+
+/// One `PutRules` per zone and phase whose owned rules differ from what the manifest wants.
+fn rule_steps(desired: &Manifest, live: &Live) -> Vec<Step> {
+    let owner = edge::owner(&desired.environment);
+    let wanted = edge::desired(desired);
+    let mut steps = Vec::new();
+    for (zone_name, zone) in &live.zones {
+        for phase in [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit] {
+            let rules: Vec<Rule> = wanted
+                .iter()
+                .filter(|w| &w.zone == zone_name && w.kind.phase() == phase)
+                .map(|w| w.rule.clone())
+                .collect();
+            let basis = zone.rulesets.get(phase.as_str());
+            let current = basis.map_or(&[][..], |r| r.rules.as_slice());
+            if !edge::same_rules(&edge::merged(current, &owner, &rules), current) {
+                steps.push(Step::PutRules {
+                    address: format!("zone.{zone_name}.{}", phase.as_str()),
+                    zone_id: zone.id.clone(),
+                    phase,
+                    owner: owner.clone(),
+                    rules,
+                    basis: basis.cloned(),
                 });
             }
         }
@@ -312,6 +366,65 @@ mod tests {
                 uuid: "uuid-old".to_owned(),
             }]
         );
+    }
+
+    #[test]
+    fn only_rulesets_whose_owned_rules_differ_are_written_with_foreign_rules_kept() {
+        let desired = manifest(&format!(
+            "{STAGING}    routes:\n      - {{ zone: example.com, pattern: \"api.example.com/*\" }}\n"
+        ));
+        let mut live = converged();
+        let foreign = Rule {
+            id: Some("r1".to_owned()),
+            action: "rewrite".to_owned(),
+            expression: "true".to_owned(),
+            description: None,
+            enabled: Some(true),
+            action_parameters: None,
+            ratelimit: None,
+            reference: Some("dashboard".to_owned()),
+            version: Some("1".to_owned()),
+            last_updated: None,
+        };
+        let phase = Phase::HttpResponseHeadersTransform;
+        let basis = Ruleset {
+            id: "rs".to_owned(),
+            phase: phase.as_str().to_owned(),
+            version: Some("1".to_owned()),
+            last_updated: None,
+            rules: vec![foreign],
+        };
+        live.zones.insert(
+            "example.com".to_owned(),
+            crate::live::LiveZone {
+                id: "zone-1".to_owned(),
+                rulesets: [(phase.as_str().to_owned(), basis.clone())].into(),
+            },
+        );
+        let steps = plan_and_steps(&desired, &live, &DiffOptions::default());
+        let [
+            Step::PutRules {
+                address,
+                rules,
+                basis: Some(read),
+                ..
+            },
+        ] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(address, "zone.example.com.http_response_headers_transform");
+        assert_eq!(rules.len(), 1);
+        assert_eq!(read, &basis);
+
+        let owned = edge::desired(&desired).remove(0).rule;
+        let zone = live.zones.get_mut("example.com").unwrap();
+        zone.rulesets
+            .get_mut(phase.as_str())
+            .unwrap()
+            .rules
+            .push(owned);
+        assert!(plan_and_steps(&desired, &live, &DiffOptions::default()).is_empty());
     }
 
     #[test]

@@ -1,4 +1,5 @@
-//! Zone rulesets: the phase entrypoints that hold response-header transform rules.
+//! Zone rulesets: the phase entrypoints that hold response-header transform and rate-limiting
+//! rules.
 //!
 //! A PUT replaces the whole rule list, so callers read the entrypoint, change the rules they
 //! own, and send the list back.
@@ -66,6 +67,9 @@ pub struct Rule {
     /// The action's parameters (for `rewrite`: the headers to set or remove).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action_parameters: Option<serde_json::Value>,
+    /// A rate-limiting rule's counting (`characteristics`, `period`, `requests_per_period`, …).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ratelimit: Option<serde_json::Value>,
     /// A stable reference across versions.
     #[serde(default, rename = "ref", skip_serializing_if = "Option::is_none")]
     pub reference: Option<String>,

@@ -17,6 +17,7 @@ use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity};
 pub use model::Manifest;
+pub(crate) use naming::credential_suffix;
 pub use revision::load_at_revision;
 
 use crate::error::Error;

@@ -122,6 +122,9 @@ pub struct Worker {
     /// Routes on zones, for headers and rate limits that Cloudflare enforces at the edge.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub routes: Vec<Route>,
+    /// Per-client rate limiting of the Worker's routes, enforced at the edge.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rate_limits: Option<RateLimits>,
 }
 
 /// A binding, as the manifest writes it.
@@ -225,6 +228,22 @@ pub struct Route {
     pub zone: String,
     /// The route pattern, e.g. `api.example.com/*`.
     pub pattern: String,
+}
+
+/// A rate limit on a Worker's routes: more than `requests` requests from one client IP within
+/// `period` seconds are answered 429 for `mitigation_timeout` seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimits {
+    /// Requests allowed per client IP within one period.
+    pub requests: u32,
+    /// The counting period in seconds: one of 10, 60, 120, 300, 600, 3600 (Cloudflare's set).
+    pub period: u32,
+    /// How long, in seconds, a client that went over the limit is answered 429.
+    pub mitigation_timeout: u32,
+    /// Path prefixes the limit covers (each starts with `/`); every path of the routes when empty.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub paths: Vec<String>,
 }
 
 /// Intended differences between this environment and the others.

@@ -155,6 +155,29 @@ pub(crate) fn credential_suffix(name: &str) -> Option<&'static str> {
         .find(|suffix| upper.ends_with(suffix))
 }
 
+/// Why `pattern` is not a Workers route pattern on `zone` (`api.example.com/*`): a host that is
+/// the zone or under it (`*.` allowed in front), then a path starting with `/` in which only a
+/// trailing `*` is a wildcard.
+pub(crate) fn route_pattern(zone: &str, pattern: &str) -> Result<(), String> {
+    if pattern.contains("://") {
+        return Err("leave the scheme out".to_owned());
+    }
+    let Some((host, path)) = pattern.split_once('/') else {
+        return Err("there is no path; add `/*` for every path".to_owned());
+    };
+    let bare = host.strip_prefix("*.").unwrap_or(host);
+    if bare.is_empty() || bare.contains('*') {
+        return Err("the host may only start with `*.` as a wildcard".to_owned());
+    }
+    if bare != zone && !bare.ends_with(&format!(".{zone}")) {
+        return Err(format!("the host `{host}` is not on the zone"));
+    }
+    if path.trim_end_matches('*').contains('*') {
+        return Err("only a trailing `*` is allowed in the path".to_owned());
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 use super::diagnostic::{Problem, did_you_mean};
-use super::model::{Binding, Manifest, Worker};
+use super::model::{Binding, Manifest, RateLimits, Worker};
 use super::naming;
 use super::parity::Address;
 use super::span::NodePath;
@@ -224,6 +224,84 @@ fn check_worker(
             }
         }
     }
+    for (index, route) in worker.routes.iter().enumerate() {
+        if let Err(reason) = naming::route_pattern(&route.zone, &route.pattern) {
+            problems.push(
+                Problem::error(
+                    "manifest::route-pattern",
+                    path(&["workers", key, "routes", &index.to_string(), "pattern"]),
+                    format!(
+                        "`{}` is not a route pattern on zone `{}`: {reason}",
+                        route.pattern, route.zone
+                    ),
+                )
+                .label("invalid route pattern")
+                .help("a route pattern is a host on the zone and a path, e.g. `api.example.com/*`"),
+            );
+        }
+    }
+    if let Some(limits) = &worker.rate_limits {
+        check_rate_limits(key, worker, limits, problems);
+    }
+}
+
+/// Cloudflare's allowed rate-limit counting periods, in seconds.
+pub(crate) const RATE_LIMIT_PERIODS: [u32; 6] = [10, 60, 120, 300, 600, 3600];
+
+fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: &mut Vec<Problem>) {
+    let at = |field: &str| path(&["workers", key, "rate_limits", field]);
+    if worker.routes.is_empty() {
+        problems.push(
+            Problem::error(
+                "manifest::rate-limits-without-routes",
+                path(&["workers", key, "rate_limits"]),
+                format!("worker `{key}` has `rate_limits` but no `routes`"),
+            )
+            .on_key()
+            .label("nothing to limit")
+            .help("rate limits are enforced on a zone's routes: add `routes: [{zone: …, pattern: …}]`"),
+        );
+    }
+    for (field, value) in [
+        ("requests", limits.requests),
+        ("mitigation_timeout", limits.mitigation_timeout),
+    ] {
+        if value == 0 {
+            problems.push(
+                Problem::error(
+                    "manifest::rate-limit-value",
+                    at(field),
+                    format!("`{field}` must be positive"),
+                )
+                .label("expected a number above 0")
+                .help("e.g. `requests: 100`, `mitigation_timeout: 60`"),
+            );
+        }
+    }
+    if !RATE_LIMIT_PERIODS.contains(&limits.period) {
+        problems.push(
+            Problem::error(
+                "manifest::rate-limit-period",
+                at("period"),
+                format!("`{}` is not a period Cloudflare allows", limits.period),
+            )
+            .label("not an allowed period")
+            .help("use one of 10, 60, 120, 300, 600 or 3600 seconds"),
+        );
+    }
+    for (index, prefix) in limits.paths.iter().enumerate() {
+        if !prefix.starts_with('/') {
+            problems.push(
+                Problem::error(
+                    "manifest::rate-limit-path",
+                    path(&["workers", key, "rate_limits", "paths", &index.to_string()]),
+                    format!("`{prefix}` is not a path prefix"),
+                )
+                .label("expected a path starting with `/`")
+                .help(format!("write it as `/{}`", prefix.trim_start_matches('/'))),
+            );
+        }
+    }
 }
 
 /// Whether a name belongs to a binding (a mapping key) or a secret (a list item).
@@ -369,6 +447,7 @@ mod tests {
                     .collect(),
             }),
             routes: Vec::new(),
+            rate_limits: None,
         };
         worker.bindings.insert(
             "DB".to_owned(),
@@ -451,6 +530,64 @@ mod tests {
         check_probe_url("http://lms.example.com/", NodePath::new(), &mut problems);
         check_probe_url("ftp://lms.example.com/", NodePath::new(), &mut problems);
         assert_eq!(problems.len(), 2);
+    }
+
+    fn rate_limited(limits: RateLimits) -> Manifest {
+        let mut manifest = manifest();
+        let worker = &mut manifest.workers["api"];
+        worker.routes.push(crate::manifest::model::Route {
+            zone: "example.com".to_owned(),
+            pattern: "api.example.com/*".to_owned(),
+        });
+        worker.rate_limits = Some(limits);
+        manifest
+    }
+
+    fn limits() -> RateLimits {
+        RateLimits {
+            requests: 100,
+            period: 60,
+            mitigation_timeout: 60,
+            paths: vec!["/api/".to_owned()],
+        }
+    }
+
+    #[test]
+    fn a_correct_rate_limit_has_no_problems() {
+        assert_eq!(codes(&rate_limited(limits())), Vec::<&str>::new());
+    }
+
+    #[test]
+    fn rate_limits_need_positive_numbers_an_allowed_period_and_absolute_paths() {
+        let manifest = rate_limited(RateLimits {
+            requests: 0,
+            period: 30,
+            mitigation_timeout: 0,
+            paths: vec!["api/".to_owned()],
+        });
+        assert_eq!(
+            codes(&manifest),
+            [
+                "manifest::rate-limit-value",
+                "manifest::rate-limit-value",
+                "manifest::rate-limit-period",
+                "manifest::rate-limit-path",
+            ]
+        );
+    }
+
+    #[test]
+    fn rate_limits_need_routes() {
+        let mut manifest = rate_limited(limits());
+        manifest.workers["api"].routes.clear();
+        assert_eq!(codes(&manifest), ["manifest::rate-limits-without-routes"]);
+    }
+
+    #[test]
+    fn a_route_must_be_a_host_on_its_zone_and_a_path() {
+        let mut manifest = rate_limited(limits());
+        manifest.workers["api"].routes[0].pattern = "https://api.example.org/*".to_owned();
+        assert_eq!(codes(&manifest), ["manifest::route-pattern"]);
     }
 
     #[test]

@@ -13,7 +13,7 @@ use super::{
     SENSITIVE, Warning,
 };
 use crate::live::{Live, LiveBinding, LiveWorker, Probe};
-use crate::manifest::model::{Binding, Manifest, Worker};
+use crate::manifest::model::{Binding, Headers, Manifest, Worker};
 
 /// What `diff` needs to know besides the two states.
 #[derive(Debug, Clone, Default)]
@@ -115,6 +115,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     for (key, worker) in &desired.workers {
         diff_worker(desired, key, worker, live, options, &mut plan);
     }
+    super::edge::diff_edge(desired, live, options, &mut plan);
 
     for delete in &deletes {
         let uuid = delete.before.as_ref().and_then(|b| b["uuid"].as_str());
@@ -322,50 +323,66 @@ fn diff_worker(
     }
 
     if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-        match probe {
-            Probe::Unreachable { reason } => plan.warnings.push(Warning {
-                address: format!("{address}.headers"),
-                message: format!(
-                    "could not probe {}: {reason}; headers not checked",
-                    headers.url
-                ),
-            }),
-            Probe::Answered {
-                status,
-                headers: got,
-                redirect,
-            } => {
-                if let Some(location) = redirect {
-                    plan.warnings.push(Warning {
-                        address: format!("{address}.headers"),
-                        message: format!(
-                            "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
-                            headers.url
+        let (drift, warnings) = header_drift(&format!("{address}.headers"), headers, probe);
+        plan.drift.extend(drift);
+        plan.warnings.extend(warnings);
+    }
+}
+
+/// Compare what a probe saw with the headers a manifest requires: a drift for each required
+/// header that is missing or has another value, a warning when the URL could not be fetched or
+/// answered with a redirect. `address` is the Worker's `headers` address. Plan and check share it.
+pub(crate) fn header_drift(
+    address: &str,
+    headers: &Headers,
+    probe: &Probe,
+) -> (Vec<Drift>, Vec<Warning>) {
+    let mut drift = Vec::new();
+    let mut warnings = Vec::new();
+    match probe {
+        Probe::Unreachable { reason } => warnings.push(Warning {
+            address: address.to_owned(),
+            message: format!(
+                "could not probe {}: {reason}; headers not checked",
+                headers.url
+            ),
+        }),
+        Probe::Answered {
+            status,
+            headers: got,
+            redirect,
+        } => {
+            if let Some(location) = redirect {
+                warnings.push(Warning {
+                    address: address.to_owned(),
+                    message: format!(
+                        "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
+                        headers.url
+                    ),
+                });
+            }
+            for (name, expected) in &headers.require {
+                let actual = got.get(&name.to_ascii_lowercase());
+                if actual.map(|a| a.trim()) != Some(expected.trim()) {
+                    drift.push(Drift {
+                        address: format!("{address}.{name}"),
+                        expected: expected.clone(),
+                        actual: actual.cloned(),
+                        reason: format!(
+                            "GET {} answered {status} {}; the Worker's code must set it",
+                            headers.url,
+                            if actual.is_some() {
+                                "with another value"
+                            } else {
+                                "without it"
+                            }
                         ),
                     });
-                }
-                for (name, expected) in &headers.require {
-                    let actual = got.get(&name.to_ascii_lowercase());
-                    if actual.map(|a| a.trim()) != Some(expected.trim()) {
-                        plan.drift.push(Drift {
-                            address: format!("{address}.headers.{name}"),
-                            expected: expected.clone(),
-                            actual: actual.cloned(),
-                            reason: format!(
-                                "GET {} answered {status} {}; the Worker's code must set it",
-                                headers.url,
-                                if actual.is_some() {
-                                    "with another value"
-                                } else {
-                                    "without it"
-                                }
-                            ),
-                        });
-                    }
                 }
             }
         }
     }
+    (drift, warnings)
 }
 
 /// The binding's semantic fields: those that make two bindings of one type the same.

@@ -9,7 +9,8 @@
 use serde_json::{Map, json};
 
 use super::{Action, Change, DiffOptions, Plan, diff};
-use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker};
+use crate::cloudflare::Ruleset;
+use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker, LiveZone};
 use crate::manifest::model::{Binding, Manifest};
 
 /// The plan that turns `base` (the manifest at revision `revision`; `None` when the environment
@@ -99,6 +100,27 @@ fn as_applied(manifest: &Manifest) -> Live {
                 bindings,
             },
         );
+    }
+    for owned in super::edge::desired(manifest) {
+        let zone = live
+            .zones
+            .entry(owned.zone.clone())
+            .or_insert_with(|| LiveZone {
+                id: format!("(id of {})", owned.zone),
+                rulesets: Default::default(),
+            });
+        let phase = owned.kind.phase();
+        zone.rulesets
+            .entry(phase.as_str().to_owned())
+            .or_insert_with(|| Ruleset {
+                id: format!("(id of {} {})", owned.zone, phase.as_str()),
+                phase: phase.as_str().to_owned(),
+                version: None,
+                last_updated: None,
+                rules: Vec::new(),
+            })
+            .rules
+            .push(owned.rule);
     }
     live
 }

@@ -5,6 +5,7 @@
 //! credentials. Renderers and `apply` only ever read a `Plan`.
 
 pub(crate) mod diff;
+pub(crate) mod edge;
 mod intent;
 mod saved;
 #[cfg(test)]
@@ -159,6 +160,8 @@ pub enum BlockerKind {
     ProtectedDatabase,
     /// A database to delete is still bound by a Worker.
     DatabaseInUse,
+    /// A route names a zone the account does not have (or the token cannot read).
+    MissingZone,
 }
 
 /// Something worth knowing that never blocks.

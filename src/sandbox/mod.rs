@@ -10,7 +10,9 @@
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
 //! that fail *after* taking effect (grammar in [`faults`]), and the rate limit
 //! mirrors Cloudflare's 1200 requests per five minutes. `GET /__sandbox/stats` counts requests
-//! per route and status; `POST /__sandbox/stats/reset` zeroes the counters.
+//! per route and status; `POST /__sandbox/stats/reset` zeroes the counters. For tests of
+//! read-modify-write clients, an [`Interleave`] makes another client's ruleset write land right
+//! after a chosen read.
 //!
 //! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
 //! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
@@ -44,6 +46,7 @@ use crate::error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
 pub use stats::Stats;
+pub use zones::Interleave;
 
 /// Called once per answered request (dropped connections excepted); tests validate bodies here.
 pub type Observer = Arc<dyn Fn(&Exchange) + Send + Sync>;
@@ -82,6 +85,8 @@ pub struct SandboxConfig {
     pub rate_limit: RateLimit,
     /// Sees every answer.
     pub observer: Option<Observer>,
+    /// A concurrent ruleset write to make after a given read (a test hook).
+    pub interleave: Option<Interleave>,
 }
 
 impl SandboxConfig {
@@ -107,6 +112,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("rate_limit", &self.rate_limit)
             .field("observer", &self.observer.is_some())
+            .field("interleave", &self.interleave)
             .finish()
     }
 }
@@ -229,7 +235,8 @@ fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
 }
 
 fn app(config: SandboxConfig) -> Result<server::App, Error> {
-    let world = load(config.state.as_deref(), config.seed.as_deref())?;
+    let mut world = load(config.state.as_deref(), config.seed.as_deref())?;
+    world.interleave = config.interleave.map(|i| (i, 0));
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
@@ -264,6 +271,7 @@ fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, 
         state,
         d1: d1::Files::new(state_path.map(d1::Files::dir_for)),
         state_path: state_path.map(Path::to_owned),
+        interleave: None,
     };
     if let Some(path) = state_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

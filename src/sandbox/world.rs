@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use super::d1::Files;
 use super::envelope::ApiError;
 use super::state::State;
+use super::zones::Interleave;
 
 /// Everything a handler may read or change, behind one lock.
 #[derive(Debug)]
@@ -14,6 +15,8 @@ pub(crate) struct World {
     pub(crate) state: State,
     pub(crate) d1: Files,
     pub(crate) state_path: Option<PathBuf>,
+    /// The pending concurrent write, with how many reads of its phase were answered so far.
+    pub(crate) interleave: Option<(Interleave, u64)>,
 }
 
 impl World {

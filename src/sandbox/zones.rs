@@ -91,17 +91,60 @@ fn ruleset_json(ruleset: &Ruleset, phase: &str) -> Value {
     })
 }
 
+/// Another client's write to a zone entrypoint ruleset, made right after the sandbox answers
+/// the `after_read`-th read (counting from 1, answered or 404) of `phase` on any zone: the rule is
+/// appended and the version bumped, as that client's `PUT` would. Lets a test place a concurrent
+/// change between a client's read and its write without racing it.
+#[derive(Debug, Clone)]
+pub struct Interleave {
+    /// The phase whose reads are counted, e.g. `http_ratelimit`.
+    pub phase: String,
+    /// The read after which the write happens.
+    pub after_read: u64,
+    /// The rule the other client adds.
+    pub rule: Value,
+}
+
 /// `GET /zones/{z}/rulesets/phases/{phase}/entrypoint`.
 pub(crate) fn get(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     let phase = phase(call)?.to_owned();
     let zone = zone_mut(world, call.param(0))?;
-    let ruleset = zone.rulesets.get(&phase).ok_or_else(|| {
-        ApiError::not_found(
+    let answer = match zone.rulesets.get(&phase) {
+        Some(ruleset) => Ok(Reply::ok(ruleset_json(ruleset, &phase))),
+        None => Err(ApiError::not_found(
             10003,
             format!("could not find entrypoint ruleset in the {phase} phase"),
-        )
-    })?;
-    Ok(Reply::ok(ruleset_json(ruleset, &phase)))
+        )),
+    };
+    interleave(call.param(0), &phase, world)?;
+    answer
+}
+
+/// Make the pending concurrent write if this read is the one it waits for.
+fn interleave(zone_id: &str, phase: &str, world: &mut World) -> Result<(), ApiError> {
+    let Some((pending, reads)) = world.interleave.as_mut().filter(|(i, _)| i.phase == phase) else {
+        return Ok(());
+    };
+    *reads += 1;
+    if *reads != pending.after_read {
+        return Ok(());
+    }
+    let rule = pending.rule.clone();
+    let zone = zone_mut(world, zone_id)?;
+    let previous = zone.rulesets.get(phase);
+    let version = previous.map_or(1, |r| r.version + 1);
+    let updated = now();
+    let mut rules = previous.map(|r| r.rules.clone()).unwrap_or_default();
+    rules.push(checked_rule(&rule, phase, version, &updated)?);
+    let ruleset = Ruleset {
+        id: previous.map_or_else(new_tag, |r| r.id.clone()),
+        description: previous.map(|r| r.description.clone()).unwrap_or_default(),
+        version,
+        last_updated: updated,
+        rules,
+    };
+    zone.rulesets.insert(phase.to_owned(), ruleset);
+    world.save()
 }
 
 /// `PUT /zones/{z}/rulesets/phases/{phase}/entrypoint`: replace the rule list.

@@ -161,6 +161,7 @@ mod tests {
                     secrets: vec!["TOKEN".into()],
                     headers: None,
                     routes: Vec::new(),
+                    rate_limits: None,
                 },
             )]),
             parity: Parity::default(),

@@ -235,6 +235,7 @@ fn zone_rulesets_are_read_and_replaced() {
         action_parameters: Some(serde_json::json!({
             "headers": {"X-Frame-Options": {"operation": "set", "value": "DENY"}}
         })),
+        ratelimit: None,
         reference: None,
         version: None,
         last_updated: None,

@@ -2,12 +2,14 @@
 //! One test binary with a module per area keeps link time down.
 
 mod apply;
+mod check;
 mod client;
 mod gather;
 mod plan;
 mod probe;
 mod sandbox;
 mod schema;
+mod security;
 mod support;
 mod validate;
 mod workflow;
