@@ -489,17 +489,7 @@ impl Account {
                 _sandbox: None,
             });
         }
-        let state = global.dir.join(".lmsinfra");
-        std::fs::create_dir_all(&state).map_err(|source| Error::FileWrite {
-            path: state.clone(),
-            source,
-        })?;
-        let seed = global.dir.join("examples/sandbox/audited-account.json");
-        let sandbox = Sandbox::start(SandboxConfig {
-            state: Some(state.join("sandbox.json")),
-            seed: seed.exists().then_some(seed),
-            ..SandboxConfig::default()
-        })?;
+        let sandbox = Sandbox::start(SandboxConfig::for_project(&global.dir))?;
         tracing::info!(url = %sandbox.base_url(), "sandbox started");
         let token = std::env::var("CLOUDFLARE_API_TOKEN").unwrap_or_else(|_| "sandbox".to_owned());
         let account_id =

@@ -91,11 +91,13 @@ pub struct SandboxConfig {
 
 impl SandboxConfig {
     /// What `--sandbox` uses for the project in `dir`: state in `.lmsinfra/sandbox.json`,
-    /// seeded from `examples/sandbox/audited-account.json` on first use.
+    /// seeded from `examples/sandbox/audited-account.json` on first use (an empty account when
+    /// the project has no seed).
     pub fn for_project(dir: &Path) -> SandboxConfig {
+        let seed = dir.join("examples/sandbox/audited-account.json");
         SandboxConfig {
             state: Some(dir.join(".lmsinfra/sandbox.json")),
-            seed: Some(dir.join("examples/sandbox/audited-account.json")),
+            seed: seed.exists().then_some(seed),
             ..SandboxConfig::default()
         }
     }

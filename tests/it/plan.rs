@@ -139,22 +139,50 @@ fn detailed_exitcode_is_two_for_changes_that_are_not_blocked() {
     assert_eq!(detailed.status.code(), Some(2), "{}", stderr(&detailed));
 }
 
-#[test]
-fn the_sandbox_flag_plans_against_a_seeded_local_account() {
-    let dir = project(|s| s);
-    let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+/// `lmsinfra --sandbox --dir DIR ARGS…`, with no Cloudflare settings in the environment.
+fn with_sandbox_flag(dir: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
         .args(["--color", "never", "--sandbox", "--dir"])
-        .arg(dir.path())
-        .args(["plan", "staging"])
+        .arg(dir)
+        .args(args)
         .env_remove("CLOUDFLARE_API_TOKEN")
         .env_remove("CLOUDFLARE_API_BASE_URL")
         .env_remove("CLOUDFLARE_ACCOUNT_ID")
         .output()
-        .expect("lmsinfra runs");
+        .expect("lmsinfra runs")
+}
+
+#[test]
+fn the_sandbox_flag_plans_against_a_seeded_local_account() {
+    let dir = project(|s| s);
+    let output = with_sandbox_flag(dir.path(), &["plan", "staging"]);
     assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
     assert!(stdout(&output).contains("+ d1.main {"));
     assert!(stderr(&output).contains("header probes are skipped with --sandbox"));
     assert!(dir.path().join(".lmsinfra/sandbox.json").exists());
+    for detailed in [&[][..], &["--detailed-exitcode"][..]] {
+        let args = [&["plan", "production"][..], detailed].concat();
+        let output = with_sandbox_flag(dir.path(), &args);
+        assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+        assert_eq!(
+            stdout(&output),
+            "No changes. Live infrastructure matches the manifest.\n"
+        );
+    }
+}
+
+#[test]
+fn the_sandbox_flag_without_a_seed_starts_from_an_empty_account() {
+    let dir = project(|s| s);
+    std::fs::remove_dir_all(dir.path().join("examples")).unwrap();
+    let output = with_sandbox_flag(dir.path(), &["plan", "production"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains("Worker lms-api does not exist on the account"),
+        "{text}"
+    );
+    assert!(text.contains("wrangler deploy --name lms-api"), "{text}");
 }
 
 #[test]
