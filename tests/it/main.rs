@@ -5,6 +5,7 @@ mod client;
 mod crash;
 mod fuzz_corpus;
 mod gather;
+mod load;
 mod plan;
 mod probe;
 mod sandbox;
