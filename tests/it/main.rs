@@ -2,6 +2,7 @@
 //! One test binary with a module per area keeps link time down.
 
 mod client;
+mod convergence;
 mod crash;
 mod fuzz_corpus;
 mod gather;
