@@ -7,7 +7,7 @@
 //! bindings and secrets the manifest does not mention). The manifest is written as YAML into a
 //! temporary project, the account becomes the sandbox's seed, and the real binary runs
 //! `apply --auto-approve --secret …` then `plan --detailed-exitcode --no-probe`, which must exit
-//! 0; nothing that was on the account before may be gone. Cases: `PROPTEST_CASES` (default 24;
+//! 0; nothing that was on the account before may be gone, and apply prints no secret value. Cases: `PROPTEST_CASES` (default 24;
 //! the faulty variant runs a third as many, since every 429 costs a one-second `retry-after`,
 //! Cloudflare's smallest, and every 5xx a backoff of half a second or more).
 
@@ -296,6 +296,12 @@ fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseErro
             .env(&format!("PROP_{name}"), &format!("value of {name}"));
     }
     let applied = apply.output();
+    let printed =
+        [&applied.stdout, &applied.stderr].map(|out| String::from_utf8_lossy(out).into_owned());
+    prop_assert!(
+        !printed.iter().any(|out| out.contains("value of ")),
+        "apply printed a secret value"
+    );
     prop_assert!(
         applied.status.success(),
         "apply failed for\n{yaml}\n{}",
