@@ -309,7 +309,6 @@ fn script_names(dir: &Path, env: &str) -> Vec<String> {
 }
 
 fn main() -> ExitCode {
-    // `cargo bench` passes `--bench`; a filter or `--list` from other tooling is ignored.
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
