@@ -4,7 +4,11 @@
 mod apply;
 mod check;
 mod client;
+mod convergence;
+mod crash;
+mod fuzz_corpus;
 mod gather;
+mod load;
 mod plan;
 mod probe;
 mod sandbox;

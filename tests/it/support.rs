@@ -183,7 +183,7 @@ impl TestSandbox {
             ..Default::default()
         };
         tweak(&mut config);
-        config.observer = Some(observer(violations.clone()));
+        config.observer = Some(observer(violations.clone(), config.observer.take()));
         let sandbox = Sandbox::start(config).expect("sandbox starts");
         TestSandbox {
             sandbox: Some(sandbox),
@@ -206,7 +206,7 @@ impl TestSandbox {
             ..Default::default()
         };
         tweak(&mut config);
-        config.observer = Some(observer(self.violations.clone()));
+        config.observer = Some(observer(self.violations.clone(), config.observer.take()));
         self.sandbox = Some(Sandbox::start(config).expect("sandbox restarts"));
     }
 
@@ -312,8 +312,15 @@ impl Drop for TestSandbox {
     }
 }
 
-fn observer(violations: Arc<Mutex<Vec<String>>>) -> lmsinfra::sandbox::Observer {
+/// Checks every answer against the schema, then hands it to the test's own observer, if any.
+fn observer(
+    violations: Arc<Mutex<Vec<String>>>,
+    then: Option<lmsinfra::sandbox::Observer>,
+) -> lmsinfra::sandbox::Observer {
     Arc::new(move |exchange: &Exchange| {
+        if let Some(then) = &then {
+            then(exchange);
+        }
         if let Err(e) = validate(
             exchange.operation.as_deref(),
             exchange.status,
@@ -459,6 +466,16 @@ impl Lmsinfra {
         let output = child.wait_with_output().expect("lmsinfra runs");
         drop(idle);
         output
+    }
+
+    /// Start without waiting, output discarded (for tests that kill it or run many at once).
+    pub fn spawn(mut self) -> std::process::Child {
+        self.command
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("lmsinfra starts")
     }
 }
 

@@ -1,0 +1,351 @@
+//! Property: whatever the manifest and whatever the account, apply then plan is empty — also
+//! when a fifth of all requests are throttled or fail.
+//!
+//! Each case generates a [`Manifest`] (databases, Workers with d1 and plain-text bindings,
+//! secrets, compatibility settings) and an account that partly matches it (some databases
+//! already there, some bindings present, stale or of another type, some secrets set, plus
+//! bindings and secrets the manifest does not mention). The manifest is written as YAML into a
+//! temporary project, the account becomes the sandbox's seed, and the real binary runs
+//! `apply --auto-approve --secret …` then `plan --detailed-exitcode --no-probe`, which must exit
+//! 0; nothing that was on the account before may be gone, and apply prints no secret value. Cases: `PROPTEST_CASES` (default 24;
+//! the faulty variant runs a third as many, since every 429 costs a one-second `retry-after`,
+//! Cloudflare's smallest, and every 5xx a backoff of half a second or more).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use indexmap::IndexMap;
+use lmsinfra::manifest::Manifest;
+use lmsinfra::manifest::model::{Binding, D1Database, Worker};
+use proptest::prelude::*;
+use serde_json::{Value, json};
+
+use crate::support::{ACCOUNT_ID, Lmsinfra, TestSandbox};
+
+const BINDING_NAMES: [&str; 4] = ["DB", "APP_ORIGIN", "MODE", "FEATURE_FLAGS"];
+const SECRET_NAMES: [&str; 3] = ["API_SECRET", "SIGNING_KEY", "WEBHOOK_TOKEN"];
+const TEXTS: [&str; 3] = ["https://lms.example.com", "on", "a b c"];
+const DATES: [&str; 2] = ["2024-09-23", "2024-12-01"];
+const FLAG: &str = "nodejs_compat";
+
+fn cases() -> u32 {
+    std::env::var("PROPTEST_CASES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(24)
+}
+
+/// How one declared binding looks on the account.
+#[derive(Debug, Clone, Copy)]
+enum LiveState {
+    Absent,
+    Same,
+    /// A different value, or for a d1 binding a plain-text one of the same name.
+    Stale,
+}
+
+#[derive(Debug, Clone)]
+struct WorkerKnobs {
+    date: usize,
+    flag: bool,
+    /// One per binding name, in order: (d1 rather than plain text, value index, live state).
+    bindings: Vec<(bool, usize, LiveState)>,
+    /// One per secret name: (declared, already set).
+    secrets: Vec<(bool, bool)>,
+    live_date: usize,
+    live_flag: bool,
+    unmanaged_binding: bool,
+    unmanaged_secret: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Case {
+    /// One per database: already on the account.
+    databases: Vec<bool>,
+    workers: Vec<WorkerKnobs>,
+}
+
+fn live_state() -> impl Strategy<Value = LiveState> {
+    prop_oneof![
+        Just(LiveState::Absent),
+        Just(LiveState::Same),
+        Just(LiveState::Stale)
+    ]
+}
+
+fn worker_knobs() -> impl Strategy<Value = WorkerKnobs> {
+    (
+        (0..DATES.len(), any::<bool>()),
+        prop::collection::vec(
+            (any::<bool>(), 0..TEXTS.len(), live_state()),
+            0..=BINDING_NAMES.len(),
+        ),
+        prop::collection::vec((any::<bool>(), any::<bool>()), SECRET_NAMES.len()),
+        (0..DATES.len(), any::<bool>(), any::<bool>(), any::<bool>()),
+    )
+        .prop_map(|((date, flag), bindings, secrets, live)| WorkerKnobs {
+            date,
+            flag,
+            bindings,
+            secrets,
+            live_date: live.0,
+            live_flag: live.1,
+            unmanaged_binding: live.2,
+            unmanaged_secret: live.3,
+        })
+}
+
+fn case() -> impl Strategy<Value = Case> {
+    (
+        prop::collection::vec(any::<bool>(), 0..=3),
+        prop::collection::vec(worker_knobs(), 1..=4),
+    )
+        .prop_map(|(databases, workers)| Case { databases, workers })
+}
+
+fn database_name(i: usize) -> String {
+    format!("prop-db-{i}")
+}
+
+fn database_uuid(i: usize) -> String {
+    format!("00000000-0000-4000-8000-{i:012}")
+}
+
+fn script_name(j: usize) -> String {
+    format!("prop-worker-{j}")
+}
+
+impl Case {
+    fn binding(&self, knob: (bool, usize, LiveState)) -> Binding {
+        let (d1, value, _) = knob;
+        if d1 && !self.databases.is_empty() {
+            Binding::D1 {
+                database: format!("db{}", value % self.databases.len()),
+            }
+        } else {
+            Binding::PlainText {
+                text: TEXTS[value].to_owned(),
+            }
+        }
+    }
+
+    fn manifest(&self) -> Manifest {
+        let d1_databases = (0..self.databases.len())
+            .map(|i| {
+                let db = D1Database {
+                    name: database_name(i),
+                    location_hint: None,
+                    protect: true,
+                    absent: false,
+                };
+                (format!("db{i}"), db)
+            })
+            .collect();
+        let workers = self
+            .workers
+            .iter()
+            .enumerate()
+            .map(|(j, knobs)| {
+                let worker = Worker {
+                    name: script_name(j),
+                    compatibility_date: DATES[knobs.date].to_owned(),
+                    compatibility_flags: knobs.flag.then(|| FLAG.to_owned()).into_iter().collect(),
+                    bindings: knobs
+                        .bindings
+                        .iter()
+                        .enumerate()
+                        .map(|(b, knob)| (BINDING_NAMES[b].to_owned(), self.binding(*knob)))
+                        .collect::<IndexMap<_, _>>(),
+                    secrets: SECRET_NAMES
+                        .iter()
+                        .zip(&knobs.secrets)
+                        .filter(|(_, (declared, _))| *declared)
+                        .map(|(name, _)| (*name).to_owned())
+                        .collect(),
+                    headers: None,
+                    routes: Vec::new(),
+                    rate_limits: None,
+                };
+                (format!("w{j}"), worker)
+            })
+            .collect();
+        Manifest {
+            environment: "prop".to_owned(),
+            account_id: ACCOUNT_ID.to_owned(),
+            d1_databases,
+            workers,
+            parity: Default::default(),
+        }
+    }
+
+    /// The account before apply, in the sandbox's seed format.
+    fn seed(&self) -> Value {
+        let mut scripts = serde_json::Map::new();
+        for (j, knobs) in self.workers.iter().enumerate() {
+            let mut bindings = Vec::new();
+            for (b, knob) in knobs.bindings.iter().enumerate() {
+                let name = BINDING_NAMES[b];
+                let live = match (self.binding(*knob), knob.2) {
+                    (_, LiveState::Absent) => None,
+                    (Binding::D1 { database }, LiveState::Same) => {
+                        let i: usize = database[2..].parse().expect("db index");
+                        self.databases[i].then(
+                            || json!({"name": name, "type": "d1", "database_id": database_uuid(i)}),
+                        )
+                    }
+                    (Binding::PlainText { text }, LiveState::Same) => {
+                        Some(json!({"name": name, "type": "plain_text", "text": text}))
+                    }
+                    (_, LiveState::Stale) => {
+                        Some(json!({"name": name, "type": "plain_text", "text": "stale"}))
+                    }
+                    (other, state) => unreachable!("{other:?} {state:?} is never generated"),
+                };
+                bindings.extend(live);
+            }
+            let mut secrets = serde_json::Map::new();
+            for (name, (_, set)) in SECRET_NAMES.iter().zip(&knobs.secrets) {
+                if *set {
+                    bindings.push(json!({"name": name, "type": "secret_text"}));
+                    secrets.insert((*name).to_owned(), json!("0".repeat(64)));
+                }
+            }
+            if knobs.unmanaged_binding {
+                bindings.push(json!({"name": "LEGACY_MODE", "type": "plain_text", "text": "1"}));
+            }
+            if knobs.unmanaged_secret {
+                bindings.push(json!({"name": "OLD_WEBHOOK_SECRET", "type": "secret_text"}));
+                secrets.insert("OLD_WEBHOOK_SECRET".to_owned(), json!("1".repeat(64)));
+            }
+            let name = script_name(j);
+            let module =
+                format!("export default {{ fetch() {{ return new Response(\"{name}\"); }} }};");
+            let flags: Vec<&str> = knobs.live_flag.then_some(FLAG).into_iter().collect();
+            scripts.insert(
+                name,
+                json!({
+                    "created_on": "2024-12-02T09:30:00Z",
+                    "modified_on": "2024-12-02T09:30:00Z",
+                    "main_module": "worker.js",
+                    "modules": [{"name": "worker.js", "content_type": "application/javascript+module", "content": module}],
+                    "settings": {"compatibility_date": DATES[knobs.live_date], "compatibility_flags": flags},
+                    "bindings": bindings,
+                    "secrets": secrets,
+                }),
+            );
+        }
+        let databases: Vec<Value> = (0..self.databases.len())
+            .filter(|i| self.databases[*i])
+            .map(|i| {
+                json!({"uuid": database_uuid(i), "name": database_name(i), "created_at": "2024-11-15T10:00:00Z"})
+            })
+            .collect();
+        json!({
+            "account": {
+                "id": ACCOUNT_ID,
+                "name": "Property",
+                "created_on": "2024-11-01T08:00:00Z",
+                "subdomain": "example",
+                "scripts": scripts,
+                "d1_databases": databases,
+            },
+            "user": {"id": "fedcba9876543210fedcba9876543210", "email": "ops@example.com"},
+        })
+    }
+}
+
+/// Binding and secret names by script, from a state or seed file.
+fn names_by_script(state: &Value) -> BTreeMap<String, BTreeSet<String>> {
+    state["account"]["scripts"]
+        .as_object()
+        .expect("scripts")
+        .iter()
+        .map(|(name, script)| {
+            let names = script["bindings"]
+                .as_array()
+                .expect("bindings")
+                .iter()
+                .filter_map(|b| b["name"].as_str().map(str::to_owned))
+                .collect();
+            (name.clone(), names)
+        })
+        .collect()
+}
+
+/// Apply `case` and plan again; `faults` is a sandbox fault spec.
+fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseError> {
+    let project = tempfile::tempdir().expect("temp dir");
+    let manifest = case.manifest();
+    let yaml = yaml_serde::to_string(&manifest).expect("a manifest serialises to YAML");
+    std::fs::create_dir(project.path().join("environments")).expect("environments");
+    std::fs::write(project.path().join("environments/prop.yaml"), &yaml).expect("manifest");
+    let seed_value = case.seed();
+    let seed = project.path().join("seed.json");
+    std::fs::write(&seed, seed_value.to_string()).expect("seed");
+    let spec = faults.map(|f| f.parse().expect("fault spec"));
+    let sandbox = TestSandbox::with(|config| {
+        config.seed = Some(seed);
+        config.faults = spec;
+    });
+
+    let secrets: BTreeSet<&String> = manifest.workers.values().flat_map(|w| &w.secrets).collect();
+    let mut apply = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), project.path().as_os_str()])
+        .args(["apply", "prop", "--auto-approve"]);
+    for name in &secrets {
+        apply = apply
+            .args(["--secret".to_owned(), format!("{name}=env:PROP_{name}")])
+            .env(&format!("PROP_{name}"), format!("value of {name}"));
+    }
+    let applied = apply.output();
+    let printed =
+        [&applied.stdout, &applied.stderr].map(|out| String::from_utf8_lossy(out).into_owned());
+    prop_assert!(
+        !printed.iter().any(|out| out.contains("value of ")),
+        "apply printed a secret value"
+    );
+    prop_assert!(
+        applied.status.success(),
+        "apply failed for\n{yaml}\n{}",
+        String::from_utf8_lossy(&applied.stderr)
+    );
+    let plan = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), project.path().as_os_str()])
+        .args(["plan", "prop", "--detailed-exitcode", "--no-probe"])
+        .output();
+    prop_assert_eq!(
+        plan.status.code(),
+        Some(0),
+        "plan after apply is not empty for\n{}\n{}",
+        yaml,
+        String::from_utf8_lossy(&plan.stdout)
+    );
+
+    let state: Value =
+        serde_json::from_str(&std::fs::read_to_string(sandbox.state_path()).expect("state"))
+            .expect("state JSON");
+    let after = names_by_script(&state);
+    for (script, names) in names_by_script(&seed_value) {
+        let lost: Vec<_> = names.difference(&after[&script]).collect();
+        prop_assert!(lost.is_empty(), "{} lost {:?}", script, lost);
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases()))]
+
+    #[test]
+    fn apply_then_plan_is_empty_for_any_manifest_and_account(case in case()) {
+        apply_then_plan(&case, None)?;
+    }
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(cases().div_ceil(3)))]
+
+    #[test]
+    fn apply_then_plan_is_empty_when_a_fifth_of_requests_fail(case in case(), seed in 0u64..1000) {
+        let faults = format!("seed={seed},429=0.1:1s,500=0.05,503=0.05");
+        apply_then_plan(&case, Some(&faults))?;
+    }
+}
