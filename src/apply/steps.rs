@@ -247,7 +247,7 @@ mod tests {
     use super::*;
     use crate::plan::tests::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
-        supplied, with_absent_database,
+        supplied, with_absent_database, with_secret_as_plain_text,
     };
     use crate::plan::{DiffOptions, diff};
 
@@ -327,14 +327,7 @@ mod tests {
 
     #[test]
     fn a_plain_text_binding_displaced_by_a_secret_is_dropped_from_the_patch() {
-        let mut live = converged();
-        let worker = api(&mut live);
-        worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
-        worker.bindings.push(binding(
-            "TALLY_SIGNING_SECRET",
-            "plain_text",
-            json!({ "text": "x" }),
-        ));
+        let live = with_secret_as_plain_text();
         let options = supplied(&["TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&manifest(STAGING), &live, &options);
         let [

@@ -212,8 +212,8 @@ fn a_supplied_secret_that_exists_is_rewritten() {
     );
 }
 
-#[test]
-fn a_supplied_secret_replaces_a_plain_text_binding_of_the_same_name() {
+/// The converged account, but `TALLY_SIGNING_SECRET` is a plain-text binding, not a secret.
+pub(crate) fn with_secret_as_plain_text() -> Live {
     let mut live = converged();
     let worker = api(&mut live);
     worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
@@ -222,6 +222,12 @@ fn a_supplied_secret_replaces_a_plain_text_binding_of_the_same_name() {
         "plain_text",
         json!({ "text": "oops" }),
     ));
+    live
+}
+
+#[test]
+fn a_supplied_secret_replaces_a_plain_text_binding_of_the_same_name() {
+    let live = with_secret_as_plain_text();
     let plan = diff(
         &manifest(STAGING),
         &live,

@@ -58,6 +58,22 @@ fn plan_staging(sandbox: &TestSandbox, project: Option<&Project>) -> Run {
     run(command)
 }
 
+/// `apply staging --plan SAVED` is refused as stale, naming `why`, and changes nothing.
+fn assert_refused_as_stale(sandbox: &TestSandbox, project: &Project, saved: &Path, why: &str) {
+    let before = state(sandbox);
+    let refused = apply_staging(
+        sandbox,
+        Some(project),
+        &["--plan", saved.to_str().expect("UTF-8 path")],
+    );
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("stale") && refused.stderr.contains(why),
+        "{refused}"
+    );
+    assert!(state(sandbox) == before, "the state file changed");
+}
+
 fn state(sandbox: &TestSandbox) -> Vec<u8> {
     std::fs::read(sandbox.state_path()).expect("the sandbox state file is readable")
 }
@@ -383,18 +399,7 @@ fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
         .args(["plan", "staging", "--no-probe", "--out"])
         .arg(&saved));
     add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
-    let before = state(&sandbox);
-    let refused = apply_staging(
-        &sandbox,
-        Some(&project),
-        &["--plan", saved.to_str().expect("UTF-8 path")],
-    );
-    assert_eq!(refused.code, 3, "{refused}");
-    assert!(
-        refused.stderr.contains("stale") && refused.stderr.contains("live account changed"),
-        "{refused}"
-    );
-    assert!(state(&sandbox) == before, "the state file changed");
+    assert_refused_as_stale(&sandbox, &project, &saved, "live account changed");
 }
 
 #[test]
@@ -412,18 +417,7 @@ fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
             "https://viewer.example.org\" }",
         )
     });
-    let before = state(&sandbox);
-    let refused = apply_staging(
-        &sandbox,
-        Some(&project),
-        &["--plan", saved.to_str().expect("UTF-8 path")],
-    );
-    assert_eq!(refused.code, 3, "{refused}");
-    assert!(
-        refused.stderr.contains("stale") && refused.stderr.contains("manifest changed"),
-        "{refused}"
-    );
-    assert!(state(&sandbox) == before, "the state file changed");
+    assert_refused_as_stale(&sandbox, &project, &saved, "manifest changed");
 }
 
 #[test]
@@ -436,18 +430,7 @@ fn apply_refuses_a_saved_plan_of_another_environment() {
         .args(["plan", "production", "--no-probe", "--out"])
         .arg(&saved));
     assert!(saved.exists(), "{planned}");
-    let before = state(&sandbox);
-    let refused = apply_staging(
-        &sandbox,
-        Some(&project),
-        &["--plan", saved.to_str().expect("UTF-8 path")],
-    );
-    assert_eq!(refused.code, 3, "{refused}");
-    assert!(
-        refused.stderr.contains("stale") && refused.stderr.contains("a plan of production"),
-        "{refused}"
-    );
-    assert!(state(&sandbox) == before, "the state file changed");
+    assert_refused_as_stale(&sandbox, &project, &saved, "a plan of production");
 }
 
 #[test]

@@ -11,7 +11,7 @@
 //! the faulty variant runs a third as many, since every 429 costs a one-second `retry-after`,
 //! Cloudflare's smallest, and every 5xx a backoff of half a second or more).
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use indexmap::IndexMap;
 use lmsinfra::manifest::Manifest;
@@ -19,7 +19,7 @@ use lmsinfra::manifest::model::{Binding, D1Database, Worker};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
-use crate::support::{ACCOUNT_ID, Lmsinfra, TestSandbox};
+use crate::support::{ACCOUNT_ID, Lmsinfra, TestSandbox, binding_names_by_script};
 
 const BINDING_NAMES: [&str; 4] = ["DB", "APP_ORIGIN", "MODE", "FEATURE_FLAGS"];
 const SECRET_NAMES: [&str; 3] = ["API_SECRET", "SIGNING_KEY", "WEBHOOK_TOKEN"];
@@ -253,24 +253,6 @@ impl Case {
     }
 }
 
-/// Binding and secret names by script, from a state or seed file.
-fn names_by_script(state: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    state["account"]["scripts"]
-        .as_object()
-        .expect("scripts")
-        .iter()
-        .map(|(name, script)| {
-            let names = script["bindings"]
-                .as_array()
-                .expect("bindings")
-                .iter()
-                .filter_map(|b| b["name"].as_str().map(str::to_owned))
-                .collect();
-            (name.clone(), names)
-        })
-        .collect()
-}
-
 /// Apply `case` and plan again; `faults` is a sandbox fault spec.
 fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseError> {
     let project = tempfile::tempdir().expect("temp dir");
@@ -323,8 +305,8 @@ fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseErro
     let state: Value =
         serde_json::from_str(&std::fs::read_to_string(sandbox.state_path()).expect("state"))
             .expect("state JSON");
-    let after = names_by_script(&state);
-    for (script, names) in names_by_script(&seed_value) {
+    let after = binding_names_by_script(&state);
+    for (script, names) in binding_names_by_script(&seed_value) {
         let lost: Vec<_> = names.difference(&after[&script]).collect();
         prop_assert!(lost.is_empty(), "{} lost {:?}", script, lost);
     }

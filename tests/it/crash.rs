@@ -9,14 +9,13 @@
 //! since it never learned that its last create succeeded — and cannot send write k + 1, which
 //! would need that answer first.
 
-use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
 use lmsinfra::sandbox::Exchange;
 use serde_json::Value;
 
-use crate::support::{Lmsinfra, TestSandbox};
+use crate::support::{Lmsinfra, TestSandbox, binding_names_by_script};
 
 const SECRETS: [&str; 4] = [
     "TALLY_WEBHOOK_SECRET",
@@ -44,23 +43,6 @@ fn apply_staging(sandbox: &TestSandbox) -> Lmsinfra {
         command = command.env(&format!("CRASH_{name}"), format!("value of {name}"));
     }
     command
-}
-
-/// Binding names (secrets included) of every script in the sandbox's state file.
-fn bindings_by_script(state: &Value) -> BTreeMap<String, BTreeSet<String>> {
-    let scripts = state["account"]["scripts"].as_object().expect("scripts");
-    scripts
-        .iter()
-        .map(|(name, script)| {
-            let names = script["bindings"]
-                .as_array()
-                .expect("bindings")
-                .iter()
-                .filter_map(|b| b["name"].as_str().map(str::to_owned))
-                .collect();
-            (name.clone(), names)
-        })
-        .collect()
 }
 
 fn read_state(sandbox: &TestSandbox) -> Value {
@@ -94,7 +76,7 @@ fn apply_killed_after_any_step_converges_on_the_next_run_without_duplicates_or_l
                 }
             }));
         });
-        let before = bindings_by_script(&read_state(&sandbox));
+        let before = binding_names_by_script(&read_state(&sandbox));
 
         let child = apply_staging(&sandbox).spawn();
         child_pid.store(child.id() as i32, Ordering::SeqCst);
@@ -129,7 +111,7 @@ fn apply_killed_after_any_step_converges_on_the_next_run_without_duplicates_or_l
             staging_databases, 1,
             "databases named lms-db-staging after a kill at step {k}"
         );
-        let after = bindings_by_script(&state);
+        let after = binding_names_by_script(&state);
         for (script, names) in &before {
             let kept = &after[script];
             let lost: Vec<_> = names.difference(kept).collect();

@@ -20,6 +20,25 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// Binding names (secrets included) of every script in a sandbox state or seed file.
+pub fn binding_names_by_script(
+    state: &Value,
+) -> std::collections::BTreeMap<String, std::collections::BTreeSet<String>> {
+    let scripts = state["account"]["scripts"].as_object().expect("scripts");
+    scripts
+        .iter()
+        .map(|(name, script)| {
+            let names = script["bindings"]
+                .as_array()
+                .expect("bindings")
+                .iter()
+                .filter_map(|b| b["name"].as_str().map(str::to_owned))
+                .collect();
+            (name.clone(), names)
+        })
+        .collect()
+}
+
 /// The seed that reproduces the audited account.
 pub fn audited_seed() -> PathBuf {
     root().join("examples/sandbox/audited-account.json")
