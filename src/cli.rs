@@ -386,13 +386,14 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         &secrets,
         &mut progress,
     ));
-    if let Some(index) = outcomes
-        .iter()
-        .position(|o| matches!(o, apply::StepOutcome::Failed(..)))
-    {
-        let Some(apply::StepOutcome::Failed(_, source)) = outcomes.into_iter().nth(index) else {
-            unreachable!("position found a failed step")
-        };
+    let failure = outcomes
+        .into_iter()
+        .enumerate()
+        .find_map(|(index, outcome)| match outcome {
+            apply::StepOutcome::Failed(_, source) => Some((index, source)),
+            _ => None,
+        });
+    if let Some((index, source)) = failure {
         return Err(Error::ApplyFailed(Box::new(crate::error::ApplyFailure {
             done: steps[..index]
                 .iter()

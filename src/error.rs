@@ -29,9 +29,6 @@ impl Outcome {
 /// Everything that can make a command fail (exit 1).
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
-    /// A subcommand whose implementation has not landed yet.
-    #[error("`{0}` is not available in this build")]
-    Unfinished(&'static str),
     /// A file could not be read.
     #[error("could not read {}", path.display())]
     FileRead {
