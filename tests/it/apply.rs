@@ -600,3 +600,70 @@ fn a_secret_value_typed_on_the_command_line_is_refused_without_echoing_it() {
     }
     assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
 }
+
+/// `lmsinfra apply staging` with every secret, on a pseudo-terminal (util-linux `script`, in
+/// Debian's essential bsdutils), with `answer` typed at the prompt. stdout and stderr arrive
+/// together, as a terminal shows them.
+fn apply_staging_on_a_terminal(sandbox: &TestSandbox, answer: &str) -> Run {
+    use std::io::Write;
+    use std::process::{Command, Stdio};
+    let mut line = format!(
+        "'{}' --color never apply staging",
+        env!("CARGO_BIN_EXE_lmsinfra")
+    );
+    let mut command = Command::new("script");
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        line.push_str(&format!(" --secret {name}=env:{var}"));
+        command.env(var, format!("value of {name}"));
+    }
+    let mut child = command
+        .args(["-qec", &line, "/dev/null"])
+        .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+        .env("CLOUDFLARE_API_TOKEN", crate::support::TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", crate::support::ACCOUNT_ID)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    stdin
+        .write_all(format!("{answer}\n").as_bytes())
+        .expect("the answer is typed");
+    drop(stdin);
+    Run::from(child.wait_with_output().expect("script(1) ends"))
+}
+
+#[test]
+fn apply_on_a_terminal_asks_and_goes_ahead_only_on_yes() {
+    let sandbox = TestSandbox::new();
+    let before = state(&sandbox);
+    let declined = apply_staging_on_a_terminal(&sandbox, "no");
+    assert_eq!(declined.code, 1, "{declined}");
+    assert!(
+        declined
+            .stdout
+            .contains("Apply these changes to staging? Only 'yes' will be accepted:"),
+        "{declined}"
+    );
+    assert!(declined.stdout.contains("+ d1.main {"), "{declined}");
+    assert!(
+        declined
+            .stdout
+            .contains("apply cancelled; nothing was changed"),
+        "{declined}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+
+    let accepted = apply_staging_on_a_terminal(&sandbox, "yes");
+    assert_eq!(accepted.code, 0, "{accepted}");
+    assert!(
+        accepted
+            .stdout
+            .contains("Apply complete: 6 steps done. A fresh plan of staging is empty."),
+        "{accepted}"
+    );
+    let planned = plan_staging(&sandbox, None);
+    assert_eq!(planned.code, 0, "{planned}");
+}
