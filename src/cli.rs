@@ -340,7 +340,9 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         declared_elsewhere: declared_elsewhere(global, &args.environment),
         intent: false,
     };
-    let plan = plan::diff(&desired, &live, &options);
+    let mut plan = plan::diff(&desired, &live, &options);
+    plan.warnings
+        .extend(crate::wrangler::check_project(&global.dir, &desired));
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
         let moved = if saved.environment != plan.environment {

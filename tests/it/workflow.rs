@@ -187,6 +187,18 @@ fn plan_warns_where_the_wrangler_configuration_disagrees_with_the_manifest() {
             .any(|(address, _)| *address == "worker.api.binding.ALLOWED_ORIGINS"),
         "{warnings:?}"
     );
+
+    // apply shows the same plan, so the same warning, before it asks or refuses.
+    let applied = Lmsinfra::new(&sandbox)
+        .args(["--dir", dir.path().to_str().unwrap()])
+        .args(["apply", "staging", "--auto-approve"])
+        .output();
+    assert_eq!(applied.status.code(), Some(3), "{}", text(&applied.stderr));
+    assert!(
+        text(&applied.stdout).contains("[env.staging] lacks binding DB"),
+        "{}",
+        text(&applied.stdout)
+    );
 }
 
 #[test]
