@@ -82,16 +82,20 @@ pub struct Rule {
 }
 
 impl Client {
-    /// A zone's entrypoint ruleset for `phase`; `None` when the zone has none yet.
-    pub async fn get_ruleset(&self, zone_id: &str, phase: Phase) -> Result<Option<Ruleset>, Error> {
-        let url = self.url(&[
+    fn entrypoint_url(&self, zone_id: &str, phase: Phase) -> reqwest::Url {
+        self.url(&[
             "zones",
             zone_id,
             "rulesets",
             "phases",
             phase.as_str(),
             "entrypoint",
-        ]);
+        ])
+    }
+
+    /// A zone's entrypoint ruleset for `phase`; `None` when the zone has none yet.
+    pub async fn get_ruleset(&self, zone_id: &str, phase: Phase) -> Result<Option<Ruleset>, Error> {
+        let url = self.entrypoint_url(zone_id, phase);
         match self.call(Call::get(url)).await {
             Ok(ruleset) => Ok(Some(ruleset)),
             Err(err) if err.status() == Some(404) => Ok(None),
@@ -106,14 +110,7 @@ impl Client {
         phase: Phase,
         rules: &[Rule],
     ) -> Result<Ruleset, Error> {
-        let url = self.url(&[
-            "zones",
-            zone_id,
-            "rulesets",
-            "phases",
-            phase.as_str(),
-            "entrypoint",
-        ]);
+        let url = self.entrypoint_url(zone_id, phase);
         let body = serde_json::json!({ "rules": rules });
         self.call(Call::with(Method::PUT, url, Body::Json(body)))
             .await

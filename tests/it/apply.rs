@@ -4,7 +4,7 @@
 //! value or the token, and it never waits for input without a terminal.
 
 use std::collections::BTreeSet;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use lmsinfra::sandbox::Stats;
 use serde_json::{Value, json};
@@ -56,6 +56,16 @@ fn plan_staging(sandbox: &TestSandbox, project: Option<&Project>) -> Run {
         command = command.project(project);
     }
     run(command)
+}
+
+/// `plan ENV --no-probe --out FILE` in `project`: where the plan was saved, and the run.
+fn save_plan(sandbox: &TestSandbox, project: &Project, environment: &str) -> (PathBuf, Run) {
+    let saved = project.path().join(format!("{environment}.plan.json"));
+    let planned = run(Lmsinfra::new(sandbox)
+        .project(project)
+        .args(["plan", environment, "--no-probe", "--out"])
+        .arg(&saved));
+    (saved, planned)
 }
 
 /// `apply staging --plan SAVED` is refused as stale, naming `why`, and changes nothing.
@@ -373,11 +383,7 @@ fn apply_on_a_converged_account_makes_no_write() {
 fn apply_of_a_fresh_saved_plan_goes_ahead() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
-    let saved = project.path().join("staging.plan.json");
-    let planned = run(Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved));
+    let (saved, planned) = save_plan(&sandbox, &project, "staging");
     // Blocked until the secrets are supplied, which apply does.
     assert_eq!(planned.code, 3, "{planned}");
     let applied = apply_staging(
@@ -393,11 +399,7 @@ fn apply_of_a_fresh_saved_plan_goes_ahead() {
 fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
-    let saved = project.path().join("staging.plan.json");
-    run(Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved));
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
     add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
     assert_refused_as_stale(&sandbox, &project, &saved, "live account changed");
 }
@@ -406,11 +408,7 @@ fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
 fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
-    let saved = project.path().join("staging.plan.json");
-    run(Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved));
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
     project.edit("staging", |text| {
         text.replace(
             "https://lms-viewer-staging.example.workers.dev\" }",
@@ -424,11 +422,7 @@ fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
 fn apply_refuses_a_saved_plan_of_another_environment() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
-    let saved = project.path().join("production.plan.json");
-    let planned = run(Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "production", "--no-probe", "--out"])
-        .arg(&saved));
+    let (saved, planned) = save_plan(&sandbox, &project, "production");
     assert!(saved.exists(), "{planned}");
     assert_refused_as_stale(&sandbox, &project, &saved, "a plan of production");
 }
