@@ -321,7 +321,8 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
     if !args.auto_approve && !interactive {
         return Err(Error::ApprovalNeeded);
     }
-    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let desired = manifest::load_valid(&global.dir, &args.environment)
+        .map_err(|err| apply::withhold_secret_values(err, &args.secrets))?;
     let secrets = apply::read_secrets(
         &args.secrets,
         &desired,

@@ -22,9 +22,12 @@ pub fn run() -> ExitCode {
         Ok(cli) => cli,
         Err(err) => {
             // Usage errors exit 1: exit 2 means "plan has changes".
-            let code = if err.use_stderr() { 1 } else { 0 };
-            let _ = err.print();
-            return ExitCode::from(code);
+            if !err.use_stderr() {
+                let _ = err.print();
+                return ExitCode::SUCCESS;
+            }
+            print_usage_error(&err, std::env::args_os().skip(1));
+            return ExitCode::from(1);
         }
     };
     output::init(&cli.global);
@@ -35,6 +38,42 @@ pub fn run() -> ExitCode {
             ExitCode::from(1)
         }
     }
+}
+
+/// Print clap's usage error without the arguments it quotes. clap quotes the argument it could
+/// not place, and that argument may be a secret value typed where a name was expected
+/// (`apply staging NAME=value`, `--secret NAME value`): every argument that is not an option's
+/// name is withheld from the message, and a note says how secrets are passed instead.
+fn print_usage_error(err: &clap::Error, args: impl Iterator<Item = std::ffi::OsString>) {
+    let rendered = err.render();
+    let mut text = rendered.to_string();
+    let mut withheld = false;
+    for arg in args {
+        let arg = arg.to_string_lossy();
+        let mut quoted = vec![arg.as_ref()];
+        match arg.split_once('=') {
+            Some((flag, value)) if flag.starts_with('-') => quoted.push(value),
+            _ if arg.starts_with('-') => continue,
+            _ => {}
+        }
+        for value in quoted.into_iter().filter(|value| !value.is_empty()) {
+            for form in [format!("'{value}'"), format!(" {value}'")] {
+                if text.contains(&form) {
+                    let hidden = form.replace(value, "…");
+                    text = text.replace(&form, &hidden);
+                    withheld = true;
+                }
+            }
+        }
+    }
+    if !withheld {
+        anstream::eprint!("{}", rendered.ansi());
+        return;
+    }
+    anstream::eprint!(
+        "{text}\nnote: arguments are not repeated here: one may be a secret value. A secret is \
+         passed as --secret NAME=env:VAR, NAME=file:PATH or NAME=stdin, never on the command line.\n"
+    );
 }
 
 pub mod apply;

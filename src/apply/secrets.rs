@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use crate::error::Error;
-use crate::manifest::Manifest;
+use crate::manifest::{Accept, Limit, Manifest, read_text};
 use crate::secret::Secret;
 
 /// One `--secret` argument: a name and where its value comes from.
@@ -152,26 +152,86 @@ pub fn read_secrets(
         let value = match &arg.source {
             SecretSource::Env(var) => env(var)
                 .ok_or_else(|| fail(&arg.name, format!("environment variable {var} is not set")))?,
-            SecretSource::File(path) => std::fs::read_to_string(path)
+            SecretSource::File(path) => read_file(path)
                 .map_err(|e| fail(&arg.name, format!("could not read {}: {e}", path.display())))?,
-            SecretSource::Stdin => {
-                let mut text = String::new();
-                stdin
-                    .read_to_string(&mut text)
-                    .map_err(|e| fail(&arg.name, format!("could not read stdin: {e}")))?;
-                text
-            }
+            SecretSource::Stdin => read_stdin(stdin)
+                .map_err(|e| fail(&arg.name, format!("could not read stdin: {e}")))?,
         };
-        let value = value
-            .strip_suffix("\r\n")
-            .or_else(|| value.strip_suffix('\n'))
-            .unwrap_or(&value);
+        let value = without_line_break(&value);
         if value.is_empty() {
             return Err(fail(&arg.name, "the value is empty".to_owned()));
         }
         secrets.insert(arg.name.clone(), Secret::new(value));
     }
     Ok(secrets)
+}
+
+/// A secret value read from a file or stdin is refused beyond this. Cloudflare accepts 5 KiB;
+/// the margin lets its own error say so, and nothing like `/dev/zero` fills memory.
+const SECRET_LIMIT: Limit = Limit {
+    bytes: 64 * 1024,
+    describe: "64 KiB, the limit for a secret value (Cloudflare accepts 5 KiB)",
+};
+
+/// The text of a secret file. Regular files and pipes (`file:<(pass show …)`) are read, up to
+/// [`SECRET_LIMIT`]; a device or a directory is refused before reading.
+fn read_file(path: &std::path::Path) -> Result<String, std::io::Error> {
+    read_text(path, &SECRET_LIMIT, Accept::RegularOrPipe)
+}
+
+fn read_stdin(stdin: &mut dyn Read) -> Result<String, std::io::Error> {
+    let mut bytes = Vec::new();
+    stdin.take(SECRET_LIMIT.bytes + 1).read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > SECRET_LIMIT.bytes {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            format!("it is larger than {}", SECRET_LIMIT.describe),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|_| std::io::Error::new(std::io::ErrorKind::InvalidData, "it is not valid UTF-8"))
+}
+
+/// A value without one final line break.
+fn without_line_break(value: &str) -> &str {
+    value
+        .strip_suffix("\r\n")
+        .or_else(|| value.strip_suffix('\n'))
+        .unwrap_or(value)
+}
+
+/// Apply loads its manifest before it reads the `--secret` values, so an invalid manifest's
+/// excerpts are printed before those values are known. When loading failed, this reads the
+/// values the arguments point at (environment variables and files; stdin is left unread) only
+/// to withhold every excerpt line that holds one: a secret pasted into a manifest by mistake is
+/// never printed back.
+pub fn withhold_secret_values(err: Error, args: &[SecretArg]) -> Error {
+    let Error::ManifestInvalid {
+        file,
+        summary,
+        mut diagnostics,
+    } = err
+    else {
+        return err;
+    };
+    let values: Vec<Secret> = args
+        .iter()
+        .filter_map(|arg| match &arg.source {
+            SecretSource::Env(var) => std::env::var(var).ok(),
+            SecretSource::File(path) => read_file(path).ok(),
+            SecretSource::Stdin => None,
+        })
+        .map(|value| Secret::new(without_line_break(&value)))
+        .collect();
+    let exposed: Vec<&str> = values.iter().map(Secret::expose).collect();
+    for diagnostic in &mut diagnostics {
+        diagnostic.withhold(&exposed);
+    }
+    Error::ManifestInvalid {
+        file,
+        summary,
+        diagnostics,
+    }
 }
 
 #[cfg(test)]

@@ -200,6 +200,70 @@ impl Diagnostic {
     pub fn is_error(&self) -> bool {
         self.severity == Severity::Error
     }
+
+    /// Never show any of `values` (secret values): every line of the excerpt that holds one is
+    /// replaced by a notice, and the message, label and help lose them too.
+    pub(crate) fn withhold(&mut self, values: &[&str]) {
+        let values: Vec<&str> = values.iter().copied().filter(|v| !v.is_empty()).collect();
+        if values.is_empty() {
+            return;
+        }
+        let text = self.source.inner();
+        if values.iter().any(|value| text.contains(value)) {
+            let withheld = withhold_lines(text, &values);
+            self.source =
+                NamedSource::new(self.source.name(), Arc::new(withheld)).with_language("yaml");
+        }
+        for field in [&mut self.message, &mut self.label] {
+            *field = withhold_in(field, &values);
+        }
+        if let Some(help) = &mut self.help {
+            *help = withhold_in(help, &values);
+        }
+        for related in &mut self.related {
+            related.withhold(&values);
+        }
+    }
+}
+
+/// What a withheld line shows, padded or cut to the line's length.
+const WITHHELD_LINE: &str = "# (line withheld: it holds a secret value)";
+
+/// `text` with each line that holds one of `values` replaced by a notice of the same byte
+/// length, so every span still points at the same line and column.
+fn withhold_lines(text: &str, values: &[&str]) -> String {
+    // A value spanning lines withholds every line it touches.
+    let mut hidden = vec![false; text.len()];
+    for value in values {
+        for (at, _) in text.match_indices(value) {
+            hidden[at..at + value.len()].fill(true);
+        }
+    }
+    let mut out = String::with_capacity(text.len());
+    let mut start = 0;
+    for line in text.split_inclusive('\n') {
+        let end = start + line.len();
+        let body = line.trim_end_matches(['\n', '\r']);
+        if hidden[start..end].contains(&true) {
+            let notice: String = WITHHELD_LINE
+                .chars()
+                .chain(std::iter::repeat(' '))
+                .take(body.len())
+                .collect();
+            out.push_str(&notice);
+            out.push_str(&line[body.len()..]);
+        } else {
+            out.push_str(line);
+        }
+        start = end;
+    }
+    out
+}
+
+fn withhold_in(text: &str, values: &[&str]) -> String {
+    values.iter().fold(text.to_owned(), |text, value| {
+        text.replace(value, "(withheld)")
+    })
 }
 
 impl fmt::Display for Diagnostic {
@@ -274,6 +338,18 @@ mod tests {
             Some("workers")
         );
         assert_eq!(did_you_mean("zzz", ["database"]), None);
+    }
+
+    #[test]
+    fn lines_holding_a_secret_value_are_withheld_at_the_same_length() {
+        let text = "a: 1\nb: hunter2-canary x\nc: ünï\n";
+        let withheld = withhold_lines(text, &["hunter2-canary", "ünï"]);
+        assert!(!withheld.contains("hunter2"), "{withheld}");
+        assert_eq!(withheld.len(), text.len());
+        let lines: Vec<&str> = withheld.lines().collect();
+        assert_eq!(lines[0], "a: 1");
+        assert!(lines[1].starts_with("# (line withheld"), "{withheld}");
+        assert_eq!(lines[2], &WITHHELD_LINE[..lines[2].len()]);
     }
 
     #[test]

@@ -95,6 +95,18 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
         }
     };
     let source = Source::new(label, text);
+    if let Some(at) = super::nesting::too_deep(text) {
+        let limit = super::nesting::MAX_FLOW_DEPTH;
+        let problem = Problem::at_bytes(
+            "manifest::too-deep",
+            at..at + 1,
+            format!("flow collections (`[…]`, `{{…}}`) nest deeper than {limit} levels"),
+        )
+        .label(format!("level {}", limit + 1))
+        .help("manifests nest a few levels deep; this file nests far deeper");
+        // The excerpt ends at the offending bracket: the rest of such a line can be megabytes.
+        return rejected(Source::new(label, &text[..=at]), problem);
+    }
     let mut value = match yaml_serde::from_str::<Value>(text) {
         Ok(value) => value,
         Err(err) => return rejected(source, syntax_problem(&err, text)),

@@ -5,9 +5,12 @@
 //! which also compares environments with each other.
 
 mod diagnostic;
+mod files;
 mod load;
 pub mod model;
 mod naming;
+mod nesting;
+mod ownership;
 mod parity;
 mod revision;
 mod span;
@@ -16,6 +19,7 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity};
+pub(crate) use files::{Accept, Limit, SAVED_PLAN, read_text};
 pub use model::Manifest;
 pub(crate) use naming::credential_suffix;
 pub use revision::load_at_revision;
@@ -55,12 +59,52 @@ pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     Ok(files)
 }
 
-/// Load `dir/environments/<env>.yaml` and validate it (parity with other environments is not
-/// checked). On failure the error shows every diagnostic.
+/// Load `dir/environments/<env>.yaml` and validate it, with the Worker and database names no
+/// other environment may share (parity with other environments is not checked). On failure the
+/// error shows every diagnostic.
 pub fn load_valid(dir: &Path, env: &str) -> Result<Manifest, Error> {
     let files = environment_files(dir)?;
-    let path = find(&files, dir, env)?;
-    into_valid(check_file(env, path)?)
+    find(&files, dir, env)?;
+    let mut checked = Vec::new();
+    for (name, path) in &files {
+        match check_file(dir, name, path) {
+            Ok(file) => checked.push((name.as_str(), file)),
+            // Another environment that cannot be read is `validate`'s to report.
+            Err(_) if name != env => {}
+            Err(err) => return Err(err),
+        }
+    }
+    claim_resources(&mut checked);
+    let (_, mine) = checked
+        .into_iter()
+        .find(|(name, _)| *name == env)
+        .expect("the environment was found and read above");
+    into_valid(mine)
+}
+
+/// Add to each environment an error for every Worker or database name another one declares too.
+fn claim_resources(checked: &mut [(&str, Checked)]) {
+    let (indices, claimants): (Vec<usize>, Vec<ownership::Claimant<'_>>) = checked
+        .iter()
+        .enumerate()
+        .filter_map(|(index, (name, env))| {
+            let claimant = ownership::Claimant {
+                name,
+                manifest: env.manifest.as_ref()?,
+                spans: &env.spans,
+                source: &env.source,
+            };
+            Some((index, claimant))
+        })
+        .unzip();
+    let errors: Vec<(usize, Vec<Diagnostic>)> = indices
+        .iter()
+        .enumerate()
+        .map(|(at, index)| (*index, ownership::conflicts(&claimants, at)))
+        .collect();
+    for (index, errors) in errors {
+        checked[index].1.diagnostics.extend(errors);
+    }
 }
 
 /// Parse and validate a manifest from text, e.g. one read from a git revision. `label` is the
@@ -75,11 +119,22 @@ fn into_valid(checked: Checked) -> Result<Manifest, Error> {
         Some(manifest) if checked.is_valid() => Ok(manifest),
         _ => {
             let errors = checked.diagnostics.iter().filter(|d| d.is_error()).count();
+            let mut diagnostics = checked.diagnostics;
+            withhold_token(&mut diagnostics);
             Err(Error::ManifestInvalid {
                 file: checked.source.label,
                 summary: plural(errors, "error"),
-                diagnostics: checked.diagnostics,
+                diagnostics,
             })
+        }
+    }
+}
+
+/// The API token never appears in a diagnostic, even when a manifest holds it.
+fn withhold_token(diagnostics: &mut [Diagnostic]) {
+    if let Ok(token) = std::env::var("CLOUDFLARE_API_TOKEN") {
+        for diagnostic in diagnostics {
+            diagnostic.withhold(&[&token]);
         }
     }
 }
@@ -101,20 +156,18 @@ fn find<'a>(files: &'a [(String, PathBuf)], dir: &Path, env: &str) -> Result<&'a
         })
 }
 
-fn check_file(env: &str, path: &Path) -> Result<Checked, Error> {
-    use std::io::Read;
-    let mut bytes = Vec::new();
-    std::fs::File::open(path)
-        .and_then(|file| {
-            file.take(load::MAX_MANIFEST_BYTES as u64 + 1)
-                .read_to_end(&mut bytes)
-        })
-        .map_err(|source| Error::FileRead {
+/// Read and check the environment file `path` of the project in `dir`. A file that is not a
+/// regular file inside the project is not read: its only diagnostic says why.
+fn check_file(dir: &Path, env: &str, path: &Path) -> Result<Checked, Error> {
+    let label = path.strip_prefix(".").unwrap_or(path).display().to_string();
+    match files::read_environment(dir, path, &label, load::MAX_MANIFEST_BYTES) {
+        Ok(bytes) => Ok(load::check(&label, env, &bytes)),
+        Err(files::Unreadable::Refused(checked)) => Ok(checked),
+        Err(files::Unreadable::Io(source)) => Err(Error::FileRead {
             path: path.to_owned(),
             source,
-        })?;
-    let label = path.strip_prefix(".").unwrap_or(path).display().to_string();
-    Ok(load::check(&label, env, &bytes))
+        }),
+    }
 }
 
 /// One validated environment, as `validate --format json` lists it.
@@ -188,8 +241,9 @@ pub(crate) fn check_all(dir: &Path, selected: &[String]) -> Result<Validation, E
     let is_selected = |name: &str| selected.is_empty() || selected.iter().any(|s| s == name);
     let mut checked = Vec::new();
     for (name, path) in &files {
-        checked.push((name.as_str(), check_file(name, path)?));
+        checked.push((name.as_str(), check_file(dir, name, path)?));
     }
+    claim_resources(&mut checked);
     let mut validation = Validation {
         environments: Vec::new(),
         diagnostics: Vec::new(),
@@ -217,6 +271,7 @@ pub(crate) fn check_all(dir: &Path, selected: &[String]) -> Result<Validation, E
         })
         .collect();
     validation.diagnostics.extend(parity::compare(&comparable));
+    withhold_token(&mut validation.diagnostics);
     Ok(validation)
 }
 

@@ -21,7 +21,12 @@ pub fn manifest_hash(manifest: &Manifest) -> String {
 
 /// Read a plan written by `plan --out`.
 pub fn read_saved(path: &Path) -> Result<Plan, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::FileRead {
+    let text = crate::manifest::read_text(
+        path,
+        &crate::manifest::SAVED_PLAN,
+        crate::manifest::Accept::Regular,
+    )
+    .map_err(|source| Error::FileRead {
         path: path.to_owned(),
         source,
     })?;

@@ -8,6 +8,7 @@ mod convergence;
 mod crash;
 mod fuzz_corpus;
 mod gather;
+mod inputs;
 mod load;
 mod plan;
 mod probe;

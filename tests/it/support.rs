@@ -487,6 +487,20 @@ impl Lmsinfra {
         output
     }
 
+    /// Run to completion with stdin closed, failing the test when it has not exited after
+    /// `patience` (see [`wait_within`]).
+    pub fn output_within(mut self, patience: std::time::Duration) -> Output {
+        use std::process::Stdio;
+        let child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lmsinfra runs");
+        wait_within(child, patience)
+    }
+
     /// Start without waiting, output discarded (for tests that kill it or run many at once).
     pub fn spawn(mut self) -> std::process::Child {
         self.command
@@ -495,6 +509,51 @@ impl Lmsinfra {
             .stderr(std::process::Stdio::piped())
             .spawn()
             .expect("lmsinfra starts")
+    }
+}
+
+/// Wait for `child` and collect its output, killing it and failing the test when it has not
+/// exited after `patience`: for inputs that used to make lmsinfra hang or take minutes.
+pub fn wait_within(mut child: std::process::Child, patience: std::time::Duration) -> Output {
+    use std::io::Read;
+    // Drained on threads, so a child that writes much cannot block on a full pipe.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let deadline = std::time::Instant::now() + patience;
+    let status = loop {
+        if let Some(status) = child.try_wait().expect("the child can be waited on") {
+            break status;
+        }
+        if std::time::Instant::now() > deadline {
+            child.kill().expect("the child can be killed");
+            let _ = child.wait();
+            panic!("lmsinfra was still running after {patience:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    };
+    Output {
+        status,
+        stdout: stdout.join().expect("stdout is drained"),
+        stderr: stderr.join().expect("stderr is drained"),
     }
 }
 

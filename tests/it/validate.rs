@@ -281,3 +281,128 @@ fn block_nesting_a_thousand_deep_is_rejected() {
     assert_eq!(run.code, 1);
     assert_eq!(json(&run)["diagnostics"][0]["code"], "manifest::too-deep");
 }
+
+/// Staging declaring production's database, the attack that deleted `lms-db`.
+fn staging_claiming_production_database() -> TempDir {
+    lms_with_staging(|text| {
+        text.replacen(
+            "    protect: true\n",
+            "    protect: true\n  legacy: { name: lms-db, absent: true, protect: false }\n",
+            1,
+        )
+    })
+}
+
+#[test]
+fn a_database_two_environments_declare_is_an_error_naming_both_files() {
+    let dir = staging_claiming_production_database();
+    let run = lmsinfra(dir.path(), &["validate", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let document = json(&run);
+    let errors: Vec<&serde_json::Value> = document["diagnostics"]
+        .as_array()
+        .expect("a list of diagnostics")
+        .iter()
+        .filter(|d| d["code"] == "manifest::shared-resource")
+        .collect();
+    assert_eq!(errors.len(), 2, "{document:#}");
+    let in_staging = errors
+        .iter()
+        .find(|d| d["file"] == "environments/staging.yaml")
+        .expect("an error in staging");
+    assert_eq!(
+        (in_staging["line"].as_u64(), in_staging["column"].as_u64()),
+        (Some(18), Some(19))
+    );
+    assert_eq!(
+        in_staging["related"][0]["file"],
+        "environments/production.yaml"
+    );
+    assert_eq!(in_staging["related"][0]["line"], 15);
+    assert!(
+        run.stderr
+            .contains("2 of 2 environments invalid (production, staging)"),
+        "{}",
+        run.stderr
+    );
+    let run = lmsinfra(dir.path(), &["validate", "staging"]);
+    assert_eq!(run.code, 1);
+    insta::assert_snapshot!(run.stderr);
+}
+
+#[test]
+fn a_worker_two_environments_declare_is_an_error() {
+    let dir =
+        lms_with_staging(|text| text.replacen("name: lms-viewer-staging", "name: lms-viewer", 1));
+    let run = lmsinfra(dir.path(), &["validate", "staging", "--format", "json"]);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let diagnostic = &json(&run)["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "manifest::shared-resource");
+    assert_eq!(
+        diagnostic["related"][0]["file"],
+        "environments/production.yaml"
+    );
+    assert_eq!(diagnostic["related"][0]["line"], 38);
+}
+
+#[test]
+fn plan_and_apply_refuse_a_manifest_that_claims_another_environments_database() {
+    let dir = staging_claiming_production_database();
+    for args in [
+        &["plan", "staging"][..],
+        &["apply", "staging", "--auto-approve", "--allow-destroy"][..],
+        &["plan", "production"][..],
+    ] {
+        let run = lmsinfra(dir.path(), args);
+        assert_eq!(run.code, 1, "{args:?}: {}", run.stderr);
+        assert!(
+            run.stderr.contains("manifest::shared-resource"),
+            "{args:?}: {}",
+            run.stderr
+        );
+        assert!(run.stderr.contains("lms-db"), "{args:?}: {}", run.stderr);
+    }
+}
+
+/// Run the binary, failing the test if it has not exited after `patience`: for inputs that
+/// used to make it hang or take minutes.
+fn lmsinfra_within(dir: &Path, args: &[&str], patience: std::time::Duration) -> Run {
+    use std::process::Stdio;
+    let child = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+        .current_dir(dir)
+        .args(["--color", "never"])
+        .args(args)
+        .env_remove("CLOUDFLARE_API_TOKEN")
+        .env_remove("CLOUDFLARE_ACCOUNT_ID")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the lmsinfra binary starts");
+    let output = crate::support::wait_within(child, patience);
+    Run {
+        code: output.status.code().expect("lmsinfra exits with a code"),
+        stdout: String::from_utf8(output.stdout).expect("stdout is UTF-8"),
+        stderr: String::from_utf8(output.stderr).expect("stderr is UTF-8"),
+    }
+}
+
+#[test]
+fn flow_collections_nested_two_hundred_thousand_deep_are_refused_before_parsing() {
+    let text = format!("environment: {}\n", "[".repeat(200_000));
+    assert!(text.len() < 1024 * 1024);
+    let dir = project(&[("staging.yaml", text.as_bytes())]);
+    // Parsing first took about a minute; the pre-scan answers at once.
+    let patience = std::time::Duration::from_secs(20);
+    let run = lmsinfra_within(dir.path(), &["validate", "--format", "json"], patience);
+    assert_eq!(run.code, 1, "{}", run.stderr);
+    let diagnostic = &json(&run)["diagnostics"][0];
+    assert_eq!(diagnostic["code"], "manifest::too-deep");
+    assert_eq!(
+        (diagnostic["line"].as_u64(), diagnostic["column"].as_u64()),
+        (Some(1), Some(78))
+    );
+    let run = lmsinfra_within(dir.path(), &["validate"], patience);
+    assert!(run.stderr.len() < 2_000, "{}", run.stderr);
+    insta::assert_snapshot!(run.stderr);
+}
