@@ -21,7 +21,7 @@ use std::path::{Path, PathBuf};
 pub use diagnostic::{Diagnostic, Severity};
 pub(crate) use files::{Accept, Limit, SAVED_PLAN, read_text};
 pub use model::Manifest;
-pub(crate) use naming::credential_suffix;
+pub(crate) use naming::{credential_suffix, environment_name};
 pub use revision::load_at_revision;
 
 use crate::error::Error;

@@ -28,6 +28,33 @@ pub(crate) fn script_name(name: &str) -> Result<(), String> {
     Ok(())
 }
 
+/// Environment names become file names (`environments/<name>.yaml`) and command arguments:
+/// lowercase letters, digits, dashes and underscores, starting with a letter, at most 63
+/// characters. Nothing else can name a file outside `environments/`.
+pub(crate) fn environment_name(name: &str) -> Result<(), String> {
+    let Some(first) = name.chars().next() else {
+        return Err("it is empty".to_owned());
+    };
+    if name.len() > 63 {
+        return Err(format!(
+            "it has {} characters, at most 63 are allowed",
+            name.len()
+        ));
+    }
+    if let Some(bad) = name
+        .chars()
+        .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-' || *c == '_'))
+    {
+        return Err(format!(
+            "{bad:?} is not allowed; use lowercase letters, digits, dashes and underscores"
+        ));
+    }
+    if !first.is_ascii_lowercase() {
+        return Err("it must start with a lowercase letter".to_owned());
+    }
+    Ok(())
+}
+
 /// D1 database names: Cloudflare's API pattern is `^[a-z0-9][a-z0-9-_]*$`; it states no length
 /// limit, so lmsinfra caps names at 64 characters like Cloudflare's other resource names.
 pub(crate) fn d1_database_name(name: &str) -> Result<(), String> {
@@ -192,6 +219,23 @@ mod tests {
         assert!(script_name("-lms").is_err());
         assert!(script_name("lms-").is_err());
         assert!(script_name("").is_err());
+    }
+
+    #[test]
+    fn environment_names_cannot_leave_the_environments_folder() {
+        assert!(environment_name("staging").is_ok());
+        assert!(environment_name("eu-west_2").is_ok());
+        for bad in [
+            "../../x",
+            "a/b",
+            "",
+            "Staging",
+            "-x",
+            "x\u{1b}[2J",
+            ".hidden",
+        ] {
+            assert!(environment_name(bad).is_err(), "{bad:?}");
+        }
     }
 
     #[test]

@@ -78,6 +78,14 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
     } else {
         options.environments.clone()
     };
+    for environment in &environments {
+        if let Err(why) = crate::manifest::environment_name(environment) {
+            return Err(incomplete(
+                format!("the environment name {environment:?} cannot name a manifest: {why}"),
+                "import writes environments/<name>.yaml; rename the [env.…] section, or pass --env with the environments to import",
+            ));
+        }
+    }
     let mut resolved = Vec::new();
     for environment in &environments {
         let Some(worker) = config.resolve(environment)? else {

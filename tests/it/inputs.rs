@@ -286,3 +286,25 @@ fn a_saved_plan_that_is_a_device_or_too_large_is_refused_at_once() {
         assert!(said(&run).contains(says), "{path:?}: {run}");
     }
 }
+
+#[test]
+fn import_refuses_an_environment_name_that_leaves_environments() {
+    let outer = tempfile::tempdir().expect("temp dir");
+    let project = outer.path().join("project");
+    std::fs::create_dir(&project).expect("project/");
+    std::fs::write(
+        project.join("wrangler.toml"),
+        "name = \"lms-api\"\naccount_id = \"0123456789abcdef0123456789abcdef\"\n\
+         compatibility_date = \"2024-12-01\"\n\n[env.\"../../x\"]\nname = \"lms-api-x\"\n",
+    )
+    .expect("wrangler.toml written");
+    let run = lmsinfra(&project, &["import", "wrangler.toml"], &[]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(said(&run).contains("\"../../x\""), "{run}");
+    assert!(said(&run).contains("cannot name a manifest"), "{run}");
+    assert!(!outer.path().join("x.yaml").exists());
+    assert!(
+        !project.join("environments").exists(),
+        "nothing was written"
+    );
+}
