@@ -6,6 +6,7 @@
 
 mod diagnostic;
 mod files;
+mod limits;
 mod load;
 pub mod model;
 mod naming;

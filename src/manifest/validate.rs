@@ -76,6 +76,7 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
         check_worker(manifest, key, worker, context, &mut problems);
     }
     duplicate_physical_names(manifest, &mut problems);
+    problems.extend(super::limits::check(manifest));
     for (index, address) in manifest.parity.ignore.iter().enumerate() {
         if let Err(reason) = address.parse::<Address>() {
             problems.push(
