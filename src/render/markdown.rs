@@ -6,6 +6,7 @@ use std::fmt::Write;
 
 use super::lines::{resource_action, resource_lines, verb};
 use super::summary_line;
+use super::text::terminal_safe;
 use crate::plan::{Action, Plan};
 
 /// The longest comment produced; GitHub refuses comments over 65,536 characters.
@@ -14,16 +15,17 @@ pub const MARKDOWN_LIMIT: usize = 65_000;
 /// Render the plan as markdown.
 pub fn markdown(plan: &Plan) -> String {
     let mut head = String::new();
-    let _ = writeln!(head, "<!-- lmsinfra-plan:{} -->", plan.environment);
+    let _ = writeln!(head, "<!-- lmsinfra-plan:{} -->", html(&plan.environment));
     match &plan.base {
         None => {
-            let _ = writeln!(head, "### lmsinfra plan: `{}`\n", plan.environment);
+            let _ = writeln!(head, "### lmsinfra plan: {}\n", code(&plan.environment));
         }
         Some(base) => {
             let _ = writeln!(
                 head,
-                "### lmsinfra diff: `{}`\n\nThe manifest change compared with `{base}`, not with the live account.\n",
-                plan.environment
+                "### lmsinfra diff: {}\n\nThe manifest change compared with {}, not with the live account.\n",
+                code(&plan.environment),
+                code(base)
             );
         }
     }
@@ -39,9 +41,9 @@ pub fn markdown(plan: &Plan) -> String {
             "> [!CAUTION]\n> **Apply will refuse until these are resolved:**"
         );
         for b in &plan.blockers {
-            let _ = writeln!(head, "> - `{}`: {}", b.address, b.message);
+            let _ = writeln!(head, "> - {}: {}", code(&b.address), html(&b.message));
             for hint in &b.hints {
-                let _ = writeln!(head, ">   - `{hint}`");
+                let _ = writeln!(head, ">   - {}", code(hint));
             }
         }
         head.push('\n');
@@ -53,23 +55,33 @@ pub fn markdown(plan: &Plan) -> String {
         if action == Action::NoOp {
             continue;
         }
+        let lines: Vec<String> = resource_lines(resource, &changes)
+            .iter()
+            .map(|line| {
+                // GitHub colours a diff line by its first character.
+                let symbol = match line.symbol {
+                    "-/+" => "!",
+                    "~" => "!",
+                    other => other,
+                };
+                let text = terminal_safe(&line.marked()).into_owned();
+                format!("{symbol} {}{text}", "    ".repeat(line.depth))
+            })
+            .collect();
+        // A fence longer than any run of backticks in the lines, so none can close it.
+        let fence = "`".repeat(longest_backtick_run(&lines.concat()).max(2) + 1);
         let mut s = String::new();
         let _ = writeln!(
             s,
-            "<details><summary><code>{} {resource}</code> {}</summary>\n\n```diff",
+            "<details><summary><code>{} {}</code> {}</summary>\n\n{fence}diff",
             action.symbol(),
+            html(&resource.to_string()),
             verb(action)
         );
-        for line in resource_lines(resource, &changes) {
-            // GitHub colours a diff line by its first character.
-            let symbol = match line.symbol {
-                "-/+" => "!",
-                "~" => "!",
-                other => other,
-            };
-            let _ = writeln!(s, "{symbol} {}{}", "    ".repeat(line.depth), line.marked());
+        for line in lines {
+            let _ = writeln!(s, "{line}");
         }
-        let _ = writeln!(s, "```\n\n</details>\n");
+        let _ = writeln!(s, "{fence}\n\n</details>\n");
         sections.push(s);
     }
     if !plan.drift.is_empty() {
@@ -80,7 +92,7 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(
                 s,
                 "| `{}` | {} | `{}` |",
-                d.address,
+                cell(&d.address),
                 d.actual
                     .as_ref()
                     .map_or("missing".to_owned(), |a| format!("`{}`", cell(a))),
@@ -93,7 +105,7 @@ pub fn markdown(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         let mut s = String::from("#### Warnings\n\n");
         for w in &plan.warnings {
-            let _ = writeln!(s, "- `{}`: {}", w.address, w.message);
+            let _ = writeln!(s, "- {}: {}", code(&w.address), html(&w.message));
         }
         s.push('\n');
         sections.push(s);
@@ -103,7 +115,33 @@ pub fn markdown(plan: &Plan) -> String {
 
 /// A value safe inside a table cell.
 fn cell(text: &str) -> String {
-    text.replace('|', "\\|").replace('`', "'")
+    html(text).replace('|', "\\|").replace('`', "'")
+}
+
+/// Text that stays text: control characters escaped, and `<`, `>`, `&` as entities, so a name
+/// from the API cannot open or close an HTML block (`</details>`, `<!--`) in the comment.
+fn html(text: &str) -> String {
+    terminal_safe(text)
+        .replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// `text` as an inline code span that nothing in it can close: the span's backtick fence is
+/// longer than any run of backticks inside, as CommonMark allows.
+fn code(text: &str) -> String {
+    let text = terminal_safe(text);
+    let fence = "`".repeat(longest_backtick_run(&text) + 1);
+    let pad = if text.starts_with('`') || text.ends_with('`') {
+        " "
+    } else {
+        ""
+    };
+    format!("{fence}{pad}{text}{pad}{fence}")
+}
+
+fn longest_backtick_run(text: &str) -> usize {
+    text.split(|c| c != '`').map(str::len).max().unwrap_or(0)
 }
 
 /// The head and as many whole sections as fit under the limit, with a note when some did not.
@@ -128,4 +166,58 @@ fn fit(head: String, sections: &[String], environment: &str) -> String {
         out.push_str(section);
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{STAGING, audited, manifest};
+    use crate::plan::{Blocker, BlockerKind, DiffOptions, Warning, diff};
+
+    /// The audited plan with names from the API that try to escape their markup.
+    fn hostile_plan() -> Plan {
+        let mut plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
+        plan.warnings.push(Warning {
+            address: "d1.x` </details> <!--".to_owned(),
+            message: "database `lms`</code></summary> \u{1b}]0;owned\u{7} found".to_owned(),
+        });
+        plan.blockers.push(Blocker {
+            address: "worker.``api".to_owned(),
+            kind: BlockerKind::MissingWorker,
+            message: "<img src=x onerror=alert(1)>".to_owned(),
+            hints: vec!["run `x` ```".to_owned()],
+        });
+        plan.changes[0]
+            .address
+            .push_str("</code></summary></details>\n```");
+        if let Some(serde_json::Value::Object(after)) = &mut plan.changes[0].after {
+            after.insert("name".to_owned(), "lms```\n</details>".into());
+        }
+        plan
+    }
+
+    #[test]
+    fn names_from_the_api_cannot_close_code_spans_or_details_blocks() {
+        let out = markdown(&hostile_plan());
+        assert!(!out.contains('\u{1b}'), "{out}");
+        assert!(!out.contains("<img"), "{out}");
+        let starting = |tag: &str| out.lines().filter(|line| line.starts_with(tag)).count();
+        assert_eq!(starting("<details>"), 2, "{out}");
+        assert_eq!(starting("</details>"), 2, "{out}");
+        assert_eq!(out.matches("</summary>").count(), 2, "{out}");
+        // Inside a code span, HTML is text; the span's fence is longer than the name's backticks.
+        assert!(out.contains("- ``d1.x` </details> <!--``:"), "{out}");
+        assert!(out.contains("> - ```worker.``api```:"), "{out}");
+        assert!(
+            out.contains("````diff"),
+            "a fence longer than the name's backticks: {out}"
+        );
+    }
+
+    #[test]
+    fn code_spans_pad_text_that_starts_or_ends_with_a_backtick() {
+        assert_eq!(code("plain"), "`plain`");
+        assert_eq!(code("`x"), "`` `x ``");
+        assert_eq!(code("a\u{1b}b"), "`a\\u{1b}b`");
+    }
 }

@@ -20,6 +20,28 @@ fn style(symbol: &str) -> Style {
     Style::new().fg_color(Some(color.into()))
 }
 
+/// `text` with every control character (and every bidirectional override, which reorders what
+/// a terminal shows) written as an escape: names that come from the API must not move the
+/// cursor, clear the screen, set the window title or forge a line of the plan.
+pub(super) fn terminal_safe(text: &str) -> std::borrow::Cow<'_, str> {
+    let unsafe_char =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !text.chars().any(unsafe_char) {
+        return std::borrow::Cow::Borrowed(text);
+    }
+    let mut out = String::with_capacity(text.len() + 8);
+    for c in text.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else if unsafe_char(c) {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    std::borrow::Cow::Owned(out)
+}
+
 struct Painter {
     color: bool,
 }
@@ -40,13 +62,15 @@ impl Painter {
             line.text
                 .iter()
                 .map(|s| match s {
-                    Segment::Plain(t) => t.clone(),
-                    Segment::Removed(t) => self.paint(style("-").strikethrough(), t),
-                    Segment::Added(t) => self.paint(style("+").underline(), t),
+                    Segment::Plain(t) => terminal_safe(t).into_owned(),
+                    Segment::Removed(t) => {
+                        self.paint(style("-").strikethrough(), &terminal_safe(t))
+                    }
+                    Segment::Added(t) => self.paint(style("+").underline(), &terminal_safe(t)),
                 })
                 .collect()
         } else {
-            line.marked()
+            terminal_safe(&line.marked()).into_owned()
         };
         format!("{pad}{symbol} {text}")
     }
@@ -81,15 +105,16 @@ pub fn text(plan: &Plan, color: bool) -> String {
     }
     for (resource, changes) in &resources {
         let action = resource_action(resource, changes);
+        let name = terminal_safe(&resource.to_string()).into_owned();
         let _ = writeln!(
             out,
             "  {}",
-            p.paint(bold, &format!("# {resource} {}", verb(action)))
+            p.paint(bold, &format!("# {name} {}", verb(action)))
         );
         let header = Line {
             symbol: action.symbol(),
             depth: 0,
-            text: vec![Segment::Plain(format!("{resource} {{"))],
+            text: vec![Segment::Plain(format!("{name} {{"))],
         };
         let _ = writeln!(out, "{}", p.line(0, &header));
         for line in resource_lines(resource, changes) {
@@ -115,9 +140,9 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {actual}, expected {:?}\n      {}",
                 p.paint(yellow, "!"),
-                d.address,
+                terminal_safe(&d.address),
                 d.expected,
-                d.reason
+                terminal_safe(&d.reason)
             );
         }
         out.push('\n');
@@ -129,8 +154,8 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {}",
                 p.paint(yellow, "!"),
-                w.address,
-                w.message
+                terminal_safe(&w.address),
+                terminal_safe(&w.message)
             );
         }
         out.push('\n');
@@ -157,13 +182,39 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {}",
                 p.paint(red, "✗"),
-                b.address,
-                p.paint(red, &b.message)
+                terminal_safe(&b.address),
+                p.paint(red, &terminal_safe(&b.message))
             );
             for hint in &b.hints {
-                let _ = writeln!(out, "      {hint}");
+                let _ = writeln!(out, "      {}", terminal_safe(hint));
             }
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plan::tests::{STAGING, audited, manifest};
+    use crate::plan::{DiffOptions, Warning, diff};
+
+    #[test]
+    fn control_characters_from_the_api_are_escaped() {
+        let mut plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
+        plan.warnings.push(Warning {
+            address: "worker.\u{1b}[2J".to_owned(),
+            message: "binding `X\u{202e}gpj.exe` is\nPlan: 0 to add".to_owned(),
+        });
+        plan.changes[0].address.push_str("\u{1b}]0;title\u{7}");
+        for color in [false, true] {
+            let out = text(&plan, color);
+            assert!(!out.contains("\u{1b}[2J"), "{out}");
+            assert!(!out.contains("\u{1b}]0"), "{out}");
+            assert!(!out.contains('\u{7}') && !out.contains('\u{202e}'), "{out}");
+            assert!(out.contains("worker.\\u{1b}[2J: "), "{out}");
+            assert!(out.contains("is\\nPlan: 0 to add"), "{out}");
+            assert!(out.contains("X\\u{202e}gpj.exe"), "{out}");
+        }
+    }
 }
