@@ -16,7 +16,7 @@ use super::span::SpanIndex;
 /// Why an environment file was not read.
 pub(crate) enum Unreadable {
     /// The file is not one lmsinfra reads (a diagnostic says why).
-    Refused(Checked),
+    Refused(Box<Checked>),
     /// Reading failed.
     Io(std::io::Error),
 }
@@ -45,12 +45,12 @@ pub(crate) fn read_environment(
             .label("not read")
             .help(help)
             .place(&source, &spans);
-        Unreadable::Refused(Checked {
+        Unreadable::Refused(Box::new(Checked {
             source,
             spans,
             manifest: None,
             diagnostics: vec![diagnostic],
-        })
+        }))
     };
     let target = std::fs::canonicalize(path).map_err(Unreadable::Io)?;
     let project = std::fs::canonicalize(root).map_err(Unreadable::Io)?;

@@ -163,7 +163,7 @@ fn check_file(dir: &Path, env: &str, path: &Path) -> Result<Checked, Error> {
     let label = path.strip_prefix(".").unwrap_or(path).display().to_string();
     match files::read_environment(dir, path, &label, load::MAX_MANIFEST_BYTES) {
         Ok(bytes) => Ok(load::check(&label, env, &bytes)),
-        Err(files::Unreadable::Refused(checked)) => Ok(checked),
+        Err(files::Unreadable::Refused(checked)) => Ok(*checked),
         Err(files::Unreadable::Io(source)) => Err(Error::FileRead {
             path: path.to_owned(),
             source,

@@ -75,7 +75,7 @@ pub fn markdown(plan: &Plan) -> String {
             s,
             "<details><summary><code>{} {}</code> {}</summary>\n\n{fence}diff",
             action.symbol(),
-            html(&resource.to_string()),
+            html(resource),
             verb(action)
         );
         for line in lines {

@@ -105,7 +105,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
     }
     for (resource, changes) in &resources {
         let action = resource_action(resource, changes);
-        let name = terminal_safe(&resource.to_string()).into_owned();
+        let name = terminal_safe(resource).into_owned();
         let _ = writeln!(
             out,
             "  {}",
