@@ -308,3 +308,42 @@ fn import_refuses_an_environment_name_that_leaves_environments() {
         "nothing was written"
     );
 }
+
+#[test]
+fn a_secret_file_that_is_a_pipe_is_read() {
+    // `--secret NAME=file:<(pass show …)` hands over a pipe; it must stay usable.
+    let project = Project::new();
+    let fifo = project.path().join("secret.fifo");
+    let path = std::ffi::CString::new(fifo.clone().into_os_string().into_encoded_bytes())
+        .expect("a path without NUL");
+    // SAFETY: `path` is a valid NUL-terminated string for the duration of the call.
+    assert_eq!(unsafe { libc::mkfifo(path.as_ptr(), 0o600) }, 0, "mkfifo");
+    let writer = {
+        let fifo = fifo.clone();
+        std::thread::spawn(move || std::fs::write(fifo, format!("{CANARY}\n")))
+    };
+    let secret = format!("TALLY_WEBHOOK_SECRET=file:{}", fifo.display());
+    let run = lmsinfra(
+        project.path(),
+        &["apply", "staging", "--auto-approve", "--secret", &secret],
+        &[],
+    );
+    // Should lmsinfra not have opened the pipe, this lets the writer finish instead of hanging.
+    let _reader = {
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NONBLOCK)
+            .open(&fifo)
+            .expect("the FIFO opens")
+    };
+    writer
+        .join()
+        .expect("the writer ends")
+        .expect("the pipe was written");
+    // The secret was read; apply stops later, for want of a token.
+    assert_eq!(run.code, 1, "{run}");
+    assert!(!said(&run).contains("--secret"), "{run}");
+    assert!(said(&run).contains("CLOUDFLARE_API_TOKEN"), "{run}");
+    assert_no_canary(&run);
+}
