@@ -83,7 +83,8 @@ pub fn load_valid(dir: &Path, env: &str) -> Result<Manifest, Error> {
     into_valid(mine)
 }
 
-/// Add to each environment an error for every Worker or database name another one declares too.
+/// Add to each environment an error for every Worker or database name another one on the same
+/// account declares too.
 fn claim_resources(checked: &mut [(&str, Checked)]) {
     let (indices, claimants): (Vec<usize>, Vec<ownership::Claimant<'_>>) = checked
         .iter()
@@ -98,10 +99,15 @@ fn claim_resources(checked: &mut [(&str, Checked)]) {
             Some((index, claimant))
         })
         .unzip();
+    // The override applies to every environment alike, so they all share its account.
+    let accounts = match std::env::var_os("CLOUDFLARE_ACCOUNT_ID") {
+        Some(id) if !id.is_empty() => ownership::Accounts::Overridden,
+        _ => ownership::Accounts::AsDeclared,
+    };
     let errors: Vec<(usize, Vec<Diagnostic>)> = indices
         .iter()
         .enumerate()
-        .map(|(at, index)| (*index, ownership::conflicts(&claimants, at)))
+        .map(|(at, index)| (*index, ownership::conflicts(&claimants, at, accounts)))
         .collect();
     for (index, errors) in errors {
         checked[index].1.diagnostics.extend(errors);

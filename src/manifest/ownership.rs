@@ -2,8 +2,10 @@
 //!
 //! Two manifests naming the same Cloudflare resource would both reconcile it: a staging manifest
 //! that declares production's database `absent` deletes it, one that names production's Worker
-//! patches it. Parity compares keys and only warns; this compares physical names and is an error
-//! in every environment involved, so `validate`, `plan` and `apply` all refuse such a manifest.
+//! patches it. Parity compares keys and only warns; this compares physical names on one account
+//! and is an error in every environment involved, so `validate`, `plan` and `apply` all refuse
+//! such a manifest. Environments on different accounts may share names, unless
+//! `CLOUDFLARE_ACCOUNT_ID` points every environment at one account.
 
 use super::diagnostic::{Diagnostic, Problem, Source};
 use super::model::Manifest;
@@ -51,14 +53,28 @@ fn claims(manifest: &Manifest) -> Vec<Claim<'_>> {
     workers.chain(databases).collect()
 }
 
+/// Which account each environment's resources live on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Accounts {
+    /// Each manifest's `account_id`.
+    AsDeclared,
+    /// One account for every environment (`CLOUDFLARE_ACCOUNT_ID` overrides every manifest).
+    Overridden,
+}
+
 /// The errors of environment `env` (an index into `all`): one per resource it declares that
-/// another environment declares too, pointing at both declarations.
-pub(crate) fn conflicts(all: &[Claimant<'_>], env: usize) -> Vec<Diagnostic> {
+/// another environment on the same account declares too, pointing at both declarations.
+pub(crate) fn conflicts(all: &[Claimant<'_>], env: usize, accounts: Accounts) -> Vec<Diagnostic> {
     let mine = &all[env];
     let mut errors = Vec::new();
     for claim in claims(mine.manifest) {
         for (index, other) in all.iter().enumerate() {
-            if index == env {
+            let same_account = accounts == Accounts::Overridden
+                || other
+                    .manifest
+                    .account_id
+                    .eq_ignore_ascii_case(&mine.manifest.account_id);
+            if index == env || !same_account {
                 continue;
             }
             let theirs = claims(other.manifest)
@@ -129,7 +145,7 @@ mod tests {
             claimant("production", &production),
             claimant("staging", &staging),
         ];
-        let in_staging = conflicts(&all, 1);
+        let in_staging = conflicts(&all, 1, Accounts::AsDeclared);
         assert_eq!(in_staging.len(), 1, "{in_staging:?}");
         assert_eq!(
             (in_staging[0].file.as_str(), in_staging[0].line),
@@ -143,6 +159,24 @@ mod tests {
             ),
             ("production.yaml", 4)
         );
-        assert_eq!(conflicts(&all, 0).len(), 1);
+        assert_eq!(conflicts(&all, 0, Accounts::AsDeclared).len(), 1);
+    }
+
+    #[test]
+    fn environments_on_different_accounts_may_share_names_unless_one_account_overrides() {
+        let on = |account: &str, env: &str| {
+            let text = format!(
+                "environment: {env}\naccount_id: {account}\nd1_databases:\n  main: {{ name: lms-db }}\n"
+            );
+            load::check(&format!("{env}.yaml"), env, text.as_bytes())
+        };
+        let production = on("0123456789abcdef0123456789abcdef", "production");
+        let staging = on("fedcba9876543210fedcba9876543210", "staging");
+        let all = [
+            claimant("production", &production),
+            claimant("staging", &staging),
+        ];
+        assert_eq!(conflicts(&all, 1, Accounts::AsDeclared).len(), 0);
+        assert_eq!(conflicts(&all, 1, Accounts::Overridden).len(), 1);
     }
 }
