@@ -82,6 +82,22 @@ fn an_environment_file_linked_outside_the_project_is_not_read() {
 }
 
 #[test]
+fn an_environment_file_linked_to_the_process_environment_is_not_read() {
+    let project = Project::new();
+    std::fs::remove_file(project.manifest("staging")).expect("staging removed");
+    std::os::unix::fs::symlink("/proc/self/environ", project.manifest("staging")).expect("symlink");
+    for args in READERS {
+        let run = lmsinfra(project.path(), args, &[("CLOUDFLARE_API_TOKEN", CANARY)]);
+        assert_eq!(run.code, 1, "{args:?}: {run}");
+        assert_no_canary(&run);
+        assert!(
+            said(&run).contains("outside the project"),
+            "{args:?}: {run}"
+        );
+    }
+}
+
+#[test]
 fn an_environment_file_that_is_a_fifo_is_refused_at_once() {
     let project = Project::new();
     std::fs::remove_file(project.manifest("staging")).expect("staging removed");
