@@ -20,6 +20,7 @@
 
 mod auth;
 mod d1;
+mod d1_guard;
 mod envelope;
 pub mod faults;
 mod identity;
@@ -87,6 +88,8 @@ pub struct SandboxConfig {
     pub observer: Option<Observer>,
     /// A concurrent ruleset write to make after a given read (a test hook).
     pub interleave: Option<Interleave>,
+    /// How long one D1 `query` or `raw` request may run; `None` is D1's own limit, 30 s.
+    pub d1_query_timeout: Option<Duration>,
 }
 
 impl SandboxConfig {
@@ -115,6 +118,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("rate_limit", &self.rate_limit)
             .field("observer", &self.observer.is_some())
             .field("interleave", &self.interleave)
+            .field("d1_query_timeout", &self.d1_query_timeout)
             .finish()
     }
 }
@@ -239,6 +243,9 @@ fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
 fn app(config: SandboxConfig) -> Result<server::App, Error> {
     let mut world = load(config.state.as_deref(), config.seed.as_deref())?;
     world.interleave = config.interleave.map(|i| (i, 0));
+    let d1_query_timeout = config
+        .d1_query_timeout
+        .unwrap_or(d1_guard::DEFAULT_QUERY_TIMEOUT);
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
@@ -247,6 +254,7 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
         limiter: ratelimit::Limiter::new(config.rate_limit),
         counters: stats::Counters::default(),
         observer: config.observer,
+        d1_query_timeout,
     })
 }
 

@@ -1,0 +1,230 @@
+//! The sandbox as a server that a client cannot freeze, make lose data or read the host through.
+//!
+//! Requests that could hang on a broken sandbox go over a raw `TcpStream` with a read timeout,
+//! so a regression fails the test instead of freezing the suite.
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+use serde_json::{Value, json};
+
+use crate::support::{ACCOUNT_ID, Body, TOKEN, TestSandbox};
+
+const D1: &str = "/accounts/{account}/d1/database";
+const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
+/// Long enough for any answer of a healthy sandbox on a loaded machine.
+const PATIENCE: Duration = Duration::from_secs(20);
+const RUNAWAY: &str =
+    "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c) SELECT count(*) FROM c";
+const TRANSACTION_REFUSAL: &str = "please use the state.storage.transaction()";
+
+/// One HTTP/1.1 request on its own connection; `None` when no answer came within `PATIENCE`.
+fn raw(addr: SocketAddr, method: &str, path: &str, body: Option<&Value>) -> Option<(u16, Value)> {
+    let mut stream = TcpStream::connect(addr).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    let body = body.map(Value::to_string).unwrap_or_default();
+    let path = format!("/client/v4{}", path.replace("{account}", ACCOUNT_ID));
+    let request = format!(
+        "{method} {path} HTTP/1.1\r\nhost: {addr}\r\nauthorization: Bearer {TOKEN}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    stream.write_all(request.as_bytes()).expect("send");
+    let mut answer = Vec::new();
+    stream.read_to_end(&mut answer).ok()?;
+    let text = String::from_utf8_lossy(&answer);
+    let (head, body) = text.split_once("\r\n\r\n")?;
+    let status = head.split(' ').nth(1)?.parse().ok()?;
+    Some((status, serde_json::from_str(body).unwrap_or(Value::Null)))
+}
+
+fn create_database(sandbox: &TestSandbox, name: &str) -> String {
+    let created = sandbox.send("POST", D1, Body::Json(json!({"name": name})));
+    assert_eq!(created.status, 200, "{}", created.body);
+    created.body["result"]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned()
+}
+
+/// `POST …/query` over a raw connection; panics when the sandbox does not answer.
+fn query(sandbox: &TestSandbox, uuid: &str, sql: &str) -> (u16, Value) {
+    raw(
+        sandbox.sandbox().addr(),
+        "POST",
+        &format!("{D1}/{uuid}/query"),
+        Some(&json!({"sql": sql})),
+    )
+    .unwrap_or_else(|| panic!("no answer to {sql:?}"))
+}
+
+fn error_message(body: &Value) -> String {
+    body["errors"][0]["message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+fn count(sandbox: &TestSandbox, uuid: &str, table: &str) -> i64 {
+    let (status, body) = query(sandbox, uuid, &format!("SELECT count(*) AS n FROM {table}"));
+    assert_eq!(status, 200, "{body}");
+    body["result"][0]["results"][0]["n"].as_i64().expect("n")
+}
+
+#[test]
+fn a_runaway_query_is_stopped_at_the_time_limit() {
+    let sandbox = TestSandbox::with(|config| {
+        config.d1_query_timeout = Some(Duration::from_millis(200));
+    });
+    let uuid = create_database(&sandbox, "runaway");
+
+    let (status, body) = query(&sandbox, &uuid, RUNAWAY);
+    assert_eq!(status, 400, "{body}");
+    assert_eq!(body["errors"][0]["code"], 7500, "{body}");
+    assert!(error_message(&body).contains("exceeded timeout"), "{body}");
+    // The database serves the next query.
+    let (status, body) = query(&sandbox, &uuid, "SELECT 1 AS one");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["result"][0]["results"][0]["one"], 1);
+}
+
+#[test]
+fn a_slow_query_does_not_block_other_routes() {
+    let sandbox = TestSandbox::with(|config| {
+        config.d1_query_timeout = Some(Duration::from_secs(5));
+    });
+    let uuid = create_database(&sandbox, "slow");
+    let other = create_database(&sandbox, "other");
+    let addr = sandbox.sandbox().addr();
+    let path = format!("{D1}/{uuid}/query");
+    let runaway =
+        std::thread::spawn(move || raw(addr, "POST", &path, Some(&json!({"sql": RUNAWAY}))));
+    std::thread::sleep(Duration::from_millis(300));
+
+    for route in [D1.to_owned(), SCRIPTS.to_owned()] {
+        let (status, body) = raw(addr, "GET", &route, None)
+            .unwrap_or_else(|| panic!("GET {route} waited for the running query"));
+        assert_eq!(status, 200, "GET {route}: {body}");
+    }
+    // Another database answers queries (only the busy one is serialised, as on D1).
+    let (status, body) = query(&sandbox, &other, "SELECT 1 AS one");
+    assert_eq!(status, 200, "{body}");
+    let finished_early = runaway.is_finished();
+    let (status, body) = runaway
+        .join()
+        .expect("thread")
+        .expect("the runaway query is answered");
+    assert!(
+        !finished_early,
+        "the query ended before the other routes were tried: {body}"
+    );
+    assert_eq!(status, 400, "{body}");
+    assert!(error_message(&body).contains("exceeded timeout"), "{body}");
+}
+
+#[test]
+fn query_results_are_capped_like_d1() {
+    let sandbox = TestSandbox::new();
+    let uuid = create_database(&sandbox, "big");
+
+    // One value over D1's 2,000,000-byte row limit.
+    let (status, body) = query(&sandbox, &uuid, "SELECT hex(zeroblob(1000001)) AS v");
+    assert_eq!(status, 400, "{}", error_message(&body));
+    assert!(
+        error_message(&body).contains("too big"),
+        "{}",
+        error_message(&body)
+    );
+
+    // 30 rows of 2 MB: over D1's 50 MB result limit.
+    let (status, body) = query(
+        &sandbox,
+        &uuid,
+        "WITH RECURSIVE c(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM c LIMIT 30) \
+         SELECT hex(zeroblob(999999)) AS v FROM c",
+    );
+    assert_eq!(status, 400, "{}", error_message(&body));
+    assert_eq!(body["errors"][0]["code"], 7500);
+    assert!(
+        error_message(&body).contains("50000000 bytes"),
+        "{}",
+        error_message(&body)
+    );
+}
+
+#[test]
+fn transaction_statements_are_refused() {
+    let sandbox = TestSandbox::new();
+    let uuid = create_database(&sandbox, "tx");
+    for sql in [
+        "BEGIN",
+        "BEGIN TRANSACTION",
+        "BEGIN IMMEDIATE",
+        "COMMIT",
+        "END",
+        "ROLLBACK",
+        "SAVEPOINT s",
+        "RELEASE s",
+        "ROLLBACK TO s",
+    ] {
+        let (status, body) = query(&sandbox, &uuid, sql);
+        assert_eq!(status, 400, "{sql}: {body}");
+        assert_eq!(body["errors"][0]["code"], 7500, "{sql}: {body}");
+        assert!(
+            error_message(&body).contains(TRANSACTION_REFUSAL),
+            "{sql}: {body}"
+        );
+    }
+}
+
+#[test]
+fn a_commit_inside_a_failing_batch_applies_nothing() {
+    let sandbox = TestSandbox::new();
+    let uuid = create_database(&sandbox, "batch");
+    let (status, body) = query(&sandbox, &uuid, "CREATE TABLE t (x INTEGER)");
+    assert_eq!(status, 200, "{body}");
+
+    for sql in [
+        "INSERT INTO t VALUES (1); COMMIT; INSERT INTO missing VALUES (2)",
+        "INSERT INTO t VALUES (1); END; BEGIN; INSERT INTO t VALUES (2); SELECT * FROM missing",
+        "INSERT INTO t VALUES (1); SAVEPOINT s; RELEASE s; SELECT * FROM missing",
+    ] {
+        let (status, body) = query(&sandbox, &uuid, sql);
+        assert_eq!(status, 400, "{sql}: {body}");
+        assert_eq!(count(&sandbox, &uuid, "t"), 0, "{sql} left rows behind");
+    }
+    // The request's own transaction still commits a good batch.
+    let (status, body) = query(&sandbox, &uuid, "INSERT INTO t VALUES (1)");
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(count(&sandbox, &uuid, "t"), 1);
+}
+
+#[test]
+fn database_paths_are_not_revealed() {
+    let sandbox = TestSandbox::new();
+    let uuid = create_database(&sandbox, "paths");
+    let dir = sandbox
+        .state_path()
+        .parent()
+        .expect("dir")
+        .to_string_lossy()
+        .into_owned();
+    for sql in [
+        "PRAGMA database_list",
+        "pragma DATABASE_LIST",
+        "PRAGMA main.database_list",
+        "SELECT file FROM pragma_database_list",
+        "SELECT * FROM pragma_database_list()",
+    ] {
+        let (status, body) = query(&sandbox, &uuid, sql);
+        let text = body.to_string();
+        assert!(!text.contains(&dir), "{sql} revealed {dir}: {text}");
+        assert!(!text.contains(".sqlite"), "{sql} revealed a file: {text}");
+        assert_eq!(status, 400, "{sql}: {text}");
+        assert!(
+            error_message(&body).contains("not authorized"),
+            "{sql}: {text}"
+        );
+    }
+}
