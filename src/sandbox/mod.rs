@@ -90,6 +90,8 @@ pub struct SandboxConfig {
     pub interleave: Option<Interleave>,
     /// How long one D1 `query` or `raw` request may run; `None` is D1's own limit, 30 s.
     pub d1_query_timeout: Option<Duration>,
+    /// How long a client may take to send a request's headers; `None` is 10 s.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl SandboxConfig {
@@ -119,6 +121,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("observer", &self.observer.is_some())
             .field("interleave", &self.interleave)
             .field("d1_query_timeout", &self.d1_query_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
@@ -246,6 +249,9 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
     let d1_query_timeout = config
         .d1_query_timeout
         .unwrap_or(d1_guard::DEFAULT_QUERY_TIMEOUT);
+    let header_read_timeout = config
+        .header_read_timeout
+        .unwrap_or(server::DEFAULT_HEADER_READ_TIMEOUT);
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
@@ -255,6 +261,7 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
         counters: stats::Counters::default(),
         observer: config.observer,
         d1_query_timeout,
+        header_read_timeout,
     })
 }
 

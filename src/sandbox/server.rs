@@ -4,7 +4,9 @@
 //! (under the state lock; D1's SQL then runs off it, see [`d1_guard`](super::d1_guard)) →
 //! faults after a create → latency → answer, then counters, the request log and the observer.
 //! The accept loop is hyper's, not `axum::serve`, because a dropped connection (a fault) is a
-//! service error that makes hyper close the socket without answering.
+//! service error that makes hyper close the socket without answering. A client gets
+//! `header_read_timeout` to send each request's headers, and the connection is closed when it
+//! does not, so a client that stalls mid-request holds no task forever.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -13,7 +15,7 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 
 use super::auth;
@@ -31,6 +33,9 @@ use super::world::World;
 use super::zones;
 use super::{Exchange, Observer};
 
+/// How long a client may take over a request's headers unless configured otherwise.
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
+
 /// Cloudflare's largest accepted request body.
 const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
 
@@ -44,6 +49,7 @@ pub(crate) struct App {
     pub(crate) counters: Counters,
     pub(crate) observer: Option<Observer>,
     pub(crate) d1_query_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
 }
 
 /// What a handler did under the state lock: answered, or left SQL to run off it.
@@ -331,8 +337,11 @@ pub(crate) async fn serve(
                 let Ok((stream, _)) = accepted else { continue };
                 let app = app.clone();
                 tokio::spawn(async move {
+                    let header_read_timeout = app.header_read_timeout;
                     let service = hyper::service::service_fn(move |req| app.clone().handle(req));
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });

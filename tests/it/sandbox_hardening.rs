@@ -228,3 +228,26 @@ fn database_paths_are_not_revealed() {
         );
     }
 }
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_disconnected() {
+    let sandbox = TestSandbox::with(|config| {
+        config.header_read_timeout = Some(Duration::from_millis(300));
+    });
+    let mut stream = TcpStream::connect(sandbox.sandbox().addr()).expect("connect");
+    stream.set_read_timeout(Some(PATIENCE)).expect("timeout");
+    stream
+        .write_all(b"GET /client/v4/us")
+        .expect("half a request line");
+    let mut buf = [0u8; 1024];
+    loop {
+        match stream.read(&mut buf) {
+            Ok(0) => break,
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the connection stayed open: {e}"),
+        }
+    }
+    // The sandbox still serves complete requests.
+    assert_eq!(sandbox.send("GET", D1, Body::None).status, 200);
+}
