@@ -30,6 +30,7 @@ mod request;
 mod route;
 mod server;
 mod state;
+mod state_file;
 mod stats;
 mod workers;
 mod world;
@@ -132,6 +133,8 @@ pub struct Sandbox {
     app: Arc<server::App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Released after the server thread has stopped.
+    _lock: Option<state_file::StateLock>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -145,6 +148,7 @@ impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, Error> {
         let listener = bind(config.listen)?;
         let addr = listener.local_addr().map_err(start_error)?;
+        let lock = config.state.as_deref().map(state_file::lock).transpose()?;
         let app = Arc::new(app(config)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -176,6 +180,7 @@ impl Sandbox {
             app,
             shutdown: Some(tx),
             thread: Some(thread),
+            _lock: lock,
         })
     }
 
@@ -213,6 +218,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let listener = bind(config.listen)?;
     let addr = listener.local_addr().map_err(start_error)?;
+    let _lock = config.state.as_deref().map(state_file::lock).transpose()?;
     let app = Arc::new(app(config)?);
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");

@@ -3,8 +3,9 @@
 //! The state file and the seed file share one format, so a seed is simply a state file someone
 //! wrote by hand: versions and deployments may be left out and are created on load. Secret values
 //! never reach this model: a secret is its name (a `secret_text` binding) plus the SHA-256 digest
-//! of its value. Saving writes a temporary file next to the target and renames it over, so a
-//! crash leaves the old state or the new one, never half of either.
+//! of its value. Saving is [`state_file::replace`](super::state_file::replace): a private
+//! temporary file renamed over the state, so a crash leaves the old state or the new one, never
+//! half of either.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -283,9 +284,7 @@ impl State {
     /// Write the state to `path` atomically: a temporary file in the same folder, then a rename.
     pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = temp_path(path);
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        super::state_file::replace(path, &temp_path(path), &text)
     }
 }
 

@@ -5,8 +5,10 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
+use std::path::Path;
 use std::time::Duration;
 
+use lmsinfra::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::support::{ACCOUNT_ID, Body, TOKEN, TestSandbox};
@@ -227,6 +229,71 @@ fn database_paths_are_not_revealed() {
             "{sql}: {text}"
         );
     }
+}
+
+#[test]
+fn a_second_sandbox_on_the_same_state_refuses_to_start() {
+    let mut first = TestSandbox::new();
+    let state = first.state_path();
+
+    let second = Sandbox::start(SandboxConfig {
+        state: Some(state.clone()),
+        ..SandboxConfig::default()
+    });
+    let error = second.expect_err("a second sandbox started on a state file in use");
+    let message = error.to_string();
+    assert!(
+        message.contains(&state.display().to_string()),
+        "the error does not name the state file: {message}"
+    );
+    assert!(message.contains("another sandbox"), "{message}");
+
+    // The first still serves, and a restart (the first stopped) starts.
+    assert_eq!(
+        first.send("GET", D1, Body::None).status,
+        200,
+        "the first sandbox stopped serving"
+    );
+    first.restart(|_| {});
+    assert_eq!(first.send("GET", D1, Body::None).status, 200);
+}
+
+fn temp_files(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .expect("dir")
+        .map(|entry| {
+            entry
+                .expect("entry")
+                .file_name()
+                .to_string_lossy()
+                .into_owned()
+        })
+        .filter(|name| name.ends_with(".tmp"))
+        .collect()
+}
+
+#[cfg(unix)]
+#[test]
+fn the_state_file_is_private_and_saving_leaves_no_temp_file() {
+    use std::os::unix::fs::PermissionsExt;
+
+    let sandbox = TestSandbox::new();
+    let state = sandbox.state_path();
+    let dir = state.parent().expect("dir").to_owned();
+    create_database(&sandbox, "saved");
+    let mode = std::fs::metadata(&state)
+        .expect("state")
+        .permissions()
+        .mode();
+    assert_eq!(mode & 0o777, 0o600, "state file mode {mode:o}");
+    assert_eq!(temp_files(&dir), Vec::<String>::new());
+
+    // A save that fails (the state file became a folder) leaves no temporary file either.
+    std::fs::remove_file(&state).expect("remove state");
+    std::fs::create_dir(&state).expect("folder in its place");
+    let failed = sandbox.send("POST", D1, Body::Json(json!({"name": "unsaved"})));
+    assert_eq!(failed.status, 500, "{}", failed.body);
+    assert_eq!(temp_files(&dir), Vec::<String>::new());
 }
 
 #[test]
