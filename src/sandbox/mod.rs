@@ -6,6 +6,13 @@
 //! answers in Cloudflare's envelope with Cloudflare's error codes, keeps its account in a JSON
 //! state file (saved atomically after every change) and each D1 database in a real SQLite file.
 //!
+//! It is a server that a client cannot freeze or make lose data: a D1 query runs off the state
+//! lock within a time limit (`d1_query_timeout`, D1's 30 s by default) and D1's size limits, and
+//! cannot end its request's transaction or read host paths (`d1_guard`); a client gets
+//! `header_read_timeout` (10 s by default) to send its headers; the state file is locked against
+//! a second sandbox, written with mode 0600 and never leaves a temporary file
+//! (`state_file`); secret digests are salted per state (`state`).
+//!
 //! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
 //! that fail *after* taking effect (grammar in [`faults`]), and the rate limit

@@ -10,8 +10,9 @@ use std::time::Duration;
 
 use lmsinfra::sandbox::{Sandbox, SandboxConfig};
 use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
 
-use crate::support::{ACCOUNT_ID, Body, TOKEN, TestSandbox};
+use crate::support::{ACCOUNT_ID, Body, TOKEN, TestSandbox, secret_digest};
 
 const D1: &str = "/accounts/{account}/d1/database";
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
@@ -317,4 +318,81 @@ fn a_client_that_never_finishes_its_headers_is_disconnected() {
     }
     // The sandbox still serves complete requests.
     assert_eq!(sandbox.send("GET", D1, Body::None).status, 200);
+}
+
+fn state_json(sandbox: &TestSandbox) -> Value {
+    let text = std::fs::read_to_string(sandbox.state_path()).expect("state");
+    serde_json::from_str(&text).expect("state is JSON")
+}
+
+fn put_secret(sandbox: &TestSandbox, value: &str) {
+    let put = sandbox.send(
+        "PUT",
+        &format!("{SCRIPTS}/lms-api/secrets"),
+        Body::Json(json!({"name": "SALTED", "text": value, "type": "secret_text"})),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+}
+
+#[test]
+fn secret_digests_are_salted_per_state() {
+    let one = TestSandbox::new();
+    let two = TestSandbox::new();
+    put_secret(&one, "hunter2");
+    put_secret(&two, "hunter2");
+    let (one, two) = (state_json(&one), state_json(&two));
+    let digest = |state: &Value| {
+        state["account"]["scripts"]["lms-api"]["secrets"]["SALTED"]
+            .as_str()
+            .expect("digest")
+            .to_owned()
+    };
+    let unsalted = hex::encode(Sha256::digest(b"hunter2"));
+    assert!(!one.to_string().contains(&unsalted), "an unsalted digest");
+    assert_ne!(digest(&one), digest(&two), "two states share a salt");
+    assert_eq!(digest(&one), secret_digest(&one, "hunter2"));
+    assert_eq!(digest(&two), secret_digest(&two, "hunter2"));
+}
+
+#[test]
+fn a_state_file_without_a_salt_still_loads_and_is_salted() {
+    let writer = TestSandbox::new();
+    put_secret(&writer, "hunter2");
+    // The state as older sandboxes wrote it: no salt, digests of the bare values.
+    let mut old = state_json(&writer);
+    old["account"]
+        .as_object_mut()
+        .expect("account")
+        .remove("secret_salt");
+    let unsalted = hex::encode(Sha256::digest(b"hunter2"));
+    let script = &mut old["account"]["scripts"]["lms-api"];
+    script["secrets"]["SALTED"] = json!(unsalted);
+    for version in script["versions"].as_array_mut().expect("versions") {
+        if version["secrets"].get("SALTED").is_some() {
+            version["secrets"]["SALTED"] = json!(unsalted);
+        }
+    }
+    let dir = tempfile::tempdir().expect("temp dir");
+    let old_state = dir.path().join("old-state.json");
+    std::fs::write(&old_state, old.to_string()).expect("write old state");
+
+    let reader = TestSandbox::with(|config| config.seed = Some(old_state));
+    let migrated = state_json(&reader);
+    assert!(
+        migrated["account"]["secret_salt"]
+            .as_str()
+            .is_some_and(|salt| !salt.is_empty()),
+        "no salt after loading"
+    );
+    assert!(
+        !migrated.to_string().contains(&unsalted),
+        "an unsalted digest"
+    );
+    let script = &migrated["account"]["scripts"]["lms-api"];
+    let expected = secret_digest(&migrated, "hunter2");
+    assert_eq!(script["secrets"]["SALTED"], expected.as_str());
+    // Every version's copy was migrated the same way, so versions still compare equal.
+    let versions = script["versions"].as_array().expect("versions");
+    let last = versions.last().expect("a version");
+    assert_eq!(last["secrets"]["SALTED"], expected.as_str());
 }
