@@ -3,7 +3,8 @@
 //! Each database is `<state file>.d1/<uuid>.sqlite` next to the state file, or an in-memory
 //! SQLite database when the sandbox keeps no state file. The list's `name` filter matches
 //! names that *contain* the text, like a search box, so clients must not treat it as an exact
-//! lookup.
+//! lookup. `GET` of one database, `query` and `raw` touch SQLite, so they return a [`Job`] that
+//! the pipeline runs off the state lock, within the limits of [`d1_guard`](super::d1_guard).
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -15,6 +16,7 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value, json};
 
+use super::d1_guard::{self, Failure, Guard, Job, Shared};
 use super::envelope::{ApiError, Reply};
 use super::request::Call;
 use super::state::{Database, now};
@@ -29,7 +31,7 @@ const MAX_SQL_BYTES: usize = 100_000;
 #[derive(Debug)]
 pub(crate) struct Files {
     dir: Option<PathBuf>,
-    open: HashMap<String, Connection>,
+    open: HashMap<String, Shared>,
 }
 
 impl Files {
@@ -48,7 +50,7 @@ impl Files {
         state.with_file_name(name)
     }
 
-    fn connection(&mut self, uuid: &str) -> Result<&Connection, ApiError> {
+    fn connection(&mut self, uuid: &str) -> Result<Shared, ApiError> {
         if !self.open.contains_key(uuid) {
             let conn = match &self.dir {
                 Some(dir) => {
@@ -64,9 +66,11 @@ impl Files {
             // D1 refuses ATTACH; here it would also let a client write files anywhere.
             conn.set_limit(rusqlite::limits::Limit::SQLITE_LIMIT_ATTACHED, 0)
                 .map_err(internal)?;
-            self.open.insert(uuid.to_owned(), conn);
+            d1_guard::limit(&conn).map_err(internal)?;
+            self.open
+                .insert(uuid.to_owned(), std::sync::Arc::new(conn.into()));
         }
-        Ok(&self.open[uuid])
+        Ok(self.open[uuid].clone())
     }
 
     fn remove(&mut self, uuid: &str) {
@@ -192,21 +196,23 @@ fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
 }
 
 /// `GET /accounts/{a}/d1/database/{id}`: the details, with live table count and file size.
-pub(crate) fn get(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+pub(crate) fn get(call: &Call, world: &mut World) -> Result<Job, ApiError> {
     let db = find(world, call.param(1))?.clone();
     let conn = world.d1.connection(&db.uuid)?;
-    let num_tables: i64 = conn
-        .query_row(
-            "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
-            [],
-            |row| row.get(0),
-        )
-        .map_err(internal)?;
-    let mut details = summary(&db);
-    details["num_tables"] = json!(num_tables);
-    details["file_size"] = json!(file_size(conn)?);
-    details["read_replication"] = json!({"mode": "disabled"});
-    Ok(Reply::ok(details))
+    Ok(Job::new(conn, move |conn, _| {
+        let num_tables: i64 = conn
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' AND name NOT LIKE '_cf_%'",
+                [],
+                |row| row.get(0),
+            )
+            .map_err(internal)?;
+        let mut details = summary(&db);
+        details["num_tables"] = json!(num_tables);
+        details["file_size"] = json!(file_size(conn)?);
+        details["read_replication"] = json!({"mode": "disabled"});
+        Ok(Reply::ok(details))
+    }))
 }
 
 fn file_size(conn: &Connection) -> Result<i64, ApiError> {
@@ -237,12 +243,16 @@ pub(crate) enum Shape {
 }
 
 /// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction.
-pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Reply, ApiError> {
+pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Job, ApiError> {
     let db = find(world, call.param(1))?.clone();
     let body = call.json_object()?;
-    let sql = body.get("sql").and_then(Value::as_str).ok_or_else(|| {
-        ApiError::bad_request(7400, "The request is malformed: `sql` (string) is required")
-    })?;
+    let sql = body
+        .get("sql")
+        .and_then(Value::as_str)
+        .ok_or_else(|| {
+            ApiError::bad_request(7400, "The request is malformed: `sql` (string) is required")
+        })?
+        .to_owned();
     if sql.len() > MAX_SQL_BYTES {
         return Err(ApiError::new(
             StatusCode::PAYLOAD_TOO_LARGE,
@@ -259,9 +269,10 @@ pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Reply,
         Some(_) => return Err(ApiError::bad_request(7400, "`params` must be an array")),
     };
     let conn = world.d1.connection(&db.uuid)?;
-    let results = execute(conn, sql, &params, shape)
-        .map_err(|e| ApiError::bad_request(7500, format!("{e}: SQLITE_ERROR")))?;
-    Ok(Reply::ok(Value::Array(results)))
+    Ok(Job::new(conn, move |conn, guard| {
+        let results = execute(conn, &sql, &params, shape, guard).map_err(|e| guard.error(e))?;
+        Ok(Reply::ok(Value::Array(results)))
+    }))
 }
 
 fn to_sql(value: &Value) -> Result<rusqlite::types::Value, ApiError> {
@@ -288,9 +299,12 @@ fn execute(
     sql: &str,
     params: &[rusqlite::types::Value],
     shape: Shape,
-) -> rusqlite::Result<Vec<Value>> {
+    guard: &Guard,
+) -> Result<Vec<Value>, Failure> {
     let tx = conn.unchecked_transaction()?;
+    let armed = guard.arm();
     let mut out = Vec::new();
+    let mut size = 0;
     let mut batch = rusqlite::Batch::new(&tx, sql);
     while let Some(mut stmt) = batch.next()? {
         let started = Instant::now();
@@ -301,7 +315,7 @@ fn execute(
             .collect();
         let wanted = stmt.parameter_count();
         if wanted != params.len() && (wanted > 0 || !params.is_empty()) {
-            return Err(rusqlite::Error::InvalidParameterCount(params.len(), wanted));
+            return Err(rusqlite::Error::InvalidParameterCount(params.len(), wanted).into());
         }
         let before = tx.total_changes();
         let mut rows = stmt.query(rusqlite::params_from_iter(params.iter()))?;
@@ -310,7 +324,10 @@ fn execute(
         while let Some(row) = rows.next()? {
             let mut values = Vec::with_capacity(columns.len());
             for i in 0..columns.len() {
-                values.push(to_json(row.get_ref(i)?));
+                let value = row.get_ref(i)?;
+                size += encoded_size(value);
+                Guard::check_size(size)?;
+                values.push(to_json(value));
             }
             match shape {
                 Shape::Objects => objects.push(Value::Object(
@@ -345,12 +362,21 @@ fn execute(
             },
         }));
     }
+    drop(armed);
     let size_after = file_size(&tx).unwrap_or_default();
     tx.commit()?;
     for result in &mut out {
         result["meta"]["size_after"] = json!(size_after);
     }
     Ok(out)
+}
+
+/// The bytes a value adds to the answer, as D1's result limit counts them.
+fn encoded_size(value: ValueRef<'_>) -> usize {
+    match value {
+        ValueRef::Null | ValueRef::Integer(_) | ValueRef::Real(_) => 8,
+        ValueRef::Text(bytes) | ValueRef::Blob(bytes) => bytes.len(),
+    }
 }
 
 fn to_json(value: ValueRef<'_>) -> Value {

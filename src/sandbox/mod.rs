@@ -6,6 +6,13 @@
 //! answers in Cloudflare's envelope with Cloudflare's error codes, keeps its account in a JSON
 //! state file (saved atomically after every change) and each D1 database in a real SQLite file.
 //!
+//! It is a server that a client cannot freeze or make lose data: a D1 query runs off the state
+//! lock within a time limit (`d1_query_timeout`, D1's 30 s by default) and D1's size limits, and
+//! cannot end its request's transaction or read host paths (`d1_guard`); a client gets
+//! `header_read_timeout` (10 s by default) to send its headers; the state file is locked against
+//! a second sandbox, written with mode 0600 and never leaves a temporary file
+//! (`state_file`); secret digests are salted per state (`state`).
+//!
 //! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
 //! that fail *after* taking effect (grammar in [`faults`]), and the rate limit
@@ -20,6 +27,7 @@
 
 mod auth;
 mod d1;
+mod d1_guard;
 mod envelope;
 pub mod faults;
 mod identity;
@@ -29,6 +37,7 @@ mod request;
 mod route;
 mod server;
 mod state;
+mod state_file;
 mod stats;
 mod workers;
 mod world;
@@ -87,6 +96,10 @@ pub struct SandboxConfig {
     pub observer: Option<Observer>,
     /// A concurrent ruleset write to make after a given read (a test hook).
     pub interleave: Option<Interleave>,
+    /// How long one D1 `query` or `raw` request may run; `None` is D1's own limit, 30 s.
+    pub d1_query_timeout: Option<Duration>,
+    /// How long a client may take to send a request's headers; `None` is 10 s.
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl SandboxConfig {
@@ -115,6 +128,8 @@ impl std::fmt::Debug for SandboxConfig {
             .field("rate_limit", &self.rate_limit)
             .field("observer", &self.observer.is_some())
             .field("interleave", &self.interleave)
+            .field("d1_query_timeout", &self.d1_query_timeout)
+            .field("header_read_timeout", &self.header_read_timeout)
             .finish()
     }
 }
@@ -125,6 +140,8 @@ pub struct Sandbox {
     app: Arc<server::App>,
     shutdown: Option<tokio::sync::oneshot::Sender<()>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Released after the server thread has stopped.
+    _lock: Option<state_file::StateLock>,
 }
 
 impl std::fmt::Debug for Sandbox {
@@ -138,6 +155,7 @@ impl Sandbox {
     pub fn start(config: SandboxConfig) -> Result<Sandbox, Error> {
         let listener = bind(config.listen)?;
         let addr = listener.local_addr().map_err(start_error)?;
+        let lock = config.state.as_deref().map(state_file::lock).transpose()?;
         let app = Arc::new(app(config)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
@@ -169,6 +187,7 @@ impl Sandbox {
             app,
             shutdown: Some(tx),
             thread: Some(thread),
+            _lock: lock,
         })
     }
 
@@ -206,6 +225,7 @@ pub async fn run(
 ) -> Result<(), Error> {
     let listener = bind(config.listen)?;
     let addr = listener.local_addr().map_err(start_error)?;
+    let _lock = config.state.as_deref().map(state_file::lock).transpose()?;
     let app = Arc::new(app(config)?);
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");
@@ -239,6 +259,12 @@ fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
 fn app(config: SandboxConfig) -> Result<server::App, Error> {
     let mut world = load(config.state.as_deref(), config.seed.as_deref())?;
     world.interleave = config.interleave.map(|i| (i, 0));
+    let d1_query_timeout = config
+        .d1_query_timeout
+        .unwrap_or(d1_guard::DEFAULT_QUERY_TIMEOUT);
+    let header_read_timeout = config
+        .header_read_timeout
+        .unwrap_or(server::DEFAULT_HEADER_READ_TIMEOUT);
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
@@ -247,6 +273,8 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
         limiter: ratelimit::Limiter::new(config.rate_limit),
         counters: stats::Counters::default(),
         observer: config.observer,
+        d1_query_timeout,
+        header_read_timeout,
     })
 }
 

@@ -1,9 +1,12 @@
 //! The request pipeline and the accept loop.
 //!
 //! Order per request: route → authentication → rate limit → faults before → body → handler
-//! (under the state lock) → faults after a create → latency → answer, then counters, the request
-//! log and the observer. The accept loop is hyper's, not `axum::serve`, because a dropped
-//! connection (a fault) is a service error that makes hyper close the socket without answering.
+//! (under the state lock; D1's SQL then runs off it, see [`d1_guard`](super::d1_guard)) →
+//! faults after a create → latency → answer, then counters, the request log and the observer.
+//! The accept loop is hyper's, not `axum::serve`, because a dropped connection (a fault) is a
+//! service error that makes hyper close the socket without answering. A client gets
+//! `header_read_timeout` to send each request's headers, and the connection is closed when it
+//! does not, so a client that stalls mid-request holds no task forever.
 
 use std::future::Future;
 use std::sync::{Arc, Mutex};
@@ -12,11 +15,12 @@ use std::time::{Duration, Instant};
 use axum::body::{Body, Bytes};
 use axum::http::{Method, Request, Response, StatusCode, header};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use serde_json::{Value, json};
 
 use super::auth;
 use super::d1;
+use super::d1_guard::Job;
 use super::envelope::{ApiError, Reply};
 use super::faults::{AfterCreate, Before, Injector};
 use super::identity;
@@ -28,6 +32,9 @@ use super::workers;
 use super::world::World;
 use super::zones;
 use super::{Exchange, Observer};
+
+/// How long a client may take over a request's headers unless configured otherwise.
+pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// Cloudflare's largest accepted request body.
 const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
@@ -41,6 +48,14 @@ pub(crate) struct App {
     pub(crate) limiter: Limiter,
     pub(crate) counters: Counters,
     pub(crate) observer: Option<Observer>,
+    pub(crate) d1_query_timeout: Duration,
+    pub(crate) header_read_timeout: Duration,
+}
+
+/// What a handler did under the state lock: answered, or left SQL to run off it.
+pub(crate) enum Step {
+    Done(Reply),
+    Sql(Job),
 }
 
 /// A fault that closes the connection without an answer.
@@ -173,7 +188,7 @@ impl App {
             .map(str::to_owned);
         let body = read_body(req.into_body()).await?;
         let call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
-        let mut reply = {
+        let step = {
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             // A bug in a handler must still answer in the envelope, never drop or answer bare.
             std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| dispatch(&call, &mut world)))
@@ -185,6 +200,10 @@ impl App {
                 );
                 Err(internal())
             })?
+        };
+        let mut reply = match step {
+            Step::Done(reply) => reply,
+            Step::Sql(job) => job.run(self.d1_query_timeout).await?,
         };
         reply.headers.extend(limit_headers);
         match decision.after_create {
@@ -247,11 +266,11 @@ fn internal() -> ApiError {
     )
 }
 
-fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
     if call.route.template.starts_with("/accounts/{account_id}") {
         auth::check_account(call.param(0), &world.state.account.id)?;
     }
-    match call.route.op {
+    let reply = match call.route.op {
         Op::UserTokenVerify => identity::user_token_verify(call),
         Op::AccountTokenVerify => identity::account_token_verify(call),
         Op::User => identity::user(call, &world.state),
@@ -278,14 +297,15 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         Op::AccountSubdomainPut => workers::subdomain::account_put(call, world),
         Op::D1List => d1::list(call, world),
         Op::D1Create => d1::create(call, world),
-        Op::D1Get => d1::get(call, world),
+        Op::D1Get => return d1::get(call, world).map(Step::Sql),
         Op::D1Delete => d1::delete(call, world),
-        Op::D1Query => d1::run(call, world, d1::Shape::Objects),
-        Op::D1Raw => d1::run(call, world, d1::Shape::Arrays),
+        Op::D1Query => return d1::run(call, world, d1::Shape::Objects).map(Step::Sql),
+        Op::D1Raw => return d1::run(call, world, d1::Shape::Arrays).map(Step::Sql),
         Op::Zones => zones::list(call, world),
         Op::RulesetGet => zones::get(call, world),
         Op::RulesetPut => zones::put(call, world),
-    }
+    };
+    reply.map(Step::Done)
 }
 
 fn response(reply: Reply) -> Response<Body> {
@@ -317,8 +337,11 @@ pub(crate) async fn serve(
                 let Ok((stream, _)) = accepted else { continue };
                 let app = app.clone();
                 tokio::spawn(async move {
+                    let header_read_timeout = app.header_read_timeout;
                     let service = hyper::service::service_fn(move |req| app.clone().handle(req));
                     let _ = hyper::server::conn::http1::Builder::new()
+                        .timer(TokioTimer::new())
+                        .header_read_timeout(header_read_timeout)
                         .serve_connection(TokioIo::new(stream), service)
                         .await;
                 });

@@ -2,9 +2,15 @@
 //!
 //! The state file and the seed file share one format, so a seed is simply a state file someone
 //! wrote by hand: versions and deployments may be left out and are created on load. Secret values
-//! never reach this model: a secret is its name (a `secret_text` binding) plus the SHA-256 digest
-//! of its value. Saving writes a temporary file next to the target and renames it over, so a
-//! crash leaves the old state or the new one, never half of either.
+//! never reach this model: a secret is its name (a `secret_text` binding) plus a salted digest
+//! of its value, SHA-256(salt ‖ SHA-256(value)) in hex, where the salt is random per state
+//! (`account.secret_salt`), so equal values in two states, or a guessable value, cannot be
+//! recognised by comparing files. The value is hashed once before salting so that a file from
+//! before salts (or a hand-written seed), whose digests are SHA-256(value), migrates exactly on
+//! load: it gets a fresh salt and each old digest `d` becomes SHA-256(salt ‖ d), and the next
+//! save writes it that way. Saving is [`state_file::replace`](super::state_file::replace): a
+//! private temporary file renamed over the state, so a crash leaves the old state or the new
+//! one, never half of either.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -36,6 +42,9 @@ pub(crate) struct Account {
     pub(crate) scripts: BTreeMap<String, Script>,
     #[serde(default)]
     pub(crate) d1_databases: Vec<Database>,
+    /// Mixed into every secret digest (hex); empty in files from before salts.
+    #[serde(default)]
+    pub(crate) secret_salt: String,
 }
 
 /// Who owns user-scoped tokens.
@@ -57,7 +66,7 @@ pub(crate) struct Script {
     pub(crate) settings: Settings,
     /// Bindings as the API shows them: `secret_text` entries carry no value.
     pub(crate) bindings: Vec<Value>,
-    /// SHA-256 (hex) of each secret's value, by secret name.
+    /// The salted digest of each secret's value ([`Account::secret_digest`]), by secret name.
     #[serde(default)]
     pub(crate) secrets: BTreeMap<String, String>,
     #[serde(default)]
@@ -213,6 +222,34 @@ pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
+fn salted(salt: &str, digest: &str) -> String {
+    sha256_hex(format!("{salt}{digest}").as_bytes())
+}
+
+impl Account {
+    /// The digest kept for a secret's value.
+    pub(crate) fn secret_digest(&self, value: &str) -> String {
+        salted(&self.secret_salt, &sha256_hex(value.as_bytes()))
+    }
+
+    /// Give a state from before salts its salt, salting its digests of bare values.
+    fn salt_secrets(&mut self) {
+        if !self.secret_salt.is_empty() {
+            return;
+        }
+        self.secret_salt = hex::encode(rand::random::<[u8; 32]>());
+        let salt = self.secret_salt.clone();
+        for script in self.scripts.values_mut() {
+            let versions = script.versions.iter_mut().map(|v| &mut v.secrets);
+            for secrets in std::iter::once(&mut script.secrets).chain(versions) {
+                for digest in secrets.values_mut() {
+                    *digest = salted(&salt, digest);
+                }
+            }
+        }
+    }
+}
+
 impl State {
     /// An empty account, for a sandbox started with neither state nor seed.
     pub(crate) fn empty() -> State {
@@ -224,6 +261,7 @@ impl State {
                 subdomain: None,
                 scripts: BTreeMap::new(),
                 d1_databases: Vec::new(),
+                secret_salt: hex::encode(rand::random::<[u8; 32]>()),
             },
             user: User {
                 id: "fedcba9876543210fedcba9876543210".to_owned(),
@@ -243,6 +281,7 @@ impl State {
     }
 
     fn complete(&mut self) -> Result<(), String> {
+        self.account.salt_secrets();
         for (name, script) in &mut self.account.scripts {
             for binding in &script.bindings {
                 if binding["type"] == "secret_text" {
@@ -283,9 +322,7 @@ impl State {
     /// Write the state to `path` atomically: a temporary file in the same folder, then a rename.
     pub(crate) fn save(&self, path: &Path) -> std::io::Result<()> {
         let text = serde_json::to_vec_pretty(self).map_err(std::io::Error::other)?;
-        let tmp = temp_path(path);
-        std::fs::write(&tmp, text)?;
-        std::fs::rename(&tmp, path)
+        super::state_file::replace(path, &temp_path(path), &text)
     }
 }
 

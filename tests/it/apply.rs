@@ -8,10 +8,9 @@ use std::path::{Path, PathBuf};
 
 use lmsinfra::sandbox::Stats;
 use serde_json::{Value, json};
-use sha2::{Digest, Sha256};
 
 use crate::client::faults;
-use crate::support::{Body, Lmsinfra, Project, Run, TestSandbox, form};
+use crate::support::{Body, Lmsinfra, Project, Run, TestSandbox, form, secret_digest};
 
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const D1: &str = "/accounts/{account}/d1/database";
@@ -211,8 +210,8 @@ fn apply_keeps_unmanaged_secrets_and_bindings() {
         "{secrets:?}"
     );
     // The secret kept its value, not just its name.
-    let digest = hex::encode(Sha256::digest(b"kept"));
     let text = String::from_utf8(state(&sandbox)).expect("state is UTF-8");
+    let digest = secret_digest(&serde_json::from_str(&text).expect("state"), "kept");
     assert!(text.contains(&digest), "DASHBOARD_SECRET's value changed");
     assert_eq!(plan_staging(&sandbox, None).code, 0);
 }
@@ -504,8 +503,9 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
     runs.push(applied);
     // The values reached the sandbox (it keeps their digests), exactly as given.
     let text = String::from_utf8(state(&sandbox)).expect("state is UTF-8");
+    let parsed = serde_json::from_str(&text).expect("state");
     for value in [FROM_ENV, FROM_FILE, FROM_STDIN, PEM] {
-        let digest = hex::encode(Sha256::digest(value.as_bytes()));
+        let digest = secret_digest(&parsed, value);
         assert!(text.contains(&digest), "the sandbox never got {value:?}");
     }
 

@@ -13,6 +13,7 @@ mod load;
 mod plan;
 mod probe;
 mod sandbox;
+mod sandbox_hardening;
 mod schema;
 mod security;
 mod support;

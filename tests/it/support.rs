@@ -20,6 +20,17 @@ pub fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The digest a sandbox keeps for the secret `value` in `state` (a state file as JSON):
+/// SHA-256 over the state's salt and the SHA-256 (hex) of the value, as hex.
+pub fn secret_digest(state: &Value, value: &str) -> String {
+    use sha2::{Digest, Sha256};
+    let salt = state["account"]["secret_salt"]
+        .as_str()
+        .expect("the state has a secret salt");
+    let inner = hex::encode(Sha256::digest(value.as_bytes()));
+    hex::encode(Sha256::digest(format!("{salt}{inner}").as_bytes()))
+}
+
 /// Binding names (secrets included) of every script in a sandbox state or seed file.
 pub fn binding_names_by_script(
     state: &Value,

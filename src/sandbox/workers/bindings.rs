@@ -11,7 +11,7 @@ use serde_json::{Value, json};
 
 use super::{invalid, str_field};
 use crate::sandbox::envelope::ApiError;
-use crate::sandbox::state::{Account, Script, sha256_hex};
+use crate::sandbox::state::{Account, Script};
 
 /// Cloudflare's limit on one secret or environment variable.
 const MAX_VAR_BYTES: usize = 5 * 1024;
@@ -95,7 +95,7 @@ pub(super) fn resolve_bindings(
                 })?;
                 check_size(name, text)?;
                 out.secrets
-                    .insert(name.to_owned(), sha256_hex(text.as_bytes()));
+                    .insert(name.to_owned(), account.secret_digest(text));
                 json!({"name": name, "type": "secret_text"})
             }
             "json" => {

@@ -6,7 +6,7 @@ use super::bindings::{check_size, valid_binding_name};
 use super::{invalid, script, script_mut, str_field};
 use crate::sandbox::envelope::{ApiError, Reply};
 use crate::sandbox::request::Call;
-use crate::sandbox::state::{Script, sha256_hex};
+use crate::sandbox::state::Script;
 use crate::sandbox::world::World;
 
 fn secret_json(name: &str) -> Value {
@@ -40,7 +40,7 @@ pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         )));
     }
     check_size(&name, text)?;
-    let digest = sha256_hex(text.as_bytes());
+    let digest = world.state.account.secret_digest(text);
     let script = script_mut(&mut world.state.account, call.param(1))?;
     check_latest_deployed(script)?;
     match script.bindings.iter().find(|b| b["name"] == name.as_str()) {
