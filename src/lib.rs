@@ -2,12 +2,19 @@
 //! manifests say: `validate` checks manifests offline, `plan` diffs them against the live
 //! account, `apply` makes the account match.
 
+mod account;
+pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod cloudflare;
+mod commands;
 pub mod error;
 pub mod live;
 pub mod manifest;
+mod output;
+pub mod plan;
 pub mod probe;
+pub mod render;
 pub mod sandbox;
 pub mod secret;
 pub mod wrangler;
@@ -28,7 +35,7 @@ pub fn run() -> ExitCode {
         }
     };
     output::init(&cli.global);
-    match cli::run(cli) {
+    match commands::run(cli) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
             output::report(err.into());
@@ -36,9 +43,3 @@ pub fn run() -> ExitCode {
         }
     }
 }
-
-pub mod apply;
-pub mod check;
-mod output;
-pub mod plan;
-pub mod render;

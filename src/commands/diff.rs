@@ -1,0 +1,45 @@
+//! `lmsinfra diff --base REV`: what a manifest change means, offline.
+
+use super::{print_stdout, stdout_color};
+use crate::cli::{DiffArgs, Global};
+use crate::error::{Error, Outcome};
+use crate::manifest;
+use crate::plan;
+use crate::render::{self, Format};
+
+pub(super) fn diff(global: &Global, args: DiffArgs) -> Result<Outcome, Error> {
+    let names = if args.environments.is_empty() {
+        manifest::environment_files(&global.dir)?
+            .into_iter()
+            .map(|(name, _)| name)
+            .collect()
+    } else {
+        args.environments
+    };
+    let mut plans = Vec::new();
+    for env in &names {
+        let head = manifest::load_valid(&global.dir, env)?;
+        let base = manifest::load_at_revision(&global.dir, &args.base, env)?;
+        plans.push(plan::intent(&args.base, base.as_ref(), &head));
+    }
+    let text = match args.format {
+        Format::Json => serde_json::to_string_pretty(&plans).expect("plans always serialize"),
+        format => {
+            let color = stdout_color();
+            plans
+                .iter()
+                .map(|p| render::render(p, format, color))
+                .collect::<Vec<_>>()
+                .join("\n")
+                .trim_end()
+                .to_owned()
+        }
+    };
+    print_stdout(&text)?;
+    let changed = plans.iter().any(|p| !p.is_empty());
+    Ok(if changed && args.detailed_exitcode {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}

@@ -1,0 +1,104 @@
+//! The subcommands, one file each: every function wires the stages together for one command
+//! and returns how it ended. What more than one command needs sits here.
+
+mod apply;
+mod check;
+mod completions;
+mod diff;
+mod import;
+mod man;
+mod plan;
+mod sandbox;
+mod schema;
+mod validate;
+mod wrangler_config;
+
+use crate::cli::{Cli, Command, Global};
+use crate::error::{Error, Outcome};
+use crate::live::GatherOptions;
+use crate::manifest::{self, Manifest};
+
+/// Run one parsed command line.
+pub(crate) fn run(cli: Cli) -> Result<Outcome, Error> {
+    match cli.command {
+        Command::Validate(args) => validate::validate(&cli.global, args),
+        Command::Plan(args) => plan::plan(&cli.global, args),
+        Command::Apply(args) => apply::apply(&cli.global, args),
+        Command::Check(args) => check::check(&cli.global, args),
+        Command::Diff(args) => diff::diff(&cli.global, args),
+        Command::Schema(args) => schema::schema(args),
+        Command::Sandbox(args) => sandbox::sandbox(&cli.global, args),
+        Command::Import(args) => import::import(&cli.global, args),
+        Command::WranglerConfig(args) => wrangler_config::wrangler_config(&cli.global, args),
+        Command::Completions(args) => completions::completions(args),
+        Command::Man(args) => man::man(args),
+    }
+}
+
+/// Whether to probe: not with `--no-probe`, and not with `--sandbox`, whose Workers serve no
+/// traffic (their URLs are the real account's).
+fn probe_options(global: &Global, desired: &Manifest, no_probe: bool) -> GatherOptions {
+    if global.sandbox && !no_probe && !global.quiet {
+        let probed = desired.workers.values().any(|w| w.headers.is_some());
+        if probed {
+            anstream::eprintln!(
+                "note: header probes are skipped with --sandbox, whose Workers serve no traffic"
+            );
+        }
+    }
+    GatherOptions {
+        probes: !no_probe && !global.sandbox,
+        ..GatherOptions::default()
+    }
+}
+
+/// The Worker and database names other environments declare, so a plan does not report them
+/// as unmanaged. An environment that does not load is skipped: it is `validate`'s to report.
+fn declared_elsewhere(global: &Global, environment: &str) -> std::collections::BTreeSet<String> {
+    let Ok(files) = manifest::environment_files(&global.dir) else {
+        return Default::default();
+    };
+    files
+        .iter()
+        .filter(|(name, _)| name != environment)
+        .filter_map(|(name, _)| manifest::load_valid(&global.dir, name).ok())
+        .flat_map(|m| {
+            let workers = m.workers.into_values().map(|w| w.name);
+            let databases = m.d1_databases.into_values().map(|d| d.name);
+            workers.chain(databases).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// Write a file whole or not at all: a temporary file beside it, then a rename.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
+    let fail = |source| Error::FileWrite {
+        path: path.to_owned(),
+        source,
+    };
+    let file_name = path.file_name().unwrap_or_default().to_string_lossy();
+    let temporary = path.with_file_name(format!(".{file_name}.tmp"));
+    std::fs::write(&temporary, bytes).map_err(fail)?;
+    std::fs::rename(&temporary, path).map_err(fail)
+}
+
+/// Whether stdout gets colour, after `--color`, `NO_COLOR` and whether it is a terminal.
+fn stdout_color() -> bool {
+    !matches!(
+        anstream::AutoStream::choice(&std::io::stdout()),
+        anstream::ColorChoice::Never
+    )
+}
+
+/// Print `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
+fn print_stdout(text: &str) -> Result<(), Error> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
+        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::FileWrite {
+            path: "<stdout>".into(),
+            source: err,
+        }),
+        _ => Ok(()),
+    }
+}
