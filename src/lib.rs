@@ -17,6 +17,7 @@ pub mod probe;
 pub mod render;
 pub mod sandbox;
 pub mod secret;
+mod settings;
 pub mod wrangler;
 
 use std::process::ExitCode;
@@ -34,8 +35,9 @@ pub fn run() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    output::init(&cli.global);
-    match commands::run(cli) {
+    let settings = settings::Settings::new(&cli.global);
+    output::init(&settings);
+    match commands::run(cli.command, &settings) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
             output::report(err.into());

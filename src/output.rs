@@ -1,16 +1,11 @@
 //! Where output goes: colour choice, the tracing subscriber (stderr), and error reports.
 
-use crate::cli::{ColorChoice, Global};
+use crate::settings::Settings;
 
 /// Set the colour choice for everything written through `anstream`, the diagnostic renderer,
 /// and the tracing subscriber.
-pub(crate) fn init(global: &Global) {
-    let choice = match global.color {
-        ColorChoice::Auto => anstream::ColorChoice::Auto,
-        ColorChoice::Always => anstream::ColorChoice::Always,
-        ColorChoice::Never => anstream::ColorChoice::Never,
-    };
-    choice.write_global();
+pub(crate) fn init(settings: &Settings) {
+    settings.color.write_global();
     let color = stderr_color();
     let _ = miette::set_hook(Box::new(move |_| {
         Box::new(
@@ -24,15 +19,9 @@ pub(crate) fn init(global: &Global) {
                 .build(),
         )
     }));
-    let level = match (global.quiet, global.verbose) {
-        (true, _) => "error",
-        (false, 0) => "warn",
-        (false, 1) => "info",
-        (false, 2) => "debug",
-        (false, _) => "trace",
-    };
     let filter = tracing_subscriber::EnvFilter::new(format!(
-        "{level},hyper=warn,hyper_util=warn,reqwest=warn,h2=warn,rustls=warn"
+        "{},hyper=warn,hyper_util=warn,reqwest=warn,h2=warn,rustls=warn",
+        settings.log_level()
     ));
     let _ = tracing_subscriber::fmt()
         .with_env_filter(filter)

@@ -3,27 +3,28 @@
 use super::{declared_elsewhere, print_stdout, stdout_color};
 use crate::account::Account;
 use crate::apply;
-use crate::cli::{ApplyArgs, Global};
+use crate::cli::ApplyArgs;
 use crate::error::{Error, Outcome};
 use crate::live::GatherOptions;
 use crate::manifest;
 use crate::plan;
 use crate::render;
+use crate::settings::Settings;
 
-pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
+pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Error> {
     use std::io::IsTerminal;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.auto_approve && !interactive {
         return Err(Error::ApprovalNeeded);
     }
-    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
     let secrets = apply::read_secrets(
         &args.secrets,
         &desired,
         |var| std::env::var(var).ok(),
         &mut std::io::stdin(),
     )?;
-    let account = Account::connect(global, &desired)?;
+    let account = Account::connect(settings, &desired)?;
     let no_probes = GatherOptions {
         probes: false,
         ..GatherOptions::default()
@@ -32,12 +33,12 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> 
     let options = plan::DiffOptions {
         supplied_secrets: secrets.keys().cloned().collect(),
         allow_destroy: args.allow_destroy,
-        declared_elsewhere: declared_elsewhere(global, &args.environment),
+        declared_elsewhere: declared_elsewhere(settings, &args.environment),
         intent: false,
     };
     let mut plan = plan::diff(&desired, &live, &options);
     plan.warnings
-        .extend(crate::wrangler::check_project(&global.dir, &desired));
+        .extend(crate::wrangler::check_project(&settings.dir, &desired));
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
         let moved = if saved.environment != plan.environment {
@@ -74,7 +75,7 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> 
     if !args.auto_approve && !confirm(&args.environment)? {
         return Err(Error::ApplyCancelled);
     }
-    let mut progress = apply::Lines::new(steps.len(), global.quiet);
+    let mut progress = apply::Lines::new(steps.len(), settings.quiet);
     let outcomes = account.runtime.block_on(apply::execute(
         &steps,
         &desired,
@@ -114,7 +115,7 @@ pub(super) fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> 
     if !left.is_empty() {
         return Err(Error::NotConverged { addresses: left });
     }
-    if !global.quiet {
+    if !settings.quiet {
         anstream::eprintln!(
             "Apply complete: {} step{} done. A fresh plan of {} is empty.",
             steps.len(),

@@ -2,14 +2,15 @@
 
 use super::{print_stdout, probe_options};
 use crate::account::Account;
-use crate::cli::{CheckArgs, DiagnosticFormat, Global};
+use crate::cli::{CheckArgs, DiagnosticFormat};
 use crate::error::{Error, Outcome};
 use crate::manifest;
+use crate::settings::Settings;
 
-pub(super) fn check(global: &Global, args: CheckArgs) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&global.dir, &args.environment)?;
-    let account = Account::connect(global, &desired)?;
-    let options = probe_options(global, &desired, args.no_probe);
+pub(super) fn check(settings: &Settings, args: CheckArgs) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
+    let account = Account::connect(settings, &desired)?;
+    let options = probe_options(settings, &desired, args.no_probe);
     let live = account.gather(&desired, options)?;
     let report = crate::check::report(&desired, &live, args.min_grade);
     let text = match args.format {

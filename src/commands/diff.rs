@@ -1,15 +1,16 @@
 //! `lmsinfra diff --base REV`: what a manifest change means, offline.
 
 use super::{print_stdout, stdout_color};
-use crate::cli::{DiffArgs, Global};
+use crate::cli::DiffArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
 use crate::plan;
 use crate::render::{self, Format};
+use crate::settings::Settings;
 
-pub(super) fn diff(global: &Global, args: DiffArgs) -> Result<Outcome, Error> {
+pub(super) fn diff(settings: &Settings, args: DiffArgs) -> Result<Outcome, Error> {
     let names = if args.environments.is_empty() {
-        manifest::environment_files(&global.dir)?
+        manifest::environment_files(&settings.dir)?
             .into_iter()
             .map(|(name, _)| name)
             .collect()
@@ -18,8 +19,8 @@ pub(super) fn diff(global: &Global, args: DiffArgs) -> Result<Outcome, Error> {
     };
     let mut plans = Vec::new();
     for env in &names {
-        let head = manifest::load_valid(&global.dir, env)?;
-        let base = manifest::load_at_revision(&global.dir, &args.base, env)?;
+        let head = manifest::load_valid(&settings.dir, env)?;
+        let base = manifest::load_at_revision(&settings.dir, &args.base, env)?;
         plans.push(plan::intent(&args.base, base.as_ref(), &head));
     }
     let text = match args.format {

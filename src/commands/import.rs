@@ -1,11 +1,12 @@
 //! `lmsinfra import`: write manifests from a wrangler configuration.
 
 use super::write_atomically;
-use crate::cli::{Global, ImportArgs};
+use crate::cli::ImportArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
+use crate::settings::Settings;
 
-pub(super) fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error> {
+pub(super) fn import(settings: &Settings, args: ImportArgs) -> Result<Outcome, Error> {
     use crate::wrangler::{Import, ImportOptions};
     let config = crate::wrangler::read(&args.path)?;
     let options = ImportOptions {
@@ -14,7 +15,7 @@ pub(super) fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error
         worker_key: args.worker_key,
     };
     let imported = crate::wrangler::import(&config, &options)?;
-    let folder = global.dir.join("environments");
+    let folder = settings.dir.join("environments");
     let path = |environment: &str| folder.join(format!("{environment}.yaml"));
     let existing: Vec<String> = imported
         .manifests
@@ -39,7 +40,7 @@ pub(super) fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error
     })?;
     for (file, text) in rendered {
         write_atomically(&file, text.as_bytes())?;
-        if !global.quiet {
+        if !settings.quiet {
             anstream::eprintln!("wrote {}", file.display());
         }
     }
@@ -51,7 +52,7 @@ pub(super) fn import(global: &Global, args: ImportArgs) -> Result<Outcome, Error
             anstream::eprintln!("  {environment}: {what}");
         }
     }
-    if !global.quiet {
+    if !settings.quiet {
         anstream::eprintln!(
             "next: `lmsinfra validate` shows where the environments differ; add each Worker's required secrets by name"
         );

@@ -13,23 +13,24 @@ mod schema;
 mod validate;
 mod wrangler_config;
 
-use crate::cli::{Cli, Command, Global};
+use crate::cli::Command;
 use crate::error::{Error, Outcome};
 use crate::live::GatherOptions;
 use crate::manifest::{self, Manifest};
+use crate::settings::{Settings, Target};
 
-/// Run one parsed command line.
-pub(crate) fn run(cli: Cli) -> Result<Outcome, Error> {
-    match cli.command {
-        Command::Validate(args) => validate::validate(&cli.global, args),
-        Command::Plan(args) => plan::plan(&cli.global, args),
-        Command::Apply(args) => apply::apply(&cli.global, args),
-        Command::Check(args) => check::check(&cli.global, args),
-        Command::Diff(args) => diff::diff(&cli.global, args),
+/// Run one subcommand.
+pub(crate) fn run(command: Command, settings: &Settings) -> Result<Outcome, Error> {
+    match command {
+        Command::Validate(args) => validate::validate(settings, args),
+        Command::Plan(args) => plan::plan(settings, args),
+        Command::Apply(args) => apply::apply(settings, args),
+        Command::Check(args) => check::check(settings, args),
+        Command::Diff(args) => diff::diff(settings, args),
         Command::Schema(args) => schema::schema(args),
-        Command::Sandbox(args) => sandbox::sandbox(&cli.global, args),
-        Command::Import(args) => import::import(&cli.global, args),
-        Command::WranglerConfig(args) => wrangler_config::wrangler_config(&cli.global, args),
+        Command::Sandbox(args) => sandbox::sandbox(args),
+        Command::Import(args) => import::import(settings, args),
+        Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, args),
         Command::Completions(args) => completions::completions(args),
         Command::Man(args) => man::man(args),
     }
@@ -37,8 +38,8 @@ pub(crate) fn run(cli: Cli) -> Result<Outcome, Error> {
 
 /// Whether to probe: not with `--no-probe`, and not with `--sandbox`, whose Workers serve no
 /// traffic (their URLs are the real account's).
-fn probe_options(global: &Global, desired: &Manifest, no_probe: bool) -> GatherOptions {
-    if global.sandbox && !no_probe && !global.quiet {
+fn probe_options(settings: &Settings, desired: &Manifest, no_probe: bool) -> GatherOptions {
+    if settings.target == Target::Sandbox && !no_probe && !settings.quiet {
         let probed = desired.workers.values().any(|w| w.headers.is_some());
         if probed {
             anstream::eprintln!(
@@ -47,21 +48,24 @@ fn probe_options(global: &Global, desired: &Manifest, no_probe: bool) -> GatherO
         }
     }
     GatherOptions {
-        probes: !no_probe && !global.sandbox,
+        probes: !no_probe && settings.target == Target::Cloudflare,
         ..GatherOptions::default()
     }
 }
 
 /// The Worker and database names other environments declare, so a plan does not report them
 /// as unmanaged. An environment that does not load is skipped: it is `validate`'s to report.
-fn declared_elsewhere(global: &Global, environment: &str) -> std::collections::BTreeSet<String> {
-    let Ok(files) = manifest::environment_files(&global.dir) else {
+fn declared_elsewhere(
+    settings: &Settings,
+    environment: &str,
+) -> std::collections::BTreeSet<String> {
+    let Ok(files) = manifest::environment_files(&settings.dir) else {
         return Default::default();
     };
     files
         .iter()
         .filter(|(name, _)| name != environment)
-        .filter_map(|(name, _)| manifest::load_valid(&global.dir, name).ok())
+        .filter_map(|(name, _)| manifest::load_valid(&settings.dir, name).ok())
         .flat_map(|m| {
             let workers = m.workers.into_values().map(|w| w.name);
             let databases = m.d1_databases.into_values().map(|d| d.name);

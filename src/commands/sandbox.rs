@@ -1,9 +1,9 @@
 //! `lmsinfra sandbox`: run the Cloudflare API emulator in the foreground.
 
-use crate::cli::{Global, SandboxArgs};
+use crate::cli::SandboxArgs;
 use crate::error::{Error, Outcome};
 
-pub(super) fn sandbox(_global: &Global, args: SandboxArgs) -> Result<Outcome, Error> {
+pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
     let config = crate::sandbox::SandboxConfig {
         listen: Some(args.listen),
         state: args.state,

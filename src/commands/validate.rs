@@ -1,16 +1,17 @@
 //! `lmsinfra validate`: check manifests offline and print their diagnostics.
 
 use super::print_stdout;
-use crate::cli::{DiagnosticFormat, Global, ValidateArgs};
+use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::error::{Error, Outcome};
 use crate::manifest;
+use crate::settings::Settings;
 
-pub(super) fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, Error> {
-    let validation = manifest::check_all(&global.dir, &args.environments)?;
+pub(super) fn validate(settings: &Settings, args: ValidateArgs) -> Result<Outcome, Error> {
+    let validation = manifest::check_all(&settings.dir, &args.environments)?;
     match args.format {
         DiagnosticFormat::Text => {
             for diagnostic in &validation.diagnostics {
-                if diagnostic.is_error() || !global.quiet {
+                if diagnostic.is_error() || !settings.quiet {
                     anstream::eprintln!("{:?}", miette::Report::new(diagnostic.clone()));
                 }
             }
@@ -30,7 +31,7 @@ pub(super) fn validate(global: &Global, args: ValidateArgs) -> Result<Outcome, E
     if !validation.is_valid() {
         return Err(Error::ValidationFailed(validation.summary()));
     }
-    if !global.quiet {
+    if !settings.quiet {
         anstream::eprintln!("{}", validation.summary());
     }
     Ok(Outcome::Success)

@@ -2,13 +2,17 @@
 
 use super::{print_stdout, write_atomically};
 use crate::account::Account;
-use crate::cli::{Global, WranglerConfigArgs};
+use crate::cli::WranglerConfigArgs;
 use crate::error::{Error, Outcome};
 use crate::live;
 use crate::manifest;
+use crate::settings::Settings;
 
-pub(super) fn wrangler_config(global: &Global, args: WranglerConfigArgs) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&global.dir, &args.environment)?;
+pub(super) fn wrangler_config(
+    settings: &Settings,
+    args: WranglerConfigArgs,
+) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
     let keys: Vec<&String> = desired.workers.keys().collect();
     let list = || {
         keys.iter()
@@ -38,7 +42,7 @@ pub(super) fn wrangler_config(global: &Global, args: WranglerConfigArgs) -> Resu
             .into());
         }
     };
-    let account = Account::connect(global, &desired)?;
+    let account = Account::connect(settings, &desired)?;
     let databases = account
         .runtime
         .block_on(account.client.list_d1())?
@@ -50,7 +54,7 @@ pub(super) fn wrangler_config(global: &Global, args: WranglerConfigArgs) -> Resu
     match &args.write {
         Some(path) => {
             write_atomically(path, format!("{text}\n").as_bytes())?;
-            if !global.quiet {
+            if !settings.quiet {
                 anstream::eprintln!("wrote {}", path.display());
             }
         }
