@@ -78,19 +78,10 @@ pub enum Error {
     /// The answer at the confirmation prompt was not `yes`.
     #[error("apply cancelled; nothing was changed")]
     ApplyCancelled,
-    /// A step failed; the ones before it were done, the ones after it not started.
+    /// apply's steps failed, or did not make the account equal to the manifest.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    ApplyFailed(Box<ApplyFailure>),
-    /// After apply, a fresh plan still had changes.
-    #[error("apply did not converge: a fresh plan still changes {}", addresses.join(", "))]
-    #[diagnostic(help(
-        "something else changed the account while apply ran, or Cloudflare ignored part of a change; run `lmsinfra plan ENV` to see it"
-    ))]
-    NotConverged {
-        /// What a fresh plan still changes or blocks on.
-        addresses: Vec<String>,
-    },
+    Apply(#[from] crate::apply::Error),
     /// The async runtime could not start.
     #[error("could not start the async runtime")]
     Runtime {
@@ -167,25 +158,4 @@ pub enum Error {
         /// What is wrong, with the JSON path.
         reason: String,
     },
-}
-
-/// Where an apply stopped: the steps done, the one that failed and why, the ones not started.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("apply stopped at {failed}: {} step{} done, {} not started", done.len(), if done.len() == 1 { "" } else { "s" }, not_started.len())]
-#[diagnostic(help(
-    "done: {}; not started: {}. Fix the cause and run apply again: it picks up where this stopped",
-    if done.is_empty() { "none".to_owned() } else { done.join(", ") },
-    if not_started.is_empty() { "none".to_owned() } else { not_started.join(", ") }
-))]
-pub struct ApplyFailure {
-    /// Addresses of the steps done.
-    pub done: Vec<String>,
-    /// The address of the step that failed.
-    pub failed: String,
-    /// Addresses of the steps not started.
-    pub not_started: Vec<String>,
-    /// Why it failed.
-    #[source]
-    #[diagnostic_source]
-    pub source: crate::apply::StepError,
 }

@@ -1,7 +1,6 @@
 //! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan.
 
-use super::{declared_elsewhere, print_stdout, stdout_color};
-use crate::account::Account;
+use super::{Planned, plan_environment, print_stdout, stdout_color};
 use crate::apply;
 use crate::cli::ApplyArgs;
 use crate::error::{Error, Outcome};
@@ -24,33 +23,24 @@ pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Err
         |var| std::env::var(var).ok(),
         &mut std::io::stdin(),
     )?;
-    let account = Account::connect(settings, &desired)?;
+    let options = plan::DiffOptions {
+        supplied_secrets: secrets.keys().cloned().collect(),
+        allow_destroy: args.allow_destroy,
+        ..plan::DiffOptions::default()
+    };
     let no_probes = GatherOptions {
         probes: false,
         ..GatherOptions::default()
     };
-    let live = account.gather(&desired, no_probes)?;
-    let options = plan::DiffOptions {
-        supplied_secrets: secrets.keys().cloned().collect(),
-        allow_destroy: args.allow_destroy,
-        declared_elsewhere: declared_elsewhere(settings, &args.environment),
-        intent: false,
-    };
-    let mut plan = plan::diff(&desired, &live, &options);
-    plan.warnings
-        .extend(crate::wrangler::check_project(&settings.dir, &desired));
+    let Planned {
+        desired,
+        account,
+        live,
+        plan,
+    } = plan_environment(settings, desired, no_probes, options)?;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
-        let moved = if saved.environment != plan.environment {
-            Some(format!("it is a plan of {}", saved.environment))
-        } else if saved.manifest_sha256 != plan.manifest_sha256 {
-            Some("the manifest changed since".to_owned())
-        } else if saved.live_fingerprint != plan.live_fingerprint {
-            Some("the live account changed since".to_owned())
-        } else {
-            None
-        };
-        if let Some(why) = moved {
+        if let Some(why) = plan::stale(&saved, &plan) {
             report_refusal(&format!(
                 "the plan in {} is stale: {why}; run `lmsinfra plan {} --out FILE` again and review it",
                 path.display(),
@@ -76,50 +66,19 @@ pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Err
         return Err(Error::ApplyCancelled);
     }
     let mut progress = apply::Lines::new(steps.len(), settings.quiet);
-    let outcomes = account.runtime.block_on(apply::execute(
+    let applied = account.runtime.block_on(apply::run(
         &steps,
         &desired,
         &live,
         &account.client,
         &secrets,
         &mut progress,
-    ));
-    let failure = outcomes
-        .into_iter()
-        .enumerate()
-        .find_map(|(index, outcome)| match outcome {
-            apply::StepOutcome::Failed(_, source) => Some((index, source)),
-            _ => None,
-        });
-    if let Some((index, source)) = failure {
-        return Err(Error::ApplyFailed(Box::new(crate::error::ApplyFailure {
-            done: steps[..index]
-                .iter()
-                .map(|s| s.address().to_owned())
-                .collect(),
-            failed: steps[index].address().to_owned(),
-            not_started: steps[index + 1..]
-                .iter()
-                .map(|s| s.address().to_owned())
-                .collect(),
-            source,
-        })));
-    }
-    let after = account.gather(&desired, no_probes)?;
-    let check = plan::diff(&desired, &after, &plan::DiffOptions::default());
-    let left: Vec<String> = check
-        .effective_changes()
-        .map(|c| c.address.clone())
-        .chain(check.blockers.iter().map(|b| b.address.clone()))
-        .collect();
-    if !left.is_empty() {
-        return Err(Error::NotConverged { addresses: left });
-    }
+    ))?;
     if !settings.quiet {
         anstream::eprintln!(
             "Apply complete: {} step{} done. A fresh plan of {} is empty.",
-            steps.len(),
-            if steps.len() == 1 { "" } else { "s" },
+            applied.steps,
+            if applied.steps == 1 { "" } else { "s" },
             args.environment
         );
     }

@@ -13,10 +13,12 @@ mod schema;
 mod validate;
 mod wrangler_config;
 
+use crate::account::Account;
 use crate::cli::Command;
 use crate::error::{Error, Outcome};
-use crate::live::GatherOptions;
+use crate::live::{GatherOptions, Live};
 use crate::manifest::{self, Manifest};
+use crate::plan::{DiffOptions, Plan};
 use crate::settings::{Settings, Target};
 
 /// Run one subcommand.
@@ -51,6 +53,41 @@ fn probe_options(settings: &Settings, desired: &Manifest, no_probe: bool) -> Gat
         probes: !no_probe && settings.target == Target::Cloudflare,
         ..GatherOptions::default()
     }
+}
+
+/// An environment's manifest, the account it lives in, what that account holds, and the plan
+/// between them.
+struct Planned {
+    desired: Manifest,
+    account: Account,
+    live: Live,
+    plan: Plan,
+}
+
+/// The sequence `plan` and `apply` share: connect to the account, read it, and diff the
+/// manifest against it, with the names other environments declare and the warnings of the
+/// project's wrangler configuration.
+fn plan_environment(
+    settings: &Settings,
+    desired: Manifest,
+    gather: GatherOptions,
+    options: DiffOptions,
+) -> Result<Planned, Error> {
+    let account = Account::connect(settings, &desired)?;
+    let live = account.gather(&desired, gather)?;
+    let options = DiffOptions {
+        declared_elsewhere: declared_elsewhere(settings, &desired.environment),
+        ..options
+    };
+    let mut plan = crate::plan::diff(&desired, &live, &options);
+    plan.warnings
+        .extend(crate::wrangler::check_project(&settings.dir, &desired));
+    Ok(Planned {
+        desired,
+        account,
+        live,
+        plan,
+    })
 }
 
 /// The Worker and database names other environments declare, so a plan does not report them
