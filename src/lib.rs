@@ -11,8 +11,8 @@ mod commands;
 pub mod error;
 pub mod live;
 pub mod manifest;
-mod output;
 pub mod plan;
+mod printer;
 pub mod probe;
 pub mod render;
 pub mod sandbox;
@@ -36,12 +36,13 @@ pub fn run() -> ExitCode {
         }
     };
     let settings = settings::Settings::new(&cli.global);
-    output::init(&settings);
-    match commands::run(cli.command, &settings) {
+    let printer = printer::Printer::init(&settings);
+    match commands::run(cli.command, &settings, printer) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
-            output::report(err.into());
-            ExitCode::from(1)
+            let code = err.exit_code();
+            printer.error(err.into());
+            ExitCode::from(code)
         }
     }
 }

@@ -1,16 +1,21 @@
 //! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan.
 
-use super::{Planned, plan_environment, print_stdout, stdout_color};
+use super::{Planned, plan_environment};
 use crate::apply;
 use crate::cli::ApplyArgs;
 use crate::error::{Error, Outcome};
 use crate::live::GatherOptions;
 use crate::manifest;
 use crate::plan;
+use crate::printer::Printer;
 use crate::render;
 use crate::settings::Settings;
 
-pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Error> {
+pub(super) fn apply(
+    settings: &Settings,
+    printer: Printer,
+    args: ApplyArgs,
+) -> Result<Outcome, Error> {
     use std::io::IsTerminal;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
     if !args.auto_approve && !interactive {
@@ -40,32 +45,28 @@ pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Err
     } = plan_environment(settings, desired, no_probes, options)?;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
-        if let Some(why) = plan::stale(&saved, &plan) {
-            report_refusal(&format!(
-                "the plan in {} is stale: {why}; run `lmsinfra plan {} --out FILE` again and review it",
-                path.display(),
-                args.environment
-            ));
-            return Ok(Outcome::Blocked);
+        if let Some(stale) = plan::stale(&saved, &plan) {
+            return Err(Error::PlanStale {
+                path: path.clone(),
+                environment: args.environment,
+                stale,
+            });
         }
     }
-    print_stdout(render::text(&plan, stdout_color()).trim_end())?;
+    printer.data(render::text(&plan, printer.stdout_color()).trim_end())?;
     if plan.is_blocked() {
-        report_refusal(&format!(
-            "apply refused before any change: {} blocker{} above",
-            plan.blockers.len(),
-            if plan.blockers.len() == 1 { "" } else { "s" }
-        ));
-        return Ok(Outcome::Blocked);
+        return Err(Error::PlanBlocked {
+            blockers: plan.blockers.len(),
+        });
     }
     let steps = apply::steps(&plan, &desired, &live);
     if steps.is_empty() {
         return Ok(Outcome::Success);
     }
-    if !args.auto_approve && !confirm(&args.environment)? {
+    if !args.auto_approve && !confirm(printer, &args.environment)? {
         return Err(Error::ApplyCancelled);
     }
-    let mut progress = apply::Lines::new(steps.len(), settings.quiet);
+    let mut progress = apply::Lines::new(steps.len(), printer.quiet());
     let applied = account.runtime.block_on(apply::run(
         &steps,
         &desired,
@@ -74,34 +75,23 @@ pub(super) fn apply(settings: &Settings, args: ApplyArgs) -> Result<Outcome, Err
         &secrets,
         &mut progress,
     ))?;
-    if !settings.quiet {
-        anstream::eprintln!(
-            "Apply complete: {} step{} done. A fresh plan of {} is empty.",
-            applied.steps,
-            if applied.steps == 1 { "" } else { "s" },
-            args.environment
-        );
-    }
+    printer.status(format_args!(
+        "Apply complete: {} step{} done. A fresh plan of {} is empty.",
+        applied.steps,
+        if applied.steps == 1 { "" } else { "s" },
+        args.environment
+    ));
     Ok(Outcome::Success)
 }
 
 /// Ask on the terminal; only `yes` goes ahead.
-fn confirm(environment: &str) -> Result<bool, Error> {
-    anstream::eprint!("\nApply these changes to {environment}? Only 'yes' will be accepted: ");
+fn confirm(printer: Printer, environment: &str) -> Result<bool, Error> {
+    printer.prompt(format_args!(
+        "\nApply these changes to {environment}? Only 'yes' will be accepted: "
+    ));
     let mut answer = String::new();
     std::io::stdin()
         .read_line(&mut answer)
-        .map_err(|source| Error::FileRead {
-            path: "<stdin>".into(),
-            source,
-        })?;
+        .map_err(|source| Error::Answer { source })?;
     Ok(answer.trim() == "yes")
-}
-
-/// A refusal (exit 3) on stderr, in red on a terminal.
-fn report_refusal(message: &str) {
-    let red = anstyle::Style::new()
-        .fg_color(Some(anstyle::AnsiColor::Red.into()))
-        .bold();
-    anstream::eprintln!("{red}error:{red:#} {message}");
 }

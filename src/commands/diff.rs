@@ -1,14 +1,18 @@
 //! `lmsinfra diff --base REV`: what a manifest change means, offline.
 
-use super::{print_stdout, stdout_color};
 use crate::cli::DiffArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
 use crate::plan;
+use crate::printer::Printer;
 use crate::render::{self, Format};
 use crate::settings::Settings;
 
-pub(super) fn diff(settings: &Settings, args: DiffArgs) -> Result<Outcome, Error> {
+pub(super) fn diff(
+    settings: &Settings,
+    printer: Printer,
+    args: DiffArgs,
+) -> Result<Outcome, Error> {
     let names = if args.environments.is_empty() {
         manifest::environment_files(&settings.dir)?
             .into_iter()
@@ -26,7 +30,7 @@ pub(super) fn diff(settings: &Settings, args: DiffArgs) -> Result<Outcome, Error
     let text = match args.format {
         Format::Json => serde_json::to_string_pretty(&plans).expect("plans always serialize"),
         format => {
-            let color = stdout_color();
+            let color = printer.stdout_color();
             plans
                 .iter()
                 .map(|p| render::render(p, format, color))
@@ -36,7 +40,7 @@ pub(super) fn diff(settings: &Settings, args: DiffArgs) -> Result<Outcome, Error
                 .to_owned()
         }
     };
-    print_stdout(&text)?;
+    printer.data(&text)?;
     let changed = plans.iter().any(|p| !p.is_empty());
     Ok(if changed && args.detailed_exitcode {
         Outcome::Changes

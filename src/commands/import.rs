@@ -4,9 +4,14 @@ use super::write_atomically;
 use crate::cli::ImportArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
+use crate::printer::Printer;
 use crate::settings::Settings;
 
-pub(super) fn import(settings: &Settings, args: ImportArgs) -> Result<Outcome, Error> {
+pub(super) fn import(
+    settings: &Settings,
+    printer: Printer,
+    args: ImportArgs,
+) -> Result<Outcome, Error> {
     use crate::wrangler::{Import, ImportOptions};
     let config = crate::wrangler::read(&args.path)?;
     let options = ImportOptions {
@@ -40,22 +45,17 @@ pub(super) fn import(settings: &Settings, args: ImportArgs) -> Result<Outcome, E
     })?;
     for (file, text) in rendered {
         write_atomically(&file, text.as_bytes())?;
-        if !settings.quiet {
-            anstream::eprintln!("wrote {}", file.display());
-        }
+        printer.status(format_args!("wrote {}", file.display()));
     }
     if !imported.unmapped.is_empty() {
-        anstream::eprintln!(
-            "not imported (manifests do not describe these; wrangler still deploys them):"
-        );
+        printer
+            .notice("not imported (manifests do not describe these; wrangler still deploys them):");
         for (environment, what) in &imported.unmapped {
-            anstream::eprintln!("  {environment}: {what}");
+            printer.notice(format_args!("  {environment}: {what}"));
         }
     }
-    if !settings.quiet {
-        anstream::eprintln!(
-            "next: `lmsinfra validate` shows where the environments differ; add each Worker's required secrets by name"
-        );
-    }
+    printer.status(
+        "next: `lmsinfra validate` shows where the environments differ; add each Worker's required secrets by name",
+    );
     Ok(Outcome::Success)
 }

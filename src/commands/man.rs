@@ -1,10 +1,10 @@
 //! `lmsinfra man`: the man pages.
 
-use super::print_stdout;
 use crate::cli::{Cli, ManArgs};
 use crate::error::{Error, Outcome};
+use crate::printer::Printer;
 
-pub(super) fn man(args: ManArgs) -> Result<Outcome, Error> {
+pub(super) fn man(printer: Printer, args: ManArgs) -> Result<Outcome, Error> {
     use clap::CommandFactory;
     let command = Cli::command();
     let Some(dir) = args.write else {
@@ -12,7 +12,7 @@ pub(super) fn man(args: ManArgs) -> Result<Outcome, Error> {
         clap_mangen::Man::new(command)
             .render(&mut page)
             .expect("a man page renders into memory");
-        print_stdout(String::from_utf8_lossy(&page).trim_end())?;
+        printer.data(String::from_utf8_lossy(&page).trim_end())?;
         return Ok(Outcome::Success);
     };
     std::fs::create_dir_all(&dir).map_err(|source| Error::FileWrite {

@@ -19,33 +19,43 @@ use crate::error::{Error, Outcome};
 use crate::live::{GatherOptions, Live};
 use crate::manifest::{self, Manifest};
 use crate::plan::{DiffOptions, Plan};
+use crate::printer::Printer;
 use crate::settings::{Settings, Target};
 
 /// Run one subcommand.
-pub(crate) fn run(command: Command, settings: &Settings) -> Result<Outcome, Error> {
+pub(crate) fn run(
+    command: Command,
+    settings: &Settings,
+    printer: Printer,
+) -> Result<Outcome, Error> {
     match command {
-        Command::Validate(args) => validate::validate(settings, args),
-        Command::Plan(args) => plan::plan(settings, args),
-        Command::Apply(args) => apply::apply(settings, args),
-        Command::Check(args) => check::check(settings, args),
-        Command::Diff(args) => diff::diff(settings, args),
-        Command::Schema(args) => schema::schema(args),
+        Command::Validate(args) => validate::validate(settings, printer, args),
+        Command::Plan(args) => plan::plan(settings, printer, args),
+        Command::Apply(args) => apply::apply(settings, printer, args),
+        Command::Check(args) => check::check(settings, printer, args),
+        Command::Diff(args) => diff::diff(settings, printer, args),
+        Command::Schema(args) => schema::schema(printer, args),
         Command::Sandbox(args) => sandbox::sandbox(args),
-        Command::Import(args) => import::import(settings, args),
-        Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, args),
-        Command::Completions(args) => completions::completions(args),
-        Command::Man(args) => man::man(args),
+        Command::Import(args) => import::import(settings, printer, args),
+        Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
+        Command::Completions(args) => completions::completions(printer, args),
+        Command::Man(args) => man::man(printer, args),
     }
 }
 
 /// Whether to probe: not with `--no-probe`, and not with `--sandbox`, whose Workers serve no
 /// traffic (their URLs are the real account's).
-fn probe_options(settings: &Settings, desired: &Manifest, no_probe: bool) -> GatherOptions {
-    if settings.target == Target::Sandbox && !no_probe && !settings.quiet {
+fn probe_options(
+    settings: &Settings,
+    printer: Printer,
+    desired: &Manifest,
+    no_probe: bool,
+) -> GatherOptions {
+    if settings.target == Target::Sandbox && !no_probe {
         let probed = desired.workers.values().any(|w| w.headers.is_some());
         if probed {
-            anstream::eprintln!(
-                "note: header probes are skipped with --sandbox, whose Workers serve no traffic"
+            printer.status(
+                "note: header probes are skipped with --sandbox, whose Workers serve no traffic",
             );
         }
     }
@@ -121,25 +131,4 @@ fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> Result<(), Error> {
     let temporary = path.with_file_name(format!(".{file_name}.tmp"));
     std::fs::write(&temporary, bytes).map_err(fail)?;
     std::fs::rename(&temporary, path).map_err(fail)
-}
-
-/// Whether stdout gets colour, after `--color`, `NO_COLOR` and whether it is a terminal.
-fn stdout_color() -> bool {
-    !matches!(
-        anstream::AutoStream::choice(&std::io::stdout()),
-        anstream::ColorChoice::Never
-    )
-}
-
-/// Print `text` and a newline on stdout; a closed pipe (`| head`) is not an error.
-fn print_stdout(text: &str) -> Result<(), Error> {
-    use std::io::Write;
-    let mut stdout = std::io::stdout().lock();
-    match writeln!(stdout, "{text}").and_then(|()| stdout.flush()) {
-        Err(err) if err.kind() != std::io::ErrorKind::BrokenPipe => Err(Error::FileWrite {
-            path: "<stdout>".into(),
-            source: err,
-        }),
-        _ => Ok(()),
-    }
 }

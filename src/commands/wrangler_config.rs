@@ -1,15 +1,17 @@
 //! `lmsinfra wrangler-config`: the wrangler configuration of one Worker, from its manifest.
 
-use super::{print_stdout, write_atomically};
+use super::write_atomically;
 use crate::account::Account;
 use crate::cli::WranglerConfigArgs;
 use crate::error::{Error, Outcome};
 use crate::live;
 use crate::manifest;
+use crate::printer::Printer;
 use crate::settings::Settings;
 
 pub(super) fn wrangler_config(
     settings: &Settings,
+    printer: Printer,
     args: WranglerConfigArgs,
 ) -> Result<Outcome, Error> {
     let desired = manifest::load_valid(&settings.dir, &args.environment)?;
@@ -54,11 +56,9 @@ pub(super) fn wrangler_config(
     match &args.write {
         Some(path) => {
             write_atomically(path, format!("{text}\n").as_bytes())?;
-            if !settings.quiet {
-                anstream::eprintln!("wrote {}", path.display());
-            }
+            printer.status(format_args!("wrote {}", path.display()));
         }
-        None => print_stdout(&text)?,
+        None => printer.data(&text)?,
     }
     Ok(Outcome::Success)
 }
