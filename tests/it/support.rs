@@ -572,7 +572,8 @@ macro_rules! lmsinfra_snapshot {
 pub(crate) use lmsinfra_snapshot;
 
 /// What differs between two runs of the same test, and what it becomes in a snapshot: the
-/// repository and temporary paths, loopback ports, database ids, hashes and step durations.
+/// repository and temporary paths, loopback ports, database ids, hashes, step durations and
+/// the operating system's error numbers.
 pub fn snapshot_filters() -> Vec<(String, &'static str)> {
     vec![
         (regex_escape(&root().display().to_string()), "[ROOT]"),
@@ -587,6 +588,7 @@ pub fn snapshot_filters() -> Vec<(String, &'static str)> {
         ),
         (r"\b[0-9a-f]{64}\b".to_owned(), "[SHA256]"),
         (r"\(\d+ ms\)".to_owned(), "([N] ms)"),
+        (r"\(os error \d+\)".to_owned(), "(os error [N])"),
     ]
 }
 
