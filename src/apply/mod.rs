@@ -10,7 +10,7 @@ mod secrets;
 mod steps;
 
 pub use execute::{Progress, StepError, StepOutcome, execute};
-pub use progress::Lines;
+pub use progress::ProgressLines;
 pub use secrets::{SecretArg, SecretArgParser, SecretSource, read_secrets};
 pub use steps::{SettingsBinding, Step, steps};
 

@@ -66,7 +66,7 @@ pub(super) fn apply(
     if !args.auto_approve && !confirm(printer, &args.environment)? {
         return Err(Error::ApplyCancelled);
     }
-    let mut progress = apply::Lines::new(steps.len(), printer.quiet());
+    let mut progress = apply::ProgressLines::new(steps.len(), printer.quiet());
     let applied = account.runtime.block_on(apply::run(
         &steps,
         &desired,
