@@ -171,6 +171,23 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
 }
 
 #[test]
+fn quiet_apply_prints_the_plan_and_no_progress() {
+    let sandbox = TestSandbox::new();
+    let applied =
+        with_secrets(Lmsinfra::new(&sandbox).args(["-q", "apply", "staging", "--auto-approve"]))
+            .code(0)
+            .stderr("")
+            .run();
+    assert!(
+        applied
+            .stdout
+            .starts_with("lmsinfra will perform the following actions on staging"),
+        "{applied}"
+    );
+    assert_converged(&sandbox, None);
+}
+
+#[test]
 fn apply_without_the_secrets_is_blocked_and_changes_nothing() {
     let sandbox = TestSandbox::new();
     let before = state(&sandbox);

@@ -77,6 +77,22 @@ fn staging_without_db_binding_warns_about_parity_with_production() {
 }
 
 #[test]
+fn quiet_validate_prints_errors_but_not_warnings() {
+    let warned =
+        lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));
+    let run = lmsinfra(warned.path(), &["-q", "validate"]);
+    assert_eq!(
+        (run.code, run.stdout.as_str(), run.stderr.as_str()),
+        (0, "", ""),
+        "{run}"
+    );
+    let broken = lms_with_staging(|text| text.replacen("database: main", "databse: main", 1));
+    let run = lmsinfra(broken.path(), &["-q", "validate"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("unknown field `databse`"), "{run}");
+}
+
+#[test]
 fn naming_one_environment_still_compares_it_with_the_others() {
     let dir =
         lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));

@@ -109,6 +109,30 @@ fn import_lists_what_it_cannot_map() {
 }
 
 #[test]
+fn quiet_import_still_lists_what_it_cannot_map() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("wrangler.json");
+    std::fs::write(
+        &config,
+        r#"{
+          "name": "lms-api",
+          "account_id": "0123456789abcdef0123456789abcdef",
+          "compatibility_date": "2024-12-01",
+          "queues": { "producers": [{ "binding": "JOBS", "queue": "jobs" }] }
+        }"#,
+    )
+    .unwrap();
+    let run = lmsinfra(dir.path(), &["-q", "import", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "not imported (manifests do not describe these; wrangler still deploys them):\n  \
+         production: queues: not something a manifest describes\n"
+    );
+}
+
+#[test]
 fn import_without_a_compatibility_date_says_so() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("wrangler.toml");
