@@ -11,7 +11,7 @@ pub enum Outcome {
     Success,
     /// `plan --detailed-exitcode` found changes.
     Changes,
-    /// Blocked: missing secrets, a protected resource, a stale plan, a failed check.
+    /// Blocked: a plan with blockers (missing secrets, a protected resource), a failed check.
     Blocked,
 }
 
@@ -26,7 +26,7 @@ impl Outcome {
     }
 }
 
-/// Everything that can make a command fail (exit 1).
+/// Everything that can make a command fail: exit 3 for a refusal, 1 for the rest.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
     /// A file could not be read.
@@ -75,22 +75,44 @@ pub enum Error {
         "review the plan with `lmsinfra plan ENV`, then run apply with --auto-approve (as CI does)"
     ))]
     ApprovalNeeded,
+    /// The answer to the confirmation prompt could not be read.
+    #[error("could not read the answer from the terminal")]
+    Answer {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Data could not be written to stdout (a closed pipe is not an error).
+    #[error("could not write to stdout")]
+    Stdout {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// apply was asked to carry out a plan with blockers; the plan above names them.
+    #[error("apply refused before any change: {blockers} blocker{} above", if *blockers == 1 { "" } else { "s" })]
+    PlanBlocked {
+        /// How many blockers the plan has.
+        blockers: usize,
+    },
+    /// `apply --plan FILE` was given a plan that no longer says what apply would do.
+    #[error("the plan in {} is stale: {stale}", path.display())]
+    #[diagnostic(help("run `lmsinfra plan {environment} --out FILE` again and review it"))]
+    PlanStale {
+        /// The saved plan.
+        path: PathBuf,
+        /// The environment being applied.
+        environment: String,
+        /// What moved since the plan was made.
+        stale: crate::plan::Stale,
+    },
     /// The answer at the confirmation prompt was not `yes`.
     #[error("apply cancelled; nothing was changed")]
     ApplyCancelled,
-    /// A step failed; the ones before it were done, the ones after it not started.
+    /// apply's steps failed, or did not make the account equal to the manifest.
     #[error(transparent)]
     #[diagnostic(transparent)]
-    ApplyFailed(Box<ApplyFailure>),
-    /// After apply, a fresh plan still had changes.
-    #[error("apply did not converge: a fresh plan still changes {}", addresses.join(", "))]
-    #[diagnostic(help(
-        "something else changed the account while apply ran, or Cloudflare ignored part of a change; run `lmsinfra plan ENV` to see it"
-    ))]
-    NotConverged {
-        /// What a fresh plan still changes or blocks on.
-        addresses: Vec<String>,
-    },
+    Apply(#[from] crate::apply::Error),
     /// The async runtime could not start.
     #[error("could not start the async runtime")]
     Runtime {
@@ -169,23 +191,13 @@ pub enum Error {
     },
 }
 
-/// Where an apply stopped: the steps done, the one that failed and why, the ones not started.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("apply stopped at {failed}: {} step{} done, {} not started", done.len(), if done.len() == 1 { "" } else { "s" }, not_started.len())]
-#[diagnostic(help(
-    "done: {}; not started: {}. Fix the cause and run apply again: it picks up where this stopped",
-    if done.is_empty() { "none".to_owned() } else { done.join(", ") },
-    if not_started.is_empty() { "none".to_owned() } else { not_started.join(", ") }
-))]
-pub struct ApplyFailure {
-    /// Addresses of the steps done.
-    pub done: Vec<String>,
-    /// The address of the step that failed.
-    pub failed: String,
-    /// Addresses of the steps not started.
-    pub not_started: Vec<String>,
-    /// Why it failed.
-    #[source]
-    #[diagnostic_source]
-    pub source: crate::apply::StepError,
+impl Error {
+    /// The process exit code: 3 when apply refused a plan (as `plan` exits on a blocked plan),
+    /// 1 otherwise.
+    pub fn exit_code(&self) -> u8 {
+        match self {
+            Self::PlanBlocked { .. } | Self::PlanStale { .. } => Outcome::Blocked.code(),
+            _ => 1,
+        }
+    }
 }

@@ -2,14 +2,22 @@
 //! manifests say: `validate` checks manifests offline, `plan` diffs them against the live
 //! account, `apply` makes the account match.
 
+mod account;
+pub mod apply;
+pub mod check;
 pub mod cli;
 pub mod cloudflare;
+mod commands;
 pub mod error;
 pub mod live;
 pub mod manifest;
+pub mod plan;
+mod printer;
 pub mod probe;
+pub mod render;
 pub mod sandbox;
 pub mod secret;
+mod settings;
 pub mod wrangler;
 
 use std::process::ExitCode;
@@ -30,12 +38,14 @@ pub fn run() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    output::init(&cli.global);
-    match cli::run(cli) {
+    let settings = settings::Settings::new(&cli.global);
+    let printer = printer::Printer::init(&settings);
+    match commands::run(cli.command, &settings, printer) {
         Ok(outcome) => ExitCode::from(outcome.code()),
         Err(err) => {
-            output::report(err.into());
-            ExitCode::from(1)
+            let code = err.exit_code();
+            printer.error(err.into());
+            ExitCode::from(code)
         }
     }
 }
@@ -76,8 +86,3 @@ fn print_usage_error(err: &clap::Error, args: impl Iterator<Item = std::ffi::OsS
     );
 }
 
-pub mod apply;
-pub mod check;
-mod output;
-pub mod plan;
-pub mod render;

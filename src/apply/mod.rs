@@ -1,8 +1,8 @@
 //! Apply: carry out a plan with real API calls, in dependency order.
 //!
 //! [`steps`] decides the calls (pure), [`execute`] makes them and reports each, [`read_secrets`]
-//! reads `--secret` values. The command in `cli.rs` gathers again afterwards and requires an
-//! empty plan.
+//! reads `--secret` values, and [`run`] executes the steps, says where a failure stopped them,
+//! then gathers again and requires an empty plan.
 
 mod execute;
 mod progress;
@@ -10,6 +10,113 @@ mod secrets;
 mod steps;
 
 pub use execute::{Progress, StepError, StepOutcome, execute};
-pub use progress::Lines;
+pub use progress::ProgressLines;
 pub use secrets::{SecretArg, SecretArgParser, SecretSource, read_secrets, withhold_secret_values};
 pub use steps::{SettingsBinding, Step, steps};
+
+use std::collections::BTreeMap;
+
+use crate::cloudflare::{self, Client};
+use crate::live::{self, GatherOptions, Live};
+use crate::manifest::Manifest;
+use crate::plan;
+use crate::secret::Secret;
+
+/// Why an apply did not leave the account equal to the manifest.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum Error {
+    /// A step failed; the ones before it were done, the ones after it not started.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    ApplyFailed(Box<ApplyFailure>),
+    /// After apply, a fresh plan still had changes.
+    #[error("apply did not converge: a fresh plan still changes {}", addresses.join(", "))]
+    #[diagnostic(help(
+        "something else changed the account while apply ran, or Cloudflare ignored part of a change; run `lmsinfra plan ENV` to see it"
+    ))]
+    NotConverged {
+        /// What a fresh plan still changes or blocks on.
+        addresses: Vec<String>,
+    },
+    /// The account could not be read again after the steps.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Gather(#[from] cloudflare::Error),
+}
+
+/// Where an apply stopped: the steps done, the one that failed and why, the ones not started.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("apply stopped at {failed}: {} step{} done, {} not started", done.len(), if done.len() == 1 { "" } else { "s" }, not_started.len())]
+#[diagnostic(help(
+    "done: {}; not started: {}. Fix the cause and run apply again: it picks up where this stopped",
+    if done.is_empty() { "none".to_owned() } else { done.join(", ") },
+    if not_started.is_empty() { "none".to_owned() } else { not_started.join(", ") }
+))]
+pub struct ApplyFailure {
+    /// Addresses of the steps done.
+    pub done: Vec<String>,
+    /// The address of the step that failed.
+    pub failed: String,
+    /// Addresses of the steps not started.
+    pub not_started: Vec<String>,
+    /// Why it failed.
+    #[source]
+    #[diagnostic_source]
+    pub source: StepError,
+}
+
+/// What an apply did.
+#[derive(Debug)]
+pub struct Applied {
+    /// How many steps were done.
+    pub steps: usize,
+}
+
+/// Carry out `steps`, then read the account again and require that a fresh plan has nothing
+/// left to do: apply's promise is the account equal to the manifest, not the calls made.
+pub async fn run(
+    steps: &[Step],
+    desired: &Manifest,
+    live: &Live,
+    client: &Client,
+    secrets: &BTreeMap<String, Secret>,
+    progress: &mut dyn Progress,
+) -> Result<Applied, Error> {
+    let outcomes = execute(steps, desired, live, client, secrets, progress).await;
+    let failure = outcomes
+        .into_iter()
+        .enumerate()
+        .find_map(|(index, outcome)| match outcome {
+            StepOutcome::Failed(_, source) => Some((index, source)),
+            _ => None,
+        });
+    if let Some((index, source)) = failure {
+        return Err(Error::ApplyFailed(Box::new(ApplyFailure {
+            done: steps[..index]
+                .iter()
+                .map(|s| s.address().to_owned())
+                .collect(),
+            failed: steps[index].address().to_owned(),
+            not_started: steps[index + 1..]
+                .iter()
+                .map(|s| s.address().to_owned())
+                .collect(),
+            source,
+        })));
+    }
+    let no_probes = GatherOptions {
+        probes: false,
+        ..GatherOptions::default()
+    };
+    let after = live::gather(desired, client, no_probes).await?;
+    let fresh = plan::diff(desired, &after, &plan::DiffOptions::default());
+    let left: Vec<String> = fresh
+        .effective_changes()
+        .map(|c| c.address.clone())
+        .chain(fresh.blockers.iter().map(|b| b.address.clone()))
+        .collect();
+    if !left.is_empty() {
+        return Err(Error::NotConverged { addresses: left });
+    }
+    Ok(Applied { steps: steps.len() })
+}

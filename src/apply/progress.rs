@@ -8,14 +8,14 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use super::{Progress, Step, StepOutcome};
 
-/// Progress lines on stderr.
-pub struct Lines {
+/// Apply's progress on stderr, one line per step ended.
+pub struct ProgressLines {
     total: usize,
     quiet: bool,
     spinner: Option<ProgressBar>,
 }
 
-impl Lines {
+impl ProgressLines {
     /// Report `total` steps; `quiet` prints only failures.
     pub fn new(total: usize, quiet: bool) -> Self {
         Self {
@@ -33,7 +33,7 @@ impl Lines {
     }
 }
 
-impl Progress for Lines {
+impl Progress for ProgressLines {
     fn started(&mut self, index: usize, step: &Step) {
         if self.quiet || !std::io::stderr().is_terminal() {
             return;

@@ -90,16 +90,18 @@ impl ClientConfig {
 
     /// The configuration the command line uses: `CLOUDFLARE_API_BASE_URL`,
     /// `CLOUDFLARE_API_TOKEN` and `CLOUDFLARE_ACCOUNT_ID` (the names wrangler reads), the
-    /// manifest's account id when the variable is unset, and `--concurrency`.
-    pub fn from_env(global: &crate::cli::Global, manifest_account_id: &str) -> Result<Self, Error> {
+    /// manifest's account id when the variable is unset, and `concurrency` requests in flight.
+    pub fn from_env(concurrency: usize, manifest_account_id: &str) -> Result<Self, Error> {
         Self::from_vars(
             |name| std::env::var(name).ok(),
-            usize::from(global.concurrency),
+            concurrency,
             manifest_account_id,
         )
     }
 
-    fn from_vars(
+    /// [`ClientConfig::from_env`] with the variables read through `var`: a variable set to
+    /// blanks counts as unset, and the token is trimmed.
+    pub(crate) fn from_vars(
         var: impl Fn(&str) -> Option<String>,
         concurrency: usize,
         manifest_account_id: &str,
@@ -184,8 +186,8 @@ impl Client {
     }
 
     /// The client the command line uses, configured by [`ClientConfig::from_env`].
-    pub fn from_env(global: &crate::cli::Global, manifest_account_id: &str) -> Result<Self, Error> {
-        Self::new(ClientConfig::from_env(global, manifest_account_id)?)
+    pub fn from_env(concurrency: usize, manifest_account_id: &str) -> Result<Self, Error> {
+        Self::new(ClientConfig::from_env(concurrency, manifest_account_id)?)
     }
 
     /// The account this client addresses.

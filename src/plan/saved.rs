@@ -45,3 +45,37 @@ pub fn read_saved(path: &Path) -> Result<Plan, Error> {
     }
     Ok(plan)
 }
+
+/// Why a saved plan no longer says what apply would do.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stale {
+    /// It is a plan of another environment, the one named.
+    Environment(String),
+    /// The manifest's meaning changed since the plan was made.
+    Manifest,
+    /// The live account changed since the plan was made.
+    Live,
+}
+
+impl std::fmt::Display for Stale {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Environment(environment) => write!(f, "it is a plan of {environment}"),
+            Self::Manifest => f.write_str("the manifest changed since"),
+            Self::Live => f.write_str("the live account changed since"),
+        }
+    }
+}
+
+/// Whether `saved` is stale against `fresh`, the plan made now from the same environment.
+pub fn stale(saved: &Plan, fresh: &Plan) -> Option<Stale> {
+    if saved.environment != fresh.environment {
+        Some(Stale::Environment(saved.environment.clone()))
+    } else if saved.manifest_sha256 != fresh.manifest_sha256 {
+        Some(Stale::Manifest)
+    } else if saved.live_fingerprint != fresh.live_fingerprint {
+        Some(Stale::Live)
+    } else {
+        None
+    }
+}

@@ -10,7 +10,9 @@ use lmsinfra::sandbox::Stats;
 use serde_json::{Value, json};
 
 use crate::client::faults;
-use crate::support::{Body, Lmsinfra, Project, Run, TestSandbox, form, secret_digest};
+use crate::support::{
+    Body, Lmsinfra, Project, Run, TestSandbox, form, lmsinfra_snapshot, secret_digest,
+};
 
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const D1: &str = "/accounts/{account}/d1/database";
@@ -34,51 +36,60 @@ fn with_secrets(mut command: Lmsinfra) -> Lmsinfra {
     command
 }
 
-fn run(command: Lmsinfra) -> Run {
-    Run::from(command.output())
-}
-
 /// `apply staging --auto-approve` with every secret, plus `extra`.
 fn apply_staging(sandbox: &TestSandbox, project: Option<&Project>, extra: &[&str]) -> Run {
     let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
     if let Some(project) = project {
         command = command.project(project);
     }
-    run(with_secrets(command.args(extra)))
+    with_secrets(command.args(extra)).run()
 }
 
 /// `plan staging --detailed-exitcode --no-probe`.
-fn plan_staging(sandbox: &TestSandbox, project: Option<&Project>) -> Run {
-    let mut command =
+fn plan_staging_command(sandbox: &TestSandbox, project: Option<&Project>) -> Lmsinfra {
+    let command =
         Lmsinfra::new(sandbox).args(["plan", "staging", "--detailed-exitcode", "--no-probe"]);
-    if let Some(project) = project {
-        command = command.project(project);
+    match project {
+        Some(project) => command.project(project),
+        None => command,
     }
-    run(command)
+}
+
+/// `plan staging --detailed-exitcode --no-probe`, run.
+fn plan_staging(sandbox: &TestSandbox, project: Option<&Project>) -> Run {
+    plan_staging_command(sandbox, project).run()
+}
+
+/// A fresh plan of staging has nothing to do.
+fn assert_converged(sandbox: &TestSandbox, project: Option<&Project>) {
+    plan_staging_command(sandbox, project)
+        .code(0)
+        .stdout("No changes. Live infrastructure matches the manifest.\n")
+        .stderr("")
+        .run();
 }
 
 /// `plan ENV --no-probe --out FILE` in `project`: where the plan was saved, and the run.
 fn save_plan(sandbox: &TestSandbox, project: &Project, environment: &str) -> (PathBuf, Run) {
     let saved = project.path().join(format!("{environment}.plan.json"));
-    let planned = run(Lmsinfra::new(sandbox)
+    let planned = Lmsinfra::new(sandbox)
         .project(project)
         .args(["plan", environment, "--no-probe", "--out"])
-        .arg(&saved));
+        .arg(&saved)
+        .run();
     (saved, planned)
 }
 
-/// `apply staging --plan SAVED` is refused as stale, naming `why`, and changes nothing.
-fn assert_refused_as_stale(sandbox: &TestSandbox, project: &Project, saved: &Path, why: &str) {
+/// `apply staging --plan SAVED` is refused as stale (snapshot `name`), and changes nothing.
+fn assert_refused_as_stale(sandbox: &TestSandbox, project: &Project, saved: &Path, name: &str) {
     let before = state(sandbox);
-    let refused = apply_staging(
-        sandbox,
-        Some(project),
-        &["--plan", saved.to_str().expect("UTF-8 path")],
-    );
-    assert_eq!(refused.code, 3, "{refused}");
-    assert!(
-        refused.stderr.contains("stale") && refused.stderr.contains(why),
-        "{refused}"
+    lmsinfra_snapshot!(
+        name,
+        apply_staging(
+            sandbox,
+            Some(project),
+            &["--plan", saved.to_str().expect("UTF-8 path")],
+        )
     );
     assert!(state(sandbox) == before, "the state file changed");
 }
@@ -132,15 +143,8 @@ fn add_plain_text_binding(sandbox: &TestSandbox, script: &str, name: &str) {
 #[test]
 fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     let sandbox = TestSandbox::new();
-    let applied = apply_staging(&sandbox, None, &[]);
-    assert_eq!(applied.code, 0, "{applied}");
-    assert!(
-        applied.stderr.contains("Apply complete: 6 steps done"),
-        "{applied}"
-    );
-    let planned = plan_staging(&sandbox, None);
-    assert_eq!(planned.code, 0, "{planned}");
-    assert!(planned.stdout.contains("No changes"), "{planned}");
+    lmsinfra_snapshot!(apply_staging(&sandbox, None, &[]));
+    assert_converged(&sandbox, None);
 
     let stats = sandbox.sandbox().stats();
     assert_eq!(
@@ -168,21 +172,31 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
 }
 
 #[test]
+fn quiet_apply_prints_the_plan_and_no_progress() {
+    let sandbox = TestSandbox::new();
+    let applied =
+        with_secrets(Lmsinfra::new(&sandbox).args(["-q", "apply", "staging", "--auto-approve"]))
+            .code(0)
+            .stderr("")
+            .run();
+    assert!(
+        applied
+            .stdout
+            .starts_with("lmsinfra will perform the following actions on staging"),
+        "{applied}"
+    );
+    assert_converged(&sandbox, None);
+}
+
+#[test]
 fn apply_without_the_secrets_is_blocked_and_changes_nothing() {
     let sandbox = TestSandbox::new();
     let before = state(&sandbox);
-    let refused = run(Lmsinfra::new(&sandbox).args(["apply", "staging", "--auto-approve"]));
-    assert_eq!(refused.code, 3, "{refused}");
-    assert!(
-        refused.stderr.contains("apply refused before any change"),
-        "{refused}"
+    lmsinfra_snapshot!(
+        Lmsinfra::new(&sandbox)
+            .args(["apply", "staging", "--auto-approve"])
+            .run()
     );
-    for name in SECRETS {
-        assert!(
-            refused.stdout.contains(&format!("{name}=env:{name}")),
-            "{refused}"
-        );
-    }
     assert!(state(&sandbox) == before, "the state file changed");
     assert!(writes(&sandbox.sandbox().stats()).is_empty());
 }
@@ -244,18 +258,18 @@ fn apply_deletes_a_database_only_when_unprotected_absent_and_allowed() {
     let removed = apply_staging(&sandbox, Some(&project), &[]);
     assert_eq!(removed.code, 0, "{removed}");
     assert!(has_scratch(&sandbox), "{removed}");
-    let planned = plan_staging(&sandbox, Some(&project));
-    assert!(
-        planned.stdout.contains("lms-scratch-staging"),
-        "no unmanaged warning: {planned}"
+    lmsinfra_snapshot!(
+        "absent_database_unmanaged",
+        plan_staging(&sandbox, Some(&project))
     );
 
     // Absent but protected (the default): blocked, even with --allow-destroy.
     project.edit("staging", with_scratch("    absent: true\n"));
     let before = state(&sandbox);
-    let protected = apply_staging(&sandbox, Some(&project), &["--allow-destroy"]);
-    assert_eq!(protected.code, 3, "{protected}");
-    assert!(protected.stdout.contains("protect: false"), "{protected}");
+    lmsinfra_snapshot!(
+        "absent_database_protected",
+        apply_staging(&sandbox, Some(&project), &["--allow-destroy"])
+    );
     assert!(state(&sandbox) == before, "the state file changed");
 
     // Unprotected and absent, without --allow-destroy: blocked, and the blocker says why.
@@ -263,22 +277,20 @@ fn apply_deletes_a_database_only_when_unprotected_absent_and_allowed() {
         "staging",
         with_scratch("    protect: false\n    absent: true\n"),
     );
-    let unallowed = apply_staging(&sandbox, Some(&project), &[]);
-    assert_eq!(unallowed.code, 3, "{unallowed}");
-    assert!(
-        unallowed.stdout.contains("destroys its data")
-            && unallowed.stdout.contains("--allow-destroy"),
-        "{unallowed}"
+    lmsinfra_snapshot!(
+        "absent_database_not_allowed",
+        apply_staging(&sandbox, Some(&project), &[])
     );
     assert!(state(&sandbox) == before, "the state file changed");
     assert!(has_scratch(&sandbox));
 
-    let destroyed = apply_staging(&sandbox, Some(&project), &["--allow-destroy"]);
-    assert_eq!(destroyed.code, 0, "{destroyed}");
-    assert!(!has_scratch(&sandbox), "{destroyed}");
+    lmsinfra_snapshot!(
+        "absent_database_destroyed",
+        apply_staging(&sandbox, Some(&project), &["--allow-destroy"])
+    );
+    assert!(!has_scratch(&sandbox));
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
-    let planned = plan_staging(&sandbox, Some(&project));
-    assert_eq!(planned.code, 0, "{planned}");
+    assert_converged(&sandbox, Some(&project));
 }
 
 /// Apply under `spec`, then check against a fault-free restart that staging has exactly one
@@ -339,30 +351,11 @@ fn apply_converges_when_a_create_times_out_after_taking_effect() {
 fn apply_reports_where_it_stopped_and_a_second_apply_finishes() {
     // Every settings PATCH is throttled for longer than the client waits: a permanent failure.
     let mut sandbox = TestSandbox::with(faults("429@patch-settings=1:600s"));
-    let failed = apply_staging(&sandbox, None, &[]);
-    assert_eq!(failed.code, 1, "{failed}");
-    assert!(
-        failed
-            .stderr
-            .contains("apply stopped at worker.api: 1 step done, 4 not started"),
-        "{failed}"
-    );
-    assert!(failed.stderr.contains("done: d1.main"), "{failed}");
-    for name in SECRETS {
-        assert!(
-            failed.stderr.contains(&format!("worker.api.secret.{name}")),
-            "{failed}"
-        );
-    }
+    lmsinfra_snapshot!("stopped", apply_staging(&sandbox, None, &[]));
     sandbox.restart(|_| {});
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
-    let finished = apply_staging(&sandbox, None, &[]);
-    assert_eq!(finished.code, 0, "{finished}");
-    assert!(
-        finished.stderr.contains("Apply complete: 5 steps done"),
-        "{finished}"
-    );
-    assert_eq!(plan_staging(&sandbox, None).code, 0);
+    lmsinfra_snapshot!("finished", apply_staging(&sandbox, None, &[]));
+    assert_converged(&sandbox, None);
 }
 
 #[test]
@@ -371,9 +364,12 @@ fn apply_on_a_converged_account_makes_no_write() {
     assert_eq!(apply_staging(&sandbox, None, &[]).code, 0);
     let before = writes(&sandbox.sandbox().stats());
     let state_before = state(&sandbox);
-    let again = run(Lmsinfra::new(&sandbox).args(["apply", "staging", "--auto-approve"]));
-    assert_eq!(again.code, 0, "{again}");
-    assert!(again.stdout.contains("No changes"), "{again}");
+    Lmsinfra::new(&sandbox)
+        .args(["apply", "staging", "--auto-approve"])
+        .code(0)
+        .stdout("No changes. Live infrastructure matches the manifest.\n")
+        .stderr("")
+        .run();
     assert_eq!(writes(&sandbox.sandbox().stats()), before);
     assert!(state(&sandbox) == state_before, "the state file changed");
 }
@@ -391,7 +387,7 @@ fn apply_of_a_fresh_saved_plan_goes_ahead() {
         &["--plan", saved.to_str().expect("UTF-8 path")],
     );
     assert_eq!(applied.code, 0, "{applied}");
-    assert_eq!(plan_staging(&sandbox, Some(&project)).code, 0);
+    assert_converged(&sandbox, Some(&project));
 }
 
 #[test]
@@ -400,7 +396,7 @@ fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
     let project = Project::new();
     let (saved, _) = save_plan(&sandbox, &project, "staging");
     add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
-    assert_refused_as_stale(&sandbox, &project, &saved, "live account changed");
+    assert_refused_as_stale(&sandbox, &project, &saved, "stale_live");
 }
 
 #[test]
@@ -414,7 +410,7 @@ fn apply_refuses_a_saved_plan_after_the_manifest_changed() {
             "https://viewer.example.org\" }",
         )
     });
-    assert_refused_as_stale(&sandbox, &project, &saved, "manifest changed");
+    assert_refused_as_stale(&sandbox, &project, &saved, "stale_manifest");
 }
 
 #[test]
@@ -423,7 +419,7 @@ fn apply_refuses_a_saved_plan_of_another_environment() {
     let project = Project::new();
     let (saved, planned) = save_plan(&sandbox, &project, "production");
     assert!(saved.exists(), "{planned}");
-    assert_refused_as_stale(&sandbox, &project, &saved, "a plan of production");
+    assert_refused_as_stale(&sandbox, &project, &saved, "stale_environment");
 }
 
 #[test]
@@ -431,13 +427,11 @@ fn apply_without_a_terminal_or_auto_approve_refuses_without_reading_stdin() {
     let sandbox = TestSandbox::new();
     let before = state(&sandbox);
     // A secret from stdin, and a stdin that never ends: reading it would hang this test.
-    let refused = Run::from(
+    lmsinfra_snapshot!(Run::from(
         Lmsinfra::new(&sandbox)
             .args(["apply", "staging", "--secret", "TALLY_WEBHOOK_SECRET=stdin"])
             .output_with_idle_stdin(),
-    );
-    assert_eq!(refused.code, 1, "{refused}");
-    assert!(refused.stderr.contains("--auto-approve"), "{refused}");
+    ));
     assert!(state(&sandbox) == before, "the state file changed");
     assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
 }
@@ -494,11 +488,12 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
                 "--secret",
                 "CLOUDFLARE_STREAM_SIGNING_KEY_PEM=env:CANARY_PEM",
             ])
-            .output_with_stdin(format!("{FROM_STDIN}\n").as_bytes())
+            .stdin(format!("{FROM_STDIN}\n"))
+            .run()
     };
     let mut runs = Vec::new();
 
-    let applied = Run::from(apply(&sandbox));
+    let applied = apply(&sandbox);
     assert_eq!(applied.code, 0, "{applied}");
     runs.push(applied);
     // The values reached the sandbox (it keeps their digests), exactly as given.
@@ -514,7 +509,7 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
         config.token = Some(TOKEN.to_owned());
         config.faults = Some("429@put-secret=1:600s".parse().expect("fault spec"));
     });
-    let failed = Run::from(apply(&sandbox));
+    let failed = apply(&sandbox);
     assert_eq!(failed.code, 1, "{failed}");
     runs.push(failed);
 
@@ -576,19 +571,19 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
 #[test]
 fn a_secret_value_typed_on_the_command_line_is_refused_without_echoing_it() {
     let sandbox = TestSandbox::new();
-    for arg in [
-        "TALLY_SIGNING_SECRET=canary-typed-6c0e2f",
-        "canary-typed-6c0e2f",
+    for (name, arg) in [
+        (
+            "secret_value_typed",
+            "TALLY_SIGNING_SECRET=canary-typed-6c0e2f",
+        ),
+        ("secret_value_alone", "canary-typed-6c0e2f"),
     ] {
-        let refused = run(Lmsinfra::new(&sandbox).args([
-            "apply",
-            "staging",
-            "--auto-approve",
-            "--secret",
-            arg,
-        ]));
-        assert_eq!(refused.code, 1, "{refused}");
-        assert!(refused.stderr.contains("invalid --secret"), "{refused}");
+        let refused = lmsinfra_snapshot!(
+            name,
+            Lmsinfra::new(&sandbox)
+                .args(["apply", "staging", "--auto-approve", "--secret", arg])
+                .run()
+        );
         assert!(!refused.stderr.contains("canary-typed"), "{refused}");
         assert!(!refused.stdout.contains("canary-typed"), "{refused}");
     }

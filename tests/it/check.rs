@@ -6,7 +6,7 @@ use axum::routing::get;
 use serde_json::Value;
 
 use crate::security::{project, routed_production};
-use crate::support::{Lmsinfra, TestSandbox};
+use crate::support::{Lmsinfra, Run, TestSandbox, lmsinfra_snapshot};
 
 /// Headers that earn every Observatory bonus and match the routed manifest's requirement.
 const STRONG: [(&str, &str); 5] = [
@@ -64,11 +64,14 @@ impl Site {
     }
 }
 
-fn run(sandbox: &TestSandbox, dir: &tempfile::TempDir, args: &[&str]) -> std::process::Output {
+fn lmsinfra(sandbox: &TestSandbox, dir: &tempfile::TempDir, args: &[&str]) -> Lmsinfra {
     Lmsinfra::new(sandbox)
         .args(["--dir".as_ref(), dir.path().as_os_str()])
         .args(args)
-        .output()
+}
+
+fn run(sandbox: &TestSandbox, dir: &tempfile::TempDir, args: &[&str]) -> Run {
+    lmsinfra(sandbox, dir, args).run()
 }
 
 #[test]
@@ -76,12 +79,9 @@ fn check_passes_an_applied_environment_with_strong_headers() {
     let sandbox = TestSandbox::new();
     let site = Site::start();
     let dir = project(&routed_production(), &site.url("/strong"));
-    let apply = run(&sandbox, &dir, &["apply", "production", "--auto-approve"]);
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    lmsinfra(&sandbox, &dir, &["apply", "production", "--auto-approve"])
+        .code(0)
+        .run();
 
     let check = run(
         &sandbox,
@@ -95,9 +95,8 @@ fn check_passes_an_applied_environment_with_strong_headers() {
             "A",
         ],
     );
-    let stdout = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(check.status.code(), Some(0), "{stdout}");
-    let report: Value = serde_json::from_str(&stdout).expect("json report");
+    assert_eq!(check.code, 0, "{check}");
+    let report: Value = serde_json::from_str(&check.stdout).expect("json report");
     assert_eq!(report["passed"], true);
     let url = &report["urls"][0];
     assert_eq!(url["address"], "worker.api");
@@ -133,25 +132,16 @@ fn check_fails_weak_headers_below_the_minimum_grade_and_a_missing_rate_limit() {
     let sandbox = TestSandbox::new();
     let site = Site::start();
     let dir = project(&routed_production(), &site.url("/weak"));
-    let check = run(&sandbox, &dir, &["check", "production", "--min-grade", "B"]);
-    let stdout = String::from_utf8_lossy(&check.stdout);
-    assert_eq!(check.status.code(), Some(3), "{stdout}");
-    assert!(stdout.contains("D+ (40, below B)"), "{stdout}");
-    assert!(
-        stdout.contains(" -20  csp-implemented-with-unsafe-inline"),
-        "{stdout}"
+    lmsinfra_snapshot!(
+        "weak_headers",
+        run(&sandbox, &dir, &["check", "production", "--min-grade", "B"])
+    );
+    let without_probes = lmsinfra_snapshot!(
+        "weak_headers_without_probes",
+        run(&sandbox, &dir, &["check", "production", "--no-probe"])
     );
     assert!(
-        stdout.contains(
-            "drift worker.api.headers.X-Content-Type-Options: requires `nosniff`, got nothing"
-        ),
-        "{stdout}"
+        !without_probes.stdout.contains("Observatory"),
+        "{without_probes}"
     );
-    assert!(stdout.contains("✗ rate-limits"), "{stdout}");
-    assert!(stdout.contains("✓ cors"), "{stdout}");
-
-    let without_probes = run(&sandbox, &dir, &["check", "production", "--no-probe"]);
-    let stdout = String::from_utf8_lossy(&without_probes.stdout);
-    assert_eq!(without_probes.status.code(), Some(3), "{stdout}");
-    assert!(!stdout.contains("Observatory"), "{stdout}");
 }

@@ -7,7 +7,7 @@ use std::path::Path;
 use lmsinfra::sandbox::Interleave;
 use serde_json::{Value, json};
 
-use crate::support::{Body, Lmsinfra, TestSandbox};
+use crate::support::{Body, Lmsinfra, Run, TestSandbox, lmsinfra_snapshot};
 
 const RULESET: &str = "/zones/023e105f4ecef8ad9ca31a8372d0c353/rulesets/phases/{phase}/entrypoint";
 const RULESET_ROUTE: &str = "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint";
@@ -32,11 +32,11 @@ pub fn project(manifest: &str, probe_url: &str) -> tempfile::TempDir {
     dir
 }
 
-fn run(sandbox: &TestSandbox, dir: &Path, args: &[&str]) -> std::process::Output {
+fn run(sandbox: &TestSandbox, dir: &Path, args: &[&str]) -> Run {
     Lmsinfra::new(sandbox)
         .args(["--dir".as_ref(), dir.as_os_str()])
         .args(args)
-        .output()
+        .run()
 }
 
 fn refs(sandbox: &TestSandbox, phase: &str) -> Vec<String> {
@@ -92,21 +92,17 @@ fn apply_adds_owned_rules_keeps_foreign_ones_and_converges() {
         "https://lms-api.example.workers.dev/health",
     );
 
-    let plan = run(&sandbox, dir.path(), &["plan", "production", "--no-probe"]);
-    let text = String::from_utf8_lossy(&plan.stdout);
-    assert!(text.contains("+ headers_rule.example.com"), "{text}");
-    assert!(text.contains("+ rate_limit.example.com"), "{text}");
+    lmsinfra_snapshot!(
+        "edge_rules_planned",
+        run(&sandbox, dir.path(), &["plan", "production", "--no-probe"])
+    );
 
     let apply = run(
         &sandbox,
         dir.path(),
         &["apply", "production", "--auto-approve"],
     );
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    assert_eq!(apply.code, 0, "{apply}");
     assert_eq!(
         refs(&sandbox, "http_response_headers_transform"),
         ["dashboard-cache", "lmsinfra:production:api:headers"]
@@ -142,18 +138,13 @@ fn apply_adds_owned_rules_keeps_foreign_ones_and_converges() {
         dir.path(),
         &["apply", "production", "--auto-approve"],
     );
-    assert!(again.status.success());
+    assert_eq!(again.code, 0, "{again}");
     let plan = run(
         &sandbox,
         dir.path(),
         &["plan", "production", "--no-probe", "--detailed-exitcode"],
     );
-    assert_eq!(
-        plan.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&plan.stdout)
-    );
+    assert_eq!(plan.code, 0, "{plan}");
     assert_eq!(puts(&sandbox), written, "a second apply wrote a ruleset");
 }
 
@@ -177,11 +168,7 @@ fn a_ruleset_changed_between_read_and_write_is_recomputed_not_overwritten() {
         dir.path(),
         &["apply", "production", "--auto-approve"],
     );
-    assert!(
-        apply.status.success(),
-        "{}",
-        String::from_utf8_lossy(&apply.stderr)
-    );
+    assert_eq!(apply.code, 0, "{apply}");
     // Reads: the plan's two phases, one re-read for the header ruleset, two for the moved
     // rate-limit ruleset, and the convergence check's two; one write per phase.
     assert_eq!(
@@ -216,10 +203,5 @@ fn a_write_that_lands_between_the_last_read_and_the_put_is_reported() {
         dir.path(),
         &["apply", "production", "--auto-approve"],
     );
-    let stderr = String::from_utf8_lossy(&apply.stderr);
-    assert_eq!(apply.status.code(), Some(1), "{stderr}");
-    assert!(
-        stderr.contains("expected to make version 1, Cloudflare answered version 2"),
-        "{stderr}"
-    );
+    lmsinfra_snapshot!(apply);
 }

@@ -403,9 +403,15 @@ impl Answer {
     }
 }
 
-/// Runs the real `lmsinfra` binary against a sandbox.
+/// Runs the real `lmsinfra` binary against a sandbox. Expectations (`.stdout`, `.stderr`,
+/// `.code`) are stated before `.run()`, which checks them all and shows the whole run when one
+/// fails.
 pub struct Lmsinfra {
     command: Command,
+    stdin: Option<Vec<u8>>,
+    stdout: Option<String>,
+    stderr: Option<String>,
+    code: Option<i32>,
 }
 
 impl Lmsinfra {
@@ -419,7 +425,57 @@ impl Lmsinfra {
             .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
             .env("NO_COLOR", "1")
             .args(["--color", "never"]);
-        Lmsinfra { command }
+        Lmsinfra {
+            command,
+            stdin: None,
+            stdout: None,
+            stderr: None,
+            code: None,
+        }
+    }
+
+    /// Give `input` on stdin, then end of file (stdin is closed otherwise).
+    pub fn stdin(mut self, input: impl Into<Vec<u8>>) -> Lmsinfra {
+        self.stdin = Some(input.into());
+        self
+    }
+
+    /// Expect exactly this on stdout.
+    pub fn stdout(mut self, expected: impl Into<String>) -> Lmsinfra {
+        self.stdout = Some(expected.into());
+        self
+    }
+
+    /// Expect exactly this on stderr.
+    pub fn stderr(mut self, expected: impl Into<String>) -> Lmsinfra {
+        self.stderr = Some(expected.into());
+        self
+    }
+
+    /// Expect this exit code.
+    pub fn code(mut self, expected: i32) -> Lmsinfra {
+        self.code = Some(expected);
+        self
+    }
+
+    /// Run to completion and check every expectation; the run is returned for more checks.
+    pub fn run(mut self) -> Run {
+        let expected = (self.stdout.take(), self.stderr.take(), self.code.take());
+        let run = Run::from(match self.stdin.take() {
+            Some(input) => self.output_with_stdin(&input),
+            None => self.output(),
+        });
+        let (stdout, stderr, code) = expected;
+        if let Some(code) = code {
+            assert_eq!(run.code, code, "exit code\n{run}");
+        }
+        if let Some(stdout) = stdout {
+            assert_eq!(run.stdout, stdout, "stdout\n{run}");
+        }
+        if let Some(stderr) = stderr {
+            assert_eq!(run.stderr, stderr, "stderr\n{run}");
+        }
+        run
     }
 
     /// Add arguments.
@@ -566,6 +622,63 @@ pub fn wait_within(mut child: std::process::Child, patience: std::time::Duration
         stdout: stdout.join().expect("stdout is drained"),
         stderr: stderr.join().expect("stderr is drained"),
     }
+}
+
+/// Snapshot a [`Run`] (exit code, stdout and stderr together) with [`snapshot_filters`]
+/// applied, named after the test or as given; evaluates to the run for further checks.
+macro_rules! lmsinfra_snapshot {
+    ($run:expr) => {{
+        let run: $crate::support::Run = $run;
+        $crate::support::snapshot_settings().bind(|| insta::assert_snapshot!(run.to_string()));
+        run
+    }};
+    ($name:expr, $run:expr) => {{
+        let run: $crate::support::Run = $run;
+        $crate::support::snapshot_settings()
+            .bind(|| insta::assert_snapshot!($name, run.to_string()));
+        run
+    }};
+}
+pub(crate) use lmsinfra_snapshot;
+
+/// What differs between two runs of the same test, and what it becomes in a snapshot: the
+/// repository and temporary paths, loopback ports, database ids, hashes, step durations and
+/// the operating system's error numbers.
+pub fn snapshot_filters() -> Vec<(String, &'static str)> {
+    vec![
+        (regex_escape(&root().display().to_string()), "[ROOT]"),
+        (
+            regex_escape(&std::env::temp_dir().display().to_string()) + r"/\.tmp\w+",
+            "[TEMP]",
+        ),
+        (r"127\.0\.0\.1:\d+".to_owned(), "127.0.0.1:[PORT]"),
+        (
+            r"\b[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\b".to_owned(),
+            "[UUID]",
+        ),
+        (r"\b[0-9a-f]{64}\b".to_owned(), "[SHA256]"),
+        (r"\(\d+ ms\)".to_owned(), "([N] ms)"),
+        (r"\(os error \d+\)".to_owned(), "(os error [N])"),
+    ]
+}
+
+/// The insta settings of [`lmsinfra_snapshot!`]: the current ones plus [`snapshot_filters`].
+pub fn snapshot_settings() -> insta::Settings {
+    let mut settings = insta::Settings::clone_current();
+    for (pattern, replacement) in snapshot_filters() {
+        settings.add_filter(&pattern, replacement);
+    }
+    settings
+}
+
+/// `text` as a regular expression that matches exactly it.
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .flat_map(|c| {
+            let special = "\\.+*?()|[]{}^$#&-~".contains(c);
+            special.then_some('\\').into_iter().chain([c])
+        })
+        .collect()
 }
 
 /// What one run of the binary printed and how it exited.

@@ -2,13 +2,13 @@
 //! where one disagrees with the manifest, and the generated completions and man page.
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 
-use crate::support::{Lmsinfra, TestSandbox, root};
+use crate::support::{Lmsinfra, Run, TestSandbox, lmsinfra_snapshot, root};
 
 const SCHEMA_LINE: &str = "# yaml-language-server: $schema=../schemas/environment.schema.json";
 
-fn lmsinfra(dir: &Path, args: &[&str]) -> Output {
+fn lmsinfra(dir: &Path, args: &[&str]) -> Run {
     Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
         .args(["--color", "never", "--dir"])
         .arg(dir)
@@ -17,6 +17,7 @@ fn lmsinfra(dir: &Path, args: &[&str]) -> Output {
         .env_remove("CLOUDFLARE_ACCOUNT_ID")
         .output()
         .expect("lmsinfra runs")
+        .into()
 }
 
 fn text(bytes: &[u8]) -> String {
@@ -38,11 +39,13 @@ fn project_with_audited_toml() -> tempfile::TempDir {
 fn importing_the_audited_wrangler_toml_shows_staging_lacks_its_database_binding() {
     let dir = project_with_audited_toml();
     let config = dir.path().join("wrangler.toml");
-    let import = lmsinfra(
-        dir.path(),
-        &["import", config.to_str().expect("utf-8 path")],
+    lmsinfra_snapshot!(
+        "import_audited",
+        lmsinfra(
+            dir.path(),
+            &["import", config.to_str().expect("utf-8 path")],
+        )
     );
-    assert!(import.status.success(), "{}", text(&import.stderr));
     for env in ["production", "staging"] {
         let written = std::fs::read_to_string(dir.path().join(format!("environments/{env}.yaml")))
             .expect("manifest written");
@@ -53,17 +56,7 @@ fn importing_the_audited_wrangler_toml_shows_staging_lacks_its_database_binding(
     assert!(production.contains("name: lms-db\n"), "{production}");
     assert!(production.contains("  api:\n"), "{production}");
 
-    let validate = lmsinfra(dir.path(), &["validate"]);
-    let stderr = text(&validate.stderr);
-    assert_eq!(validate.status.code(), Some(0), "{stderr}");
-    assert!(
-        stderr.contains("staging has no binding `DB` of worker `api`"),
-        "{stderr}"
-    );
-    assert!(
-        stderr.contains("staging has no binding `ALLOWED_ORIGINS` of worker `api`"),
-        "{stderr}"
-    );
+    lmsinfra_snapshot!("validate_imported", lmsinfra(dir.path(), &["validate"]));
 }
 
 #[test]
@@ -71,19 +64,16 @@ fn import_refuses_to_overwrite_manifests_without_force() {
     let dir = project_with_audited_toml();
     let config = dir.path().join("wrangler.toml");
     let config = config.to_str().expect("utf-8 path");
-    assert!(lmsinfra(dir.path(), &["import", config]).status.success());
-    let again = lmsinfra(dir.path(), &["import", config]);
-    assert_eq!(again.status.code(), Some(1));
-    assert!(
-        text(&again.stderr).contains("pass --force"),
-        "{}",
-        text(&again.stderr)
+    let first = lmsinfra(dir.path(), &["import", config]);
+    assert_eq!(first.code, 0, "{first}");
+    lmsinfra_snapshot!("import_again", lmsinfra(dir.path(), &["import", config]));
+    lmsinfra_snapshot!(
+        "import_forced",
+        lmsinfra(
+            dir.path(),
+            &["import", config, "--force", "--env", "staging"],
+        )
     );
-    let forced = lmsinfra(
-        dir.path(),
-        &["import", config, "--force", "--env", "staging"],
-    );
-    assert!(forced.status.success(), "{}", text(&forced.stderr));
 }
 
 #[test]
@@ -102,7 +92,7 @@ fn import_lists_what_it_cannot_map() {
         }"#,
     )
     .unwrap();
-    let run = lmsinfra(
+    lmsinfra_snapshot!(lmsinfra(
         dir.path(),
         &[
             "import",
@@ -110,15 +100,36 @@ fn import_lists_what_it_cannot_map() {
             "--account-id",
             "0123456789abcdef0123456789abcdef",
         ],
-    );
-    let stderr = text(&run.stderr);
-    assert!(run.status.success(), "{stderr}");
-    assert!(stderr.contains("production: durable_objects"), "{stderr}");
-    assert!(stderr.contains("production: queues"), "{stderr}");
+    ));
     let manifest =
         std::fs::read_to_string(dir.path().join("environments/production.yaml")).unwrap();
     assert!(manifest.contains("type: kv_namespace"), "{manifest}");
-    assert!(lmsinfra(dir.path(), &["validate"]).status.success());
+    let validated = lmsinfra(dir.path(), &["validate"]);
+    assert_eq!(validated.code, 0, "{validated}");
+}
+
+#[test]
+fn quiet_import_still_lists_what_it_cannot_map() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let config = dir.path().join("wrangler.json");
+    std::fs::write(
+        &config,
+        r#"{
+          "name": "lms-api",
+          "account_id": "0123456789abcdef0123456789abcdef",
+          "compatibility_date": "2024-12-01",
+          "queues": { "producers": [{ "binding": "JOBS", "queue": "jobs" }] }
+        }"#,
+    )
+    .unwrap();
+    let run = lmsinfra(dir.path(), &["-q", "import", config.to_str().unwrap()]);
+    assert_eq!(run.code, 0, "{run}");
+    assert_eq!(run.stdout, "");
+    assert_eq!(
+        run.stderr,
+        "not imported (manifests do not describe these; wrangler still deploys them):\n  \
+         production: queues: not something a manifest describes\n"
+    );
 }
 
 #[test]
@@ -130,13 +141,7 @@ fn import_without_a_compatibility_date_says_so() {
         "name = \"lms-api\"\naccount_id = \"0123456789abcdef0123456789abcdef\"\n",
     )
     .unwrap();
-    let run = lmsinfra(dir.path(), &["import", config.to_str().unwrap()]);
-    assert_eq!(run.status.code(), Some(1));
-    assert!(
-        text(&run.stderr).contains("no compatibility_date for production"),
-        "{}",
-        text(&run.stderr)
-    );
+    lmsinfra_snapshot!(lmsinfra(dir.path(), &["import", config.to_str().unwrap()]));
     assert!(!dir.path().join("environments").exists());
 }
 
@@ -189,39 +194,32 @@ fn plan_warns_where_the_wrangler_configuration_disagrees_with_the_manifest() {
     );
 
     // apply shows the same plan, so the same warning, before it asks or refuses.
-    let applied = Lmsinfra::new(&sandbox)
-        .args(["--dir", dir.path().to_str().unwrap()])
-        .args(["apply", "staging", "--auto-approve"])
-        .output();
-    assert_eq!(applied.status.code(), Some(3), "{}", text(&applied.stderr));
-    assert!(
-        text(&applied.stdout).contains("[env.staging] lacks binding DB"),
-        "{}",
-        text(&applied.stdout)
+    lmsinfra_snapshot!(
+        Lmsinfra::new(&sandbox)
+            .args(["--dir", dir.path().to_str().unwrap()])
+            .args(["apply", "staging", "--auto-approve"])
+            .run()
     );
 }
 
 #[test]
 fn wrangler_config_before_the_database_exists_says_to_apply_first() {
     let sandbox = TestSandbox::new();
-    let run = Lmsinfra::new(&sandbox)
-        .args(["wrangler-config", "staging", "--worker", "api"])
-        .output();
-    let stderr = text(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("lms-db-staging"), "{stderr}");
-    assert!(stderr.contains("lmsinfra apply staging"), "{stderr}");
+    lmsinfra_snapshot!(
+        Lmsinfra::new(&sandbox)
+            .args(["wrangler-config", "staging", "--worker", "api"])
+            .run()
+    );
 }
 
 #[test]
 fn wrangler_config_needs_a_worker_when_the_manifest_has_several() {
     let sandbox = TestSandbox::new();
-    let run = Lmsinfra::new(&sandbox)
-        .args(["wrangler-config", "production"])
-        .output();
-    let stderr = text(&run.stderr);
-    assert_eq!(run.status.code(), Some(1), "{stderr}");
-    assert!(stderr.contains("`api`, `viewer`"), "{stderr}");
+    lmsinfra_snapshot!(
+        Lmsinfra::new(&sandbox)
+            .args(["wrangler-config", "production"])
+            .run()
+    );
 }
 
 #[test]
@@ -266,21 +264,21 @@ fn bash_completions_load_without_error() {
 fn every_shell_gets_completions() {
     for shell in ["bash", "zsh", "fish", "powershell"] {
         let run = lmsinfra(root(), &["completions", shell]);
-        assert!(run.status.success(), "{shell}: {}", text(&run.stderr));
-        assert!(text(&run.stdout).contains("wrangler-config"), "{shell}");
+        assert_eq!(run.code, 0, "{shell}: {run}");
+        assert!(run.stdout.contains("wrangler-config"), "{shell}");
     }
 }
 
 #[test]
 fn the_man_page_lists_the_commands_and_man_write_makes_one_per_command() {
     let run = lmsinfra(root(), &["man"]);
-    let page = text(&run.stdout);
-    assert!(run.status.success(), "{}", text(&run.stderr));
+    let page = &run.stdout;
+    assert_eq!(run.code, 0, "{run}");
     assert!(page.starts_with(".ie"), "{page}");
     assert!(page.contains("wrangler\\-config"), "{page}");
     let dir = tempfile::tempdir().expect("temp dir");
     let run = lmsinfra(root(), &["man", "--write", dir.path().to_str().unwrap()]);
-    assert!(run.status.success(), "{}", text(&run.stderr));
+    assert_eq!(run.code, 0, "{run}");
     for page in ["lmsinfra.1", "lmsinfra-plan.1", "lmsinfra-import.1"] {
         assert!(dir.path().join(page).exists(), "{page}");
     }

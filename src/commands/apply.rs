@@ -1,0 +1,98 @@
+//! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan.
+
+use super::{Planned, plan_environment};
+use crate::apply;
+use crate::cli::ApplyArgs;
+use crate::error::{Error, Outcome};
+use crate::live::GatherOptions;
+use crate::manifest;
+use crate::plan;
+use crate::printer::Printer;
+use crate::render;
+use crate::settings::Settings;
+
+pub(super) fn apply(
+    settings: &Settings,
+    printer: Printer,
+    args: ApplyArgs,
+) -> Result<Outcome, Error> {
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    if !args.auto_approve && !interactive {
+        return Err(Error::ApprovalNeeded);
+    }
+    let desired = manifest::load_valid(&settings.dir, &args.environment)
+        .map_err(|err| apply::withhold_secret_values(err, &args.secrets))?;
+    let secrets = apply::read_secrets(
+        &args.secrets,
+        &desired,
+        |var| std::env::var(var).ok(),
+        &mut std::io::stdin(),
+    )?;
+    let options = plan::DiffOptions {
+        supplied_secrets: secrets.keys().cloned().collect(),
+        allow_destroy: args.allow_destroy,
+        ..plan::DiffOptions::default()
+    };
+    let no_probes = GatherOptions {
+        probes: false,
+        ..GatherOptions::default()
+    };
+    let Planned {
+        desired,
+        account,
+        live,
+        plan,
+    } = plan_environment(settings, desired, no_probes, options)?;
+    if let Some(path) = &args.plan {
+        let saved = plan::read_saved(path)?;
+        if let Some(stale) = plan::stale(&saved, &plan) {
+            return Err(Error::PlanStale {
+                path: path.clone(),
+                environment: args.environment,
+                stale,
+            });
+        }
+    }
+    printer.data(render::text(&plan, printer.stdout_color()).trim_end())?;
+    if plan.is_blocked() {
+        return Err(Error::PlanBlocked {
+            blockers: plan.blockers.len(),
+        });
+    }
+    let steps = apply::steps(&plan, &desired, &live);
+    if steps.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    if !args.auto_approve && !confirm(printer, &args.environment)? {
+        return Err(Error::ApplyCancelled);
+    }
+    let mut progress = apply::ProgressLines::new(steps.len(), printer.quiet());
+    let applied = account.runtime.block_on(apply::run(
+        &steps,
+        &desired,
+        &live,
+        &account.client,
+        &secrets,
+        &mut progress,
+    ))?;
+    printer.status(format_args!(
+        "Apply complete: {} step{} done. A fresh plan of {} is empty.",
+        applied.steps,
+        if applied.steps == 1 { "" } else { "s" },
+        args.environment
+    ));
+    Ok(Outcome::Success)
+}
+
+/// Ask on the terminal; only `yes` goes ahead.
+fn confirm(printer: Printer, environment: &str) -> Result<bool, Error> {
+    printer.prompt(format_args!(
+        "\nApply these changes to {environment}? Only 'yes' will be accepted: "
+    ));
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| Error::Answer { source })?;
+    Ok(answer.trim() == "yes")
+}

@@ -1,0 +1,33 @@
+//! `lmsinfra check`: the security report of an environment.
+
+use super::probe_options;
+use crate::account::Account;
+use crate::cli::{CheckArgs, DiagnosticFormat};
+use crate::error::{Error, Outcome};
+use crate::manifest;
+use crate::printer::Printer;
+use crate::settings::Settings;
+
+pub(super) fn check(
+    settings: &Settings,
+    printer: Printer,
+    args: CheckArgs,
+) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
+    let account = Account::connect(settings, &desired)?;
+    let options = probe_options(settings, printer, &desired, args.no_probe);
+    let live = account.gather(&desired, options)?;
+    let report = crate::check::report(&desired, &live, args.min_grade);
+    let text = match args.format {
+        DiagnosticFormat::Text => crate::check::text(&report),
+        DiagnosticFormat::Json => {
+            serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
+        }
+    };
+    printer.data(&text)?;
+    Ok(if report.passed {
+        Outcome::Success
+    } else {
+        Outcome::Blocked
+    })
+}

@@ -1,0 +1,32 @@
+//! `lmsinfra plan`: read the live account and show what differs from the manifest.
+
+use super::{Planned, plan_environment, probe_options, write_atomically};
+use crate::cli::PlanArgs;
+use crate::error::{Error, Outcome};
+use crate::manifest;
+use crate::plan;
+use crate::printer::Printer;
+use crate::render;
+use crate::settings::Settings;
+
+pub(super) fn plan(
+    settings: &Settings,
+    printer: Printer,
+    args: PlanArgs,
+) -> Result<Outcome, Error> {
+    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
+    let gather = probe_options(settings, printer, &desired, args.no_probe);
+    let Planned { plan, .. } =
+        plan_environment(settings, desired, gather, plan::DiffOptions::default())?;
+    if let Some(path) = &args.out {
+        write_atomically(path, render::json(&plan).as_bytes())?;
+    }
+    printer.data(render::render(&plan, args.format, printer.stdout_color()).trim_end())?;
+    Ok(if plan.is_blocked() {
+        Outcome::Blocked
+    } else if args.detailed_exitcode && !plan.is_empty() {
+        Outcome::Changes
+    } else {
+        Outcome::Success
+    })
+}

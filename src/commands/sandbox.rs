@@ -1,0 +1,26 @@
+//! `lmsinfra sandbox`: run the Cloudflare API emulator in the foreground.
+
+use crate::cli::SandboxArgs;
+use crate::error::{Error, Outcome};
+
+pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
+    let config = crate::sandbox::SandboxConfig {
+        listen: Some(args.listen),
+        state: args.state,
+        seed: args.seed,
+        latency: std::time::Duration::from_millis(args.latency_ms),
+        faults: args.faults,
+        token: args.token,
+        ..Default::default()
+    };
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::SandboxStart {
+            reason: e.to_string(),
+        })?;
+    runtime.block_on(crate::sandbox::run(config, async {
+        let _ = tokio::signal::ctrl_c().await;
+    }))?;
+    Ok(Outcome::Success)
+}
