@@ -372,7 +372,7 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         ));
         return Ok(Outcome::Blocked);
     }
-    let steps = apply::steps(&plan, &desired, &live);
+    let steps = apply::steps(&plan);
     if steps.is_empty() {
         return Ok(Outcome::Success);
     }
@@ -399,12 +399,12 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         return Err(Error::ApplyFailed(Box::new(crate::error::ApplyFailure {
             done: steps[..index]
                 .iter()
-                .map(|s| s.address().to_owned())
+                .map(|s| s.address().to_string())
                 .collect(),
-            failed: steps[index].address().to_owned(),
+            failed: steps[index].address().to_string(),
             not_started: steps[index + 1..]
                 .iter()
-                .map(|s| s.address().to_owned())
+                .map(|s| s.address().to_string())
                 .collect(),
             source,
         })));
@@ -413,8 +413,8 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
     let check = plan::diff(&desired, &after, &plan::DiffOptions::default());
     let left: Vec<String> = check
         .effective_changes()
-        .map(|c| c.address.clone())
-        .chain(check.blockers.iter().map(|b| b.address.clone()))
+        .map(|c| c.address.to_string())
+        .chain(check.blockers.iter().map(|b| b.address.to_string()))
         .collect();
     if !left.is_empty() {
         return Err(Error::NotConverged { addresses: left });

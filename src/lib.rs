@@ -2,6 +2,7 @@
 //! manifests say: `validate` checks manifests offline, `plan` diffs them against the live
 //! account, `apply` makes the account match.
 
+mod address;
 pub mod cli;
 pub mod cloudflare;
 pub mod error;

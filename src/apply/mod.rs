@@ -9,7 +9,8 @@ mod progress;
 mod secrets;
 mod steps;
 
+pub use crate::plan::SettingsBinding;
 pub use execute::{Progress, StepError, StepOutcome, execute};
 pub use progress::Lines;
 pub use secrets::{SecretArg, SecretArgParser, SecretSource, read_secrets};
-pub use steps::{SettingsBinding, Step, steps};
+pub use steps::{Step, steps};

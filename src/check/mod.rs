@@ -13,7 +13,7 @@ use serde::Serialize;
 
 use crate::live::{Live, LiveWorker, Probe};
 use crate::manifest::model::{Binding, Manifest, Worker};
-use crate::plan::{self, Drift, edge};
+use crate::plan::{self, Address, Drift, edge};
 pub use observatory::Grade;
 
 /// The plain-text binding that lists the origins a Worker answers cross-origin requests from.
@@ -38,7 +38,7 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 pub struct UrlReport {
     /// `worker.KEY`.
-    pub address: String,
+    pub address: Address,
     /// The URL fetched.
     pub url: String,
     /// The HTTP status, when it answered.
@@ -60,7 +60,7 @@ pub struct Finding {
     /// `cors`, `plain-text-credentials`, `required-secrets` or `rate-limits`.
     pub check: &'static str,
     /// What it is about (`worker.api`, `worker.api.binding.ALLOWED_ORIGINS`).
-    pub address: String,
+    pub address: Address,
     /// Whether it passed.
     pub passed: bool,
     /// What was found.
@@ -73,12 +73,12 @@ pub fn report(desired: &Manifest, live: &Live, min_grade: Option<Grade>) -> Repo
     let mut checks = Vec::new();
     let rules = edge::desired(desired);
     for (key, worker) in &desired.workers {
-        let address = format!("worker.{key}");
+        let address = Address::Worker { key: key.clone() };
         if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-            urls.push(url_report(&address, headers, probe, min_grade));
+            urls.push(url_report(key, headers, probe, min_grade));
         }
         let lw = live.workers.get(&worker.name);
-        if let Some(finding) = cors(&address, worker, lw) {
+        if let Some(finding) = cors(key, worker, lw) {
             checks.push(finding);
         }
         checks.push(credentials(&address, worker, lw));
@@ -179,15 +179,18 @@ pub fn text(report: &Report) -> String {
 }
 
 fn url_report(
-    address: &str,
+    key: &str,
     headers: &crate::manifest::model::Headers,
     probe: &Probe,
     min_grade: Option<Grade>,
 ) -> UrlReport {
-    let (drift, _) = plan::diff::header_drift(&format!("{address}.headers"), headers, probe);
+    let (drift, _) = plan::diff::header_drift(key, headers, probe);
+    let address = Address::Worker {
+        key: key.to_owned(),
+    };
     match probe {
         Probe::Unreachable { reason } => UrlReport {
-            address: address.to_owned(),
+            address,
             url: headers.url.clone(),
             status: None,
             unreachable: Some(reason.clone()),
@@ -203,7 +206,7 @@ fn url_report(
             let score = observatory::score(got);
             let below = min_grade.is_some_and(|min| score.grade < min);
             UrlReport {
-                address: address.to_owned(),
+                address,
                 url: headers.url.clone(),
                 status: Some(*status),
                 unreachable: None,
@@ -243,7 +246,7 @@ fn origin_problem(origin: &str) -> Option<String> {
     }
 }
 
-fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Finding> {
+fn cors(key: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Finding> {
     let origins = plain_text(ALLOWED_ORIGINS, worker, live)?;
     let problems: Vec<String> = origins
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -252,7 +255,10 @@ fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Fin
         .collect();
     Some(Finding {
         check: "cors",
-        address: format!("{address}.binding.{ALLOWED_ORIGINS}"),
+        address: Address::Binding {
+            worker: key.to_owned(),
+            name: ALLOWED_ORIGINS.to_owned(),
+        },
         passed: problems.is_empty(),
         message: if problems.is_empty() {
             "only https origins (localhost aside), no `*`".to_owned()
@@ -262,7 +268,7 @@ fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Fin
     })
 }
 
-fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
+fn credentials(address: &Address, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
     let declared = worker
         .bindings
         .iter()
@@ -281,7 +287,7 @@ fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Fin
     suspicious.dedup();
     Finding {
         check: "plain-text-credentials",
-        address: address.to_owned(),
+        address: address.clone(),
         passed: suspicious.is_empty(),
         message: if suspicious.is_empty() {
             "no plain-text variable looks like a credential".to_owned()
@@ -294,11 +300,11 @@ fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Fin
     }
 }
 
-fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
+fn secrets(address: &Address, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
     let Some(lw) = live else {
         return Finding {
             check: "required-secrets",
-            address: address.to_owned(),
+            address: address.clone(),
             passed: false,
             message: format!("Worker {} does not exist", worker.name),
         };
@@ -312,7 +318,7 @@ fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding
         .collect();
     Finding {
         check: "required-secrets",
-        address: address.to_owned(),
+        address: address.clone(),
         passed: missing.is_empty(),
         message: if missing.is_empty() {
             format!("all {} required secrets are set", worker.secrets.len())
@@ -322,10 +328,10 @@ fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding
     }
 }
 
-fn rate_limits(address: &str, wanted: &[&edge::OwnedRule], live: &Live) -> Finding {
+fn rate_limits(address: &Address, wanted: &[&edge::OwnedRule], live: &Live) -> Finding {
     let finding = |passed, message: String| Finding {
         check: "rate-limits",
-        address: address.to_owned(),
+        address: address.clone(),
         passed,
         message,
     };
@@ -366,12 +372,12 @@ mod tests {
     use super::*;
     use crate::plan::tests::{STAGING, api, binding, converged, manifest};
 
-    fn failed(report: &Report) -> Vec<(&str, &str)> {
+    fn failed(report: &Report) -> Vec<(&str, String)> {
         report
             .checks
             .iter()
             .filter(|c| !c.passed)
-            .map(|c| (c.check, c.address.as_str()))
+            .map(|c| (c.check, c.address.to_string()))
             .collect()
     }
 
@@ -398,7 +404,7 @@ mod tests {
         let report = report(&manifest(STAGING), &live, None);
         assert_eq!(
             failed(&report),
-            [("cors", "worker.api.binding.ALLOWED_ORIGINS")]
+            [("cors", "worker.api.binding.ALLOWED_ORIGINS".to_owned())]
         );
         assert!(!report.passed);
     }
@@ -417,8 +423,8 @@ mod tests {
         assert_eq!(
             failed(&report),
             [
-                ("plain-text-credentials", "worker.api"),
-                ("required-secrets", "worker.api")
+                ("plain-text-credentials", "worker.api".to_owned()),
+                ("required-secrets", "worker.api".to_owned())
             ]
         );
     }

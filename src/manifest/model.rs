@@ -251,7 +251,7 @@ pub struct RateLimits {
 #[serde(deny_unknown_fields)]
 pub struct Parity {
     /// Addresses (`worker.api.binding.DEBUG`, `worker.api.secret.X`, `d1.analytics`,
-    /// `worker.api.header.X-Robots-Tag`, or a whole `worker.api`) that may exist here and not
+    /// `worker.api.headers.X-Robots-Tag`, or a whole `worker.api`) that may exist here and not
     /// elsewhere, or elsewhere and not here.
     #[serde(default)]
     pub ignore: Vec<String>,

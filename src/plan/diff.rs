@@ -9,8 +9,8 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Blocker, BlockerKind, Change, Drift, FORMAT_VERSION, KNOWN_AFTER_APPLY, Plan,
-    SENSITIVE, Warning,
+    Action, Address, Blocker, BlockerKind, Change, Drift, FORMAT_VERSION, KNOWN_AFTER_APPLY,
+    Operation, Plan, SENSITIVE, Setting, SettingsBinding, Unmanaged, Warning, WorkerSettings,
 };
 use crate::live::{Live, LiveBinding, LiveWorker, Probe};
 use crate::manifest::model::{Binding, Headers, Manifest, Worker};
@@ -46,7 +46,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     };
     let mut deletes = Vec::new();
     for (key, db) in &desired.d1_databases {
-        let address = format!("d1.{key}");
+        let address = Address::D1 { key: key.clone() };
         let existing = live.d1_databases.iter().find(|d| d.name == db.name);
         let value = |uuid: &str| {
             let mut v = json!({ "name": db.name, "uuid": uuid });
@@ -62,6 +62,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: Some(value(&found.uuid)),
                 after: Some(value(&found.uuid)),
                 reason: "exists".to_owned(),
+                operation: Operation::None,
             }),
             (false, None) => plan.changes.push(Change {
                 address,
@@ -69,6 +70,11 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: None,
                 after: Some(value(KNOWN_AFTER_APPLY)),
                 reason: format!("no D1 database named {} on the account", db.name),
+                operation: Operation::CreateDatabase {
+                    key: key.clone(),
+                    name: db.name.clone(),
+                    location_hint: db.location_hint,
+                },
             }),
             (true, None) => plan.changes.push(Change {
                 address,
@@ -76,6 +82,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: None,
                 after: None,
                 reason: "marked absent and already gone".to_owned(),
+                operation: Operation::None,
             }),
             (true, Some(found)) => {
                 deletes.push(Change {
@@ -84,6 +91,10 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                     before: Some(value(&found.uuid)),
                     after: None,
                     reason: "marked absent in the manifest".to_owned(),
+                    operation: Operation::DeleteDatabase {
+                        name: found.name.clone(),
+                        uuid: found.uuid.clone(),
+                    },
                 });
                 if db.protect {
                     plan.blockers.push(Blocker {
@@ -118,23 +129,23 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     super::edge::diff_edge(desired, live, options, &mut plan);
 
     for delete in &deletes {
-        let uuid = delete.before.as_ref().and_then(|b| b["uuid"].as_str());
+        let Operation::DeleteDatabase { name, uuid } = &delete.operation else {
+            continue;
+        };
         for (key, worker) in &desired.workers {
             let Some(lw) = live.workers.get(&worker.name) else {
                 continue;
             };
             for binding in &lw.bindings {
-                let bound = binding.kind == "d1" && database_id(binding) == uuid;
+                let bound = binding.kind == "d1" && database_id(binding) == Some(uuid.as_str());
                 let rebound = worker.bindings.contains_key(&binding.name);
                 if bound && !rebound {
                     plan.blockers.push(Blocker {
                         address: delete.address.clone(),
                         kind: BlockerKind::DatabaseInUse,
                         message: format!(
-                            "{} is still bound to {} as {}",
-                            delete.before.as_ref().map_or("", |b| b["name"].as_str().unwrap_or("")),
-                            worker.name,
-                            binding.name
+                            "{name} is still bound to {} as {}",
+                            worker.name, binding.name
                         ),
                         hints: vec![format!(
                             "point worker.{key}.bindings.{} at another database in the manifest first",
@@ -158,7 +169,9 @@ fn diff_worker(
     options: &DiffOptions,
     plan: &mut Plan,
 ) {
-    let address = format!("worker.{key}");
+    let address = Address::Worker {
+        key: key.to_owned(),
+    };
     let empty;
     let lw = match live.workers.get(&worker.name) {
         Some(lw) if live.scripts.contains(&worker.name) => lw,
@@ -170,6 +183,7 @@ fn diff_worker(
                 after: Some(json!({ "name": worker.name })),
                 reason: "new Worker: its code must be deployed before apply can set its settings"
                     .to_owned(),
+                operation: Operation::None,
             });
             empty = LiveWorker {
                 name: worker.name.clone(),
@@ -194,33 +208,52 @@ fn diff_worker(
         }
     };
 
+    let settings = Box::new(WorkerSettings {
+        worker: key.to_owned(),
+        script: worker.name.clone(),
+        bindings: settings_bindings(worker, lw),
+        compatibility_date: worker.compatibility_date.clone(),
+        compatibility_flags: worker.compatibility_flags.clone(),
+    });
+    let write_settings = |action: Action| match action {
+        Action::NoOp => Operation::None,
+        _ => Operation::Settings(settings.clone()),
+    };
+    let setting = |setting| Address::Setting {
+        worker: key.to_owned(),
+        setting,
+    };
     let date = Some(worker.compatibility_date.as_str());
+    let action = if lw.compatibility_date.as_deref() == date {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
     plan.changes.push(Change {
-        address: format!("{address}.compatibility_date"),
-        action: if lw.compatibility_date.as_deref() == date {
-            Action::NoOp
-        } else {
-            Action::Update
-        },
+        address: setting(Setting::CompatibilityDate),
+        action,
         before: lw.compatibility_date.as_ref().map(|d| json!(d)),
         after: Some(json!(worker.compatibility_date)),
         reason: "compatibility date".to_owned(),
+        operation: write_settings(action),
     });
     let mut live_flags = lw.compatibility_flags.clone();
     let mut want_flags = worker.compatibility_flags.clone();
     live_flags.sort();
     want_flags.sort();
     if !(live_flags.is_empty() && want_flags.is_empty()) {
+        let action = if live_flags == want_flags {
+            Action::NoOp
+        } else {
+            Action::Update
+        };
         plan.changes.push(Change {
-            address: format!("{address}.compatibility_flags"),
-            action: if live_flags == want_flags {
-                Action::NoOp
-            } else {
-                Action::Update
-            },
+            address: setting(Setting::CompatibilityFlags),
+            action,
             before: Some(json!(lw.compatibility_flags)),
             after: Some(json!(worker.compatibility_flags)),
             reason: "compatibility flags".to_owned(),
+            operation: write_settings(action),
         });
     }
 
@@ -243,16 +276,23 @@ fn diff_worker(
             Some(_) => (Action::NoOp, "matches".to_owned()),
         };
         plan.changes.push(Change {
-            address: format!("{address}.binding.{name}"),
+            address: Address::Binding {
+                worker: key.to_owned(),
+                name: name.clone(),
+            },
             action,
             before,
             after: Some(Value::Object(after)),
             reason,
+            operation: write_settings(action),
         });
     }
 
     for name in &worker.secrets {
-        let secret_address = format!("{address}.secret.{name}");
+        let secret_address = Address::Secret {
+            worker: key.to_owned(),
+            name: name.clone(),
+        };
         let found = lw.binding(name);
         let present = found.is_some_and(LiveBinding::is_secret);
         let supplied = options.supplied_secrets.contains(name);
@@ -270,6 +310,15 @@ fn diff_worker(
             before: before.clone(),
             after: sensitive.clone(),
             reason: reason.to_owned(),
+            operation: match action {
+                Action::NoOp => Operation::None,
+                _ => Operation::PutSecret {
+                    worker: key.to_owned(),
+                    script: worker.name.clone(),
+                    name: name.clone(),
+                    settings: (action == Action::Replace).then(|| settings.clone()),
+                },
+            },
         };
         match (present, supplied, found) {
             (true, true, _) => plan.changes.push(change(
@@ -312,8 +361,13 @@ fn diff_worker(
             } else {
                 "binding"
             };
+            let (name, key) = (binding.name.clone(), key.to_owned());
             plan.warnings.push(Warning {
-                address: format!("{address}.{what}.{}", binding.name),
+                address: if binding.is_secret() {
+                    Address::Secret { worker: key, name }
+                } else {
+                    Address::Binding { worker: key, name }
+                },
                 message: format!(
                     "{what} {} ({}) on {} is not in the manifest; apply keeps it",
                     binding.name, binding.kind, worker.name
@@ -323,7 +377,7 @@ fn diff_worker(
     }
 
     if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-        let (drift, warnings) = header_drift(&format!("{address}.headers"), headers, probe);
+        let (drift, warnings) = header_drift(key, headers, probe);
         plan.drift.extend(drift);
         plan.warnings.extend(warnings);
     }
@@ -331,17 +385,20 @@ fn diff_worker(
 
 /// Compare what a probe saw with the headers a manifest requires: a drift for each required
 /// header that is missing or has another value, a warning when the URL could not be fetched or
-/// answered with a redirect. `address` is the Worker's `headers` address. Plan and check share it.
+/// answered with a redirect. `worker` is the Worker's key. Plan and check share it.
 pub(crate) fn header_drift(
-    address: &str,
+    worker: &str,
     headers: &Headers,
     probe: &Probe,
 ) -> (Vec<Drift>, Vec<Warning>) {
+    let address = Address::Headers {
+        worker: worker.to_owned(),
+    };
     let mut drift = Vec::new();
     let mut warnings = Vec::new();
     match probe {
         Probe::Unreachable { reason } => warnings.push(Warning {
-            address: address.to_owned(),
+            address: address.clone(),
             message: format!(
                 "could not probe {}: {reason}; headers not checked",
                 headers.url
@@ -354,7 +411,7 @@ pub(crate) fn header_drift(
         } => {
             if let Some(location) = redirect {
                 warnings.push(Warning {
-                    address: address.to_owned(),
+                    address: address.clone(),
                     message: format!(
                         "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
                         headers.url
@@ -365,7 +422,10 @@ pub(crate) fn header_drift(
                 let actual = got.get(&name.to_ascii_lowercase());
                 if actual.map(|a| a.trim()) != Some(expected.trim()) {
                     drift.push(Drift {
-                        address: format!("{address}.{name}"),
+                        address: Address::Header {
+                            worker: worker.to_owned(),
+                            name: name.clone(),
+                        },
                         expected: expected.clone(),
                         actual: actual.cloned(),
                         reason: format!(
@@ -383,6 +443,30 @@ pub(crate) fn header_drift(
         }
     }
     (drift, warnings)
+}
+
+/// The full binding list for a settings write: the manifest's bindings, then every live binding
+/// it does not declare, inherited. A live non-secret binding that the manifest names as a secret
+/// is left out, so the secret can take its name.
+fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding> {
+    let mut bindings: Vec<SettingsBinding> = worker
+        .bindings
+        .iter()
+        .map(|(name, binding)| SettingsBinding::Declared {
+            name: name.clone(),
+            binding: binding.clone(),
+        })
+        .collect();
+    for lb in &live.bindings {
+        let declared = worker.bindings.contains_key(&lb.name);
+        let displaced = worker.secrets.contains(&lb.name) && !lb.is_secret();
+        if !declared && !displaced {
+            bindings.push(SettingsBinding::Inherit {
+                name: lb.name.clone(),
+            });
+        }
+    }
+    bindings
 }
 
 /// The binding's semantic fields: those that make two bindings of one type the same.
@@ -476,7 +560,10 @@ fn unmanaged(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut 
     };
     for script in live.scripts.iter().filter(|s| unmanaged(s)) {
         plan.warnings.push(Warning {
-            address: format!("unmanaged.worker.{script}"),
+            address: Address::Unmanaged {
+                kind: Unmanaged::Worker,
+                name: script.clone(),
+            },
             message: format!(
                 "Worker {script} looks like part of {} but no manifest declares it; apply keeps it",
                 desired.environment
@@ -485,7 +572,10 @@ fn unmanaged(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut 
     }
     for db in live.d1_databases.iter().filter(|d| unmanaged(&d.name)) {
         plan.warnings.push(Warning {
-            address: format!("unmanaged.d1.{}", db.name),
+            address: Address::Unmanaged {
+                kind: Unmanaged::D1,
+                name: db.name.clone(),
+            },
             message: format!(
                 "D1 database {} looks like part of {} but no manifest declares it; apply keeps it",
                 db.name, desired.environment

@@ -14,9 +14,11 @@
 
 use serde_json::{Value, json};
 
-use super::{Action, Blocker, BlockerKind, Change, DiffOptions, Plan};
+use super::{
+    Action, Address, Blocker, BlockerKind, Change, DiffOptions, Operation, Plan, ZoneRules,
+};
 use crate::cloudflare::{Phase, Rule};
-use crate::live::Live;
+use crate::live::{Live, LiveZone};
 use crate::manifest::model::{Manifest, RateLimits, Route};
 
 /// The characteristics a rate limit counts by: per client IP, per Cloudflare data centre (the
@@ -51,11 +53,12 @@ impl RuleKind {
         }
     }
 
-    /// The address segment after `worker.<key>`.
-    fn segment(self) -> &'static str {
+    /// The plan address of the rule of this kind that covers `worker`'s routes in `zone`.
+    pub fn address(self, worker: &str, zone: &str) -> Address {
+        let (worker, zone) = (worker.to_owned(), zone.to_owned());
         match self {
-            Self::Headers => "headers_rule",
-            Self::RateLimit => "rate_limit",
+            Self::Headers => Address::HeaderRule { worker, zone },
+            Self::RateLimit => Address::RateLimit { worker, zone },
         }
     }
 }
@@ -75,21 +78,9 @@ pub struct OwnedRule {
 
 impl OwnedRule {
     /// Its plan address.
-    pub fn address(&self) -> String {
-        address(&self.worker, self.kind, &self.zone)
+    pub fn address(&self) -> Address {
+        self.kind.address(&self.worker, &self.zone)
     }
-}
-
-fn address(worker: &str, kind: RuleKind, zone: &str) -> String {
-    format!("worker.{worker}.{}.{zone}", kind.segment())
-}
-
-/// Whether the part of an address after `worker.<key>.` names an owned rule (which a zone
-/// ruleset write carries out, not the Worker's settings).
-pub fn is_rule_address(rest: &str) -> bool {
-    RuleKind::ALL
-        .iter()
-        .any(|k| rest.starts_with(&format!("{}.", k.segment())))
 }
 
 /// The `ref` prefix of every rule an environment owns.
@@ -342,6 +333,31 @@ fn value(rule: &Rule) -> Value {
     value
 }
 
+/// The phases whose rulesets hold owned rules.
+const ZONE_PHASES: [Phase; 2] = [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit];
+
+/// The owned rules `zone` should hold in `phase`, with the ruleset the plan read.
+fn zone_rules(
+    owner: &str,
+    wanted: &[OwnedRule],
+    zone_name: &str,
+    zone: &LiveZone,
+    phase: Phase,
+) -> Box<ZoneRules> {
+    Box::new(ZoneRules {
+        zone: zone_name.to_owned(),
+        zone_id: zone.id.clone(),
+        phase,
+        owner: owner.to_owned(),
+        rules: wanted
+            .iter()
+            .filter(|w| w.zone == zone_name && w.kind.phase() == phase)
+            .map(|w| w.rule.clone())
+            .collect(),
+        basis: zone.rulesets.get(phase.as_str()).cloned(),
+    })
+}
+
 /// The changes to the owned rules of every zone the manifest's routes name, and the owned
 /// rules no longer wanted there.
 pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut Plan) {
@@ -358,6 +374,7 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
                     before: None,
                     after,
                     reason: format!("new rule on zone {}", owned.zone),
+                    operation: Operation::None,
                 });
             } else {
                 plan.blockers.push(Blocker {
@@ -382,6 +399,15 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
             .rulesets
             .get(owned.kind.phase().as_str())
             .and_then(|r| r.rules.iter().find(|l| l.reference == owned.rule.reference));
+        let write = || {
+            Operation::Rules(zone_rules(
+                &owner,
+                &wanted,
+                &owned.zone,
+                zone,
+                owned.kind.phase(),
+            ))
+        };
         let (action, reason) = match found {
             None => (
                 Action::Create,
@@ -401,10 +427,17 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
             before: found.map(value),
             after,
             reason,
+            operation: match action {
+                Action::NoOp => Operation::None,
+                _ => write(),
+            },
         });
     }
     for (zone_name, zone) in &live.zones {
-        for ruleset in zone.rulesets.values() {
+        for (name, ruleset) in &zone.rulesets {
+            let Some(phase) = ZONE_PHASES.into_iter().find(|p| p.as_str() == name) else {
+                continue;
+            };
             for rule in &ruleset.rules {
                 let Some((worker, kind)) =
                     rule.reference.as_deref().and_then(|r| parse_ref(&owner, r))
@@ -416,12 +449,15 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
                     .any(|w| &w.zone == zone_name && w.rule.reference == rule.reference);
                 if !wanted_here {
                     plan.changes.push(Change {
-                        address: address(worker, kind, zone_name),
+                        address: kind.address(worker, zone_name),
                         action: Action::Delete,
                         before: Some(value(rule)),
                         after: None,
                         reason: "owned by this environment and no longer in the manifest"
                             .to_owned(),
+                        operation: Operation::Rules(zone_rules(
+                            &owner, &wanted, zone_name, zone, phase,
+                        )),
                     });
                 }
             }
@@ -472,11 +508,16 @@ mod tests {
         live
     }
 
-    fn actions(plan: &Plan) -> Vec<(&str, Action)> {
+    fn actions(plan: &Plan) -> Vec<(String, Action)> {
         plan.changes
             .iter()
-            .filter(|c| c.address.contains("_rule.") || c.address.contains(".rate_limit."))
-            .map(|c| (c.address.as_str(), c.action))
+            .filter(|c| {
+                matches!(
+                    c.address,
+                    Address::HeaderRule { .. } | Address::RateLimit { .. }
+                )
+            })
+            .map(|c| (c.address.to_string(), c.action))
             .collect()
     }
 
@@ -487,8 +528,14 @@ mod tests {
         assert_eq!(
             actions(&plan),
             [
-                ("worker.api.headers_rule.example.com", Action::Create),
-                ("worker.api.rate_limit.example.com", Action::Create),
+                (
+                    "worker.api.headers_rule.example.com".to_owned(),
+                    Action::Create
+                ),
+                (
+                    "worker.api.rate_limit.example.com".to_owned(),
+                    Action::Create
+                ),
             ]
         );
         let applied = with_zone(&self::desired(&desired), &[]);
@@ -506,8 +553,14 @@ mod tests {
         assert_eq!(
             actions(&plan),
             [
-                ("worker.api.headers_rule.example.com", Action::NoOp),
-                ("worker.api.rate_limit.example.com", Action::Delete),
+                (
+                    "worker.api.headers_rule.example.com".to_owned(),
+                    Action::NoOp
+                ),
+                (
+                    "worker.api.rate_limit.example.com".to_owned(),
+                    Action::Delete
+                ),
             ]
         );
     }
@@ -528,8 +581,14 @@ mod tests {
         assert_eq!(
             actions(&plan),
             [
-                ("worker.api.headers_rule.example.com", Action::Create),
-                ("worker.api.rate_limit.example.com", Action::Create),
+                (
+                    "worker.api.headers_rule.example.com".to_owned(),
+                    Action::Create
+                ),
+                (
+                    "worker.api.rate_limit.example.com".to_owned(),
+                    Action::Create
+                ),
             ]
         );
         assert!(intent("HEAD", Some(&routed()), &routed()).is_empty());

@@ -8,7 +8,7 @@
 
 use serde_json::{Map, json};
 
-use super::{Action, Change, DiffOptions, Plan, diff};
+use super::{Action, Address, Change, DiffOptions, Operation, Plan, diff};
 use crate::cloudflare::Ruleset;
 use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker, LiveZone};
 use crate::manifest::model::{Binding, Manifest};
@@ -39,12 +39,15 @@ pub fn intent(revision: &str, base: Option<&Manifest>, head: &Manifest) -> Plan 
                 _ => Action::Update,
             };
             plan.changes.push(Change {
-                address: format!("worker.{key}.headers"),
+                address: Address::Headers {
+                    worker: key.clone(),
+                },
                 action,
                 before,
                 after,
                 reason: "required response headers (verified by probing, not set by apply)"
                     .to_owned(),
+                operation: Operation::None,
             });
         }
     }

@@ -49,7 +49,7 @@ pub fn markdown(plan: &Plan) -> String {
 
     let mut sections = Vec::new();
     for (resource, changes) in plan.resources() {
-        let action = resource_action(resource, &changes);
+        let action = resource_action(&resource, &changes);
         if action == Action::NoOp {
             continue;
         }
@@ -60,7 +60,7 @@ pub fn markdown(plan: &Plan) -> String {
             action.symbol(),
             verb(action)
         );
-        for line in resource_lines(resource, &changes) {
+        for line in resource_lines(&resource, &changes) {
             // GitHub colours a diff line by its first character.
             let symbol = match line.symbol {
                 "-/+" => "!",

@@ -89,7 +89,10 @@ fn markdown_over_the_comment_limit_is_cut_with_a_note() {
     let template = plan.changes[1].clone();
     for i in 0..200 {
         let mut c = template.clone();
-        c.address = format!("worker.w{i}.binding.VAR");
+        c.address = crate::plan::Address::Binding {
+            worker: format!("w{i}"),
+            name: "VAR".to_owned(),
+        };
         c.action = crate::plan::Action::Create;
         c.after = Some(json!({ "type": "plain_text", "text": "x".repeat(1000) }));
         plan.changes.push(c);
