@@ -409,6 +409,52 @@ mod tests {
     }
 
     #[test]
+    fn removing_an_owned_rule_writes_its_ruleset_and_nothing_else() {
+        let routes = "    routes:\n      - { zone: example.com, pattern: \"api.example.com/*\" }\n";
+        let limits = "    rate_limits: { requests: 50, period: 10, mitigation_timeout: 60 }\n";
+        let routed = manifest(&format!("{STAGING}{routes}{limits}"));
+        let mut live = converged();
+        let mut zone = crate::live::LiveZone {
+            id: "zone-1".to_owned(),
+            rulesets: Default::default(),
+        };
+        for owned in edge::desired(&routed) {
+            let phase = owned.kind.phase().as_str().to_owned();
+            zone.rulesets
+                .entry(phase.clone())
+                .or_insert_with(|| Ruleset {
+                    id: format!("rs-{phase}"),
+                    phase,
+                    version: Some("2".to_owned()),
+                    last_updated: None,
+                    rules: Vec::new(),
+                })
+                .rules
+                .push(owned.rule);
+        }
+        live.zones.insert("example.com".to_owned(), zone);
+        assert!(plan_and_steps(&routed, &live, &DiffOptions::default()).is_empty());
+
+        let unlimited = manifest(&format!("{STAGING}{routes}"));
+        let steps = plan_and_steps(&unlimited, &live, &DiffOptions::default());
+        let [
+            Step::PutRules {
+                address,
+                phase: Phase::HttpRatelimit,
+                rules,
+                basis: Some(basis),
+                ..
+            },
+        ] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(address.to_string(), "zone.example.com.http_ratelimit");
+        assert!(rules.is_empty());
+        assert_eq!(basis.rules.len(), 1);
+    }
+
+    #[test]
     fn a_converged_account_needs_no_steps() {
         let steps = plan_and_steps(&manifest(STAGING), &converged(), &DiffOptions::default());
         assert!(steps.is_empty());
