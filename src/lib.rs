@@ -5,7 +5,9 @@
 mod address;
 pub mod cli;
 pub mod cloudflare;
+mod edge;
 pub mod error;
+mod headers;
 pub mod live;
 pub mod manifest;
 pub mod probe;

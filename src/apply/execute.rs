@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
 use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
+use crate::edge;
 use crate::live::Live;
 use crate::manifest::model::{Binding, Manifest};
-use crate::plan::edge;
 use crate::secret::Secret;
 
 /// How one step ended.

@@ -5,7 +5,7 @@
 //! with one `PATCH` that lists every binding — the manifest's own, and every other one as
 //! `inherit`, because Cloudflare replaces the whole list — so nothing the manifest does not
 //! mention is lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with
-//! the whole rule list, other owners' rules carried over (see `plan::edge`).
+//! the whole rule list, other owners' rules carried over (see `crate::edge`).
 //!
 //! Order: databases are created first, then each Worker's settings before its secrets, then
 //! the zone rulesets, and databases are deleted last, after whatever stopped using them.
@@ -225,9 +225,9 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+    use crate::edge;
     use crate::live::Live;
     use crate::manifest::model::{Binding, Manifest};
-    use crate::plan::edge;
     use crate::plan::tests::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
         supplied, with_absent_database, with_secret_as_plain_text,

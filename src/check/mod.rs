@@ -11,9 +11,10 @@ pub mod observatory;
 
 use serde::Serialize;
 
+use crate::edge;
 use crate::live::{Live, LiveWorker, Probe};
 use crate::manifest::model::{Binding, Manifest, Worker};
-use crate::plan::{self, Address, Drift, edge};
+use crate::plan::{Address, Drift};
 pub use observatory::Grade;
 
 /// The plain-text binding that lists the origins a Worker answers cross-origin requests from.
@@ -184,7 +185,7 @@ fn url_report(
     probe: &Probe,
     min_grade: Option<Grade>,
 ) -> UrlReport {
-    let (drift, _) = plan::diff::header_drift(key, headers, probe);
+    let (drift, _) = crate::headers::header_drift(key, headers, probe);
     let address = Address::Worker {
         key: key.to_owned(),
     };

@@ -9,11 +9,11 @@ use std::collections::BTreeSet;
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Address, Blocker, BlockerKind, Change, Drift, FORMAT_VERSION, KNOWN_AFTER_APPLY,
-    Operation, Plan, SENSITIVE, Setting, SettingsBinding, Unmanaged, Warning, WorkerSettings,
+    Action, Address, Blocker, BlockerKind, Change, FORMAT_VERSION, KNOWN_AFTER_APPLY, Operation,
+    Plan, SENSITIVE, Setting, SettingsBinding, Unmanaged, Warning, WorkerSettings,
 };
-use crate::live::{Live, LiveBinding, LiveWorker, Probe};
-use crate::manifest::model::{Binding, Headers, Manifest, Worker};
+use crate::live::{Live, LiveBinding, LiveWorker};
+use crate::manifest::model::{Binding, Manifest, Worker};
 
 /// What `diff` needs to know besides the two states.
 #[derive(Debug, Clone, Default)]
@@ -377,72 +377,10 @@ fn diff_worker(
     }
 
     if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-        let (drift, warnings) = header_drift(key, headers, probe);
+        let (drift, warnings) = crate::headers::header_drift(key, headers, probe);
         plan.drift.extend(drift);
         plan.warnings.extend(warnings);
     }
-}
-
-/// Compare what a probe saw with the headers a manifest requires: a drift for each required
-/// header that is missing or has another value, a warning when the URL could not be fetched or
-/// answered with a redirect. `worker` is the Worker's key. Plan and check share it.
-pub(crate) fn header_drift(
-    worker: &str,
-    headers: &Headers,
-    probe: &Probe,
-) -> (Vec<Drift>, Vec<Warning>) {
-    let address = Address::Headers {
-        worker: worker.to_owned(),
-    };
-    let mut drift = Vec::new();
-    let mut warnings = Vec::new();
-    match probe {
-        Probe::Unreachable { reason } => warnings.push(Warning {
-            address: address.clone(),
-            message: format!(
-                "could not probe {}: {reason}; headers not checked",
-                headers.url
-            ),
-        }),
-        Probe::Answered {
-            status,
-            headers: got,
-            redirect,
-        } => {
-            if let Some(location) = redirect {
-                warnings.push(Warning {
-                    address: address.clone(),
-                    message: format!(
-                        "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
-                        headers.url
-                    ),
-                });
-            }
-            for (name, expected) in &headers.require {
-                let actual = got.get(&name.to_ascii_lowercase());
-                if actual.map(|a| a.trim()) != Some(expected.trim()) {
-                    drift.push(Drift {
-                        address: Address::Header {
-                            worker: worker.to_owned(),
-                            name: name.clone(),
-                        },
-                        expected: expected.clone(),
-                        actual: actual.cloned(),
-                        reason: format!(
-                            "GET {} answered {status} {}; the Worker's code must set it",
-                            headers.url,
-                            if actual.is_some() {
-                                "with another value"
-                            } else {
-                                "without it"
-                            }
-                        ),
-                    });
-                }
-            }
-        }
-    }
-    (drift, warnings)
 }
 
 /// The full binding list for a settings write: the manifest's bindings, then every live binding

@@ -104,7 +104,7 @@ fn as_applied(manifest: &Manifest) -> Live {
             },
         );
     }
-    for owned in super::edge::desired(manifest) {
+    for owned in crate::edge::desired(manifest) {
         let zone = live
             .zones
             .entry(owned.zone.clone())
