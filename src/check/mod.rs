@@ -11,6 +11,7 @@ pub mod observatory;
 
 use serde::Serialize;
 
+use crate::cloudflare;
 use crate::edge;
 use crate::live::{Live, LiveWorker, Probe};
 use crate::manifest::model::{Binding, Manifest, Worker};
@@ -221,11 +222,10 @@ fn url_report(
 
 /// The value of a plain-text binding: live when the Worker has it, else the manifest's.
 fn plain_text<'a>(name: &str, worker: &'a Worker, live: Option<&'a LiveWorker>) -> Option<&'a str> {
-    let live = live
-        .and_then(|lw| lw.binding(name))
-        .filter(|b| b.kind == "plain_text")
-        .and_then(|b| b.fields.get("text"))
-        .and_then(|t| t.as_str());
+    let live = match live.and_then(|lw| lw.binding(name)) {
+        Some(cloudflare::Binding::PlainText { text, .. }) => Some(text.as_str()),
+        _ => None,
+    };
     live.or_else(|| match worker.bindings.get(name) {
         Some(Binding::PlainText { text }) => Some(text.as_str()),
         _ => None,
@@ -278,8 +278,8 @@ fn credentials(address: &Address, worker: &Worker, live: Option<&LiveWorker>) ->
     let live_names = live
         .into_iter()
         .flat_map(|lw| lw.bindings.iter())
-        .filter(|b| b.kind == "plain_text")
-        .map(|b| b.name.as_str());
+        .filter(|b| matches!(b, cloudflare::Binding::PlainText { .. }))
+        .map(cloudflare::Binding::name);
     let mut suspicious: Vec<&str> = declared
         .chain(live_names)
         .filter(|name| crate::manifest::credential_suffix(name).is_some())
@@ -396,7 +396,7 @@ mod tests {
         assert!(origin_problem("http://lms.example.com").is_some());
         let mut live = converged();
         let worker = api(&mut live);
-        worker.bindings.retain(|b| b.name != ALLOWED_ORIGINS);
+        worker.bindings.retain(|b| b.name() != ALLOWED_ORIGINS);
         worker.bindings.push(binding(
             ALLOWED_ORIGINS,
             "plain_text",
@@ -414,7 +414,9 @@ mod tests {
     fn live_credentials_in_plain_text_and_missing_secrets_fail() {
         let mut live = converged();
         let worker = api(&mut live);
-        worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
+        worker
+            .bindings
+            .retain(|b| b.name() != "TALLY_SIGNING_SECRET");
         worker.bindings.push(binding(
             "STRIPE_API_KEY",
             "plain_text",

@@ -5,6 +5,7 @@
 //! settings and secrets next, and databases are deleted last, after whatever stopped using them.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 use serde_json::{Map, Value, json};
 
@@ -12,7 +13,8 @@ use super::{
     Action, Address, Blocker, BlockerKind, Change, FORMAT_VERSION, KNOWN_AFTER_APPLY, Operation,
     Plan, SENSITIVE, Setting, SettingsBinding, Unmanaged, Warning, WorkerSettings,
 };
-use crate::live::{Live, LiveBinding, LiveWorker};
+use crate::cloudflare;
+use crate::live::{Live, LiveWorker};
 use crate::manifest::model::{Binding, Manifest, Worker};
 
 /// What `diff` needs to know besides the two states.
@@ -137,19 +139,23 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 continue;
             };
             for binding in &lw.bindings {
-                let bound = binding.kind == "d1" && database_id(binding) == Some(uuid.as_str());
-                let rebound = worker.bindings.contains_key(&binding.name);
+                let bound = matches!(
+                    binding,
+                    cloudflare::Binding::D1 { database_id, .. } if database_id == uuid
+                );
+                let rebound = worker.bindings.contains_key(binding.name());
                 if bound && !rebound {
                     plan.blockers.push(Blocker {
                         address: delete.address.clone(),
                         kind: BlockerKind::DatabaseInUse,
                         message: format!(
                             "{name} is still bound to {} as {}",
-                            worker.name, binding.name
+                            worker.name,
+                            binding.name()
                         ),
                         hints: vec![format!(
                             "point worker.{key}.bindings.{} at another database in the manifest first",
-                            binding.name
+                            binding.name()
                         )],
                     });
                 }
@@ -258,19 +264,21 @@ fn diff_worker(
     }
 
     for (name, binding) in &worker.bindings {
-        let after = desired_binding(desired, binding, live);
-        let before = lw.binding(name).map(|b| live_binding(b, live));
-        let (action, reason) = match lw.binding(name) {
+        let database = database_of(desired, binding, live);
+        let after = desired_binding(name, binding, database);
+        let found = lw.binding(name);
+        let before = found.map(|b| live_binding(b, live));
+        let (action, reason) = match found {
             None => (Action::Create, "not bound on the live Worker".to_owned()),
-            Some(found) if found.kind != binding.kind() => (
+            Some(found) if found.kind() != binding.kind() => (
                 Action::Replace,
                 format!(
                     "live binding is {}, manifest says {}",
-                    found.kind,
+                    found.kind(),
                     binding.kind()
                 ),
             ),
-            Some(found) if !same_binding(binding.kind(), &after, found) => {
+            Some(found) if !same_binding(binding, database.and_then(|d| d.1), found) => {
                 (Action::Update, "value differs".to_owned())
             }
             Some(_) => (Action::NoOp, "matches".to_owned()),
@@ -294,7 +302,7 @@ fn diff_worker(
             name: name.clone(),
         };
         let found = lw.binding(name);
-        let present = found.is_some_and(LiveBinding::is_secret);
+        let present = found.is_some_and(cloudflare::Binding::is_secret);
         let supplied = options.supplied_secrets.contains(name);
         let before = found.map(|b| {
             if b.is_secret() {
@@ -353,15 +361,15 @@ fn diff_worker(
     }
 
     for binding in &lw.bindings {
-        let mentioned =
-            worker.bindings.contains_key(&binding.name) || worker.secrets.contains(&binding.name);
+        let mentioned = worker.bindings.contains_key(binding.name())
+            || worker.secrets.iter().any(|s| s == binding.name());
         if !mentioned {
             let what = if binding.is_secret() {
                 "secret"
             } else {
                 "binding"
             };
-            let (name, key) = (binding.name.clone(), key.to_owned());
+            let (name, key) = (binding.name().to_owned(), key.to_owned());
             plan.warnings.push(Warning {
                 address: if binding.is_secret() {
                     Address::Secret { worker: key, name }
@@ -370,7 +378,9 @@ fn diff_worker(
                 },
                 message: format!(
                     "{what} {} ({}) on {} is not in the manifest; apply keeps it",
-                    binding.name, binding.kind, worker.name
+                    binding.name(),
+                    binding.kind(),
+                    worker.name
                 ),
             });
         }
@@ -396,83 +406,164 @@ fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding>
         })
         .collect();
     for lb in &live.bindings {
-        let declared = worker.bindings.contains_key(&lb.name);
-        let displaced = worker.secrets.contains(&lb.name) && !lb.is_secret();
+        let declared = worker.bindings.contains_key(lb.name());
+        let displaced = worker.secrets.iter().any(|s| s == lb.name()) && !lb.is_secret();
         if !declared && !displaced {
             bindings.push(SettingsBinding::Inherit {
-                name: lb.name.clone(),
+                name: lb.name().to_owned(),
             });
         }
     }
     bindings
 }
 
-/// The binding's semantic fields: those that make two bindings of one type the same.
-fn semantic_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "d1" => &["database_id"],
-        "plain_text" => &["text"],
-        "kv_namespace" => &["namespace_id"],
-        "r2_bucket" => &["bucket_name", "jurisdiction"],
-        "service" => &["service", "entrypoint"],
-        _ => &[],
-    }
-}
-
-fn same_binding(kind: &str, desired: &Map<String, Value>, live: &LiveBinding) -> bool {
-    semantic_fields(kind).iter().all(|field| {
-        let live_value = match *field {
-            "database_id" => database_id(live).map(|id| json!(id)),
-            _ => live.fields.get(*field).cloned(),
-        };
-        desired.get(*field) == live_value.as_ref()
+/// A manifest binding as Cloudflare holds it under `name`; a d1 binding gets the id that
+/// `database_id` gives for its database's key.
+pub(crate) fn wire_binding<E>(
+    name: &str,
+    binding: &Binding,
+    database_id: impl FnOnce(&str) -> Result<String, E>,
+) -> Result<cloudflare::Binding, E> {
+    let name = name.to_owned();
+    Ok(match binding {
+        Binding::D1 { database } => cloudflare::Binding::D1 {
+            name,
+            database_id: database_id(database)?,
+        },
+        Binding::PlainText { text } => cloudflare::Binding::PlainText {
+            name,
+            text: text.clone(),
+        },
+        Binding::KvNamespace { namespace_id } => cloudflare::Binding::KvNamespace {
+            name,
+            namespace_id: namespace_id.clone(),
+        },
+        Binding::R2Bucket {
+            bucket_name,
+            jurisdiction,
+        } => cloudflare::Binding::R2Bucket {
+            name,
+            bucket_name: bucket_name.clone(),
+            jurisdiction: jurisdiction.clone(),
+        },
+        Binding::Service {
+            service,
+            entrypoint,
+        } => cloudflare::Binding::Service {
+            name,
+            service: service.clone(),
+            environment: None,
+            entrypoint: entrypoint.clone(),
+        },
     })
 }
 
-/// A d1 binding's database id (`id` is the deprecated alias Cloudflare still sends).
-fn database_id(binding: &LiveBinding) -> Option<&str> {
-    binding
-        .fields
-        .get("database_id")
-        .or_else(|| binding.fields.get("id"))
-        .and_then(Value::as_str)
+/// Whether the live binding holds what the manifest's says: the same kind with the same
+/// values, a d1 binding pointing at `database_id` (`None`: the database does not exist yet).
+pub(crate) fn same_binding(
+    desired: &Binding,
+    database_id: Option<&str>,
+    live: &cloudflare::Binding,
+) -> bool {
+    use cloudflare::Binding as Live;
+    match (desired, live) {
+        (
+            Binding::D1 { .. },
+            Live::D1 {
+                database_id: id, ..
+            },
+        ) => database_id == Some(id.as_str()),
+        (Binding::PlainText { text }, Live::PlainText { text: live, .. }) => text == live,
+        (
+            Binding::KvNamespace { namespace_id },
+            Live::KvNamespace {
+                namespace_id: live, ..
+            },
+        ) => namespace_id == live,
+        (
+            Binding::R2Bucket {
+                bucket_name,
+                jurisdiction,
+            },
+            Live::R2Bucket {
+                bucket_name: live_bucket,
+                jurisdiction: live_jurisdiction,
+                ..
+            },
+        ) => bucket_name == live_bucket && jurisdiction == live_jurisdiction,
+        (
+            Binding::Service {
+                service,
+                entrypoint,
+            },
+            Live::Service {
+                service: live_service,
+                entrypoint: live_entrypoint,
+                ..
+            },
+        ) => service == live_service && entrypoint == live_entrypoint,
+        _ => false,
+    }
+}
+
+/// For a d1 binding, its database's name and, when the database exists, its id.
+fn database_of<'a>(
+    desired: &'a Manifest,
+    binding: &'a Binding,
+    live: &'a Live,
+) -> Option<(&'a str, Option<&'a str>)> {
+    let Binding::D1 { database } = binding else {
+        return None;
+    };
+    let name = desired
+        .d1_databases
+        .get(database)
+        .map_or(database.as_str(), |d| d.name.as_str());
+    let uuid = live
+        .d1_databases
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.uuid.as_str());
+    Some((name, uuid))
+}
+
+/// A binding as a plan shows it: its type, then its fields besides its name.
+fn shown(binding: &cloudflare::Binding) -> Map<String, Value> {
+    let mut value = Map::new();
+    value.insert("type".to_owned(), json!(binding.kind()));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(binding) {
+        value.extend(
+            fields
+                .into_iter()
+                .filter(|(field, _)| field != "name" && field != "type"),
+        );
+    }
+    value
 }
 
 /// The binding as Cloudflare will hold it, with a d1 database's name beside its id.
-fn desired_binding(desired: &Manifest, binding: &Binding, live: &Live) -> Map<String, Value> {
-    let mut value = Map::new();
-    value.insert("type".to_owned(), json!(binding.kind()));
-    if let Binding::D1 { database } = binding {
-        let name = desired
-            .d1_databases
-            .get(database)
-            .map_or(database.as_str(), |d| d.name.as_str());
-        let uuid = live
-            .d1_databases
-            .iter()
-            .find(|d| d.name == name)
-            .map_or(KNOWN_AFTER_APPLY, |d| d.uuid.as_str());
-        value.extend(binding.wire_fields(uuid));
-        value.insert("database_name".to_owned(), json!(name));
-    } else {
-        value.extend(binding.wire_fields(""));
+fn desired_binding(
+    name: &str,
+    binding: &Binding,
+    database: Option<(&str, Option<&str>)>,
+) -> Map<String, Value> {
+    let id = database.and_then(|(_, id)| id).unwrap_or(KNOWN_AFTER_APPLY);
+    let wire = wire_binding(name, binding, |_| Ok::<_, Infallible>(id.to_owned()));
+    let mut value = match wire {
+        Ok(wire) => shown(&wire),
+        Err(never) => match never {},
+    };
+    if let Some((database_name, _)) = database {
+        value.insert("database_name".to_owned(), json!(database_name));
     }
     value
 }
 
 /// A live binding as a plan value, with a d1 database's name beside its id.
-fn live_binding(binding: &LiveBinding, live: &Live) -> Value {
-    let mut value = Map::new();
-    value.insert("type".to_owned(), json!(binding.kind));
-    for (field, v) in &binding.fields {
-        if field != "name" && field != "type" {
-            value.insert(field.clone(), v.clone());
-        }
-    }
-    if binding.kind == "d1" {
-        if let Some(db) =
-            database_id(binding).and_then(|id| live.d1_databases.iter().find(|d| d.uuid == id))
-        {
+fn live_binding(binding: &cloudflare::Binding, live: &Live) -> Value {
+    let mut value = shown(binding);
+    if let cloudflare::Binding::D1 { database_id, .. } = binding {
+        if let Some(db) = live.d1_databases.iter().find(|d| &d.uuid == database_id) {
             value.insert("database_name".to_owned(), json!(db.name));
         }
     }

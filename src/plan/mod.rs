@@ -12,6 +12,7 @@ mod saved;
 pub(crate) mod tests;
 
 pub use crate::address::{Address, AddressError, Setting, Unmanaged};
+pub(crate) use diff::wire_binding;
 pub use diff::{DiffOptions, diff};
 pub use intent::intent;
 pub use saved::{manifest_hash, read_saved};

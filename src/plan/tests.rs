@@ -5,7 +5,8 @@ use std::collections::BTreeMap;
 use serde_json::json;
 
 use super::*;
-use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker, Probe};
+use crate::cloudflare;
+use crate::live::{Live, LiveDatabase, LiveWorker, Probe};
 use crate::manifest::model::Manifest;
 
 pub(crate) const STAGING: &str = r#"
@@ -33,16 +34,20 @@ pub(crate) fn manifest(yaml: &str) -> Manifest {
     yaml_serde::from_str(yaml).expect("test manifest parses")
 }
 
-pub(crate) fn binding(name: &str, kind: &str, fields: serde_json::Value) -> LiveBinding {
-    LiveBinding {
-        name: name.to_owned(),
-        kind: kind.to_owned(),
-        fields: fields.as_object().cloned().unwrap_or_default(),
+/// A live binding of type `kind` with `fields` besides its name and type, as Cloudflare would
+/// send it.
+pub(crate) fn binding(name: &str, kind: &str, fields: serde_json::Value) -> cloudflare::Binding {
+    let mut wire = json!({ "name": name, "type": kind });
+    if let (Some(wire), Some(fields)) = (wire.as_object_mut(), fields.as_object()) {
+        wire.extend(fields.clone());
     }
+    serde_json::from_value(wire).expect("a binding Cloudflare could send")
 }
 
-pub(crate) fn secret(name: &str) -> LiveBinding {
-    binding(name, "secret_text", json!({}))
+pub(crate) fn secret(name: &str) -> cloudflare::Binding {
+    cloudflare::Binding::SecretText {
+        name: name.to_owned(),
+    }
 }
 
 /// The account as staging's manifest describes it.
@@ -216,7 +221,9 @@ fn a_supplied_secret_that_exists_is_rewritten() {
 pub(crate) fn with_secret_as_plain_text() -> Live {
     let mut live = converged();
     let worker = api(&mut live);
-    worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
+    worker
+        .bindings
+        .retain(|b| b.name() != "TALLY_SIGNING_SECRET");
     worker.bindings.push(binding(
         "TALLY_SIGNING_SECRET",
         "plain_text",
