@@ -13,6 +13,8 @@ pub mod manifest;
 pub mod probe;
 pub mod sandbox;
 pub mod secret;
+#[cfg(test)]
+mod testing;
 pub mod wrangler;
 
 use std::process::ExitCode;

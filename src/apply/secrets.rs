@@ -177,7 +177,7 @@ pub fn read_secrets(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::{STAGING, manifest};
+    use crate::testing::{STAGING, manifest};
 
     fn parse(arg: &str) -> Result<SecretArg, String> {
         arg.parse()

@@ -228,11 +228,11 @@ mod tests {
     use crate::edge;
     use crate::live::Live;
     use crate::manifest::model::{Binding, Manifest};
-    use crate::plan::tests::{
+    use crate::plan::{DiffOptions, diff};
+    use crate::testing::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
         supplied, with_absent_database, with_secret_as_plain_text,
     };
-    use crate::plan::{DiffOptions, diff};
 
     fn plan_and_steps(desired: &Manifest, live: &Live, options: &DiffOptions) -> Vec<Step> {
         let plan = diff(desired, live, options);

@@ -371,7 +371,7 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::tests::{STAGING, api, binding, converged, manifest};
+    use crate::testing::{STAGING, api, binding, converged, manifest};
 
     fn failed(report: &Report) -> Vec<(&str, String)> {
         report

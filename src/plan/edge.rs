@@ -161,8 +161,8 @@ mod tests {
     use super::*;
     use crate::cloudflare::Ruleset;
     use crate::plan::Address;
-    use crate::plan::tests::{STAGING, converged, manifest};
     use crate::plan::{diff, intent};
+    use crate::testing::{STAGING, converged, manifest};
 
     fn routed() -> Manifest {
         manifest(&format!(

@@ -9,7 +9,7 @@ pub(crate) mod edge;
 mod intent;
 mod saved;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
 pub use crate::address::{Address, AddressError, Setting, Unmanaged};
 pub(crate) use diff::wire_binding;
