@@ -12,7 +12,7 @@
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::manifest::model::LocationHint;
-use crate::plan::{Address, Operation, Plan, SettingsBinding, WorkerSettings};
+use crate::plan::{Address, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -116,7 +116,7 @@ struct WorkerSteps {
 pub fn steps(plan: &Plan) -> Vec<Step> {
     let mut creates = Vec::new();
     let mut workers: Vec<WorkerSteps> = Vec::new();
-    let mut rules: Vec<Step> = Vec::new();
+    let mut rulesets: Vec<&ZoneRules> = Vec::new();
     let mut deletes = Vec::new();
     for change in plan.effective_changes() {
         match &change.operation {
@@ -156,37 +156,32 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                 });
             }
             Operation::Rules(zone) => {
-                let address = Address::Ruleset {
-                    zone: zone.zone.clone(),
-                    phase: zone.phase,
-                };
-                if !rules.iter().any(|r| r.address() == &address) {
-                    rules.push(Step::PutRules {
-                        address,
-                        zone_id: zone.zone_id.clone(),
-                        phase: zone.phase,
-                        owner: zone.owner.clone(),
-                        rules: zone.rules.clone(),
-                        basis: zone.basis.clone(),
-                    });
+                let written = rulesets
+                    .iter()
+                    .any(|r| r.zone == zone.zone && r.phase == zone.phase);
+                if !written {
+                    rulesets.push(zone);
                 }
             }
         }
     }
-    rules.sort_by_key(|step| match step {
-        Step::PutRules {
-            address: Address::Ruleset { zone, .. },
-            phase,
-            ..
-        } => (zone.clone(), *phase == Phase::HttpRatelimit),
-        _ => (String::new(), false),
-    });
+    rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
     let mut steps = creates;
     for worker in workers {
         steps.extend(worker.settings);
         steps.extend(worker.secrets);
     }
-    steps.extend(rules);
+    steps.extend(rulesets.into_iter().map(|zone| Step::PutRules {
+        address: Address::Ruleset {
+            zone: zone.zone.clone(),
+            phase: zone.phase,
+        },
+        zone_id: zone.zone_id.clone(),
+        phase: zone.phase,
+        owner: zone.owner.clone(),
+        rules: zone.rules.clone(),
+        basis: zone.basis.clone(),
+    }));
     steps.extend(deletes);
     steps
 }
