@@ -3,12 +3,15 @@
 //! account, `apply` makes the account match.
 
 mod account;
+mod address;
 pub mod apply;
 pub mod check;
 pub mod cli;
 pub mod cloudflare;
 mod commands;
+mod edge;
 pub mod error;
+mod headers;
 pub mod live;
 pub mod manifest;
 pub mod plan;
@@ -18,6 +21,8 @@ pub mod render;
 pub mod sandbox;
 pub mod secret;
 mod settings;
+#[cfg(test)]
+mod testing;
 pub mod wrangler;
 
 use std::process::ExitCode;
@@ -85,4 +90,3 @@ fn print_usage_error(err: &clap::Error, args: impl Iterator<Item = std::ffi::OsS
          passed as --secret NAME=env:VAR, NAME=file:PATH or NAME=stdin, never on the command line.\n"
     );
 }
-

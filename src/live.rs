@@ -15,7 +15,7 @@ use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cloudflare::{self, Client, Phase, Ruleset, Script, ScriptSettings};
+use crate::cloudflare::{self, Binding, Client, Phase, Ruleset, Script, ScriptSettings};
 use crate::manifest::model::Manifest;
 use crate::probe::Prober;
 
@@ -48,14 +48,15 @@ pub struct LiveWorker {
     pub compatibility_date: Option<String>,
     /// The compatibility flags.
     pub compatibility_flags: Vec<String>,
-    /// Every binding, secrets included (as `secret_text`, without values).
-    pub bindings: Vec<LiveBinding>,
+    /// Every binding as Cloudflare reports it, secrets included (without values: the API does
+    /// not return them); kinds lmsinfra does not model keep every field.
+    pub bindings: Vec<Binding>,
 }
 
 impl LiveWorker {
     /// The binding with this name.
-    pub fn binding(&self, name: &str) -> Option<&LiveBinding> {
-        self.bindings.iter().find(|b| b.name == name)
+    pub fn binding(&self, name: &str) -> Option<&Binding> {
+        self.bindings.iter().find(|b| b.name() == name)
     }
 
     /// The names of the secrets this Worker has.
@@ -63,26 +64,7 @@ impl LiveWorker {
         self.bindings
             .iter()
             .filter(|b| b.is_secret())
-            .map(|b| b.name.as_str())
-    }
-}
-
-/// One binding as Cloudflare reports it: its name, its type, and the rest of its fields.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LiveBinding {
-    /// The name the code sees.
-    pub name: String,
-    /// Cloudflare's binding type (`d1`, `plain_text`, `secret_text`, …).
-    pub kind: String,
-    /// Every other field of the binding, as Cloudflare sent it (never a secret value: the API
-    /// does not return them).
-    pub fields: serde_json::Map<String, serde_json::Value>,
-}
-
-impl LiveBinding {
-    /// Whether this binding is a secret (`secret_text` or `secret_key`).
-    pub fn is_secret(&self) -> bool {
-        matches!(self.kind.as_str(), "secret_text" | "secret_key")
+            .map(Binding::name)
     }
 }
 
@@ -214,7 +196,7 @@ fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
         name: name.to_owned(),
         compatibility_date: settings.compatibility_date,
         compatibility_flags: settings.compatibility_flags,
-        bindings: settings.bindings.iter().map(|b| b.to_live()).collect(),
+        bindings: settings.bindings,
     }
 }
 

@@ -10,9 +10,10 @@ use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
 use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
+use crate::edge;
 use crate::live::Live;
-use crate::manifest::model::{Binding, Manifest};
-use crate::plan::edge;
+use crate::manifest::model::Manifest;
+use crate::plan;
 use crate::secret::Secret;
 
 /// How one step ended.
@@ -33,9 +34,20 @@ pub enum StepError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Api(#[from] cloudflare::Error),
-    /// Something the step needs is not there (a database id, a secret value).
-    #[error("{0}")]
-    Missing(String),
+    /// The secret to put was not given a value with `--secret`.
+    #[error("no value was given for secret {name}")]
+    NoSecretValue {
+        /// The secret's name.
+        name: String,
+    },
+    /// A d1 binding names a database that has no id: it was neither found nor created.
+    #[error("binding {binding} needs the id of database {database}, which was not created")]
+    NoDatabaseId {
+        /// The binding's name.
+        binding: String,
+        /// The database's key in the manifest.
+        database: String,
+    },
     /// A ruleset kept changing under apply; nothing was written over the other changes.
     #[error(
         "the {phase} ruleset of zone {zone_id} changed {attempts} times while apply was writing it"
@@ -150,9 +162,9 @@ async fn run(
             client.patch_settings(script, &patch).await?;
         }
         Step::PutSecret { script, name, .. } => {
-            let value = secrets.get(name).ok_or_else(|| {
-                StepError::Missing(format!("no value was given for secret {name}"))
-            })?;
+            let value = secrets
+                .get(name)
+                .ok_or_else(|| StepError::NoSecretValue { name: name.clone() })?;
             client.put_secret(script, name, value).await?;
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
@@ -239,15 +251,13 @@ fn wire_binding(
         SettingsBinding::Inherit { name } => return Ok(cloudflare::Binding::inherit(name.clone())),
         SettingsBinding::Declared { name, binding } => (name, binding),
     };
-    let database_id = match binding {
-        Binding::D1 { database } => database_ids.get(database).ok_or_else(|| {
-            StepError::Missing(format!("database {database} has no id: it was not created"))
-        })?,
-        _ => "",
-    };
-    let mut wire = binding.wire_fields(database_id);
-    wire.insert("name".to_owned(), name.as_str().into());
-    wire.insert("type".to_owned(), binding.kind().into());
-    serde_json::from_value(wire.into())
-        .map_err(|e| StepError::Missing(format!("binding {name} has no Cloudflare form: {e}")))
+    plan::wire_binding(name, binding, |database| {
+        database_ids
+            .get(database)
+            .cloned()
+            .ok_or_else(|| StepError::NoDatabaseId {
+                binding: name.clone(),
+                database: database.to_owned(),
+            })
+    })
 }

@@ -9,10 +9,11 @@ mod progress;
 mod secrets;
 mod steps;
 
+pub use crate::plan::SettingsBinding;
 pub use execute::{Progress, StepError, StepOutcome, execute};
 pub use progress::ProgressLines;
 pub use secrets::{SecretArg, SecretArgParser, SecretSource, read_secrets, withhold_secret_values};
-pub use steps::{SettingsBinding, Step, steps};
+pub use steps::{Step, steps};
 
 use std::collections::BTreeMap;
 
@@ -94,12 +95,12 @@ pub async fn run(
         return Err(Error::ApplyFailed(Box::new(ApplyFailure {
             done: steps[..index]
                 .iter()
-                .map(|s| s.address().to_owned())
+                .map(|s| s.address().to_string())
                 .collect(),
-            failed: steps[index].address().to_owned(),
+            failed: steps[index].address().to_string(),
             not_started: steps[index + 1..]
                 .iter()
-                .map(|s| s.address().to_owned())
+                .map(|s| s.address().to_string())
                 .collect(),
             source,
         })));
@@ -112,8 +113,8 @@ pub async fn run(
     let fresh = plan::diff(desired, &after, &plan::DiffOptions::default());
     let left: Vec<String> = fresh
         .effective_changes()
-        .map(|c| c.address.clone())
-        .chain(fresh.blockers.iter().map(|b| b.address.clone()))
+        .map(|c| c.address.to_string())
+        .chain(fresh.blockers.iter().map(|b| b.address.to_string()))
         .collect();
     if !left.is_empty() {
         return Err(Error::NotConverged { addresses: left });

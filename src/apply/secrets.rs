@@ -237,7 +237,7 @@ pub fn withhold_secret_values(err: Error, args: &[SecretArg]) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::{STAGING, manifest};
+    use crate::testing::{STAGING, manifest};
 
     fn parse(arg: &str) -> Result<SecretArg, String> {
         arg.parse()

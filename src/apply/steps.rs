@@ -1,17 +1,18 @@
 //! From a plan to API calls: which calls, in which order, with which bodies.
 //!
-//! Pure, like `diff`: the executor only sends what this module decides. A Worker's settings are
-//! changed with one `PATCH` that lists every binding — the manifest's own, and every other one
-//! as `inherit`, because Cloudflare replaces the whole list — so nothing the manifest does not
+//! Pure, like `diff`, and it reads only each change's typed [`Operation`], never the values a
+//! plan shows: the executor only sends what this module decides. A Worker's settings are changed
+//! with one `PATCH` that lists every binding — the manifest's own, and every other one as
+//! `inherit`, because Cloudflare replaces the whole list — so nothing the manifest does not
 //! mention is lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with
-//! the whole rule list, other owners' rules carried over (see `plan::edge`).
-
-use std::collections::BTreeSet;
+//! the whole rule list, other owners' rules carried over (see `crate::edge`).
+//!
+//! Order: databases are created first, then each Worker's settings before its secrets, then
+//! the zone rulesets, and databases are deleted last, after whatever stopped using them.
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
-use crate::live::{Live, LiveWorker};
-use crate::manifest::model::{Binding, LocationHint, Manifest, Worker};
-use crate::plan::{Action, Plan, edge};
+use crate::manifest::model::LocationHint;
+use crate::plan::{Address, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -19,7 +20,7 @@ pub enum Step {
     /// `POST …/d1/database`.
     CreateDatabase {
         /// `d1.KEY`.
-        address: String,
+        address: Address,
         /// The database's key, so later steps can bind its new id.
         key: String,
         /// Its name.
@@ -30,7 +31,7 @@ pub enum Step {
     /// `PATCH …/scripts/SCRIPT/settings` with the whole binding list.
     PatchSettings {
         /// `worker.KEY`.
-        address: String,
+        address: Address,
         /// The script.
         script: String,
         /// Every binding the Worker will have, in order.
@@ -43,7 +44,7 @@ pub enum Step {
     /// `PUT …/scripts/SCRIPT/secrets`.
     PutSecret {
         /// `worker.KEY.secret.NAME`.
-        address: String,
+        address: Address,
         /// The script.
         script: String,
         /// The secret's name; the value comes from `--secret`.
@@ -53,7 +54,7 @@ pub enum Step {
     /// live list. The executor re-reads the ruleset first and recomputes when it moved.
     PutRules {
         /// `zone.ZONE.PHASE`.
-        address: String,
+        address: Address,
         /// The zone's id.
         zone_id: String,
         /// The phase.
@@ -68,7 +69,7 @@ pub enum Step {
     /// `DELETE …/d1/database/UUID`.
     DeleteDatabase {
         /// `d1.KEY`.
-        address: String,
+        address: Address,
         /// Its name.
         name: String,
         /// Its id.
@@ -78,7 +79,7 @@ pub enum Step {
 
 impl Step {
     /// The plan address the step carries out.
-    pub fn address(&self) -> &str {
+    pub fn address(&self) -> &Address {
         match self {
             Self::CreateDatabase { address, .. }
             | Self::PatchSettings { address, .. }
@@ -104,140 +105,114 @@ impl Step {
     }
 }
 
-/// A binding in a settings `PATCH`.
-#[derive(Debug, Clone, PartialEq)]
-pub enum SettingsBinding {
-    /// A binding the manifest declares; a `d1` binding names its database by key, resolved to
-    /// an id when the step runs (the database may be created by an earlier step).
-    Declared {
-        /// The binding's name.
-        name: String,
-        /// What it binds.
-        binding: Binding,
-    },
-    /// A binding carried over from the live Worker as it is (`{"type": "inherit"}`).
-    Inherit {
-        /// The binding's name.
-        name: String,
-    },
+/// One Worker's steps: its settings write, then its secrets.
+struct WorkerSteps {
+    worker: String,
+    settings: Option<Step>,
+    secrets: Vec<Step>,
 }
 
 /// The steps that carry out `plan`. The plan must not be blocked.
-pub fn steps(plan: &Plan, desired: &Manifest, live: &Live) -> Vec<Step> {
-    let effective: BTreeSet<&str> = plan
-        .effective_changes()
-        .map(|c| c.address.as_str())
-        .collect();
-    let mut steps = Vec::new();
-    for (key, db) in &desired.d1_databases {
-        let address = format!("d1.{key}");
-        if !db.absent && effective.contains(address.as_str()) {
-            steps.push(Step::CreateDatabase {
-                address,
+pub fn steps(plan: &Plan) -> Vec<Step> {
+    let mut creates = Vec::new();
+    let mut workers: Vec<WorkerSteps> = Vec::new();
+    let mut rulesets: Vec<&ZoneRules> = Vec::new();
+    let mut deletes = Vec::new();
+    for change in plan.effective_changes() {
+        match &change.operation {
+            Operation::None => {}
+            Operation::CreateDatabase {
+                key,
+                name,
+                location_hint,
+            } => creates.push(Step::CreateDatabase {
+                address: change.address.clone(),
                 key: key.clone(),
-                name: db.name.clone(),
-                location_hint: db.location_hint,
-            });
-        }
-    }
-    for (key, worker) in &desired.workers {
-        let Some(lw) = live.workers.get(&worker.name) else {
-            continue;
-        };
-        let prefix = format!("worker.{key}.");
-        let settings_changed = plan.effective_changes().any(|c| {
-            let Some(rest) = c.address.strip_prefix(&prefix) else {
-                return false;
-            };
-            !edge::is_rule_address(rest)
-                && (!rest.starts_with("secret.") || c.action == Action::Replace)
-        });
-        if settings_changed {
-            steps.push(Step::PatchSettings {
-                address: format!("worker.{key}"),
-                script: worker.name.clone(),
-                bindings: settings_bindings(worker, lw),
-                compatibility_date: worker.compatibility_date.clone(),
-                compatibility_flags: worker.compatibility_flags.clone(),
-            });
-        }
-        for name in &worker.secrets {
-            let address = format!("{prefix}secret.{name}");
-            if effective.contains(address.as_str()) {
-                steps.push(Step::PutSecret {
-                    address,
-                    script: worker.name.clone(),
+                name: name.clone(),
+                location_hint: *location_hint,
+            }),
+            Operation::DeleteDatabase { name, uuid } => deletes.push(Step::DeleteDatabase {
+                address: change.address.clone(),
+                name: name.clone(),
+                uuid: uuid.clone(),
+            }),
+            Operation::Settings(settings) => {
+                write_settings(worker_steps(&mut workers, &settings.worker), settings);
+            }
+            Operation::PutSecret {
+                worker,
+                script,
+                name,
+                settings,
+            } => {
+                let steps = worker_steps(&mut workers, worker);
+                if let Some(settings) = settings {
+                    write_settings(steps, settings);
+                }
+                steps.secrets.push(Step::PutSecret {
+                    address: change.address.clone(),
+                    script: script.clone(),
                     name: name.clone(),
                 });
             }
-        }
-    }
-    steps.extend(rule_steps(desired, live));
-    for change in plan.effective_changes() {
-        if change.action == Action::Delete {
-            if let Some(before) = &change.before {
-                steps.push(Step::DeleteDatabase {
-                    address: change.address.clone(),
-                    name: before["name"].as_str().unwrap_or_default().to_owned(),
-                    uuid: before["uuid"].as_str().unwrap_or_default().to_owned(),
-                });
+            Operation::Rules(zone) => {
+                let written = rulesets
+                    .iter()
+                    .any(|r| r.zone == zone.zone && r.phase == zone.phase);
+                if !written {
+                    rulesets.push(zone);
+                }
             }
         }
     }
-    steps
-}
-
-/// One `PutRules` per zone and phase whose owned rules differ from what the manifest wants.
-fn rule_steps(desired: &Manifest, live: &Live) -> Vec<Step> {
-    let owner = edge::owner(&desired.environment);
-    let wanted = edge::desired(desired);
-    let mut steps = Vec::new();
-    for (zone_name, zone) in &live.zones {
-        for phase in [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit] {
-            let rules: Vec<Rule> = wanted
-                .iter()
-                .filter(|w| &w.zone == zone_name && w.kind.phase() == phase)
-                .map(|w| w.rule.clone())
-                .collect();
-            let basis = zone.rulesets.get(phase.as_str());
-            let current = basis.map_or(&[][..], |r| r.rules.as_slice());
-            if !edge::same_rules(&edge::merged(current, &owner, &rules), current) {
-                steps.push(Step::PutRules {
-                    address: format!("zone.{zone_name}.{}", phase.as_str()),
-                    zone_id: zone.id.clone(),
-                    phase,
-                    owner: owner.clone(),
-                    rules,
-                    basis: basis.cloned(),
-                });
-            }
-        }
+    rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
+    let mut steps = creates;
+    for worker in workers {
+        steps.extend(worker.settings);
+        steps.extend(worker.secrets);
     }
+    steps.extend(rulesets.into_iter().map(|zone| Step::PutRules {
+        address: Address::Ruleset {
+            zone: zone.zone.clone(),
+            phase: zone.phase,
+        },
+        zone_id: zone.zone_id.clone(),
+        phase: zone.phase,
+        owner: zone.owner.clone(),
+        rules: zone.rules.clone(),
+        basis: zone.basis.clone(),
+    }));
+    steps.extend(deletes);
     steps
 }
 
-/// The full binding list for a settings `PATCH`: the manifest's bindings, then every live
-/// binding it does not declare, inherited. A live non-secret binding that the manifest names as
-/// a secret is left out, so the secret can take its name.
-fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding> {
-    let mut bindings: Vec<SettingsBinding> = worker
-        .bindings
-        .iter()
-        .map(|(name, binding)| SettingsBinding::Declared {
-            name: name.clone(),
-            binding: binding.clone(),
-        })
-        .collect();
-    for lb in &live.bindings {
-        let declared = worker.bindings.contains_key(&lb.name);
-        let displaced = worker.secrets.contains(&lb.name) && !lb.is_secret();
-        if !declared && !displaced {
-            bindings.push(SettingsBinding::Inherit {
-                name: lb.name.clone(),
+/// The steps of Worker `worker`, started when it has none yet.
+fn worker_steps<'a>(workers: &'a mut Vec<WorkerSteps>, worker: &str) -> &'a mut WorkerSteps {
+    let at = match workers.iter().position(|w| w.worker == worker) {
+        Some(at) => at,
+        None => {
+            workers.push(WorkerSteps {
+                worker: worker.to_owned(),
+                settings: None,
+                secrets: Vec::new(),
             });
+            workers.len() - 1
         }
-    }
-    bindings
+    };
+    &mut workers[at]
+}
+
+/// Make the Worker's one settings write, unless it is already made.
+fn write_settings(steps: &mut WorkerSteps, settings: &WorkerSettings) {
+    steps.settings.get_or_insert_with(|| Step::PatchSettings {
+        address: Address::Worker {
+            key: settings.worker.clone(),
+        },
+        script: settings.script.clone(),
+        bindings: settings.bindings.clone(),
+        compatibility_date: settings.compatibility_date.clone(),
+        compatibility_flags: settings.compatibility_flags.clone(),
+    });
 }
 
 #[cfg(test)]
@@ -245,16 +220,19 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::tests::{
+    use crate::edge;
+    use crate::live::Live;
+    use crate::manifest::model::{Binding, Manifest};
+    use crate::plan::{DiffOptions, diff};
+    use crate::testing::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
         supplied, with_absent_database, with_secret_as_plain_text,
     };
-    use crate::plan::{DiffOptions, diff};
 
     fn plan_and_steps(desired: &Manifest, live: &Live, options: &DiffOptions) -> Vec<Step> {
         let plan = diff(desired, live, options);
         assert!(!plan.is_blocked(), "{:?}", plan.blockers);
-        steps(&plan, desired, live)
+        steps(&plan)
     }
 
     #[test]
@@ -262,7 +240,7 @@ mod tests {
         let desired = manifest(STAGING);
         let options = supplied(&["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&desired, &audited(), &options);
-        let order: Vec<_> = steps.iter().map(Step::address).collect();
+        let order: Vec<_> = steps.iter().map(|s| s.address().to_string()).collect();
         assert_eq!(
             order,
             [
@@ -321,7 +299,7 @@ mod tests {
     fn a_secret_rotation_alone_puts_the_secret_without_touching_settings() {
         let options = supplied(&["TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&manifest(STAGING), &converged(), &options);
-        let order: Vec<_> = steps.iter().map(Step::address).collect();
+        let order: Vec<_> = steps.iter().map(|s| s.address().to_string()).collect();
         assert_eq!(order, ["worker.api.secret.TALLY_SIGNING_SECRET"]);
     }
 
@@ -354,7 +332,9 @@ mod tests {
         assert_eq!(
             steps,
             [Step::DeleteDatabase {
-                address: "d1.old".to_owned(),
+                address: Address::D1 {
+                    key: "old".to_owned()
+                },
                 name: "lms-old-staging".to_owned(),
                 uuid: "uuid-old".to_owned(),
             }]
@@ -406,7 +386,10 @@ mod tests {
         else {
             panic!("{steps:?}");
         };
-        assert_eq!(address, "zone.example.com.http_response_headers_transform");
+        assert_eq!(
+            address.to_string(),
+            "zone.example.com.http_response_headers_transform"
+        );
         assert_eq!(rules.len(), 1);
         assert_eq!(read, &basis);
 
@@ -418,6 +401,52 @@ mod tests {
             .rules
             .push(owned);
         assert!(plan_and_steps(&desired, &live, &DiffOptions::default()).is_empty());
+    }
+
+    #[test]
+    fn removing_an_owned_rule_writes_its_ruleset_and_nothing_else() {
+        let routes = "    routes:\n      - { zone: example.com, pattern: \"api.example.com/*\" }\n";
+        let limits = "    rate_limits: { requests: 50, period: 10, mitigation_timeout: 60 }\n";
+        let routed = manifest(&format!("{STAGING}{routes}{limits}"));
+        let mut live = converged();
+        let mut zone = crate::live::LiveZone {
+            id: "zone-1".to_owned(),
+            rulesets: Default::default(),
+        };
+        for owned in edge::desired(&routed) {
+            let phase = owned.kind.phase().as_str().to_owned();
+            zone.rulesets
+                .entry(phase.clone())
+                .or_insert_with(|| Ruleset {
+                    id: format!("rs-{phase}"),
+                    phase,
+                    version: Some("2".to_owned()),
+                    last_updated: None,
+                    rules: Vec::new(),
+                })
+                .rules
+                .push(owned.rule);
+        }
+        live.zones.insert("example.com".to_owned(), zone);
+        assert!(plan_and_steps(&routed, &live, &DiffOptions::default()).is_empty());
+
+        let unlimited = manifest(&format!("{STAGING}{routes}"));
+        let steps = plan_and_steps(&unlimited, &live, &DiffOptions::default());
+        let [
+            Step::PutRules {
+                address,
+                phase: Phase::HttpRatelimit,
+                rules,
+                basis: Some(basis),
+                ..
+            },
+        ] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(address.to_string(), "zone.example.com.http_ratelimit");
+        assert!(rules.is_empty());
+        assert_eq!(basis.rules.len(), 1);
     }
 
     #[test]

@@ -11,9 +11,11 @@ pub mod observatory;
 
 use serde::Serialize;
 
+use crate::cloudflare;
+use crate::edge;
 use crate::live::{Live, LiveWorker, Probe};
 use crate::manifest::model::{Binding, Manifest, Worker};
-use crate::plan::{self, Drift, edge};
+use crate::plan::{Address, Drift};
 pub use observatory::Grade;
 
 /// The plain-text binding that lists the origins a Worker answers cross-origin requests from.
@@ -38,7 +40,7 @@ pub struct Report {
 #[derive(Debug, Clone, Serialize)]
 pub struct UrlReport {
     /// `worker.KEY`.
-    pub address: String,
+    pub address: Address,
     /// The URL fetched.
     pub url: String,
     /// The HTTP status, when it answered.
@@ -60,7 +62,7 @@ pub struct Finding {
     /// `cors`, `plain-text-credentials`, `required-secrets` or `rate-limits`.
     pub check: &'static str,
     /// What it is about (`worker.api`, `worker.api.binding.ALLOWED_ORIGINS`).
-    pub address: String,
+    pub address: Address,
     /// Whether it passed.
     pub passed: bool,
     /// What was found.
@@ -73,12 +75,12 @@ pub fn report(desired: &Manifest, live: &Live, min_grade: Option<Grade>) -> Repo
     let mut checks = Vec::new();
     let rules = edge::desired(desired);
     for (key, worker) in &desired.workers {
-        let address = format!("worker.{key}");
+        let address = Address::Worker { key: key.clone() };
         if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-            urls.push(url_report(&address, headers, probe, min_grade));
+            urls.push(url_report(key, headers, probe, min_grade));
         }
         let lw = live.workers.get(&worker.name);
-        if let Some(finding) = cors(&address, worker, lw) {
+        if let Some(finding) = cors(key, worker, lw) {
             checks.push(finding);
         }
         checks.push(credentials(&address, worker, lw));
@@ -179,15 +181,18 @@ pub fn text(report: &Report) -> String {
 }
 
 fn url_report(
-    address: &str,
+    key: &str,
     headers: &crate::manifest::model::Headers,
     probe: &Probe,
     min_grade: Option<Grade>,
 ) -> UrlReport {
-    let (drift, _) = plan::diff::header_drift(&format!("{address}.headers"), headers, probe);
+    let (drift, _) = crate::headers::header_drift(key, headers, probe);
+    let address = Address::Worker {
+        key: key.to_owned(),
+    };
     match probe {
         Probe::Unreachable { reason } => UrlReport {
-            address: address.to_owned(),
+            address,
             url: headers.url.clone(),
             status: None,
             unreachable: Some(reason.clone()),
@@ -203,7 +208,7 @@ fn url_report(
             let score = observatory::score(got);
             let below = min_grade.is_some_and(|min| score.grade < min);
             UrlReport {
-                address: address.to_owned(),
+                address,
                 url: headers.url.clone(),
                 status: Some(*status),
                 unreachable: None,
@@ -217,11 +222,10 @@ fn url_report(
 
 /// The value of a plain-text binding: live when the Worker has it, else the manifest's.
 fn plain_text<'a>(name: &str, worker: &'a Worker, live: Option<&'a LiveWorker>) -> Option<&'a str> {
-    let live = live
-        .and_then(|lw| lw.binding(name))
-        .filter(|b| b.kind == "plain_text")
-        .and_then(|b| b.fields.get("text"))
-        .and_then(|t| t.as_str());
+    let live = match live.and_then(|lw| lw.binding(name)) {
+        Some(cloudflare::Binding::PlainText { text, .. }) => Some(text.as_str()),
+        _ => None,
+    };
     live.or_else(|| match worker.bindings.get(name) {
         Some(Binding::PlainText { text }) => Some(text.as_str()),
         _ => None,
@@ -243,7 +247,7 @@ fn origin_problem(origin: &str) -> Option<String> {
     }
 }
 
-fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Finding> {
+fn cors(key: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Finding> {
     let origins = plain_text(ALLOWED_ORIGINS, worker, live)?;
     let problems: Vec<String> = origins
         .split(|c: char| c == ',' || c.is_whitespace())
@@ -252,7 +256,10 @@ fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Fin
         .collect();
     Some(Finding {
         check: "cors",
-        address: format!("{address}.binding.{ALLOWED_ORIGINS}"),
+        address: Address::Binding {
+            worker: key.to_owned(),
+            name: ALLOWED_ORIGINS.to_owned(),
+        },
         passed: problems.is_empty(),
         message: if problems.is_empty() {
             "only https origins (localhost aside), no `*`".to_owned()
@@ -262,7 +269,7 @@ fn cors(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Option<Fin
     })
 }
 
-fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
+fn credentials(address: &Address, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
     let declared = worker
         .bindings
         .iter()
@@ -271,8 +278,8 @@ fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Fin
     let live_names = live
         .into_iter()
         .flat_map(|lw| lw.bindings.iter())
-        .filter(|b| b.kind == "plain_text")
-        .map(|b| b.name.as_str());
+        .filter(|b| matches!(b, cloudflare::Binding::PlainText { .. }))
+        .map(cloudflare::Binding::name);
     let mut suspicious: Vec<&str> = declared
         .chain(live_names)
         .filter(|name| crate::manifest::credential_suffix(name).is_some())
@@ -281,7 +288,7 @@ fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Fin
     suspicious.dedup();
     Finding {
         check: "plain-text-credentials",
-        address: address.to_owned(),
+        address: address.clone(),
         passed: suspicious.is_empty(),
         message: if suspicious.is_empty() {
             "no plain-text variable looks like a credential".to_owned()
@@ -294,11 +301,11 @@ fn credentials(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Fin
     }
 }
 
-fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
+fn secrets(address: &Address, worker: &Worker, live: Option<&LiveWorker>) -> Finding {
     let Some(lw) = live else {
         return Finding {
             check: "required-secrets",
-            address: address.to_owned(),
+            address: address.clone(),
             passed: false,
             message: format!("Worker {} does not exist", worker.name),
         };
@@ -312,7 +319,7 @@ fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding
         .collect();
     Finding {
         check: "required-secrets",
-        address: address.to_owned(),
+        address: address.clone(),
         passed: missing.is_empty(),
         message: if missing.is_empty() {
             format!("all {} required secrets are set", worker.secrets.len())
@@ -322,10 +329,10 @@ fn secrets(address: &str, worker: &Worker, live: Option<&LiveWorker>) -> Finding
     }
 }
 
-fn rate_limits(address: &str, wanted: &[&edge::OwnedRule], live: &Live) -> Finding {
+fn rate_limits(address: &Address, wanted: &[&edge::OwnedRule], live: &Live) -> Finding {
     let finding = |passed, message: String| Finding {
         check: "rate-limits",
-        address: address.to_owned(),
+        address: address.clone(),
         passed,
         message,
     };
@@ -364,14 +371,14 @@ mod tests {
     use serde_json::json;
 
     use super::*;
-    use crate::plan::tests::{STAGING, api, binding, converged, manifest};
+    use crate::testing::{STAGING, api, binding, converged, manifest};
 
-    fn failed(report: &Report) -> Vec<(&str, &str)> {
+    fn failed(report: &Report) -> Vec<(&str, String)> {
         report
             .checks
             .iter()
             .filter(|c| !c.passed)
-            .map(|c| (c.check, c.address.as_str()))
+            .map(|c| (c.check, c.address.to_string()))
             .collect()
     }
 
@@ -389,7 +396,7 @@ mod tests {
         assert!(origin_problem("http://lms.example.com").is_some());
         let mut live = converged();
         let worker = api(&mut live);
-        worker.bindings.retain(|b| b.name != ALLOWED_ORIGINS);
+        worker.bindings.retain(|b| b.name() != ALLOWED_ORIGINS);
         worker.bindings.push(binding(
             ALLOWED_ORIGINS,
             "plain_text",
@@ -398,7 +405,7 @@ mod tests {
         let report = report(&manifest(STAGING), &live, None);
         assert_eq!(
             failed(&report),
-            [("cors", "worker.api.binding.ALLOWED_ORIGINS")]
+            [("cors", "worker.api.binding.ALLOWED_ORIGINS".to_owned())]
         );
         assert!(!report.passed);
     }
@@ -407,7 +414,9 @@ mod tests {
     fn live_credentials_in_plain_text_and_missing_secrets_fail() {
         let mut live = converged();
         let worker = api(&mut live);
-        worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
+        worker
+            .bindings
+            .retain(|b| b.name() != "TALLY_SIGNING_SECRET");
         worker.bindings.push(binding(
             "STRIPE_API_KEY",
             "plain_text",
@@ -417,8 +426,8 @@ mod tests {
         assert_eq!(
             failed(&report),
             [
-                ("plain-text-credentials", "worker.api"),
-                ("required-secrets", "worker.api")
+                ("plain-text-credentials", "worker.api".to_owned()),
+                ("required-secrets", "worker.api".to_owned())
             ]
         );
     }

@@ -164,22 +164,23 @@ impl Binding {
         }
     }
 
-    /// This binding as `LiveBinding` holds it: name, type, and every other field.
-    pub fn to_live(&self) -> crate::live::LiveBinding {
-        let mut fields = match serde_json::to_value(self) {
-            Ok(serde_json::Value::Object(fields)) => fields,
-            _ => serde_json::Map::new(),
-        };
-        let kind = match fields.remove("type") {
-            Some(serde_json::Value::String(kind)) => kind,
-            _ => String::new(),
-        };
-        fields.remove("name");
-        crate::live::LiveBinding {
-            name: self.name().to_owned(),
-            kind,
-            fields,
+    /// Cloudflare's binding type (`d1`, `plain_text`, `secret_text`, …).
+    pub fn kind(&self) -> &str {
+        match self {
+            Self::D1 { .. } => "d1",
+            Self::PlainText { .. } => "plain_text",
+            Self::SecretText { .. } => "secret_text",
+            Self::KvNamespace { .. } => "kv_namespace",
+            Self::R2Bucket { .. } => "r2_bucket",
+            Self::Service { .. } => "service",
+            Self::Inherit { .. } => "inherit",
+            Self::Other(other) => &other.kind,
         }
+    }
+
+    /// Whether this binding is a secret (`secret_text`, or a `secret_key`).
+    pub fn is_secret(&self) -> bool {
+        matches!(self.kind(), "secret_text" | "secret_key")
     }
 }
 
@@ -330,10 +331,12 @@ mod tests {
         assert_eq!(queue.kind, "queue");
         assert_eq!(queue.fields["queue_name"], "jobs");
         assert!(settings.compatibility_flags.is_empty());
-        let live = settings.bindings[2].to_live();
-        assert_eq!((live.name.as_str(), live.kind.as_str()), ("Q", "queue"));
-        assert_eq!(live.fields.len(), 1);
-        assert!(settings.bindings[1].to_live().is_secret());
+        assert_eq!(
+            (settings.bindings[2].name(), settings.bindings[2].kind()),
+            ("Q", "queue")
+        );
+        assert!(settings.bindings[1].is_secret());
+        assert!(!settings.bindings[3].is_secret());
     }
 
     #[test]

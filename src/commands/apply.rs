@@ -60,7 +60,7 @@ pub(super) fn apply(
             blockers: plan.blockers.len(),
         });
     }
-    let steps = apply::steps(&plan, &desired, &live);
+    let steps = apply::steps(&plan);
     if steps.is_empty() {
         return Ok(Outcome::Success);
     }

@@ -165,39 +165,6 @@ pub enum Binding {
 }
 
 impl Binding {
-    /// The binding's fields as Cloudflare holds them, besides `name` and `type`; a `d1` binding
-    /// gets `database_id`, since the manifest names its database by key.
-    pub fn wire_fields(&self, database_id: &str) -> serde_json::Map<String, serde_json::Value> {
-        let mut fields = serde_json::Map::new();
-        let mut put = |field: &str, value: &str| {
-            fields.insert(field.to_owned(), value.into());
-        };
-        match self {
-            Self::D1 { .. } => put("database_id", database_id),
-            Self::PlainText { text } => put("text", text),
-            Self::KvNamespace { namespace_id } => put("namespace_id", namespace_id),
-            Self::R2Bucket {
-                bucket_name,
-                jurisdiction,
-            } => {
-                put("bucket_name", bucket_name);
-                if let Some(j) = jurisdiction {
-                    put("jurisdiction", j);
-                }
-            }
-            Self::Service {
-                service,
-                entrypoint,
-            } => {
-                put("service", service);
-                if let Some(e) = entrypoint {
-                    put("entrypoint", e);
-                }
-            }
-        }
-        fields
-    }
-
     /// The Cloudflare binding type this becomes.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -251,7 +218,7 @@ pub struct RateLimits {
 #[serde(deny_unknown_fields)]
 pub struct Parity {
     /// Addresses (`worker.api.binding.DEBUG`, `worker.api.secret.X`, `d1.analytics`,
-    /// `worker.api.header.X-Robots-Tag`, or a whole `worker.api`) that may exist here and not
+    /// `worker.api.headers.X-Robots-Tag`, or a whole `worker.api`) that may exist here and not
     /// elsewhere, or elsewhere and not here.
     #[serde(default)]
     pub ignore: Vec<String>,

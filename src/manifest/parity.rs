@@ -11,135 +11,144 @@ use std::str::FromStr;
 use super::diagnostic::{Diagnostic, Problem, Source};
 use super::model::Manifest;
 use super::span::{NodePath, SpanIndex};
+use crate::address::{Address, AddressError};
 
-/// One thing parity compares, named as plans name it (`worker.api.binding.DB`).
+/// One thing parity compares, named as plans name it (`worker.api.binding.DB`): a database, a
+/// Worker, or a Worker's binding, secret or required header.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum Address {
-    D1(String),
-    Worker(String),
-    Binding(String, String),
-    Secret(String, String),
-    Header(String, String),
-}
+pub(crate) struct Compared(Address);
 
-impl FromStr for Address {
+impl FromStr for Compared {
     type Err = String;
 
     fn from_str(text: &str) -> Result<Self, String> {
-        let parts: Vec<&str> = text.splitn(4, '.').collect();
-        if parts.iter().any(|part| part.is_empty()) {
-            return Err("it has an empty part".to_owned());
-        }
-        let owned = |at: usize| parts[at].to_owned();
-        match parts.as_slice() {
-            ["d1", _] => Ok(Self::D1(owned(1))),
-            ["worker", _] => Ok(Self::Worker(owned(1))),
-            ["worker", _, "binding", _] => Ok(Self::Binding(owned(1), owned(3))),
-            ["worker", _, "secret", _] => Ok(Self::Secret(owned(1), owned(3))),
-            ["worker", _, "header", _] => Ok(Self::Header(owned(1), owned(3))),
-            ["worker", _, kind, _] => Err(format!(
-                "`{kind}` is not one of `binding`, `secret`, `header`"
-            )),
-            [kind, ..] if *kind != "d1" && *kind != "worker" => {
-                Err(format!("it starts with `{kind}`, not `d1` or `worker`"))
+        let address = text.parse::<Address>().map_err(|err| match err {
+            AddressError::WorkerPart(kind) => {
+                format!("`{kind}` is not one of `binding`, `secret`, `headers`")
             }
-            _ => Err("it has the wrong number of parts".to_owned()),
+            AddressError::Root(kind) => format!("it starts with `{kind}`, not `d1` or `worker`"),
+            other => other.to_string(),
+        })?;
+        match address {
+            Address::D1 { .. }
+            | Address::Worker { .. }
+            | Address::Binding { .. }
+            | Address::Secret { .. }
+            | Address::Header { .. } => Ok(Self(address)),
+            Address::Setting { .. }
+            | Address::Headers { .. }
+            | Address::HeaderRule { .. }
+            | Address::RateLimit { .. }
+            | Address::Ruleset { .. }
+            | Address::Unmanaged { .. }
+            | Address::Wrangler => Err(format!(
+                "parity compares databases, Workers, bindings, secrets and required headers, not `{address}`"
+            )),
         }
     }
 }
 
-impl fmt::Display for Address {
+impl fmt::Display for Compared {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Self::D1(key) => write!(f, "d1.{key}"),
-            Self::Worker(key) => write!(f, "worker.{key}"),
-            Self::Binding(key, name) => write!(f, "worker.{key}.binding.{name}"),
-            Self::Secret(key, name) => write!(f, "worker.{key}.secret.{name}"),
-            Self::Header(key, name) => write!(f, "worker.{key}.header.{name}"),
-        }
+        self.0.fmt(f)
     }
 }
 
-impl Address {
+impl Compared {
     /// What compares equal: the address, with header names in lowercase (HTTP field names are
     /// case-insensitive).
-    fn identity(&self) -> String {
-        match self {
-            Self::Header(key, name) => format!("worker.{key}.header.{}", name.to_ascii_lowercase()),
-            _ => self.to_string(),
+    fn identity(&self) -> Address {
+        match &self.0 {
+            Address::Header { worker, name } => Address::Header {
+                worker: worker.clone(),
+                name: name.to_ascii_lowercase(),
+            },
+            other => other.clone(),
         }
     }
 
     /// Whether ignoring `self` covers `other` (itself, or something inside it).
-    fn covers(&self, other: &Address) -> bool {
+    fn covers(&self, other: &Compared) -> bool {
         let (mine, theirs) = (self.identity(), other.identity());
-        theirs == mine || theirs.starts_with(&format!("{mine}."))
+        theirs == mine || (theirs.resource().as_ref() == &mine)
     }
 
     fn describe(&self) -> String {
-        match self {
-            Self::D1(key) => format!("database `{key}`"),
-            Self::Worker(key) => format!("worker `{key}`"),
-            Self::Binding(key, name) => format!("binding `{name}` of worker `{key}`"),
-            Self::Secret(key, name) => format!("secret `{name}` of worker `{key}`"),
-            Self::Header(key, name) => format!("required header `{name}` of worker `{key}`"),
+        match &self.0 {
+            Address::D1 { key } => format!("database `{key}`"),
+            Address::Worker { key } => format!("worker `{key}`"),
+            Address::Binding { worker, name } => format!("binding `{name}` of worker `{worker}`"),
+            Address::Secret { worker, name } => format!("secret `{name}` of worker `{worker}`"),
+            Address::Header { worker, name } => {
+                format!("required header `{name}` of worker `{worker}`")
+            }
+            other => format!("`{other}`"),
+        }
+    }
+
+    /// The Worker a binding, secret or header belongs to.
+    fn parent(&self) -> Option<&str> {
+        match &self.0 {
+            Address::D1 { .. } | Address::Worker { .. } => None,
+            other => other.worker(),
         }
     }
 
     /// Where the thing sits in `manifest`; for something absent, where it would go.
     fn path(&self, manifest: &Manifest) -> NodePath {
         let owned = |parts: &[&str]| parts.iter().map(|part| (*part).to_owned()).collect();
-        match self {
-            Self::D1(key) => owned(&["d1_databases", key]),
-            Self::Worker(key) => owned(&["workers", key]),
-            Self::Binding(key, name) => owned(&["workers", key, "bindings", name]),
-            Self::Secret(key, name) => {
+        match &self.0 {
+            Address::D1 { key } => owned(&["d1_databases", key]),
+            Address::Binding { worker, name } => owned(&["workers", worker, "bindings", name]),
+            Address::Secret { worker, name } => {
                 let index = manifest
                     .workers
-                    .get(key)
-                    .and_then(|worker| worker.secrets.iter().position(|secret| secret == name));
+                    .get(worker)
+                    .and_then(|w| w.secrets.iter().position(|secret| secret == name));
                 match index {
-                    Some(index) => owned(&["workers", key, "secrets", &index.to_string()]),
-                    None => owned(&["workers", key, "secrets"]),
+                    Some(index) => owned(&["workers", worker, "secrets", &index.to_string()]),
+                    None => owned(&["workers", worker, "secrets"]),
                 }
             }
-            Self::Header(key, name) => owned(&["workers", key, "headers", "require", name]),
+            Address::Header { worker, name } => {
+                owned(&["workers", worker, "headers", "require", name])
+            }
+            other => owned(&["workers", other.worker().unwrap_or_default()]),
         }
     }
 }
 
 /// Everything parity compares in one manifest, in manifest order.
-fn addresses(manifest: &Manifest) -> Vec<Address> {
-    let mut all: Vec<Address> = manifest
+fn addresses(manifest: &Manifest) -> Vec<Compared> {
+    let mut all: Vec<Compared> = manifest
         .d1_databases
         .keys()
-        .cloned()
-        .map(Address::D1)
+        .map(|key| Compared(Address::D1 { key: key.clone() }))
         .collect();
     for (key, worker) in &manifest.workers {
-        all.push(Address::Worker(key.clone()));
-        let with_key = |name: &String| (key.clone(), name.clone());
+        all.push(Compared(Address::Worker { key: key.clone() }));
+        let named = |name: &String| (key.clone(), name.clone());
         all.extend(
             worker
                 .bindings
                 .keys()
-                .map(with_key)
-                .map(|(k, n)| Address::Binding(k, n)),
+                .map(named)
+                .map(|(worker, name)| Compared(Address::Binding { worker, name })),
         );
         all.extend(
             worker
                 .secrets
                 .iter()
-                .map(with_key)
-                .map(|(k, n)| Address::Secret(k, n)),
+                .map(named)
+                .map(|(worker, name)| Compared(Address::Secret { worker, name })),
         );
         if let Some(headers) = &worker.headers {
             all.extend(
                 headers
                     .require
                     .keys()
-                    .map(with_key)
-                    .map(|(k, n)| Address::Header(k, n)),
+                    .map(named)
+                    .map(|(worker, name)| Compared(Address::Header { worker, name })),
             );
         }
     }
@@ -157,12 +166,12 @@ pub(crate) struct Environment<'a> {
 }
 
 impl Environment<'_> {
-    fn ignores(&self, address: &Address) -> bool {
+    fn ignores(&self, address: &Compared) -> bool {
         self.manifest
             .parity
             .ignore
             .iter()
-            .filter_map(|text| text.parse::<Address>().ok())
+            .filter_map(|text| text.parse::<Compared>().ok())
             .any(|ignored| ignored.covers(address))
     }
 }
@@ -174,7 +183,7 @@ pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
         .map(|env| {
             addresses(env.manifest)
                 .iter()
-                .map(Address::identity)
+                .map(|address| address.identity().to_string())
                 .collect()
         })
         .collect();
@@ -182,15 +191,12 @@ pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
     let mut warnings = Vec::new();
     for env in environments {
         for address in addresses(env.manifest) {
-            let identity = address.identity();
+            let identity = address.identity().to_string();
             for (there, other) in environments.iter().enumerate() {
                 let absent = !inventories[there].contains(&identity);
-                let parent_absent = match &address {
-                    Address::D1(_) | Address::Worker(_) => false,
-                    Address::Binding(key, _)
-                    | Address::Secret(key, _)
-                    | Address::Header(key, _) => !other.manifest.workers.contains_key(key),
-                };
+                let parent_absent = address
+                    .parent()
+                    .is_some_and(|key| !other.manifest.workers.contains_key(key));
                 if !absent
                     || parent_absent
                     || !(env.selected || other.selected)
@@ -207,7 +213,7 @@ pub(crate) fn compare(environments: &[Environment<'_>]) -> Vec<Diagnostic> {
     warnings
 }
 
-fn warning(address: &Address, env: &Environment<'_>, other: &Environment<'_>) -> Diagnostic {
+fn warning(address: &Compared, env: &Environment<'_>, other: &Environment<'_>) -> Diagnostic {
     let what = address.describe();
     let primary = Problem::error(
         "manifest::parity",
@@ -238,6 +244,10 @@ fn warning(address: &Address, env: &Environment<'_>, other: &Environment<'_>) ->
 mod tests {
     use super::*;
 
+    fn compared(text: &str) -> Compared {
+        text.parse().unwrap()
+    }
+
     #[test]
     fn addresses_parse_and_print_back() {
         for text in [
@@ -245,26 +255,36 @@ mod tests {
             "worker.api",
             "worker.api.binding.DEBUG",
             "worker.api.secret.X",
-            "worker.api.header.X-Robots-Tag",
+            "worker.api.headers.X-Robots-Tag",
         ] {
-            assert_eq!(text.parse::<Address>().unwrap().to_string(), text);
+            assert_eq!(compared(text).to_string(), text);
         }
-        assert!("worker.api.bindings.DB".parse::<Address>().is_err());
-        assert!("kv.cache".parse::<Address>().is_err());
-        assert!("worker".parse::<Address>().is_err());
+        assert!("worker.api.bindings.DB".parse::<Compared>().is_err());
+        assert!(
+            "worker.api.header.X-Robots-Tag"
+                .parse::<Compared>()
+                .is_err()
+        );
+        assert!(
+            "worker.api.rate_limit.example.com"
+                .parse::<Compared>()
+                .is_err()
+        );
+        assert!("kv.cache".parse::<Compared>().is_err());
+        assert!("worker".parse::<Compared>().is_err());
     }
 
     #[test]
     fn ignoring_a_worker_covers_its_bindings() {
-        let worker = Address::Worker("api".to_owned());
-        assert!(worker.covers(&Address::Binding("api".to_owned(), "DB".to_owned())));
-        assert!(!worker.covers(&Address::Worker("api2".to_owned())));
+        let worker = compared("worker.api");
+        assert!(worker.covers(&compared("worker.api.binding.DB")));
+        assert!(!worker.covers(&compared("worker.api2")));
     }
 
     #[test]
     fn header_names_compare_case_insensitively() {
-        let a = Address::Header("api".to_owned(), "X-Frame-Options".to_owned());
-        let b = Address::Header("api".to_owned(), "x-frame-options".to_owned());
+        let a = compared("worker.api.headers.X-Frame-Options");
+        let b = compared("worker.api.headers.x-frame-options");
         assert!(a.covers(&b));
     }
 }

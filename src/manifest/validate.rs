@@ -9,7 +9,7 @@ use jiff::civil::Date;
 use super::diagnostic::{Problem, did_you_mean};
 use super::model::{Binding, Manifest, RateLimits, Worker};
 use super::naming;
-use super::parity::Address;
+use super::parity::Compared;
 use super::span::NodePath;
 
 /// What a manifest is checked against besides itself.
@@ -78,7 +78,7 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
     duplicate_physical_names(manifest, &mut problems);
     problems.extend(super::limits::check(manifest));
     for (index, address) in manifest.parity.ignore.iter().enumerate() {
-        if let Err(reason) = address.parse::<Address>() {
+        if let Err(reason) = address.parse::<Compared>() {
             problems.push(
                 Problem::error(
                     "manifest::parity-address",
@@ -86,7 +86,7 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
                     format!("`{address}` is not an address: {reason}"),
                 )
                 .label("not an address")
-                .help("addresses look like `d1.KEY`, `worker.KEY`, `worker.KEY.binding.NAME`, `worker.KEY.secret.NAME`, `worker.KEY.header.NAME`"),
+                .help("addresses look like `d1.KEY`, `worker.KEY`, `worker.KEY.binding.NAME`, `worker.KEY.secret.NAME`, `worker.KEY.headers.NAME`"),
             );
         }
     }

@@ -5,15 +5,17 @@
 //! settings and secrets next, and databases are deleted last, after whatever stopped using them.
 
 use std::collections::BTreeSet;
+use std::convert::Infallible;
 
 use serde_json::{Map, Value, json};
 
 use super::{
-    Action, Blocker, BlockerKind, Change, Drift, FORMAT_VERSION, KNOWN_AFTER_APPLY, Plan,
-    SENSITIVE, Warning,
+    Action, Address, Blocker, BlockerKind, Change, FORMAT_VERSION, KNOWN_AFTER_APPLY, Operation,
+    Plan, SENSITIVE, Setting, SettingsBinding, Unmanaged, Warning, WorkerSettings,
 };
-use crate::live::{Live, LiveBinding, LiveWorker, Probe};
-use crate::manifest::model::{Binding, Headers, Manifest, Worker};
+use crate::cloudflare;
+use crate::live::{Live, LiveWorker};
+use crate::manifest::model::{Binding, Manifest, Worker};
 
 /// What `diff` needs to know besides the two states.
 #[derive(Debug, Clone, Default)]
@@ -46,7 +48,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     };
     let mut deletes = Vec::new();
     for (key, db) in &desired.d1_databases {
-        let address = format!("d1.{key}");
+        let address = Address::D1 { key: key.clone() };
         let existing = live.d1_databases.iter().find(|d| d.name == db.name);
         let value = |uuid: &str| {
             let mut v = json!({ "name": db.name, "uuid": uuid });
@@ -62,6 +64,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: Some(value(&found.uuid)),
                 after: Some(value(&found.uuid)),
                 reason: "exists".to_owned(),
+                operation: Operation::None,
             }),
             (false, None) => plan.changes.push(Change {
                 address,
@@ -69,6 +72,11 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: None,
                 after: Some(value(KNOWN_AFTER_APPLY)),
                 reason: format!("no D1 database named {} on the account", db.name),
+                operation: Operation::CreateDatabase {
+                    key: key.clone(),
+                    name: db.name.clone(),
+                    location_hint: db.location_hint,
+                },
             }),
             (true, None) => plan.changes.push(Change {
                 address,
@@ -76,6 +84,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 before: None,
                 after: None,
                 reason: "marked absent and already gone".to_owned(),
+                operation: Operation::None,
             }),
             (true, Some(found)) => {
                 deletes.push(Change {
@@ -84,6 +93,10 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                     before: Some(value(&found.uuid)),
                     after: None,
                     reason: "marked absent in the manifest".to_owned(),
+                    operation: Operation::DeleteDatabase {
+                        name: found.name.clone(),
+                        uuid: found.uuid.clone(),
+                    },
                 });
                 if db.protect {
                     plan.blockers.push(Blocker {
@@ -118,27 +131,31 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     super::edge::diff_edge(desired, live, options, &mut plan);
 
     for delete in &deletes {
-        let uuid = delete.before.as_ref().and_then(|b| b["uuid"].as_str());
+        let Operation::DeleteDatabase { name, uuid } = &delete.operation else {
+            continue;
+        };
         for (key, worker) in &desired.workers {
             let Some(lw) = live.workers.get(&worker.name) else {
                 continue;
             };
             for binding in &lw.bindings {
-                let bound = binding.kind == "d1" && database_id(binding) == uuid;
-                let rebound = worker.bindings.contains_key(&binding.name);
+                let bound = matches!(
+                    binding,
+                    cloudflare::Binding::D1 { database_id, .. } if database_id == uuid
+                );
+                let rebound = worker.bindings.contains_key(binding.name());
                 if bound && !rebound {
                     plan.blockers.push(Blocker {
                         address: delete.address.clone(),
                         kind: BlockerKind::DatabaseInUse,
                         message: format!(
-                            "{} is still bound to {} as {}",
-                            delete.before.as_ref().map_or("", |b| b["name"].as_str().unwrap_or("")),
+                            "{name} is still bound to {} as {}",
                             worker.name,
-                            binding.name
+                            binding.name()
                         ),
                         hints: vec![format!(
                             "point worker.{key}.bindings.{} at another database in the manifest first",
-                            binding.name
+                            binding.name()
                         )],
                     });
                 }
@@ -158,7 +175,9 @@ fn diff_worker(
     options: &DiffOptions,
     plan: &mut Plan,
 ) {
-    let address = format!("worker.{key}");
+    let address = Address::Worker {
+        key: key.to_owned(),
+    };
     let empty;
     let lw = match live.workers.get(&worker.name) {
         Some(lw) if live.scripts.contains(&worker.name) => lw,
@@ -170,6 +189,7 @@ fn diff_worker(
                 after: Some(json!({ "name": worker.name })),
                 reason: "new Worker: its code must be deployed before apply can set its settings"
                     .to_owned(),
+                operation: Operation::None,
             });
             empty = LiveWorker {
                 name: worker.name.clone(),
@@ -194,67 +214,95 @@ fn diff_worker(
         }
     };
 
+    let settings = Box::new(WorkerSettings {
+        worker: key.to_owned(),
+        script: worker.name.clone(),
+        bindings: settings_bindings(worker, lw),
+        compatibility_date: worker.compatibility_date.clone(),
+        compatibility_flags: worker.compatibility_flags.clone(),
+    });
+    let write_settings = |action: Action| match action {
+        Action::NoOp => Operation::None,
+        _ => Operation::Settings(settings.clone()),
+    };
+    let setting = |setting| Address::Setting {
+        worker: key.to_owned(),
+        setting,
+    };
     let date = Some(worker.compatibility_date.as_str());
+    let action = if lw.compatibility_date.as_deref() == date {
+        Action::NoOp
+    } else {
+        Action::Update
+    };
     plan.changes.push(Change {
-        address: format!("{address}.compatibility_date"),
-        action: if lw.compatibility_date.as_deref() == date {
-            Action::NoOp
-        } else {
-            Action::Update
-        },
+        address: setting(Setting::CompatibilityDate),
+        action,
         before: lw.compatibility_date.as_ref().map(|d| json!(d)),
         after: Some(json!(worker.compatibility_date)),
         reason: "compatibility date".to_owned(),
+        operation: write_settings(action),
     });
     let mut live_flags = lw.compatibility_flags.clone();
     let mut want_flags = worker.compatibility_flags.clone();
     live_flags.sort();
     want_flags.sort();
     if !(live_flags.is_empty() && want_flags.is_empty()) {
+        let action = if live_flags == want_flags {
+            Action::NoOp
+        } else {
+            Action::Update
+        };
         plan.changes.push(Change {
-            address: format!("{address}.compatibility_flags"),
-            action: if live_flags == want_flags {
-                Action::NoOp
-            } else {
-                Action::Update
-            },
+            address: setting(Setting::CompatibilityFlags),
+            action,
             before: Some(json!(lw.compatibility_flags)),
             after: Some(json!(worker.compatibility_flags)),
             reason: "compatibility flags".to_owned(),
+            operation: write_settings(action),
         });
     }
 
     for (name, binding) in &worker.bindings {
-        let after = desired_binding(desired, binding, live);
-        let before = lw.binding(name).map(|b| live_binding(b, live));
-        let (action, reason) = match lw.binding(name) {
+        let database = database_of(desired, binding, live);
+        let after = desired_binding(name, binding, database);
+        let found = lw.binding(name);
+        let before = found.map(|b| live_binding(b, live));
+        let (action, reason) = match found {
             None => (Action::Create, "not bound on the live Worker".to_owned()),
-            Some(found) if found.kind != binding.kind() => (
+            Some(found) if found.kind() != binding.kind() => (
                 Action::Replace,
                 format!(
                     "live binding is {}, manifest says {}",
-                    found.kind,
+                    found.kind(),
                     binding.kind()
                 ),
             ),
-            Some(found) if !same_binding(binding.kind(), &after, found) => {
+            Some(found) if !same_binding(binding, database.and_then(|d| d.1), found) => {
                 (Action::Update, "value differs".to_owned())
             }
             Some(_) => (Action::NoOp, "matches".to_owned()),
         };
         plan.changes.push(Change {
-            address: format!("{address}.binding.{name}"),
+            address: Address::Binding {
+                worker: key.to_owned(),
+                name: name.clone(),
+            },
             action,
             before,
             after: Some(Value::Object(after)),
             reason,
+            operation: write_settings(action),
         });
     }
 
     for name in &worker.secrets {
-        let secret_address = format!("{address}.secret.{name}");
+        let secret_address = Address::Secret {
+            worker: key.to_owned(),
+            name: name.clone(),
+        };
         let found = lw.binding(name);
-        let present = found.is_some_and(LiveBinding::is_secret);
+        let present = found.is_some_and(cloudflare::Binding::is_secret);
         let supplied = options.supplied_secrets.contains(name);
         let before = found.map(|b| {
             if b.is_secret() {
@@ -270,6 +318,15 @@ fn diff_worker(
             before: before.clone(),
             after: sensitive.clone(),
             reason: reason.to_owned(),
+            operation: match action {
+                Action::NoOp => Operation::None,
+                _ => Operation::PutSecret {
+                    worker: key.to_owned(),
+                    script: worker.name.clone(),
+                    name: name.clone(),
+                    settings: (action == Action::Replace).then(|| settings.clone()),
+                },
+            },
         };
         match (present, supplied, found) {
             (true, true, _) => plan.changes.push(change(
@@ -304,153 +361,209 @@ fn diff_worker(
     }
 
     for binding in &lw.bindings {
-        let mentioned =
-            worker.bindings.contains_key(&binding.name) || worker.secrets.contains(&binding.name);
+        let mentioned = worker.bindings.contains_key(binding.name())
+            || worker.secrets.iter().any(|s| s == binding.name());
         if !mentioned {
             let what = if binding.is_secret() {
                 "secret"
             } else {
                 "binding"
             };
+            let (name, key) = (binding.name().to_owned(), key.to_owned());
             plan.warnings.push(Warning {
-                address: format!("{address}.{what}.{}", binding.name),
+                address: if binding.is_secret() {
+                    Address::Secret { worker: key, name }
+                } else {
+                    Address::Binding { worker: key, name }
+                },
                 message: format!(
                     "{what} {} ({}) on {} is not in the manifest; apply keeps it",
-                    binding.name, binding.kind, worker.name
+                    binding.name(),
+                    binding.kind(),
+                    worker.name
                 ),
             });
         }
     }
 
     if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-        let (drift, warnings) = header_drift(&format!("{address}.headers"), headers, probe);
+        let (drift, warnings) = crate::headers::header_drift(key, headers, probe);
         plan.drift.extend(drift);
         plan.warnings.extend(warnings);
     }
 }
 
-/// Compare what a probe saw with the headers a manifest requires: a drift for each required
-/// header that is missing or has another value, a warning when the URL could not be fetched or
-/// answered with a redirect. `address` is the Worker's `headers` address. Plan and check share it.
-pub(crate) fn header_drift(
-    address: &str,
-    headers: &Headers,
-    probe: &Probe,
-) -> (Vec<Drift>, Vec<Warning>) {
-    let mut drift = Vec::new();
-    let mut warnings = Vec::new();
-    match probe {
-        Probe::Unreachable { reason } => warnings.push(Warning {
-            address: address.to_owned(),
-            message: format!(
-                "could not probe {}: {reason}; headers not checked",
-                headers.url
-            ),
-        }),
-        Probe::Answered {
-            status,
-            headers: got,
-            redirect,
-        } => {
-            if let Some(location) = redirect {
-                warnings.push(Warning {
-                    address: address.to_owned(),
-                    message: format!(
-                        "{} answered {status} redirecting to {location}; the redirect was not followed and its own headers were checked",
-                        headers.url
-                    ),
-                });
-            }
-            for (name, expected) in &headers.require {
-                let actual = got.get(&name.to_ascii_lowercase());
-                if actual.map(|a| a.trim()) != Some(expected.trim()) {
-                    drift.push(Drift {
-                        address: format!("{address}.{name}"),
-                        expected: expected.clone(),
-                        actual: actual.cloned(),
-                        reason: format!(
-                            "GET {} answered {status} {}; the Worker's code must set it",
-                            headers.url,
-                            if actual.is_some() {
-                                "with another value"
-                            } else {
-                                "without it"
-                            }
-                        ),
-                    });
-                }
-            }
+/// The full binding list for a settings write: the manifest's bindings, then every live binding
+/// it does not declare, inherited. A live non-secret binding that the manifest names as a secret
+/// is left out, so the secret can take its name.
+fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding> {
+    let mut bindings: Vec<SettingsBinding> = worker
+        .bindings
+        .iter()
+        .map(|(name, binding)| SettingsBinding::Declared {
+            name: name.clone(),
+            binding: binding.clone(),
+        })
+        .collect();
+    for lb in &live.bindings {
+        let declared = worker.bindings.contains_key(lb.name());
+        let displaced = worker.secrets.iter().any(|s| s == lb.name()) && !lb.is_secret();
+        if !declared && !displaced {
+            bindings.push(SettingsBinding::Inherit {
+                name: lb.name().to_owned(),
+            });
         }
     }
-    (drift, warnings)
+    bindings
 }
 
-/// The binding's semantic fields: those that make two bindings of one type the same.
-fn semantic_fields(kind: &str) -> &'static [&'static str] {
-    match kind {
-        "d1" => &["database_id"],
-        "plain_text" => &["text"],
-        "kv_namespace" => &["namespace_id"],
-        "r2_bucket" => &["bucket_name", "jurisdiction"],
-        "service" => &["service", "entrypoint"],
-        _ => &[],
-    }
-}
-
-fn same_binding(kind: &str, desired: &Map<String, Value>, live: &LiveBinding) -> bool {
-    semantic_fields(kind).iter().all(|field| {
-        let live_value = match *field {
-            "database_id" => database_id(live).map(|id| json!(id)),
-            _ => live.fields.get(*field).cloned(),
-        };
-        desired.get(*field) == live_value.as_ref()
+/// A manifest binding as Cloudflare holds it under `name`; a d1 binding gets the id that
+/// `database_id` gives for its database's key.
+pub(crate) fn wire_binding<E>(
+    name: &str,
+    binding: &Binding,
+    database_id: impl FnOnce(&str) -> Result<String, E>,
+) -> Result<cloudflare::Binding, E> {
+    let name = name.to_owned();
+    Ok(match binding {
+        Binding::D1 { database } => cloudflare::Binding::D1 {
+            name,
+            database_id: database_id(database)?,
+        },
+        Binding::PlainText { text } => cloudflare::Binding::PlainText {
+            name,
+            text: text.clone(),
+        },
+        Binding::KvNamespace { namespace_id } => cloudflare::Binding::KvNamespace {
+            name,
+            namespace_id: namespace_id.clone(),
+        },
+        Binding::R2Bucket {
+            bucket_name,
+            jurisdiction,
+        } => cloudflare::Binding::R2Bucket {
+            name,
+            bucket_name: bucket_name.clone(),
+            jurisdiction: jurisdiction.clone(),
+        },
+        Binding::Service {
+            service,
+            entrypoint,
+        } => cloudflare::Binding::Service {
+            name,
+            service: service.clone(),
+            environment: None,
+            entrypoint: entrypoint.clone(),
+        },
     })
 }
 
-/// A d1 binding's database id (`id` is the deprecated alias Cloudflare still sends).
-fn database_id(binding: &LiveBinding) -> Option<&str> {
-    binding
-        .fields
-        .get("database_id")
-        .or_else(|| binding.fields.get("id"))
-        .and_then(Value::as_str)
+/// Whether the live binding holds what the manifest's says: the same kind with the same
+/// values, a d1 binding pointing at `database_id` (`None`: the database does not exist yet).
+pub(crate) fn same_binding(
+    desired: &Binding,
+    database_id: Option<&str>,
+    live: &cloudflare::Binding,
+) -> bool {
+    use cloudflare::Binding as Live;
+    match (desired, live) {
+        (
+            Binding::D1 { .. },
+            Live::D1 {
+                database_id: id, ..
+            },
+        ) => database_id == Some(id.as_str()),
+        (Binding::PlainText { text }, Live::PlainText { text: live, .. }) => text == live,
+        (
+            Binding::KvNamespace { namespace_id },
+            Live::KvNamespace {
+                namespace_id: live, ..
+            },
+        ) => namespace_id == live,
+        (
+            Binding::R2Bucket {
+                bucket_name,
+                jurisdiction,
+            },
+            Live::R2Bucket {
+                bucket_name: live_bucket,
+                jurisdiction: live_jurisdiction,
+                ..
+            },
+        ) => bucket_name == live_bucket && jurisdiction == live_jurisdiction,
+        (
+            Binding::Service {
+                service,
+                entrypoint,
+            },
+            Live::Service {
+                service: live_service,
+                entrypoint: live_entrypoint,
+                ..
+            },
+        ) => service == live_service && entrypoint == live_entrypoint,
+        _ => false,
+    }
+}
+
+/// For a d1 binding, its database's name and, when the database exists, its id.
+fn database_of<'a>(
+    desired: &'a Manifest,
+    binding: &'a Binding,
+    live: &'a Live,
+) -> Option<(&'a str, Option<&'a str>)> {
+    let Binding::D1 { database } = binding else {
+        return None;
+    };
+    let name = desired
+        .d1_databases
+        .get(database)
+        .map_or(database.as_str(), |d| d.name.as_str());
+    let uuid = live
+        .d1_databases
+        .iter()
+        .find(|d| d.name == name)
+        .map(|d| d.uuid.as_str());
+    Some((name, uuid))
+}
+
+/// A binding as a plan shows it: its type, then its fields besides its name.
+fn shown(binding: &cloudflare::Binding) -> Map<String, Value> {
+    let mut value = Map::new();
+    value.insert("type".to_owned(), json!(binding.kind()));
+    if let Ok(Value::Object(fields)) = serde_json::to_value(binding) {
+        value.extend(
+            fields
+                .into_iter()
+                .filter(|(field, _)| field != "name" && field != "type"),
+        );
+    }
+    value
 }
 
 /// The binding as Cloudflare will hold it, with a d1 database's name beside its id.
-fn desired_binding(desired: &Manifest, binding: &Binding, live: &Live) -> Map<String, Value> {
-    let mut value = Map::new();
-    value.insert("type".to_owned(), json!(binding.kind()));
-    if let Binding::D1 { database } = binding {
-        let name = desired
-            .d1_databases
-            .get(database)
-            .map_or(database.as_str(), |d| d.name.as_str());
-        let uuid = live
-            .d1_databases
-            .iter()
-            .find(|d| d.name == name)
-            .map_or(KNOWN_AFTER_APPLY, |d| d.uuid.as_str());
-        value.extend(binding.wire_fields(uuid));
-        value.insert("database_name".to_owned(), json!(name));
-    } else {
-        value.extend(binding.wire_fields(""));
+fn desired_binding(
+    name: &str,
+    binding: &Binding,
+    database: Option<(&str, Option<&str>)>,
+) -> Map<String, Value> {
+    let id = database.and_then(|(_, id)| id).unwrap_or(KNOWN_AFTER_APPLY);
+    let wire = wire_binding(name, binding, |_| Ok::<_, Infallible>(id.to_owned()));
+    let mut value = match wire {
+        Ok(wire) => shown(&wire),
+        Err(never) => match never {},
+    };
+    if let Some((database_name, _)) = database {
+        value.insert("database_name".to_owned(), json!(database_name));
     }
     value
 }
 
 /// A live binding as a plan value, with a d1 database's name beside its id.
-fn live_binding(binding: &LiveBinding, live: &Live) -> Value {
-    let mut value = Map::new();
-    value.insert("type".to_owned(), json!(binding.kind));
-    for (field, v) in &binding.fields {
-        if field != "name" && field != "type" {
-            value.insert(field.clone(), v.clone());
-        }
-    }
-    if binding.kind == "d1" {
-        if let Some(db) =
-            database_id(binding).and_then(|id| live.d1_databases.iter().find(|d| d.uuid == id))
-        {
+fn live_binding(binding: &cloudflare::Binding, live: &Live) -> Value {
+    let mut value = shown(binding);
+    if let cloudflare::Binding::D1 { database_id, .. } = binding {
+        if let Some(db) = live.d1_databases.iter().find(|d| &d.uuid == database_id) {
             value.insert("database_name".to_owned(), json!(db.name));
         }
     }
@@ -476,7 +589,10 @@ fn unmanaged(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut 
     };
     for script in live.scripts.iter().filter(|s| unmanaged(s)) {
         plan.warnings.push(Warning {
-            address: format!("unmanaged.worker.{script}"),
+            address: Address::Unmanaged {
+                kind: Unmanaged::Worker,
+                name: script.clone(),
+            },
             message: format!(
                 "Worker {script} looks like part of {} but no manifest declares it; apply keeps it",
                 desired.environment
@@ -485,7 +601,10 @@ fn unmanaged(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut 
     }
     for db in live.d1_databases.iter().filter(|d| unmanaged(&d.name)) {
         plan.warnings.push(Warning {
-            address: format!("unmanaged.d1.{}", db.name),
+            address: Address::Unmanaged {
+                kind: Unmanaged::D1,
+                name: db.name.clone(),
+            },
             message: format!(
                 "D1 database {} looks like part of {} but no manifest declares it; apply keeps it",
                 db.name, desired.environment

@@ -6,12 +6,15 @@
 //! plan: bindings added or changed, databases created, secrets newly required, and — through
 //! the same warnings as a live plan — what stops being managed (and is kept).
 
-use serde_json::{Map, json};
+use std::convert::Infallible;
 
-use super::{Action, Change, DiffOptions, Plan, diff};
-use crate::cloudflare::Ruleset;
-use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker, LiveZone};
-use crate::manifest::model::{Binding, Manifest};
+use serde_json::json;
+
+use super::diff::wire_binding;
+use super::{Action, Address, Change, DiffOptions, Operation, Plan, diff};
+use crate::cloudflare::{self, Ruleset};
+use crate::live::{Live, LiveDatabase, LiveWorker, LiveZone};
+use crate::manifest::model::Manifest;
 
 /// The plan that turns `base` (the manifest at revision `revision`; `None` when the environment
 /// is new) into `head`.
@@ -39,12 +42,15 @@ pub fn intent(revision: &str, base: Option<&Manifest>, head: &Manifest) -> Plan 
                 _ => Action::Update,
             };
             plan.changes.push(Change {
-                address: format!("worker.{key}.headers"),
+                address: Address::Headers {
+                    worker: key.clone(),
+                },
                 action,
                 before,
                 after,
                 reason: "required response headers (verified by probing, not set by apply)"
                     .to_owned(),
+                operation: Operation::None,
             });
         }
     }
@@ -68,26 +74,22 @@ fn as_applied(manifest: &Manifest) -> Live {
     for worker in manifest.workers.values() {
         let mut bindings = Vec::new();
         for (name, binding) in &worker.bindings {
-            let database_id = match binding {
-                Binding::D1 { database } => id_of(
+            let wire = wire_binding(name, binding, |database| {
+                Ok::<_, Infallible>(id_of(
                     manifest
                         .d1_databases
                         .get(database)
-                        .map_or(database.as_str(), |d| d.name.as_str()),
-                ),
-                _ => String::new(),
-            };
-            bindings.push(LiveBinding {
-                name: name.clone(),
-                kind: binding.kind().to_owned(),
-                fields: binding.wire_fields(&database_id),
+                        .map_or(database, |d| d.name.as_str()),
+                ))
             });
+            match wire {
+                Ok(wire) => bindings.push(wire),
+                Err(never) => match never {},
+            }
         }
         for secret in &worker.secrets {
-            bindings.push(LiveBinding {
+            bindings.push(cloudflare::Binding::SecretText {
                 name: secret.clone(),
-                kind: "secret_text".to_owned(),
-                fields: Map::new(),
             });
         }
         live.scripts.insert(worker.name.clone());
@@ -101,7 +103,7 @@ fn as_applied(manifest: &Manifest) -> Live {
             },
         );
     }
-    for owned in super::edge::desired(manifest) {
+    for owned in crate::edge::desired(manifest) {
         let zone = live
             .zones
             .entry(owned.zone.clone())

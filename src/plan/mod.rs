@@ -9,14 +9,21 @@ pub(crate) mod edge;
 mod intent;
 mod saved;
 #[cfg(test)]
-pub(crate) mod tests;
+mod tests;
 
+pub use crate::address::{Address, AddressError, Setting, Unmanaged};
+pub(crate) use diff::wire_binding;
 pub use diff::{DiffOptions, diff};
 pub use intent::intent;
 pub use saved::{Stale, manifest_hash, read_saved, stale};
 
+use std::borrow::Cow;
+
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::cloudflare::{Phase, Rule, Ruleset};
+use crate::manifest::model::{Binding, LocationHint};
 
 /// The version of the JSON plan format; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: &str = "1";
@@ -62,7 +69,7 @@ pub struct Plan {
 #[serde(deny_unknown_fields)]
 pub struct Change {
     /// What the change is to: `d1.main`, `worker.api.binding.DB`, `worker.api.secret.NAME`, …
-    pub address: String,
+    pub address: Address,
     /// What apply will do.
     pub action: Action,
     /// The live value, when there is one.
@@ -71,22 +78,110 @@ pub struct Change {
     pub after: Option<serde_json::Value>,
     /// Why this change is needed.
     pub reason: String,
+    /// What apply does to carry the change out; `before` and `after` only show it. Never saved:
+    /// apply plans again from the live account before it changes anything, so a plan read from
+    /// a file has none.
+    #[serde(skip)]
+    pub operation: Operation,
 }
 
 impl Change {
-    /// The resource this change belongs to: the first two segments of its address
-    /// (`worker.api` for `worker.api.binding.DB`).
-    pub fn resource(&self) -> &str {
-        resource_of(&self.address)
+    /// The resource this change belongs to (`worker.api` for `worker.api.binding.DB`).
+    pub fn resource(&self) -> Cow<'_, Address> {
+        self.address.resource()
     }
 }
 
-/// The resource part of an address.
-pub fn resource_of(address: &str) -> &str {
-    match address.match_indices('.').nth(1) {
-        Some((at, _)) => &address[..at],
-        None => address,
-    }
+/// What apply does for one change, in typed values. `before` and `after` only show a change;
+/// this decides it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum Operation {
+    /// Nothing for apply to do: the change is a no-op, or only a review of two manifests shows
+    /// it (a new Worker, required headers).
+    #[default]
+    None,
+    /// Create a D1 database.
+    CreateDatabase {
+        /// Its key in the manifest, so later steps can bind its new id.
+        key: String,
+        /// Its name.
+        name: String,
+        /// Where to place it.
+        location_hint: Option<LocationHint>,
+    },
+    /// Delete a D1 database.
+    DeleteDatabase {
+        /// Its name.
+        name: String,
+        /// Its id.
+        uuid: String,
+    },
+    /// Write a Worker's settings: compatibility date and flags, and the whole binding list.
+    Settings(Box<WorkerSettings>),
+    /// Put a secret on a Worker; the settings are written first when a binding of another type
+    /// holds the secret's name.
+    PutSecret {
+        /// The Worker's key in the manifest.
+        worker: String,
+        /// The script.
+        script: String,
+        /// The secret's name; the value comes from `--secret`.
+        name: String,
+        /// The settings that free the name, when a binding holds it.
+        settings: Option<Box<WorkerSettings>>,
+    },
+    /// Write the owned rules of one zone's ruleset in one phase.
+    Rules(Box<ZoneRules>),
+}
+
+/// A Worker's settings as apply writes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct WorkerSettings {
+    /// The Worker's key in the manifest.
+    pub worker: String,
+    /// The script.
+    pub script: String,
+    /// Every binding the Worker will have, in order.
+    pub bindings: Vec<SettingsBinding>,
+    /// The compatibility date.
+    pub compatibility_date: String,
+    /// The compatibility flags.
+    pub compatibility_flags: Vec<String>,
+}
+
+/// A binding in a settings write.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SettingsBinding {
+    /// A binding the manifest declares; a `d1` binding names its database by key, resolved to
+    /// an id when the step runs (the database may be created by an earlier step).
+    Declared {
+        /// The binding's name.
+        name: String,
+        /// What it binds.
+        binding: Binding,
+    },
+    /// A binding carried over from the live Worker as it is (`{"type": "inherit"}`).
+    Inherit {
+        /// The binding's name.
+        name: String,
+    },
+}
+
+/// The owned rules one zone's ruleset should hold in one phase.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ZoneRules {
+    /// The zone's name.
+    pub zone: String,
+    /// The zone's id.
+    pub zone_id: String,
+    /// The phase.
+    pub phase: Phase,
+    /// The `ref` prefix of the rules this environment owns.
+    pub owner: String,
+    /// The owned rules the zone should have in this phase, in order.
+    pub rules: Vec<Rule>,
+    /// The ruleset as the plan read it (`None`: the zone had none in this phase).
+    pub basis: Option<Ruleset>,
 }
 
 /// What apply does at one address.
@@ -125,7 +220,7 @@ impl Action {
 #[serde(deny_unknown_fields)]
 pub struct Drift {
     /// `worker.api.headers.Strict-Transport-Security`.
-    pub address: String,
+    pub address: Address,
     /// What the manifest requires.
     pub expected: String,
     /// What live has (`None`: missing).
@@ -139,7 +234,7 @@ pub struct Drift {
 #[serde(deny_unknown_fields)]
 pub struct Blocker {
     /// What it is about.
-    pub address: String,
+    pub address: Address,
     /// Which kind of blocker.
     pub kind: BlockerKind,
     /// What is wrong.
@@ -169,7 +264,7 @@ pub enum BlockerKind {
 #[serde(deny_unknown_fields)]
 pub struct Warning {
     /// What it is about.
-    pub address: String,
+    pub address: Address,
     /// What was noticed.
     pub message: String,
 }
@@ -221,10 +316,10 @@ impl Plan {
     }
 
     /// Changes grouped by resource, resources in the order their first change appears.
-    pub fn resources(&self) -> Vec<(&str, Vec<&Change>)> {
-        let mut groups: Vec<(&str, Vec<&Change>)> = Vec::new();
+    pub fn resources(&self) -> Vec<(Address, Vec<&Change>)> {
+        let mut groups: Vec<(Address, Vec<&Change>)> = Vec::new();
         for change in &self.changes {
-            let resource = change.resource();
+            let resource = change.resource().into_owned();
             match groups.iter_mut().find(|(r, _)| *r == resource) {
                 Some((_, changes)) => changes.push(change),
                 None => groups.push((resource, vec![change])),

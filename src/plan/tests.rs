@@ -1,123 +1,32 @@
 //! `diff` and `intent` over a table of cases: every action, every blocker and warning, order.
 
-use std::collections::BTreeMap;
-
 use serde_json::json;
 
 use super::*;
-use crate::live::{Live, LiveBinding, LiveDatabase, LiveWorker, Probe};
-use crate::manifest::model::Manifest;
-
-pub(crate) const STAGING: &str = r#"
-environment: staging
-account_id: 0123456789abcdef0123456789abcdef
-d1_databases:
-  main: { name: lms-db-staging, location_hint: weur }
-workers:
-  api:
-    name: lms-api-staging
-    compatibility_date: "2024-12-01"
-    compatibility_flags: [nodejs_compat]
-    bindings:
-      DB: { type: d1, database: main }
-      ALLOWED_ORIGINS: { type: plain_text, text: "https://lms-viewer-staging.example.workers.dev" }
-    secrets: [TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET]
-    headers:
-      url: https://lms-api-staging.example.workers.dev/health
-      require:
-        X-Frame-Options: DENY
-        X-Content-Type-Options: nosniff
-"#;
-
-pub(crate) fn manifest(yaml: &str) -> Manifest {
-    yaml_serde::from_str(yaml).expect("test manifest parses")
-}
-
-pub(crate) fn binding(name: &str, kind: &str, fields: serde_json::Value) -> LiveBinding {
-    LiveBinding {
-        name: name.to_owned(),
-        kind: kind.to_owned(),
-        fields: fields.as_object().cloned().unwrap_or_default(),
-    }
-}
-
-pub(crate) fn secret(name: &str) -> LiveBinding {
-    binding(name, "secret_text", json!({}))
-}
-
-/// The account as staging's manifest describes it.
-pub(crate) fn converged() -> Live {
-    let mut live = Live {
-        account_id: "0123456789abcdef0123456789abcdef".to_owned(),
-        ..Live::default()
-    };
-    live.d1_databases.push(LiveDatabase {
-        uuid: "uuid-staging".to_owned(),
-        name: "lms-db-staging".to_owned(),
-    });
-    live.scripts.insert("lms-api-staging".to_owned());
-    live.workers.insert(
-        "lms-api-staging".to_owned(),
-        LiveWorker {
-            name: "lms-api-staging".to_owned(),
-            compatibility_date: Some("2024-12-01".to_owned()),
-            compatibility_flags: vec!["nodejs_compat".to_owned()],
-            bindings: vec![
-                binding("DB", "d1", json!({ "database_id": "uuid-staging" })),
-                binding(
-                    "ALLOWED_ORIGINS",
-                    "plain_text",
-                    json!({ "text": "https://lms-viewer-staging.example.workers.dev" }),
-                ),
-                secret("TALLY_WEBHOOK_SECRET"),
-                secret("TALLY_SIGNING_SECRET"),
-            ],
-        },
-    );
-    live
-}
-
-/// Staging as audited: no database, no bindings, no secrets.
-pub(crate) fn audited() -> Live {
-    let mut live = converged();
-    live.d1_databases.clear();
-    live.workers
-        .get_mut("lms-api-staging")
-        .unwrap()
-        .bindings
-        .clear();
-    live
-}
-
-pub(crate) fn api(live: &mut Live) -> &mut LiveWorker {
-    live.workers.get_mut("lms-api-staging").unwrap()
-}
+use crate::live::{LiveDatabase, Probe};
+use crate::testing::{
+    STAGING, api, audited, binding, converged, live_with_old_database, manifest, probed, secret,
+    supplied, with_absent_database, with_secret_as_plain_text,
+};
 
 fn effective(plan: &Plan) -> Vec<(String, Action)> {
     plan.effective_changes()
-        .map(|c| (c.address.clone(), c.action))
+        .map(|c| (c.address.to_string(), c.action))
         .collect()
 }
 
 fn change<'a>(plan: &'a Plan, address: &str) -> &'a Change {
     plan.changes
         .iter()
-        .find(|c| c.address == address)
+        .find(|c| c.address.to_string() == address)
         .unwrap_or_else(|| panic!("no change at {address}: {plan:#?}"))
 }
 
 fn blockers(plan: &Plan) -> Vec<(String, BlockerKind)> {
     plan.blockers
         .iter()
-        .map(|b| (b.address.clone(), b.kind))
+        .map(|b| (b.address.to_string(), b.kind))
         .collect()
-}
-
-pub(crate) fn supplied(names: &[&str]) -> DiffOptions {
-    DiffOptions {
-        supplied_secrets: names.iter().map(|n| n.to_string()).collect(),
-        ..DiffOptions::default()
-    }
 }
 
 #[test]
@@ -210,19 +119,6 @@ fn a_supplied_secret_that_exists_is_rewritten() {
             Action::Update
         )]
     );
-}
-
-/// The converged account, but `TALLY_SIGNING_SECRET` is a plain-text binding, not a secret.
-pub(crate) fn with_secret_as_plain_text() -> Live {
-    let mut live = converged();
-    let worker = api(&mut live);
-    worker.bindings.retain(|b| b.name != "TALLY_SIGNING_SECRET");
-    worker.bindings.push(binding(
-        "TALLY_SIGNING_SECRET",
-        "plain_text",
-        json!({ "text": "oops" }),
-    ));
-    live
 }
 
 #[test]
@@ -326,11 +222,7 @@ fn a_missing_worker_blocks_with_how_to_deploy_it() {
         [("worker.api".to_owned(), BlockerKind::MissingWorker)]
     );
     assert!(plan.blockers[0].hints[0].contains("wrangler deploy --name lms-api-staging"));
-    assert!(
-        plan.changes
-            .iter()
-            .all(|c| !c.address.starts_with("worker."))
-    );
+    assert!(plan.changes.iter().all(|c| c.address.worker().is_none()));
 }
 
 #[test]
@@ -345,7 +237,11 @@ fn unmentioned_bindings_and_secrets_are_kept_with_a_warning() {
     ));
     let plan = diff(&manifest(STAGING), &live, &DiffOptions::default());
     assert!(plan.is_empty());
-    let warnings: Vec<_> = plan.warnings.iter().map(|w| w.address.as_str()).collect();
+    let warnings: Vec<_> = plan
+        .warnings
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
     assert_eq!(
         warnings,
         [
@@ -354,27 +250,6 @@ fn unmentioned_bindings_and_secrets_are_kept_with_a_warning() {
         ]
     );
     assert!(plan.warnings[0].message.contains("apply keeps it"));
-}
-
-pub(crate) fn with_absent_database(protect: bool) -> Manifest {
-    let mut desired = manifest(STAGING);
-    desired.d1_databases.insert(
-        "old".to_owned(),
-        yaml_serde::from_str(&format!(
-            "{{ name: lms-old-staging, protect: {protect}, absent: true }}"
-        ))
-        .unwrap(),
-    );
-    desired
-}
-
-pub(crate) fn live_with_old_database() -> Live {
-    let mut live = converged();
-    live.d1_databases.push(LiveDatabase {
-        uuid: "uuid-old".to_owned(),
-        name: "lms-old-staging".to_owned(),
-    });
-    live
 }
 
 #[test]
@@ -485,7 +360,11 @@ fn undeclared_look_alikes_are_warned_about_but_not_other_environments() {
         ..DiffOptions::default()
     };
     let plan = diff(&manifest(STAGING), &live, &options);
-    let warnings: Vec<_> = plan.warnings.iter().map(|w| w.address.as_str()).collect();
+    let warnings: Vec<_> = plan
+        .warnings
+        .iter()
+        .map(|w| w.address.to_string())
+        .collect();
     assert_eq!(
         warnings,
         [
@@ -512,22 +391,6 @@ fn name_patterns_cut_at_dashes() {
     assert_eq!(pattern(&[]), None);
 }
 
-pub(crate) fn probed(headers: &[(&str, &str)], redirect: Option<&str>) -> Live {
-    let mut live = converged();
-    live.probes.insert(
-        "api".to_owned(),
-        Probe::Answered {
-            status: if redirect.is_some() { 301 } else { 200 },
-            headers: headers
-                .iter()
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect::<BTreeMap<_, _>>(),
-            redirect: redirect.map(str::to_owned),
-        },
-    );
-    live
-}
-
 #[test]
 fn missing_and_different_headers_are_drift() {
     let live = probed(&[("x-frame-options", "SAMEORIGIN")], None);
@@ -535,13 +398,16 @@ fn missing_and_different_headers_are_drift() {
     let drift: Vec<_> = plan
         .drift
         .iter()
-        .map(|d| (d.address.as_str(), d.actual.as_deref()))
+        .map(|d| (d.address.to_string(), d.actual.as_deref()))
         .collect();
     assert_eq!(
         drift,
         [
-            ("worker.api.headers.X-Frame-Options", Some("SAMEORIGIN")),
-            ("worker.api.headers.X-Content-Type-Options", None),
+            (
+                "worker.api.headers.X-Frame-Options".to_owned(),
+                Some("SAMEORIGIN")
+            ),
+            ("worker.api.headers.X-Content-Type-Options".to_owned(), None),
         ]
     );
     assert!(!plan.is_empty());
@@ -612,7 +478,7 @@ fn intent_shows_an_added_binding_and_a_newly_required_secret_as_changes() {
     assert!(!plan.is_blocked());
     assert_eq!(plan.warnings.len(), 1);
     assert_eq!(
-        plan.warnings[0].address,
+        plan.warnings[0].address.to_string(),
         "worker.api.binding.ALLOWED_ORIGINS"
     );
     assert!(plan.live_fingerprint.is_empty());
@@ -661,11 +527,4 @@ fn the_manifest_hash_ignores_formatting_but_not_meaning() {
     assert_eq!(manifest_hash(&a), manifest_hash(&b));
     let c = manifest(&STAGING.replace("DENY", "SAMEORIGIN"));
     assert_ne!(manifest_hash(&a), manifest_hash(&c));
-}
-
-#[test]
-fn resources_group_sub_addresses() {
-    assert_eq!(resource_of("worker.api.binding.DB"), "worker.api");
-    assert_eq!(resource_of("d1.main"), "d1.main");
-    assert_eq!(resource_of("worker"), "worker");
 }

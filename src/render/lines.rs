@@ -3,7 +3,7 @@
 
 use serde_json::Value;
 
-use crate::plan::{Action, Change, KNOWN_AFTER_APPLY, SENSITIVE};
+use crate::plan::{Action, Address, Change, KNOWN_AFTER_APPLY, SENSITIVE};
 
 /// Strings longer than this are shown as a word diff rather than `old -> new`.
 const LONG_VALUE: usize = 60;
@@ -64,8 +64,8 @@ pub(crate) fn verb(action: Action) -> &'static str {
 }
 
 /// What a resource's header says will happen to it.
-pub(crate) fn resource_action(resource: &str, changes: &[&Change]) -> Action {
-    match changes.iter().find(|c| c.address == resource) {
+pub(crate) fn resource_action(resource: &Address, changes: &[&Change]) -> Action {
+    match changes.iter().find(|c| &c.address == resource) {
         Some(own) if own.action != Action::NoOp => own.action,
         _ if changes.iter().any(|c| c.action != Action::NoOp) => Action::Update,
         _ => Action::NoOp,
@@ -73,13 +73,13 @@ pub(crate) fn resource_action(resource: &str, changes: &[&Change]) -> Action {
 }
 
 /// The lines of one resource's block: its own attributes, then every effective change below it.
-pub(crate) fn resource_lines(resource: &str, changes: &[&Change]) -> Vec<Line> {
+pub(crate) fn resource_lines(resource: &Address, changes: &[&Change]) -> Vec<Line> {
     let mut lines = Vec::new();
     for change in changes {
         if change.action == Action::NoOp {
             continue;
         }
-        if change.address == resource {
+        if &change.address == resource {
             let value = change.after.as_ref().or(change.before.as_ref());
             if let Some(Value::Object(fields)) = value {
                 let width = fields.keys().map(String::len).max().unwrap_or(0);
@@ -93,8 +93,8 @@ pub(crate) fn resource_lines(resource: &str, changes: &[&Change]) -> Vec<Line> {
             }
             continue;
         }
-        let name = &change.address[resource.len() + 1..];
-        lines.extend(attribute_lines(name, change));
+        let name = change.address.within_resource().unwrap_or_default();
+        lines.extend(attribute_lines(&name, change));
     }
     lines
 }

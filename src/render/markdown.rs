@@ -41,7 +41,12 @@ pub fn markdown(plan: &Plan) -> String {
             "> [!CAUTION]\n> **Apply will refuse until these are resolved:**"
         );
         for b in &plan.blockers {
-            let _ = writeln!(head, "> - {}: {}", code(&b.address), html(&b.message));
+            let _ = writeln!(
+                head,
+                "> - {}: {}",
+                code(&b.address.to_string()),
+                html(&b.message)
+            );
             for hint in &b.hints {
                 let _ = writeln!(head, ">   - {}", code(hint));
             }
@@ -51,11 +56,11 @@ pub fn markdown(plan: &Plan) -> String {
 
     let mut sections = Vec::new();
     for (resource, changes) in plan.resources() {
-        let action = resource_action(resource, &changes);
+        let action = resource_action(&resource, &changes);
         if action == Action::NoOp {
             continue;
         }
-        let lines: Vec<String> = resource_lines(resource, &changes)
+        let lines: Vec<String> = resource_lines(&resource, &changes)
             .iter()
             .map(|line| {
                 // GitHub colours a diff line by its first character.
@@ -75,7 +80,7 @@ pub fn markdown(plan: &Plan) -> String {
             s,
             "<details><summary><code>{} {}</code> {}</summary>\n\n{fence}diff",
             action.symbol(),
-            html(resource),
+            html(&resource.to_string()),
             verb(action)
         );
         for line in lines {
@@ -92,7 +97,7 @@ pub fn markdown(plan: &Plan) -> String {
             let _ = writeln!(
                 s,
                 "| `{}` | {} | `{}` |",
-                cell(&d.address),
+                cell(&d.address.to_string()),
                 d.actual
                     .as_ref()
                     .map_or("missing".to_owned(), |a| format!("`{}`", cell(a))),
@@ -105,7 +110,12 @@ pub fn markdown(plan: &Plan) -> String {
     if !plan.warnings.is_empty() {
         let mut s = String::from("#### Warnings\n\n");
         for w in &plan.warnings {
-            let _ = writeln!(s, "- {}: {}", code(&w.address), html(&w.message));
+            let _ = writeln!(
+                s,
+                "- {}: {}",
+                code(&w.address.to_string()),
+                html(&w.message)
+            );
         }
         s.push('\n');
         sections.push(s);
@@ -171,25 +181,30 @@ fn fit(head: String, sections: &[String], environment: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::{STAGING, audited, manifest};
-    use crate::plan::{Blocker, BlockerKind, DiffOptions, Warning, diff};
+    use crate::plan::{Address, Blocker, BlockerKind, DiffOptions, Warning, diff};
+    use crate::testing::{STAGING, audited, manifest};
 
     /// The audited plan with names from the API that try to escape their markup.
     fn hostile_plan() -> Plan {
         let mut plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
         plan.warnings.push(Warning {
-            address: "d1.x` </details> <!--".to_owned(),
+            address: Address::D1 {
+                key: "x` </details> <!--".to_owned(),
+            },
             message: "database `lms`</code></summary> \u{1b}]0;owned\u{7} found".to_owned(),
         });
         plan.blockers.push(Blocker {
-            address: "worker.``api".to_owned(),
+            address: Address::Worker {
+                key: "``api".to_owned(),
+            },
             kind: BlockerKind::MissingWorker,
             message: "<img src=x onerror=alert(1)>".to_owned(),
             hints: vec!["run `x` ```".to_owned()],
         });
-        plan.changes[0]
-            .address
-            .push_str("</code></summary></details>\n```");
+        let Address::D1 { key } = &mut plan.changes[0].address else {
+            panic!("the audited plan starts with its database");
+        };
+        key.push_str("</code></summary></details>\n```");
         if let Some(serde_json::Value::Object(after)) = &mut plan.changes[0].after {
             after.insert("name".to_owned(), "lms```\n</details>".into());
         }

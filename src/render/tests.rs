@@ -3,10 +3,10 @@
 use serde_json::json;
 
 use super::*;
-use crate::plan::tests::{
+use crate::plan::{DiffOptions, diff};
+use crate::testing::{
     STAGING, api, audited, binding, live_with_old_database, manifest, probed, with_absent_database,
 };
-use crate::plan::{DiffOptions, diff};
 
 fn audited_plan() -> Plan {
     diff(&manifest(STAGING), &audited(), &DiffOptions::default())
@@ -59,7 +59,7 @@ fn text_in_colour_marks_blockers_red() {
 fn text_of_an_empty_plan_says_no_changes() {
     let plan = diff(
         &manifest(STAGING),
-        &crate::plan::tests::converged(),
+        &crate::testing::converged(),
         &DiffOptions::default(),
     );
     assert_eq!(
@@ -89,7 +89,10 @@ fn markdown_over_the_comment_limit_is_cut_with_a_note() {
     let template = plan.changes[1].clone();
     for i in 0..200 {
         let mut c = template.clone();
-        c.address = format!("worker.w{i}.binding.VAR");
+        c.address = crate::plan::Address::Binding {
+            worker: format!("w{i}"),
+            name: "VAR".to_owned(),
+        };
         c.action = crate::plan::Action::Create;
         c.after = Some(json!({ "type": "plain_text", "text": "x".repeat(1000) }));
         plan.changes.push(c);

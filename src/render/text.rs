@@ -105,7 +105,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
     }
     for (resource, changes) in &resources {
         let action = resource_action(resource, changes);
-        let name = terminal_safe(resource).into_owned();
+        let name = terminal_safe(&resource.to_string()).into_owned();
         let _ = writeln!(
             out,
             "  {}",
@@ -140,7 +140,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {actual}, expected {:?}\n      {}",
                 p.paint(yellow, "!"),
-                terminal_safe(&d.address),
+                terminal_safe(&d.address.to_string()),
                 d.expected,
                 terminal_safe(&d.reason)
             );
@@ -154,7 +154,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {}",
                 p.paint(yellow, "!"),
-                terminal_safe(&w.address),
+                terminal_safe(&w.address.to_string()),
                 terminal_safe(&w.message)
             );
         }
@@ -182,7 +182,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 out,
                 "  {} {}: {}",
                 p.paint(red, "✗"),
-                terminal_safe(&b.address),
+                terminal_safe(&b.address.to_string()),
                 p.paint(red, &terminal_safe(&b.message))
             );
             for hint in &b.hints {
@@ -196,23 +196,29 @@ pub fn text(plan: &Plan, color: bool) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::plan::tests::{STAGING, audited, manifest};
-    use crate::plan::{DiffOptions, Warning, diff};
+    use crate::plan::{Address, DiffOptions, Unmanaged, Warning, diff};
+    use crate::testing::{STAGING, audited, manifest};
 
     #[test]
     fn control_characters_from_the_api_are_escaped() {
         let mut plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
         plan.warnings.push(Warning {
-            address: "worker.\u{1b}[2J".to_owned(),
+            address: Address::Unmanaged {
+                kind: Unmanaged::Worker,
+                name: "\u{1b}[2J".to_owned(),
+            },
             message: "binding `X\u{202e}gpj.exe` is\nPlan: 0 to add".to_owned(),
         });
-        plan.changes[0].address.push_str("\u{1b}]0;title\u{7}");
+        let Address::D1 { key } = &mut plan.changes[0].address else {
+            panic!("the audited plan starts with its database");
+        };
+        key.push_str("\u{1b}]0;title\u{7}");
         for color in [false, true] {
             let out = text(&plan, color);
             assert!(!out.contains("\u{1b}[2J"), "{out}");
             assert!(!out.contains("\u{1b}]0"), "{out}");
             assert!(!out.contains('\u{7}') && !out.contains('\u{202e}'), "{out}");
-            assert!(out.contains("worker.\\u{1b}[2J: "), "{out}");
+            assert!(out.contains("unmanaged.worker.\\u{1b}[2J: "), "{out}");
             assert!(out.contains("is\\nPlan: 0 to add"), "{out}");
             assert!(out.contains("X\\u{202e}gpj.exe"), "{out}");
         }

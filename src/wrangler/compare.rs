@@ -9,7 +9,7 @@ use std::path::Path;
 
 use super::{Config, ConfigBinding, TOP_LEVEL_ENVIRONMENT};
 use crate::manifest::model::{Binding, Manifest};
-use crate::plan::Warning;
+use crate::plan::{Address, Setting, Warning};
 
 /// The warnings for every wrangler configuration of the project in `dir`.
 pub(crate) fn check_project(dir: &Path, manifest: &Manifest) -> Vec<Warning> {
@@ -27,7 +27,7 @@ pub(crate) fn check_project(dir: &Path, manifest: &Manifest) -> Vec<Warning> {
         match super::read(&path) {
             Ok(config) => warnings.extend(compare(&config, manifest, key)),
             Err(err) => warnings.push(Warning {
-                address: "wrangler".to_owned(),
+                address: Address::Wrangler,
                 message: err.to_string(),
             }),
         }
@@ -50,7 +50,7 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
     } else {
         format!("[env.{environment}]")
     };
-    let warn = |address: String, message: String| Warning {
+    let warn = |address: Address, message: String| Warning {
         address,
         message: format!("{file}: {message}"),
     };
@@ -58,13 +58,13 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
         Ok(Some(worker)) => worker,
         Ok(None) => {
             return vec![warn(
-                "wrangler".to_owned(),
+                Address::Wrangler,
                 format!(
                     "has no [env.{environment}] section, so `wrangler deploy --env {environment}` does not deploy what the manifest says; `lmsinfra wrangler-config {environment}` writes one"
                 ),
             )];
         }
-        Err(err) => return vec![warn("wrangler".to_owned(), err.to_string())],
+        Err(err) => return vec![warn(Address::Wrangler, err.to_string())],
     };
     let found = match key {
         Some(key) => manifest.workers.get_key_value(key),
@@ -76,17 +76,25 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
     let Some((key, worker)) = found else {
         let name = worker_config.name.as_deref().unwrap_or("(no name)");
         return vec![warn(
-            "wrangler".to_owned(),
+            Address::Wrangler,
             format!(
                 "{section} deploys Worker {name}, which the manifest of {environment} does not declare"
             ),
         )];
     };
-    let address = |rest: &str| format!("worker.{key}{rest}");
+    let worker_address = || Address::Worker { key: key.clone() };
+    let setting_address = |setting| Address::Setting {
+        worker: key.clone(),
+        setting,
+    };
+    let binding_address = |name: &str| Address::Binding {
+        worker: key.clone(),
+        name: name.to_owned(),
+    };
     let mut warnings = Vec::new();
     if worker_config.name.as_ref() != Some(&worker.name) {
         warnings.push(warn(
-            address(""),
+            worker_address(),
             format!(
                 "{section} deploys {}, the manifest names {}",
                 worker_config.name.as_deref().unwrap_or("(no name)"),
@@ -96,7 +104,7 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
     }
     if worker_config.compatibility_date.as_ref() != Some(&worker.compatibility_date) {
         warnings.push(warn(
-            address(".compatibility_date"),
+            setting_address(Setting::CompatibilityDate),
             format!(
                 "{section} sets compatibility_date {}, the manifest {}",
                 worker_config
@@ -113,7 +121,7 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
     ours.sort();
     if theirs != ours {
         warnings.push(warn(
-            address(".compatibility_flags"),
+            setting_address(Setting::CompatibilityFlags),
             format!(
                 "{section} sets compatibility_flags [{}], the manifest [{}]",
                 theirs.join(", "),
@@ -132,14 +140,14 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
         };
         match bindings.get(name) {
             None => warnings.push(warn(
-                address(&format!(".binding.{name}")),
+                binding_address(name),
                 format!(
                     "{section} lacks binding {name}, so the next `wrangler deploy` removes it; add {}",
                     describe(&expected)
                 ),
             )),
             Some(found) if *found != expected => warnings.push(warn(
-                address(&format!(".binding.{name}")),
+                binding_address(name),
                 format!(
                     "{section} has binding {name} as {}, the manifest as {}",
                     describe(found),
@@ -152,7 +160,7 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
     for (name, found) in &bindings {
         if !worker.bindings.contains_key(name) && !worker.secrets.contains(name) {
             warnings.push(warn(
-                address(&format!(".binding.{name}")),
+                binding_address(name),
                 format!(
                     "{section} adds binding {name} ({}), which the manifest does not declare",
                     describe(found)
@@ -216,7 +224,7 @@ workers:
             "name = \"lms-api\"\ncompatibility_date = \"2024-12-01\"\n[env.staging]\nname = \"lms-api-staging\"\n",
         );
         let warnings = compare(&config, &manifest(STAGING), None);
-        let addresses: Vec<&str> = warnings.iter().map(|w| w.address.as_str()).collect();
+        let addresses: Vec<String> = warnings.iter().map(|w| w.address.to_string()).collect();
         assert_eq!(
             addresses,
             ["worker.api.binding.DB", "worker.api.binding.MODE"]
@@ -255,7 +263,7 @@ workers:
         )
         .unwrap();
         let warnings = check_project(dir.path(), &manifest(STAGING));
-        let addresses: Vec<&str> = warnings.iter().map(|w| w.address.as_str()).collect();
+        let addresses: Vec<String> = warnings.iter().map(|w| w.address.to_string()).collect();
         assert_eq!(addresses, ["worker.api.binding.DB"]);
     }
 
@@ -271,7 +279,7 @@ workers:
             "#,
         );
         let warnings = compare(&config, &manifest(STAGING), None);
-        let addresses: Vec<&str> = warnings.iter().map(|w| w.address.as_str()).collect();
+        let addresses: Vec<String> = warnings.iter().map(|w| w.address.to_string()).collect();
         assert_eq!(
             addresses,
             [

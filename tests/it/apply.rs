@@ -656,3 +656,78 @@ fn apply_on_a_terminal_asks_and_goes_ahead_only_on_yes() {
     let planned = plan_staging(&sandbox, None);
     assert_eq!(planned.code, 0, "{planned}");
 }
+
+/// Requests to D1 routes that change something, as counted by the sandbox.
+fn d1_writes(stats: &Stats) -> Vec<(String, u64)> {
+    writes(stats)
+        .into_iter()
+        .filter(|(route, _)| route.contains("/d1/"))
+        .collect()
+}
+
+/// The `ref`s of the rules in one of example.com's entrypoint rulesets.
+fn example_com_refs(sandbox: &TestSandbox, phase: &str) -> Vec<String> {
+    let path =
+        format!("/zones/023e105f4ecef8ad9ca31a8372d0c353/rulesets/phases/{phase}/entrypoint");
+    sandbox.get(&path)["rules"]
+        .as_array()
+        .expect("rules")
+        .iter()
+        .map(|r| r["ref"].as_str().unwrap_or_default().to_owned())
+        .collect()
+}
+
+#[test]
+fn removing_rate_limits_or_headers_from_a_routed_worker_deletes_only_that_rule() {
+    let cases = [
+        (
+            "rate_limits",
+            "\n    rate_limits: { requests: 100, period: 60, mitigation_timeout: 600, paths: [\"/api/\"] }",
+            "http_ratelimit",
+        ),
+        (
+            "headers",
+            "\n    headers:\n      url: https://api.example.com/health\n      require:\n        Strict-Transport-Security: max-age=31536000; includeSubDomains\n        X-Content-Type-Options: nosniff",
+            "http_response_headers_transform",
+        ),
+    ];
+    for (what, block, phase) in cases {
+        let sandbox = TestSandbox::new();
+        let routed = crate::security::routed_production();
+        let dir = crate::security::project(&routed, "https://lms-api.example.workers.dev/health");
+        let apply = || {
+            Lmsinfra::new(&sandbox)
+                .args(["--dir".as_ref(), dir.path().as_os_str()])
+                .args(["apply", "production", "--auto-approve"])
+                .run()
+        };
+        let first = apply();
+        assert_eq!(first.code, 0, "{first}");
+        assert_eq!(example_com_refs(&sandbox, phase).len(), 1, "{what}");
+
+        assert!(routed.contains(block), "the example has {what}");
+        let manifest = dir.path().join("environments/production.yaml");
+        std::fs::write(&manifest, routed.replace(block, "")).expect("the manifest is written");
+        let d1_before = d1_writes(&sandbox.sandbox().stats());
+        let second = apply();
+        assert_eq!(second.code, 0, "without {what}: {second}");
+        assert_eq!(
+            d1_writes(&sandbox.sandbox().stats()),
+            d1_before,
+            "without {what}, apply wrote to D1: {second}"
+        );
+        assert!(example_com_refs(&sandbox, phase).is_empty(), "{what}");
+        let other = if phase == "http_ratelimit" {
+            "http_response_headers_transform"
+        } else {
+            "http_ratelimit"
+        };
+        assert_eq!(example_com_refs(&sandbox, other).len(), 1, "{what}");
+
+        let plan = Lmsinfra::new(&sandbox)
+            .args(["--dir".as_ref(), dir.path().as_os_str()])
+            .args(["plan", "production", "--detailed-exitcode", "--no-probe"])
+            .run();
+        assert_eq!(plan.code, 0, "without {what}: {plan}");
+    }
+}

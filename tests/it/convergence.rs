@@ -2,12 +2,15 @@
 //! when a fifth of all requests are throttled or fail.
 //!
 //! Each case generates a [`Manifest`] (databases, Workers with d1 and plain-text bindings,
-//! secrets, compatibility settings) and an account that partly matches it (some databases
-//! already there, some bindings present, stale or of another type, some secrets set, plus
-//! bindings and secrets the manifest does not mention). The manifest is written as YAML into a
+//! secrets, compatibility settings, routes on the seeded zone with header rules and rate limits)
+//! and an account that partly matches it (some databases already there, some bindings present,
+//! stale or of another type, some secrets set, plus bindings and secrets the manifest does not
+//! mention, and the zone's rulesets holding another owner's rules beside the owned rules an
+//! earlier manifest wanted: the same, changed, or no longer wanted). The manifest is written as YAML into a
 //! temporary project, the account becomes the sandbox's seed, and the real binary runs
 //! `apply --auto-approve --secret …` then `plan --detailed-exitcode --no-probe`, which must exit
-//! 0; nothing that was on the account before may be gone, and apply prints no secret value. Cases: `PROPTEST_CASES` (default 24;
+//! 0; nothing that was on the account before may be gone (other owners' rules included), the
+//! zone holds exactly the owned rules the manifest wants, and apply prints no secret value. Cases: `PROPTEST_CASES` (default 24;
 //! the faulty variant runs a third as many, since every 429 costs a one-second `retry-after`,
 //! Cloudflare's smallest, and every 5xx a backoff of half a second or more).
 
@@ -15,7 +18,7 @@ use std::collections::BTreeSet;
 
 use indexmap::IndexMap;
 use lmsinfra::manifest::Manifest;
-use lmsinfra::manifest::model::{Binding, D1Database, Worker};
+use lmsinfra::manifest::model::{Binding, D1Database, Headers, RateLimits, Route, Worker};
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
@@ -26,6 +29,14 @@ const SECRET_NAMES: [&str; 3] = ["API_SECRET", "SIGNING_KEY", "WEBHOOK_TOKEN"];
 const TEXTS: [&str; 3] = ["https://lms.example.com", "on", "a b c"];
 const DATES: [&str; 2] = ["2024-09-23", "2024-12-01"];
 const FLAG: &str = "nodejs_compat";
+/// The zone the seeded account has, and its id.
+const ZONE: (&str, &str) = ("example.com", "023e105f4ecef8ad9ca31a8372d0c353");
+/// Values of the one header a header rule sets.
+const FRAME_OPTIONS: [&str; 2] = ["DENY", "SAMEORIGIN"];
+/// Requests per minute a rate limit allows.
+const REQUESTS: [u32; 2] = [100, 50];
+/// When the seeded rulesets were last written.
+const SEEDED_AT: &str = "2024-12-02T09:30:00Z";
 
 fn cases() -> u32 {
     std::env::var("PROPTEST_CASES")
@@ -43,6 +54,27 @@ enum LiveState {
     Stale,
 }
 
+/// A Worker's edge rules in one manifest.
+#[derive(Debug, Clone, Copy)]
+struct EdgeKnobs {
+    /// Whether the Worker has a route on [`ZONE`].
+    routed: bool,
+    /// The value index of its required header, when it has one.
+    headers: Option<usize>,
+    /// The value index of its rate limit, when it has one (only with a route).
+    rate_limit: Option<usize>,
+}
+
+impl EdgeKnobs {
+    fn header_rule(self) -> Option<usize> {
+        self.headers.filter(|_| self.routed)
+    }
+
+    fn rate_limit(self) -> Option<usize> {
+        self.rate_limit.filter(|_| self.routed)
+    }
+}
+
 #[derive(Debug, Clone)]
 struct WorkerKnobs {
     date: usize,
@@ -55,6 +87,10 @@ struct WorkerKnobs {
     live_flag: bool,
     unmanaged_binding: bool,
     unmanaged_secret: bool,
+    /// The edge rules the manifest wants.
+    edge: EdgeKnobs,
+    /// The edge rules an earlier manifest wanted, which the zone holds.
+    edge_before: EdgeKnobs,
 }
 
 #[derive(Debug, Clone)]
@@ -72,6 +108,19 @@ fn live_state() -> impl Strategy<Value = LiveState> {
     ]
 }
 
+fn edge_knobs() -> impl Strategy<Value = EdgeKnobs> {
+    (
+        any::<bool>(),
+        prop::option::of(0..FRAME_OPTIONS.len()),
+        prop::option::of(0..REQUESTS.len()),
+    )
+        .prop_map(|(routed, headers, rate_limit)| EdgeKnobs {
+            routed,
+            headers,
+            rate_limit,
+        })
+}
+
 fn worker_knobs() -> impl Strategy<Value = WorkerKnobs> {
     (
         (0..DATES.len(), any::<bool>()),
@@ -81,17 +130,22 @@ fn worker_knobs() -> impl Strategy<Value = WorkerKnobs> {
         ),
         prop::collection::vec((any::<bool>(), any::<bool>()), SECRET_NAMES.len()),
         (0..DATES.len(), any::<bool>(), any::<bool>(), any::<bool>()),
+        (edge_knobs(), edge_knobs()),
     )
-        .prop_map(|((date, flag), bindings, secrets, live)| WorkerKnobs {
-            date,
-            flag,
-            bindings,
-            secrets,
-            live_date: live.0,
-            live_flag: live.1,
-            unmanaged_binding: live.2,
-            unmanaged_secret: live.3,
-        })
+        .prop_map(
+            |((date, flag), bindings, secrets, live, edge)| WorkerKnobs {
+                date,
+                flag,
+                bindings,
+                secrets,
+                live_date: live.0,
+                live_flag: live.1,
+                unmanaged_binding: live.2,
+                unmanaged_secret: live.3,
+                edge: edge.0,
+                edge_before: edge.1,
+            },
+        )
 }
 
 fn case() -> impl Strategy<Value = Case> {
@@ -161,9 +215,27 @@ impl Case {
                         .filter(|(_, (declared, _))| *declared)
                         .map(|(name, _)| (*name).to_owned())
                         .collect(),
-                    headers: None,
-                    routes: Vec::new(),
-                    rate_limits: None,
+                    headers: knobs.edge.headers.map(|v| Headers {
+                        url: format!("https://{}/health", host(j)),
+                        require: [("X-Frame-Options".to_owned(), FRAME_OPTIONS[v].to_owned())]
+                            .into_iter()
+                            .collect(),
+                    }),
+                    routes: knobs
+                        .edge
+                        .routed
+                        .then(|| Route {
+                            zone: ZONE.0.to_owned(),
+                            pattern: format!("{}/*", host(j)),
+                        })
+                        .into_iter()
+                        .collect(),
+                    rate_limits: knobs.edge.rate_limit().map(|v| RateLimits {
+                        requests: REQUESTS[v],
+                        period: 60,
+                        mitigation_timeout: 600,
+                        paths: Vec::new(),
+                    }),
                 };
                 (format!("w{j}"), worker)
             })
@@ -249,8 +321,115 @@ impl Case {
                 "d1_databases": databases,
             },
             "user": {"id": "fedcba9876543210fedcba9876543210", "email": "ops@example.com"},
+            "zones": [{
+                "id": ZONE.1,
+                "name": ZONE.0,
+                "created_on": "2024-11-01T08:00:00Z",
+                "rulesets": self.rulesets(),
+            }],
         })
     }
+
+    /// The zone's rulesets before apply: another owner's rule in each phase, then the owned
+    /// rules the earlier manifest wanted, written as lmsinfra writes them.
+    fn rulesets(&self) -> Value {
+        let mut headers = vec![foreign_rules()[0].clone()];
+        let mut limits = vec![foreign_rules()[1].clone()];
+        for (j, knobs) in self.workers.iter().enumerate() {
+            if let Some(v) = knobs.edge_before.header_rule() {
+                headers.push(json!({
+                    "ref": format!("lmsinfra:prop:w{j}:headers"),
+                    "action": "rewrite",
+                    "expression": route_expression(j),
+                    "description": format!("lmsinfra: security headers of {} (prop)", script_name(j)),
+                    "action_parameters": {"headers": {"X-Frame-Options": {"operation": "set", "value": FRAME_OPTIONS[v]}}},
+                }));
+            }
+            if let Some(v) = knobs.edge_before.rate_limit() {
+                limits.push(json!({
+                    "ref": format!("lmsinfra:prop:w{j}:ratelimit"),
+                    "action": "block",
+                    "expression": route_expression(j),
+                    "description": format!("lmsinfra: rate limit of {} (prop)", script_name(j)),
+                    "action_parameters": {"response": {"status_code": 429, "content_type": "text/plain", "content": "Too many requests"}},
+                    "ratelimit": {"characteristics": ["cf.colo.id", "ip.src"], "period": 60, "requests_per_period": REQUESTS[v], "mitigation_timeout": 600},
+                }));
+            }
+        }
+        let ruleset = |n: u64, rules: Vec<Value>| {
+            let rules: Vec<Value> = rules
+                .into_iter()
+                .enumerate()
+                .map(|(i, mut rule)| {
+                    rule["id"] = json!(format!("{n:016x}{i:016x}"));
+                    rule["version"] = json!("1");
+                    rule["last_updated"] = json!(SEEDED_AT);
+                    rule["enabled"] = json!(true);
+                    rule
+                })
+                .collect();
+            json!({"id": format!("{n:032x}"), "description": "", "version": 1, "last_updated": SEEDED_AT, "rules": rules})
+        };
+        json!({
+            "http_response_headers_transform": ruleset(1, headers),
+            "http_ratelimit": ruleset(2, limits),
+        })
+    }
+
+    /// The refs of the owned rules the manifest wants, by phase.
+    fn owned_refs(&self) -> [BTreeSet<String>; 2] {
+        let mut refs = [BTreeSet::new(), BTreeSet::new()];
+        for (j, knobs) in self.workers.iter().enumerate() {
+            if knobs.edge.header_rule().is_some() {
+                refs[0].insert(format!("lmsinfra:prop:w{j}:headers"));
+            }
+            if knobs.edge.rate_limit().is_some() {
+                refs[1].insert(format!("lmsinfra:prop:w{j}:ratelimit"));
+            }
+        }
+        refs
+    }
+}
+
+/// The host Worker `j` is routed on.
+fn host(j: usize) -> String {
+    format!("w{j}.{}", ZONE.0)
+}
+
+/// The expression lmsinfra writes for Worker `j`'s one route.
+fn route_expression(j: usize) -> String {
+    format!(
+        "(http.host eq \"{}\" and starts_with(http.request.uri.path, \"/\"))",
+        host(j)
+    )
+}
+
+/// Rules another owner keeps in the zone: one per phase (headers, then rate limits).
+fn foreign_rules() -> [Value; 2] {
+    [
+        json!({
+            "ref": "dashboard-cache",
+            "description": "added in the dashboard",
+            "action": "rewrite",
+            "expression": "(http.host eq \"www.example.com\")",
+            "action_parameters": {"headers": {"Cache-Control": {"operation": "set", "value": "no-store"}}},
+        }),
+        json!({
+            "ref": "dashboard-abuse",
+            "description": "added in the dashboard",
+            "action": "block",
+            "expression": "(ip.src eq 192.0.2.1)",
+            "ratelimit": {"characteristics": ["cf.colo.id", "ip.src"], "period": 10, "requests_per_period": 5, "mitigation_timeout": 10},
+        }),
+    ]
+}
+
+/// The rules of one of the zone's rulesets in the sandbox's state.
+fn zone_rules(state: &Value, phase: &str) -> Vec<Value> {
+    state["zones"][0]["rulesets"][phase]["rules"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
 }
 
 /// Apply `case` and plan again; `faults` is a sandbox fault spec.
@@ -309,6 +488,36 @@ fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseErro
     for (script, names) in binding_names_by_script(&seed_value) {
         let lost: Vec<_> = names.difference(&after[&script]).collect();
         prop_assert!(lost.is_empty(), "{} lost {:?}", script, lost);
+    }
+    let routed = manifest.workers.values().any(|w| !w.routes.is_empty());
+    let phases = ["http_response_headers_transform", "http_ratelimit"];
+    for ((phase, foreign), wanted) in phases.iter().zip(foreign_rules()).zip(case.owned_refs()) {
+        let rules = zone_rules(&state, phase);
+        let kept = rules.iter().find(|r| r["ref"] == foreign["ref"]);
+        let unchanged = kept.is_some_and(|rule| {
+            foreign
+                .as_object()
+                .expect("a rule")
+                .iter()
+                .all(|(field, value)| &rule[field] == value)
+        });
+        prop_assert!(
+            unchanged,
+            "{} lost or changed {}: {:?}",
+            phase,
+            foreign["ref"],
+            kept
+        );
+        let owned: BTreeSet<String> = rules
+            .iter()
+            .filter_map(|r| r["ref"].as_str())
+            .filter(|r| r.starts_with("lmsinfra:prop:"))
+            .map(str::to_owned)
+            .collect();
+        // Without a route on the zone, the zone is not read, so its owned rules stay as they were.
+        if routed {
+            prop_assert_eq!(owned, wanted, "owned rules of {}", phase);
+        }
     }
     Ok(())
 }

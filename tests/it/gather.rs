@@ -98,8 +98,10 @@ fn gather_reads_the_seeded_account_as_it_is() {
     let live = gather_with(&sandbox, &production(), NO_PROBES);
     let api = &live.workers["lms-api"];
     let db = api.binding("DB").expect("DB binding");
-    assert_eq!(db.kind, "d1");
-    assert_eq!(db.fields["database_id"], live.d1_databases[0].uuid);
+    let lmsinfra::cloudflare::Binding::D1 { database_id, .. } = db else {
+        panic!("DB is not a d1 binding: {db:?}")
+    };
+    assert_eq!(database_id, &live.d1_databases[0].uuid);
     let mut secrets: Vec<_> = api.secret_names().collect();
     secrets.sort_unstable();
     assert_eq!(
