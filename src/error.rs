@@ -146,27 +146,14 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cloudflare(#[from] crate::cloudflare::Error),
-    /// The sandbox could not start (address, runtime, thread).
-    #[error("could not start the sandbox: {reason}")]
-    SandboxStart {
-        /// Why.
-        reason: String,
-    },
+    /// The sandbox could not start, or this build has none.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::sandbox::Error),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Wrangler(#[from] crate::wrangler::Error),
-    /// A sandbox state or seed file does not describe a valid account.
-    #[error("{} is not a valid sandbox account file: {reason}", path.display())]
-    #[diagnostic(help(
-        "the seed format is the state format; see examples/sandbox/audited-account.json"
-    ))]
-    SandboxState {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with the JSON path.
-        reason: String,
-    },
 }
 
 /// Where an apply stopped: the steps done, the one that failed and why, the ones not started.

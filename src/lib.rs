@@ -8,7 +8,7 @@ pub mod error;
 pub mod live;
 pub mod manifest;
 pub mod probe;
-pub mod sandbox;
+mod sandbox;
 pub mod secret;
 pub mod wrangler;
 

@@ -9,8 +9,8 @@ use lmsinfra::cloudflare::{
     Binding, Client, ClientConfig, Error, Phase, RetryPolicy, Rule, SettingsPatch,
 };
 use lmsinfra::manifest::model::LocationHint;
-use lmsinfra::sandbox::{RateLimit, SandboxConfig};
 use lmsinfra::secret::Secret;
+use lmsinfra_sandbox::{RateLimit, SandboxConfig};
 
 use crate::support::{ACCOUNT_ID, TOKEN, TestSandbox};
 

@@ -21,6 +21,7 @@
 mod auth;
 mod d1;
 mod envelope;
+mod error;
 pub mod faults;
 mod identity;
 mod multipart;
@@ -41,8 +42,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::Error;
-
+pub use error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
 pub use stats::Stats;
