@@ -1,43 +1,63 @@
 //! Why a sandbox could not start: its own errors, so the emulator depends on nothing of lmsinfra.
 
+use std::net::SocketAddr;
 use std::path::PathBuf;
 
 /// Everything that can keep a sandbox from starting.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
-    /// A file could not be read.
+    /// The address to listen on is not a loopback address.
+    #[error(
+        "could not start the sandbox: {addr} is not a loopback address; the sandbox only listens on 127.0.0.1 or ::1"
+    )]
+    NotLoopback {
+        /// The address asked for.
+        addr: SocketAddr,
+    },
+    /// The address could not be listened on.
+    #[error("could not start the sandbox: could not listen on {addr}")]
+    Listen {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The listener, runtime or thread could not be set up.
+    #[error("could not start the sandbox")]
+    Start {
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A state or seed file could not be read.
     #[error("could not read {}", path.display())]
-    FileRead {
+    StateRead {
         /// The file.
         path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
     },
-    /// A file could not be written.
+    /// The state file (or its folder) could not be written.
     #[error("could not write {}", path.display())]
-    FileWrite {
-        /// The file.
+    StateWrite {
+        /// The file or folder.
         path: PathBuf,
         /// Why.
         #[source]
         source: std::io::Error,
     },
-    /// The sandbox could not start (address, runtime, thread).
-    #[error("could not start the sandbox: {reason}")]
-    SandboxStart {
-        /// Why.
-        reason: String,
-    },
-    /// A sandbox state or seed file does not describe a valid account.
-    #[error("{} is not a valid sandbox account file: {reason}", path.display())]
+    /// A state or seed file does not describe a valid account.
+    #[error("{} is not a valid sandbox account file", path.display())]
     #[diagnostic(help(
         "the seed format is the state format; see examples/sandbox/audited-account.json"
     ))]
-    SandboxState {
+    StateInvalid {
         /// The file.
         path: PathBuf,
-        /// What is wrong, with the JSON path.
-        reason: String,
+        /// What is wrong.
+        #[source]
+        source: crate::state::InvalidAccount,
     },
 }
