@@ -8,7 +8,6 @@ use std::time::Duration;
 use lmsinfra::cloudflare::{
     Binding, Client, ClientConfig, Error, Phase, RetryPolicy, Rule, SettingsPatch,
 };
-use lmsinfra::manifest::model::LocationHint;
 use lmsinfra::secret::Secret;
 use lmsinfra_sandbox::{RateLimit, SandboxConfig};
 
@@ -65,7 +64,7 @@ fn create_that_took_effect_then_failed_leaves_exactly_one_database() {
     for outcome in ["500", "drop"] {
         let sandbox = TestSandbox::with(faults(&format!("seed=3,after_create@d1=1:{outcome}")));
         let client = client_for(&sandbox, |_| {});
-        let created = block_on(client.create_d1("lms-db-staging", Some(LocationHint::Weur)))
+        let created = block_on(client.create_d1("lms-db-staging", Some("weur")))
             .unwrap_or_else(|e| panic!("{outcome}: {e}"));
         assert_eq!(created.name, "lms-db-staging");
         let all = block_on(client.list_d1()).unwrap();
