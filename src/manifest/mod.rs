@@ -5,6 +5,7 @@
 //! which also compares environments with each other.
 
 mod diagnostic;
+mod error;
 mod load;
 pub mod model;
 mod naming;
@@ -16,11 +17,11 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use error::Error;
 pub use model::Manifest;
 pub(crate) use naming::credential_suffix;
 pub use revision::load_at_revision;
 
-use crate::error::Error;
 use load::Checked;
 
 /// The environments in `dir/environments/*.yaml`, as (name, path) sorted by name.

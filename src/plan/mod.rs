@@ -13,7 +13,7 @@ pub(crate) mod tests;
 
 pub use diff::{DiffOptions, diff};
 pub use intent::intent;
-pub use saved::{manifest_hash, read_saved};
+pub use saved::{SavedPlanError, manifest_hash, read_saved};
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
