@@ -205,6 +205,7 @@ fn rule(
         reference: None,
         version: None,
         last_updated: None,
+        extra: serde_json::Map::new(),
     }
 }
 

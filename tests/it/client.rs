@@ -238,6 +238,7 @@ fn zone_rulesets_are_read_and_replaced() {
         reference: None,
         version: None,
         last_updated: None,
+        extra: serde_json::Map::new(),
     };
     let put = block_on(client.put_ruleset(&zone.id, phase, std::slice::from_ref(&rule))).unwrap();
     assert_eq!(put.rules.len(), 1);

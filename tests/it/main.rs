@@ -11,6 +11,7 @@ mod gather;
 mod load;
 mod plan;
 mod probe;
+mod rulesets;
 mod sandbox;
 mod schema;
 mod security;
