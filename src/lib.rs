@@ -2,15 +2,20 @@
 //! manifests say: `validate` checks manifests offline, `plan` diffs them against the live
 //! account, `apply` makes the account match.
 
-pub mod cli;
+mod apply;
+mod check;
+mod cli;
 pub mod cloudflare;
-pub mod error;
+mod error;
 pub mod live;
 pub mod manifest;
+mod output;
+pub mod plan;
 pub mod probe;
+pub mod render;
 mod sandbox;
 pub mod secret;
-pub mod wrangler;
+mod wrangler;
 
 use std::process::ExitCode;
 
@@ -36,9 +41,3 @@ pub fn run() -> ExitCode {
         }
     }
 }
-
-pub mod apply;
-pub mod check;
-mod output;
-pub mod plan;
-pub mod render;

@@ -11,5 +11,5 @@ mod steps;
 
 pub use execute::{Progress, StepError, StepOutcome, execute};
 pub use progress::Lines;
-pub use secrets::{SecretArg, SecretArgParser, SecretError, SecretSource, read_secrets};
+pub use secrets::{SecretArg, SecretArgParser, SecretError, read_secrets};
 pub use steps::{SettingsBinding, Step, steps};
