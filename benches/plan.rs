@@ -19,8 +19,8 @@ use lmsinfra::live::{self, GatherOptions};
 use lmsinfra::manifest::{self, Manifest};
 use lmsinfra::plan::{self, DiffOptions};
 use lmsinfra::render::{self, Format};
-use lmsinfra::sandbox::{RateLimit, Sandbox, SandboxConfig};
 use lmsinfra::secret::Secret;
+use lmsinfra_sandbox::{RateLimit, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 const ACCOUNT_ID: &str = "0123456789abcdef0123456789abcdef";

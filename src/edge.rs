@@ -194,6 +194,7 @@ fn rule(
         reference: None,
         version: None,
         last_updated: None,
+        extra: serde_json::Map::new(),
     }
 }
 

@@ -2,8 +2,6 @@
 
 use std::path::PathBuf;
 
-use crate::manifest::Diagnostic;
-
 /// How a command ended when it did not fail.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Outcome {
@@ -29,15 +27,6 @@ impl Outcome {
 /// Everything that can make a command fail: exit 3 for a refusal, 1 for the rest.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
-    /// A file could not be read.
-    #[error("could not read {}", path.display())]
-    FileRead {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        #[source]
-        source: std::io::Error,
-    },
     /// A file could not be written.
     #[error("could not write {}", path.display())]
     FileWrite {
@@ -46,28 +35,6 @@ pub enum Error {
         /// Why.
         #[source]
         source: std::io::Error,
-    },
-    /// A manifest could not be read at a git revision.
-    #[error("could not read the manifests at `{revision}`: {reason}")]
-    #[diagnostic(help(
-        "name a commit, branch or tag of the repository that holds `environments/`, e.g. `--base origin/main`"
-    ))]
-    Git {
-        /// The revision asked for.
-        revision: String,
-        /// Why.
-        reason: String,
-    },
-    /// A `--secret` argument cannot be used. Never carries the value.
-    #[error("--secret {name}: {reason}")]
-    #[diagnostic(help(
-        "give each required secret once, as NAME=env:VAR, NAME=file:PATH or NAME=stdin"
-    ))]
-    SecretArgument {
-        /// The secret's name.
-        name: String,
-        /// What is wrong.
-        reason: String,
     },
     /// apply was run without a terminal to confirm on and without `--auto-approve`.
     #[error("apply needs approval, and there is no terminal to ask on")]
@@ -120,75 +87,33 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
-    /// A saved plan could not be used.
-    #[error("{} is not a plan lmsinfra can apply: {reason}", path.display())]
-    #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]
-    SavedPlan {
-        /// The file.
-        path: PathBuf,
-        /// Why.
-        reason: String,
-    },
-    /// The project has no environment manifests.
-    #[error("no environment manifests in {}", dir.display())]
-    #[diagnostic(help(
-        "run lmsinfra from the project root, or pass `--dir` with the folder that holds `environments/`"
-    ))]
-    EnvironmentsMissing {
-        /// The `environments` folder that was searched.
-        dir: PathBuf,
-    },
-    /// An environment was named that has no manifest.
-    #[error("there is no environment `{name}`: {} does not exist", path.display())]
-    #[diagnostic(help("the environments are {available}"))]
-    EnvironmentUnknown {
-        /// The name given.
-        name: String,
-        /// Where its manifest would be.
-        path: PathBuf,
-        /// The environments that exist, as a list for the hint.
-        available: String,
-    },
-    /// A manifest has errors; the related diagnostics say which.
-    #[error("{file} is not a valid manifest ({summary})")]
-    #[diagnostic(help("fix the problems above; `lmsinfra validate` checks every environment"))]
-    ManifestInvalid {
-        /// The file, as diagnostics name it.
-        file: String,
-        /// How many errors, e.g. "2 errors".
-        summary: String,
-        /// Every diagnostic of the file.
-        #[related]
-        diagnostics: Vec<Diagnostic>,
-    },
     /// `validate` found errors; they were printed before this summary.
     #[error("{0}")]
     ValidationFailed(String),
+    /// A `--secret` argument cannot be used. Never carries the value.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    SecretArgument(#[from] crate::apply::SecretError),
+    /// A saved plan could not be used.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    SavedPlan(#[from] crate::plan::SavedPlanError),
+    /// No valid manifest could be loaded.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Manifest(#[from] crate::manifest::Error),
     /// A Cloudflare API call failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Cloudflare(#[from] crate::cloudflare::Error),
-    /// The sandbox could not start (address, runtime, thread).
-    #[error("could not start the sandbox: {reason}")]
-    SandboxStart {
-        /// Why.
-        reason: String,
-    },
+    /// The sandbox could not start, or this build has none.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Sandbox(#[from] crate::sandbox::Error),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]
     Wrangler(#[from] crate::wrangler::Error),
-    /// A sandbox state or seed file does not describe a valid account.
-    #[error("{} is not a valid sandbox account file: {reason}", path.display())]
-    #[diagnostic(help(
-        "the seed format is the state format; see examples/sandbox/audited-account.json"
-    ))]
-    SandboxState {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong, with the JSON path.
-        reason: String,
-    },
 }
 
 impl Error {

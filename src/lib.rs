@@ -4,13 +4,13 @@
 
 mod account;
 mod address;
-pub mod apply;
-pub mod check;
-pub mod cli;
+mod apply;
+mod check;
+mod cli;
 pub mod cloudflare;
 mod commands;
 mod edge;
-pub mod error;
+mod error;
 mod headers;
 pub mod live;
 pub mod manifest;
@@ -18,12 +18,12 @@ pub mod plan;
 mod printer;
 pub mod probe;
 pub mod render;
-pub mod sandbox;
+mod sandbox;
 pub mod secret;
 mod settings;
 #[cfg(test)]
 mod testing;
-pub mod wrangler;
+mod wrangler;
 
 use std::process::ExitCode;
 

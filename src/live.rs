@@ -17,6 +17,8 @@ use sha2::{Digest, Sha256};
 
 use crate::cloudflare::{self, Binding, Client, Phase, Ruleset, Script, ScriptSettings};
 use crate::manifest::model::Manifest;
+/// The probes `Live` holds; the type lives with the prober that makes them.
+pub use crate::probe::Probe;
 use crate::probe::Prober;
 
 /// What one environment looks like on Cloudflare right now.
@@ -86,24 +88,13 @@ pub struct LiveDatabase {
     pub name: String,
 }
 
-/// The outcome of fetching a worker's probe URL.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "outcome", rename_all = "snake_case")]
-pub enum Probe {
-    /// The URL answered; header names are lowercase.
-    Answered {
-        /// The HTTP status.
-        status: u16,
-        /// The response headers (lowercase names; repeated headers joined with ", ").
-        headers: BTreeMap<String, String>,
-        /// Where a redirect pointed, when the answer was one (redirects are not followed).
-        redirect: Option<String>,
-    },
-    /// The URL could not be fetched.
-    Unreachable {
-        /// Why.
-        reason: String,
-    },
+impl From<cloudflare::Database> for LiveDatabase {
+    fn from(db: cloudflare::Database) -> Self {
+        Self {
+            uuid: db.uuid,
+            name: db.name,
+        }
+    }
 }
 
 /// What `gather` reads besides the API.

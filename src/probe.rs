@@ -8,7 +8,27 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::live::Probe;
+use serde::{Deserialize, Serialize};
+
+/// The outcome of fetching a worker's probe URL.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "outcome", rename_all = "snake_case")]
+pub enum Probe {
+    /// The URL answered; header names are lowercase.
+    Answered {
+        /// The HTTP status.
+        status: u16,
+        /// The response headers (lowercase names; repeated headers joined with ", ").
+        headers: BTreeMap<String, String>,
+        /// Where a redirect pointed, when the answer was one (redirects are not followed).
+        redirect: Option<String>,
+    },
+    /// The URL could not be fetched.
+    Unreachable {
+        /// Why.
+        reason: String,
+    },
+}
 
 /// An HTTP client for probes, with a timeout per probe.
 #[derive(Debug, Clone)]

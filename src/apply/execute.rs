@@ -140,7 +140,9 @@ async fn run(
             location_hint,
             ..
         } => {
-            let created = client.create_d1(name, *location_hint).await?;
+            let created = client
+                .create_d1(name, location_hint.map(|hint| hint.as_str()))
+                .await?;
             database_ids.insert(key.clone(), created.uuid);
         }
         Step::PatchSettings {

@@ -12,7 +12,7 @@ mod steps;
 pub use crate::plan::SettingsBinding;
 pub use execute::{Progress, StepError, StepOutcome, execute};
 pub use progress::ProgressLines;
-pub use secrets::{SecretArg, SecretArgParser, SecretSource, read_secrets, withhold_secret_values};
+pub use secrets::{SecretArg, SecretArgParser, SecretError, read_secrets, withhold_secret_values};
 pub use steps::{Step, steps};
 
 use std::collections::BTreeMap;

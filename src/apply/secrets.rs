@@ -8,9 +8,75 @@ use std::io::Read;
 use std::path::PathBuf;
 use std::str::FromStr;
 
-use crate::error::Error;
-use crate::manifest::{Accept, Limit, Manifest, read_text};
+use crate::manifest::{Accept, Error as ManifestError, Limit, Manifest, read_text};
 use crate::secret::Secret;
+
+/// Why a `--secret` argument cannot be used. Names the secret, the variable or the file, never
+/// the value.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[diagnostic(help(
+    "give each required secret once, as NAME=env:VAR, NAME=file:PATH or NAME=stdin"
+))]
+pub enum SecretError {
+    /// More than one secret was to come from stdin.
+    #[error("--secret {name}: only one secret can come from stdin ({names})")]
+    StdinTwice {
+        /// The second secret from stdin.
+        name: String,
+        /// Every secret from stdin, comma-separated.
+        names: String,
+    },
+    /// No Worker requires a secret of that name.
+    #[error("--secret {name}: no Worker in {environment} requires it (required: {required})")]
+    SecretUnknown {
+        /// The secret's name.
+        name: String,
+        /// The environment.
+        environment: String,
+        /// The secrets that are required, comma-separated, or `none`.
+        required: String,
+    },
+    /// The same secret was given twice.
+    #[error("--secret {name}: given twice")]
+    SecretRepeated {
+        /// The secret's name.
+        name: String,
+    },
+    /// The environment variable to read is not set.
+    #[error("--secret {name}: environment variable {var} is not set")]
+    VariableUnset {
+        /// The secret's name.
+        name: String,
+        /// The variable.
+        var: String,
+    },
+    /// The file to read could not be read.
+    #[error("--secret {name}: could not read {}", path.display())]
+    FileRead {
+        /// The secret's name.
+        name: String,
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Stdin could not be read.
+    #[error("--secret {name}: could not read stdin")]
+    StdinRead {
+        /// The secret's name.
+        name: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The value is empty.
+    #[error("--secret {name}: the value is empty")]
+    ValueEmpty {
+        /// The secret's name.
+        name: String,
+    },
+}
 
 /// One `--secret` argument: a name and where its value comes from.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -104,16 +170,12 @@ pub fn read_secrets(
     desired: &Manifest,
     env: impl Fn(&str) -> Option<String>,
     stdin: &mut dyn Read,
-) -> Result<BTreeMap<String, Secret>, Error> {
+) -> Result<BTreeMap<String, Secret>, SecretError> {
     let required: Vec<&str> = desired
         .workers
         .values()
         .flat_map(|w| w.secrets.iter().map(String::as_str))
         .collect();
-    let fail = |name: &str, reason: String| Error::SecretArgument {
-        name: name.to_owned(),
-        reason,
-    };
     if args
         .iter()
         .filter(|a| a.source == SecretSource::Stdin)
@@ -125,41 +187,51 @@ pub fn read_secrets(
             .filter(|a| a.source == SecretSource::Stdin)
             .map(|a| a.name.as_str())
             .collect();
-        return Err(fail(
-            names[1],
-            format!("only one secret can come from stdin ({})", names.join(", ")),
-        ));
+        return Err(SecretError::StdinTwice {
+            name: names[1].to_owned(),
+            names: names.join(", "),
+        });
     }
     let mut secrets = BTreeMap::new();
     for arg in args {
         if !required.contains(&arg.name.as_str()) {
-            return Err(fail(
-                &arg.name,
-                format!(
-                    "no Worker in {} requires it (required: {})",
-                    desired.environment,
-                    if required.is_empty() {
-                        "none".to_owned()
-                    } else {
-                        required.join(", ")
-                    }
-                ),
-            ));
+            return Err(SecretError::SecretUnknown {
+                name: arg.name.clone(),
+                environment: desired.environment.clone(),
+                required: if required.is_empty() {
+                    "none".to_owned()
+                } else {
+                    required.join(", ")
+                },
+            });
         }
         if secrets.contains_key(&arg.name) {
-            return Err(fail(&arg.name, "given twice".to_owned()));
+            return Err(SecretError::SecretRepeated {
+                name: arg.name.clone(),
+            });
         }
         let value = match &arg.source {
-            SecretSource::Env(var) => env(var)
-                .ok_or_else(|| fail(&arg.name, format!("environment variable {var} is not set")))?,
-            SecretSource::File(path) => read_file(path)
-                .map_err(|e| fail(&arg.name, format!("could not read {}: {e}", path.display())))?,
-            SecretSource::Stdin => read_stdin(stdin)
-                .map_err(|e| fail(&arg.name, format!("could not read stdin: {e}")))?,
+            SecretSource::Env(var) => env(var).ok_or_else(|| SecretError::VariableUnset {
+                name: arg.name.clone(),
+                var: var.clone(),
+            })?,
+            SecretSource::File(path) => {
+                read_file(path).map_err(|source| SecretError::FileRead {
+                    name: arg.name.clone(),
+                    path: path.clone(),
+                    source,
+                })?
+            }
+            SecretSource::Stdin => read_stdin(stdin).map_err(|source| SecretError::StdinRead {
+                name: arg.name.clone(),
+                source,
+            })?,
         };
         let value = without_line_break(&value);
         if value.is_empty() {
-            return Err(fail(&arg.name, "the value is empty".to_owned()));
+            return Err(SecretError::ValueEmpty {
+                name: arg.name.clone(),
+            });
         }
         secrets.insert(arg.name.clone(), Secret::new(value));
     }
@@ -205,8 +277,8 @@ fn without_line_break(value: &str) -> &str {
 /// values the arguments point at (environment variables and files; stdin is left unread) only
 /// to withhold every excerpt line that holds one: a secret pasted into a manifest by mistake is
 /// never printed back.
-pub fn withhold_secret_values(err: Error, args: &[SecretArg]) -> Error {
-    let Error::ManifestInvalid {
+pub fn withhold_secret_values(err: ManifestError, args: &[SecretArg]) -> ManifestError {
+    let ManifestError::ManifestInvalid {
         file,
         summary,
         mut diagnostics,
@@ -227,7 +299,7 @@ pub fn withhold_secret_values(err: Error, args: &[SecretArg]) -> Error {
     for diagnostic in &mut diagnostics {
         diagnostic.withhold(&exposed);
     }
-    Error::ManifestInvalid {
+    ManifestError::ManifestInvalid {
         file,
         summary,
         diagnostics,
@@ -243,7 +315,7 @@ mod tests {
         arg.parse()
     }
 
-    fn read(args: &[&str], stdin: &str) -> Result<BTreeMap<String, Secret>, Error> {
+    fn read(args: &[&str], stdin: &str) -> Result<BTreeMap<String, Secret>, SecretError> {
         let args: Vec<SecretArg> = args.iter().map(|a| parse(a).unwrap()).collect();
         let env = |var: &str| (var == "VALUE_VAR").then(|| "canary-from-env\n".to_owned());
         read_secrets(&args, &manifest(STAGING), env, &mut stdin.as_bytes())
@@ -293,16 +365,17 @@ mod tests {
     fn a_secret_no_worker_requires_is_refused() {
         let err = read(&["TALLY_WEBHOOK_SECRE=env:VALUE_VAR"], "").unwrap_err();
         assert!(err.to_string().contains("TALLY_WEBHOOK_SECRE"));
-        let Error::SecretArgument { reason, .. } = err else {
-            panic!("{err:?}");
-        };
-        assert!(reason.contains("required: TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET"));
+        assert!(matches!(err, SecretError::SecretUnknown { .. }), "{err:?}");
+        assert!(
+            err.to_string()
+                .contains("required: TALLY_WEBHOOK_SECRET, TALLY_SIGNING_SECRET")
+        );
     }
 
     #[test]
     fn unset_variables_empty_values_repeats_and_two_stdins_are_refused() {
         let reason = |args: &[&str], stdin: &str| match read(args, stdin) {
-            Err(Error::SecretArgument { reason, .. }) => reason,
+            Err(err) => err.to_string(),
             other => panic!("{other:?}"),
         };
         assert!(reason(&["TALLY_WEBHOOK_SECRET=env:UNSET"], "").contains("UNSET is not set"));

@@ -358,6 +358,7 @@ mod tests {
             reference: Some("dashboard".to_owned()),
             version: Some("1".to_owned()),
             last_updated: None,
+            extra: serde_json::Map::new(),
         };
         let phase = Phase::HttpResponseHeadersTransform;
         let basis = Ruleset {

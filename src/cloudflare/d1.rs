@@ -10,8 +10,6 @@ use serde::{Deserialize, Serialize};
 
 use super::retry::Replay;
 use super::{Body, Call, Client, Error};
-use crate::live::LiveDatabase;
-use crate::manifest::model::LocationHint;
 
 /// A D1 database, as lists and creates return it (other fields tolerated).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -23,15 +21,6 @@ pub struct Database {
     /// When it was created.
     #[serde(default)]
     pub created_at: Option<String>,
-}
-
-impl From<Database> for LiveDatabase {
-    fn from(db: Database) -> Self {
-        Self {
-            uuid: db.uuid,
-            name: db.name,
-        }
-    }
 }
 
 impl Client {
@@ -49,16 +38,17 @@ impl Client {
         Ok(found.into_iter().find(|db| db.name == name))
     }
 
-    /// Create a database. After a failure that may have created it anyway, it is looked up by
-    /// name before another create is sent, so a flaky network never leaves two.
+    /// Create a database, in the region `location_hint` names (`weur`, `enam`, …) when given.
+    /// After a failure that may have created it anyway, it is looked up by name before another
+    /// create is sent, so a flaky network never leaves two.
     pub async fn create_d1(
         &self,
         name: &str,
-        location_hint: Option<LocationHint>,
-    ) -> Result<LiveDatabase, Error> {
+        location_hint: Option<&str>,
+    ) -> Result<Database, Error> {
         let mut body = serde_json::json!({ "name": name });
         if let Some(hint) = location_hint {
-            body["primary_location_hint"] = hint.as_str().into();
+            body["primary_location_hint"] = hint.into();
         }
         let mut retries = 0;
         let mut ambiguous = false;
@@ -70,7 +60,7 @@ impl Client {
             );
             call.replay = Replay::CheckFirst;
             let err = match self.call::<Database>(call).await {
-                Ok(db) => return Ok(db.into()),
+                Ok(db) => return Ok(db),
                 Err(err) => err,
             };
             // After an ambiguous failure, a refusal (the name is taken) may be our own earlier
@@ -81,7 +71,7 @@ impl Client {
             }
             tracing::debug!(name, error = %err, "create may have taken effect; looking the database up");
             if let Some(db) = self.find_d1(name).await? {
-                return Ok(db.into());
+                return Ok(db);
             }
             if !err.may_have_taken_effect() || retries >= self.inner.retry.max_retries {
                 return Err(err);

@@ -96,14 +96,6 @@ fn describe(errors: &[ApiMessage]) -> String {
 }
 
 impl Error {
-    /// The first Cloudflare error code, when the API sent one.
-    pub fn error_code(&self) -> Option<u32> {
-        match self {
-            Self::Api { errors, .. } => errors.first().map(|e| e.code),
-            _ => None,
-        }
-    }
-
     /// The HTTP status, when the API answered.
     pub fn status(&self) -> Option<u16> {
         match self {
@@ -282,6 +274,5 @@ mod tests {
         let text = err.to_string();
         assert!(text.contains("GET /accounts/a/d1/database"), "{text}");
         assert!(text.contains("10000"), "{text}");
-        assert_eq!(err.error_code(), Some(10000));
     }
 }

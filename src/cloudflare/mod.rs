@@ -8,7 +8,6 @@
 //! The token goes only to the configured base URL, which must be https unless it is loopback,
 //! and it is never logged: it is a [`Secret`] and its header is marked sensitive.
 
-mod accounts;
 mod d1;
 mod envelope;
 mod error;
@@ -32,7 +31,6 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::{Host, Url};
 
-pub use self::accounts::{Account, TokenStatus};
 pub use self::d1::Database;
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
@@ -42,10 +40,7 @@ use self::pace::Pacer;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
-pub use self::workers::{
-    Binding, Deployment, DeploymentVersion, OtherBinding, Script, ScriptSettings, SecretInfo,
-    SettingsPatch, Version,
-};
+pub use self::workers::{Binding, OtherBinding, Script, ScriptSettings, SecretInfo, SettingsPatch};
 pub use self::zones::{Zone, ZoneAccount};
 use crate::secret::Secret;
 

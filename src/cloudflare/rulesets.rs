@@ -48,7 +48,9 @@ pub struct Ruleset {
 }
 
 /// One rule. The server-assigned fields (`id`, `version`, `last_updated`) are left out of a
-/// PUT when `None`.
+/// PUT when `None`. Fields lmsinfra does not model (`logging`, `exposed_credential_check`,
+/// `categories`, whatever Cloudflare adds next) are kept in `extra` and written back as read,
+/// so a read-modify-write never changes a rule lmsinfra does not own.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Rule {
     /// The rule's id.
@@ -79,6 +81,9 @@ pub struct Rule {
     /// When it last changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_updated: Option<String>,
+    /// Every other field, as the API sent it.
+    #[serde(flatten)]
+    pub extra: serde_json::Map<String, serde_json::Value>,
 }
 
 impl Client {

@@ -194,45 +194,6 @@ pub struct SecretInfo {
     pub kind: String,
 }
 
-/// One version of a Worker.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Version {
-    /// The version id.
-    pub id: String,
-    /// The version's sequence number.
-    #[serde(default)]
-    pub number: Option<u64>,
-    /// Who made it and when, as Cloudflare sent it.
-    #[serde(default)]
-    pub metadata: serde_json::Value,
-}
-
-/// A deployment: which versions serve traffic, in what proportion.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct Deployment {
-    /// The deployment id.
-    pub id: String,
-    /// When it was made.
-    #[serde(default)]
-    pub created_on: Option<String>,
-    /// The versions it routes to.
-    pub versions: Vec<DeploymentVersion>,
-}
-
-/// A version's share of a deployment.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct DeploymentVersion {
-    /// The version id.
-    pub version_id: String,
-    /// Its share of traffic, in percent.
-    pub percentage: f64,
-}
-
-#[derive(Deserialize)]
-struct Deployments {
-    deployments: Vec<Deployment>,
-}
-
 impl Client {
     /// Every Worker script on the account (the list is not paged).
     pub async fn list_scripts(&self) -> Result<Vec<Script>, Error> {
@@ -266,14 +227,6 @@ impl Client {
             .await
     }
 
-    /// The names of a script's secrets.
-    pub async fn list_secrets(&self, script: &str) -> Result<Vec<SecretInfo>, Error> {
-        self.call(Call::get(
-            self.account_url(&["workers", "scripts", script, "secrets"]),
-        ))
-        .await
-    }
-
     /// Create or replace a secret (this makes a new version and deploys it).
     pub async fn put_secret(&self, script: &str, name: &str, value: &Secret) -> Result<(), Error> {
         let url = self.account_url(&["workers", "scripts", script, "secrets"]);
@@ -282,19 +235,6 @@ impl Client {
             .call(Call::with(Method::PUT, url, Body::Json(body)))
             .await?;
         Ok(())
-    }
-
-    /// Every version of a script, newest first.
-    pub async fn list_versions(&self, script: &str) -> Result<Vec<Version>, Error> {
-        let url = self.account_url(&["workers", "scripts", script, "versions"]);
-        self.call_pages(url, 100).await
-    }
-
-    /// A script's deployments; the first one serves traffic.
-    pub async fn list_deployments(&self, script: &str) -> Result<Vec<Deployment>, Error> {
-        let url = self.account_url(&["workers", "scripts", script, "deployments"]);
-        let list: Deployments = self.call(Call::get(url)).await?;
-        Ok(list.deployments)
     }
 }
 

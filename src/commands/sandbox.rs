@@ -16,9 +16,7 @@ pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| Error::SandboxStart {
-            reason: e.to_string(),
-        })?;
+        .map_err(|source| Error::Runtime { source })?;
     runtime.block_on(crate::sandbox::run(config, async {
         let _ = tokio::signal::ctrl_c().await;
     }))?;

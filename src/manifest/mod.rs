@@ -5,6 +5,7 @@
 //! which also compares environments with each other.
 
 mod diagnostic;
+mod error;
 mod files;
 mod limits;
 mod load;
@@ -20,12 +21,12 @@ mod validate;
 use std::path::{Path, PathBuf};
 
 pub use diagnostic::{Diagnostic, Severity};
+pub use error::Error;
 pub(crate) use files::{Accept, Limit, SAVED_PLAN, read_text};
 pub use model::Manifest;
 pub(crate) use naming::{credential_suffix, environment_name};
 pub use revision::load_at_revision;
 
-use crate::error::Error;
 use load::Checked;
 
 /// The environments in `dir/environments/*.yaml`, as (name, path) sorted by name.

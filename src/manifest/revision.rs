@@ -5,8 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use super::{Manifest, parse_valid};
-use crate::error::Error;
+use super::{Error, Manifest, parse_valid};
 
 /// The manifest of `env` at `revision`, or `None` when the file did not exist there.
 pub fn load_at_revision(dir: &Path, revision: &str, env: &str) -> Result<Option<Manifest>, Error> {
@@ -16,17 +15,16 @@ pub fn load_at_revision(dir: &Path, revision: &str, env: &str) -> Result<Option<
             .arg(dir)
             .args(args)
             .output()
-            .map_err(|source| Error::Git {
+            .map_err(|source| Error::GitRun {
                 revision: revision.to_owned(),
-                reason: format!("could not run git: {source}"),
+                source,
             })
     };
     let commit = format!("{revision}^{{commit}}");
     let verified = git(&["rev-parse", "--verify", "--quiet", &commit])?;
     if !verified.status.success() {
-        return Err(Error::Git {
+        return Err(Error::RevisionUnknown {
             revision: revision.to_owned(),
-            reason: "not a commit in this repository".to_owned(),
         });
     }
     let spec = format!("{revision}:./environments/{env}.yaml");
@@ -36,14 +34,15 @@ pub fn load_at_revision(dir: &Path, revision: &str, env: &str) -> Result<Option<
     }
     let shown = git(&["show", &spec])?;
     if !shown.status.success() {
-        return Err(Error::Git {
+        return Err(Error::GitShowFailed {
             revision: revision.to_owned(),
-            reason: String::from_utf8_lossy(&shown.stderr).trim().to_owned(),
+            message: String::from_utf8_lossy(&shown.stderr).trim().to_owned(),
         });
     }
-    let text = String::from_utf8(shown.stdout).map_err(|_| Error::Git {
+    let text = String::from_utf8(shown.stdout).map_err(|source| Error::RevisionNotUtf8 {
         revision: revision.to_owned(),
-        reason: format!("environments/{env}.yaml is not UTF-8 there"),
+        file: format!("environments/{env}.yaml"),
+        source,
     })?;
     let label = format!("{revision}:environments/{env}.yaml");
     parse_valid(&label, env, &text).map(Some)

@@ -249,6 +249,7 @@ mod tests {
             reference: Some("dashboard-1".to_owned()),
             version: None,
             last_updated: None,
+            extra: serde_json::Map::new(),
         };
         let live = with_zone(&edge::desired(&routed()), &[foreign]);
         let plan = diff(&stale, &live, &DiffOptions::default());

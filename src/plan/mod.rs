@@ -15,7 +15,7 @@ pub use crate::address::{Address, AddressError, Setting, Unmanaged};
 pub(crate) use diff::wire_binding;
 pub use diff::{DiffOptions, diff};
 pub use intent::intent;
-pub use saved::{Stale, manifest_hash, read_saved, stale};
+pub use saved::{SavedPlanError, Stale, manifest_hash, read_saved, stale};
 
 use std::borrow::Cow;
 

@@ -5,13 +5,48 @@
 //! live fingerprint. `apply --plan` gathers again and refuses when either moved. Secret values
 //! never enter a plan, so a saved plan is safe to keep as a CI artifact.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::{FORMAT_VERSION, Plan};
-use crate::error::Error;
 use crate::manifest::model::Manifest;
+
+/// Why a saved plan cannot be applied.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum SavedPlanError {
+    /// The file could not be read.
+    #[error("could not read {}", path.display())]
+    FileRead {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The file is not a plan.
+    #[error("{} is not a plan lmsinfra can apply", path.display())]
+    #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]
+    PlanUnreadable {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The plan was written in another format version.
+    #[error(
+        "{} is not a plan lmsinfra can apply: format_version {found} is not {FORMAT_VERSION}, the version this lmsinfra writes",
+        path.display()
+    )]
+    #[diagnostic(help("make a new one with `lmsinfra plan ENV --out FILE`"))]
+    FormatVersionUnknown {
+        /// The file.
+        path: PathBuf,
+        /// The version the file declares.
+        found: String,
+    },
+}
 
 /// SHA-256 of the manifest's canonical JSON form, hex.
 pub fn manifest_hash(manifest: &Manifest) -> String {
@@ -20,27 +55,25 @@ pub fn manifest_hash(manifest: &Manifest) -> String {
 }
 
 /// Read a plan written by `plan --out`.
-pub fn read_saved(path: &Path) -> Result<Plan, Error> {
+pub fn read_saved(path: &Path) -> Result<Plan, SavedPlanError> {
     let text = crate::manifest::read_text(
         path,
         &crate::manifest::SAVED_PLAN,
         crate::manifest::Accept::Regular,
     )
-    .map_err(|source| Error::FileRead {
+    .map_err(|source| SavedPlanError::FileRead {
         path: path.to_owned(),
         source,
     })?;
-    let plan: Plan = serde_json::from_str(&text).map_err(|source| Error::SavedPlan {
-        path: path.to_owned(),
-        reason: source.to_string(),
-    })?;
-    if plan.format_version != FORMAT_VERSION {
-        return Err(Error::SavedPlan {
+    let plan: Plan =
+        serde_json::from_str(&text).map_err(|source| SavedPlanError::PlanUnreadable {
             path: path.to_owned(),
-            reason: format!(
-                "format_version {} is not {FORMAT_VERSION}, the version this lmsinfra writes",
-                plan.format_version
-            ),
+            source,
+        })?;
+    if plan.format_version != FORMAT_VERSION {
+        return Err(SavedPlanError::FormatVersionUnknown {
+            path: path.to_owned(),
+            found: plan.format_version,
         });
     }
     Ok(plan)

@@ -6,7 +6,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
-use lmsinfra::sandbox::Stats;
+use lmsinfra_sandbox::Stats;
 use serde_json::{Value, json};
 
 use crate::client::faults;

@@ -12,7 +12,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 
-use lmsinfra::sandbox::Exchange;
+use lmsinfra_sandbox::Exchange;
 use serde_json::Value;
 
 use crate::support::{Lmsinfra, TestSandbox, binding_names_by_script};

@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use lmsinfra::sandbox::{RateLimit, Sandbox, SandboxConfig};
+use lmsinfra_sandbox::{RateLimit, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 use crate::support::{ACCOUNT_ID, Body, Lmsinfra, TestSandbox, form, validate};

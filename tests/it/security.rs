@@ -4,7 +4,7 @@
 
 use std::path::Path;
 
-use lmsinfra::sandbox::Interleave;
+use lmsinfra_sandbox::Interleave;
 use serde_json::{Value, json};
 
 use crate::support::{Body, Lmsinfra, Run, TestSandbox, lmsinfra_snapshot};

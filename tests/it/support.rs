@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::{Arc, Mutex, OnceLock};
 
-use lmsinfra::sandbox::{Exchange, Sandbox, SandboxConfig};
+use lmsinfra_sandbox::{Exchange, Sandbox, SandboxConfig};
 use serde_json::{Value, json};
 
 /// The account id of the audited account seed.
@@ -345,8 +345,8 @@ impl Drop for TestSandbox {
 /// Checks every answer against the schema, then hands it to the test's own observer, if any.
 fn observer(
     violations: Arc<Mutex<Vec<String>>>,
-    then: Option<lmsinfra::sandbox::Observer>,
-) -> lmsinfra::sandbox::Observer {
+    then: Option<lmsinfra_sandbox::Observer>,
+) -> lmsinfra_sandbox::Observer {
     Arc::new(move |exchange: &Exchange| {
         if let Some(then) = &then {
             then(exchange);

@@ -6,11 +6,11 @@ use serde_json::{Map, Value, json};
 use super::bindings::resolve_bindings;
 use super::settings::apply_settings;
 use super::{invalid, message, script, string_list};
-use crate::sandbox::envelope::{ApiError, Reply};
-use crate::sandbox::multipart::Part;
-use crate::sandbox::request::Call;
-use crate::sandbox::state::{Account, Module, Script, Settings, now};
-use crate::sandbox::world::World;
+use crate::envelope::{ApiError, Reply};
+use crate::multipart::Part;
+use crate::request::Call;
+use crate::state::{Account, Module, Script, Settings, now};
+use crate::world::World;
 
 /// Cloudflare's limit on a Worker upload (paid plan, compressed size; we count raw bytes).
 const MAX_SCRIPT_BYTES: usize = 10 * 1024 * 1024;

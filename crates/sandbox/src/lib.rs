@@ -29,6 +29,7 @@ mod auth;
 mod d1;
 mod d1_guard;
 mod envelope;
+mod error;
 pub mod faults;
 mod identity;
 mod multipart;
@@ -50,10 +51,10 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::error::Error;
-
+pub use error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
+pub use state::InvalidAccount;
 pub use stats::Stats;
 pub use zones::Interleave;
 
@@ -234,24 +235,17 @@ pub async fn run(
     Ok(())
 }
 
-fn start_error(e: impl std::fmt::Display) -> Error {
-    Error::SandboxStart {
-        reason: e.to_string(),
-    }
+fn start_error(source: std::io::Error) -> Error {
+    Error::Start { source }
 }
 
 fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
     let addr = listen.unwrap_or_else(|| SocketAddr::from(([127, 0, 0, 1], 0)));
     if !addr.ip().is_loopback() {
-        return Err(Error::SandboxStart {
-            reason: format!(
-                "{addr} is not a loopback address; the sandbox only listens on 127.0.0.1 or ::1"
-            ),
-        });
+        return Err(Error::NotLoopback { addr });
     }
-    let listener = std::net::TcpListener::bind(addr).map_err(|e| Error::SandboxStart {
-        reason: format!("could not listen on {addr}: {e}"),
-    })?;
+    let listener =
+        std::net::TcpListener::bind(addr).map_err(|source| Error::Listen { addr, source })?;
     listener.set_nonblocking(true).map_err(start_error)?;
     Ok(listener)
 }
@@ -279,13 +273,13 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
 }
 
 fn read_account(path: &Path) -> Result<state::State, Error> {
-    let text = std::fs::read_to_string(path).map_err(|source| Error::FileRead {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::StateRead {
         path: path.to_owned(),
         source,
     })?;
-    state::State::parse(&text).map_err(|reason| Error::SandboxState {
+    state::State::parse(&text).map_err(|source| Error::StateInvalid {
         path: path.to_owned(),
-        reason,
+        source,
     })
 }
 
@@ -305,12 +299,12 @@ fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, 
     };
     if let Some(path) = state_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(|source| Error::FileWrite {
+            std::fs::create_dir_all(dir).map_err(|source| Error::StateWrite {
                 path: dir.to_owned(),
                 source,
             })?;
         }
-        world.state.save(path).map_err(|source| Error::FileWrite {
+        world.state.save(path).map_err(|source| Error::StateWrite {
             path: path.to_owned(),
             source,
         })?;

@@ -43,7 +43,7 @@ fn private() -> OpenOptions {
 /// Take the state file for this sandbox, or say which file another sandbox holds.
 pub(crate) fn lock(state: &Path) -> Result<StateLock, Error> {
     if let Some(dir) = state.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).map_err(|source| Error::FileWrite {
+        std::fs::create_dir_all(dir).map_err(|source| Error::StateWrite {
             path: dir.to_owned(),
             source,
         })?;
@@ -53,22 +53,17 @@ pub(crate) fn lock(state: &Path) -> Result<StateLock, Error> {
         .create(true)
         .truncate(false)
         .open(&path)
-        .map_err(|source| Error::FileWrite {
+        .map_err(|source| Error::StateWrite {
             path: path.clone(),
             source,
         })?;
     match FileExt::try_lock_exclusive(&file) {
         Ok(true) => Ok(StateLock { _file: file }),
-        Ok(false) => Err(Error::SandboxStart {
-            reason: format!(
-                "another sandbox is using the state file {} (it holds the lock on {}); stop it, or give this sandbox another state file",
-                state.display(),
-                path.display()
-            ),
+        Ok(false) => Err(Error::StateLocked {
+            state: state.to_owned(),
+            lock: path,
         }),
-        Err(e) => Err(Error::SandboxStart {
-            reason: format!("could not lock {}: {e}", path.display()),
-        }),
+        Err(source) => Err(Error::StateWrite { path, source }),
     }
 }
 

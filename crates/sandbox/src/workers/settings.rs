@@ -4,10 +4,10 @@ use serde_json::{Map, Value, json};
 
 use super::bindings::resolve_bindings;
 use super::{invalid, message, script, script_mut, string_list};
-use crate::sandbox::envelope::{ApiError, Reply};
-use crate::sandbox::request::Call;
-use crate::sandbox::state::Settings;
-use crate::sandbox::world::World;
+use crate::envelope::{ApiError, Reply};
+use crate::request::Call;
+use crate::state::Settings;
+use crate::world::World;
 
 /// The schema subset allows only these two; newer accounts also report `standard`.
 const USAGE_MODELS: [&str; 2] = ["bundled", "unbound"];

@@ -4,10 +4,10 @@ use serde_json::{Value, json};
 
 use super::bindings::{check_size, valid_binding_name};
 use super::{invalid, script, script_mut, str_field};
-use crate::sandbox::envelope::{ApiError, Reply};
-use crate::sandbox::request::Call;
-use crate::sandbox::state::Script;
-use crate::sandbox::world::World;
+use crate::envelope::{ApiError, Reply};
+use crate::request::Call;
+use crate::state::Script;
+use crate::world::World;
 
 fn secret_json(name: &str) -> Value {
     json!({"name": name, "type": "secret_text"})

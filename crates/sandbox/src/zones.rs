@@ -1,7 +1,9 @@
 //! Zones and their phase entrypoint rulesets (response header transforms, rate limiting).
 //!
-//! A `PUT` replaces the whole rule list; the server assigns each rule an id, a version and a
-//! time, and bumps the ruleset's version, as Cloudflare does.
+//! A `PUT` replaces the whole rule list; the server assigns each rule an id (keeping the id of a
+//! rule sent back), a version and a time, and bumps the ruleset's version, as Cloudflare does.
+//! Fields the sandbox does not know (`logging`, `exposed_credential_check`, …) are stored and
+//! returned as sent.
 
 use serde_json::{Map, Value, json};
 
@@ -135,7 +137,7 @@ fn interleave(zone_id: &str, phase: &str, world: &mut World) -> Result<(), ApiEr
     let version = previous.map_or(1, |r| r.version + 1);
     let updated = now();
     let mut rules = previous.map(|r| r.rules.clone()).unwrap_or_default();
-    rules.push(checked_rule(&rule, phase, version, &updated)?);
+    rules.push(checked_rule(&rule, phase, version, &updated, &[])?);
     let ruleset = Ruleset {
         id: previous.map_or_else(new_tag, |r| r.id.clone()),
         description: previous.map(|r| r.description.clone()).unwrap_or_default(),
@@ -169,9 +171,14 @@ pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     let previous = zone.rulesets.get(&phase);
     let version = previous.map_or(1, |r| r.version + 1);
     let updated = now();
+    let ids: Vec<&str> = previous
+        .into_iter()
+        .flat_map(|r| &r.rules)
+        .filter_map(|rule| rule["id"].as_str())
+        .collect();
     let rules = rules
         .iter()
-        .map(|rule| checked_rule(rule, &phase, version, &updated))
+        .map(|rule| checked_rule(rule, &phase, version, &updated, &ids))
         .collect::<Result<Vec<_>, _>>()?;
     let ruleset = Ruleset {
         id: previous.map_or_else(new_tag, |r| r.id.clone()),
@@ -187,7 +194,16 @@ pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     Ok(Reply::ok(reply))
 }
 
-fn checked_rule(rule: &Value, phase: &str, version: u64, updated: &str) -> Result<Value, ApiError> {
+/// A rule as stored: every field sent is kept, including ones the sandbox does not know. The id
+/// is kept when it is one of `ids` (the rules of the version replaced), else a new one is made;
+/// `ref` defaults to the id, as Cloudflare's does.
+fn checked_rule(
+    rule: &Value,
+    phase: &str,
+    version: u64,
+    updated: &str,
+    ids: &[&str],
+) -> Result<Value, ApiError> {
     let bad = |why: &str| ApiError::bad_request(20021, format!("invalid rule: {why}"));
     let object: &Map<String, Value> = rule
         .as_object()
@@ -223,13 +239,17 @@ fn checked_rule(rule: &Value, phase: &str, version: u64, updated: &str) -> Resul
         return Err(bad("rules in http_ratelimit need a `ratelimit` object"));
     }
     let mut out = object.clone();
-    for key in ["id", "version", "last_updated"] {
+    let id = match out.remove("id") {
+        Some(Value::String(id)) if ids.contains(&id.as_str()) => id,
+        _ => new_tag(),
+    };
+    for key in ["version", "last_updated"] {
         out.remove(key);
     }
-    out.insert("id".into(), json!(new_tag()));
+    out.insert("id".into(), json!(id));
     out.insert("version".into(), json!(version.to_string()));
     out.insert("last_updated".into(), json!(updated));
     out.entry("enabled").or_insert(json!(true));
-    out.entry("ref").or_insert_with(|| json!(new_tag()));
+    out.entry("ref").or_insert_with(|| json!(id));
     Ok(Value::Object(out))
 }

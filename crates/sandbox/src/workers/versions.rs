@@ -7,10 +7,10 @@ use serde_json::{Value, json};
 
 use super::scripts::{read_upload, uploaded_script};
 use super::{invalid, message, script, script_mut};
-use crate::sandbox::envelope::{ApiError, Reply};
-use crate::sandbox::request::Call;
-use crate::sandbox::state::{Deployment, Version, now};
-use crate::sandbox::world::World;
+use crate::envelope::{ApiError, Reply};
+use crate::request::Call;
+use crate::state::{Deployment, Version, now};
+use crate::world::World;
 
 fn version_short(version: &Version) -> Value {
     let mut out = json!({

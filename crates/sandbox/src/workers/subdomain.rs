@@ -4,10 +4,10 @@ use serde_json::{Value, json};
 
 use super::scripts::valid_script_name;
 use super::{invalid, script, script_mut, str_field};
-use crate::sandbox::envelope::{ApiError, Reply};
-use crate::sandbox::request::Call;
-use crate::sandbox::state::ScriptSubdomain;
-use crate::sandbox::world::World;
+use crate::envelope::{ApiError, Reply};
+use crate::request::Call;
+use crate::state::ScriptSubdomain;
+use crate::world::World;
 
 fn subdomain_json(sub: ScriptSubdomain) -> Value {
     json!({"enabled": sub.enabled, "previews_enabled": sub.previews_enabled})

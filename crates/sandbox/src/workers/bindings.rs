@@ -10,8 +10,8 @@ use axum::http::StatusCode;
 use serde_json::{Value, json};
 
 use super::{invalid, str_field};
-use crate::sandbox::envelope::ApiError;
-use crate::sandbox::state::{Account, Script};
+use crate::envelope::ApiError;
+use crate::state::{Account, Script};
 
 /// Cloudflare's limit on one secret or environment variable.
 const MAX_VAR_BYTES: usize = 5 * 1024;

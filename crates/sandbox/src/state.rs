@@ -250,6 +250,17 @@ impl Account {
     }
 }
 
+/// Why a state or seed file is not a valid account.
+#[derive(Debug, thiserror::Error)]
+pub enum InvalidAccount {
+    /// It is not JSON of the state's shape (the message names the JSON path).
+    #[error(transparent)]
+    Shape(#[from] serde_path_to_error::Error<serde_json::Error>),
+    /// Its parts contradict each other, e.g. a secret binding without a secret.
+    #[error("{0}")]
+    Inconsistent(String),
+}
+
 impl State {
     /// An empty account, for a sandbox started with neither state nor seed.
     pub(crate) fn empty() -> State {
@@ -272,11 +283,10 @@ impl State {
     }
 
     /// Parse a state or seed file, then fill in what a hand-written seed may leave out.
-    pub(crate) fn parse(text: &str) -> Result<State, String> {
+    pub(crate) fn parse(text: &str) -> Result<State, InvalidAccount> {
         let mut de = serde_json::Deserializer::from_str(text);
-        let mut state: State =
-            serde_path_to_error::deserialize(&mut de).map_err(|err| err.to_string())?;
-        state.complete()?;
+        let mut state: State = serde_path_to_error::deserialize(&mut de)?;
+        state.complete().map_err(InvalidAccount::Inconsistent)?;
         Ok(state)
     }
 
