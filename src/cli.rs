@@ -223,6 +223,9 @@ pub struct SandboxArgs {
     /// Accept only this API token (any non-empty token otherwise).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Play a variant of a behaviour the real API has not settled, e.g. `inherit=refused`.
+    #[arg(long = "variant", value_name = "KEY=VALUE", long_help = crate::sandbox::variants::HELP)]
+    pub variants: Vec<crate::sandbox::Variant>,
 }
 
 /// Run one parsed command line.
@@ -619,6 +622,7 @@ fn sandbox(_global: &Global, args: SandboxArgs) -> Result<Outcome, Error> {
         latency: std::time::Duration::from_millis(args.latency_ms),
         faults: args.faults,
         token: args.token,
+        variants: args.variants.into_iter().collect(),
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -14,6 +14,9 @@
 //! read-modify-write clients, an [`Interleave`] makes another client's ruleset write land right
 //! after a chosen read.
 //!
+//! Where the real API's behaviour is unknown, [`variants`] lets the sandbox play each plausible
+//! answer (`lmsinfra sandbox --variant KEY=VALUE`); every documented behaviour is the default.
+//!
 //! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
 //! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
 //! be surprised by the real API.
@@ -30,8 +33,10 @@ mod route;
 mod server;
 mod state;
 mod stats;
+pub mod variants;
 mod workers;
 mod world;
+mod zone_plan;
 mod zones;
 
 use std::net::SocketAddr;
@@ -46,6 +51,7 @@ use crate::error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
 pub use stats::Stats;
+pub use variants::{Variant, VariantError, Variants};
 pub use zones::Interleave;
 
 /// Called once per answered request (dropped connections excepted); tests validate bodies here.
@@ -87,6 +93,8 @@ pub struct SandboxConfig {
     pub observer: Option<Observer>,
     /// A concurrent ruleset write to make after a given read (a test hook).
     pub interleave: Option<Interleave>,
+    /// Which variant of each unsettled behaviour to play (see [`variants`]).
+    pub variants: Variants,
 }
 
 impl SandboxConfig {
@@ -115,6 +123,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("rate_limit", &self.rate_limit)
             .field("observer", &self.observer.is_some())
             .field("interleave", &self.interleave)
+            .field("variants", &self.variants)
             .finish()
     }
 }
@@ -239,12 +248,13 @@ fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
 fn app(config: SandboxConfig) -> Result<server::App, Error> {
     let mut world = load(config.state.as_deref(), config.seed.as_deref())?;
     world.interleave = config.interleave.map(|i| (i, 0));
+    world.variants = config.variants.clone();
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
         latency: config.latency,
         faults: config.faults.map(faults::Injector::new),
-        limiter: ratelimit::Limiter::new(config.rate_limit),
+        limiter: ratelimit::Limiter::new(config.rate_limit, config.variants.rate_limit),
         counters: stats::Counters::default(),
         observer: config.observer,
     })
@@ -274,6 +284,7 @@ fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, 
         d1: d1::Files::new(state_path.map(d1::Files::dir_for)),
         state_path: state_path.map(Path::to_owned),
         interleave: None,
+        variants: variants::Variants::default(),
     };
     if let Some(path) = state_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

@@ -179,6 +179,14 @@ pub(crate) struct Zone {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) created_on: String,
+    /// The zone's plan as Cloudflare's zone object has it; its `legacy_id` (free, pro,
+    /// business, enterprise) decides which rate-limiting rules the zone can hold. Free when
+    /// left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan: Option<Value>,
+    /// The account that owns the zone (`{id, name}`); the sandbox's own when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) account: Option<Value>,
     /// By phase.
     #[serde(default)]
     pub(crate) rulesets: BTreeMap<String, Ruleset>,
@@ -243,6 +251,10 @@ impl State {
     }
 
     fn complete(&mut self) -> Result<(), String> {
+        for zone in &self.zones {
+            super::zone_plan::Plan::of(zone.plan.as_ref())
+                .map_err(|e| format!("zone {}: {e}", zone.name))?;
+        }
         for (name, script) in &mut self.account.scripts {
             for binding in &script.bindings {
                 if binding["type"] == "secret_text" {

@@ -200,9 +200,15 @@ fn wrangler_reads_the_seeded_account() {
         "wrangler lists the changed secret: {}",
         rollback.stdout
     );
+    // The secret list describes the newest version, which keeps NEW_SECRET; the rollback
+    // serves the first version, which has none.
+    let serving = sandbox.get(&format!(
+        "/accounts/{{account}}/workers/scripts/draft-worker/versions/{first}"
+    ));
     assert_eq!(
-        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
-        serde_json::json!([])
+        serving["resources"]["bindings"],
+        serde_json::json!([]),
+        "{serving}"
     );
 
     let executed = json_in(&run(&[
