@@ -81,11 +81,12 @@ fn secret_name(call: &Call) -> &str {
     call.param(2)
 }
 
-/// `GET …/secrets/{name}`.
+/// `GET …/secrets/{name}`, in the newest version.
 pub(crate) fn get(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let script = script(&world.state.account, call.param(1))?;
     let name = secret_name(call);
-    if !script.secrets.contains_key(name) {
+    let (_, _, secrets) = latest(script);
+    if !secrets.contains_key(name) {
         return Err(no_such_secret(name));
     }
     Ok(Reply::ok(secret_json(name)))
