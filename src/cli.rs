@@ -216,6 +216,9 @@ pub struct SandboxArgs {
     /// Accept only this API token (any non-empty token otherwise).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// Play a variant of a behaviour the real API has not settled, e.g. `inherit=refused`.
+    #[arg(long = "variant", value_name = "KEY=VALUE", long_help = crate::sandbox::variants::HELP)]
+    pub variants: Vec<crate::sandbox::Variant>,
 }
 
 /// `lmsinfra import`.

@@ -4,10 +4,14 @@
 //! stays the same in both builds.
 
 #[cfg(feature = "sandbox")]
-pub(crate) use lmsinfra_sandbox::{Error, FaultSpec, Sandbox, SandboxConfig, faults, run};
+pub(crate) use lmsinfra_sandbox::{
+    Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run, variants,
+};
 
 #[cfg(not(feature = "sandbox"))]
-pub(crate) use missing::{Error, FaultSpec, Sandbox, SandboxConfig, faults, run};
+pub(crate) use missing::{
+    Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run, variants,
+};
 
 #[cfg(not(feature = "sandbox"))]
 mod missing {
@@ -22,6 +26,15 @@ mod missing {
     pub mod faults {
         /// The long help of `--faults`.
         pub const HELP: &str = "Faults to inject (this build has no sandbox)";
+    }
+
+    /// `--variant` is still accepted, so a command line means the same in both builds.
+    pub type Variant = String;
+
+    /// The variant grammar lives in the sandbox crate.
+    pub mod variants {
+        /// The long help of `--variant`.
+        pub const HELP: &str = "Variants to play (this build has no sandbox)";
     }
 
     /// This build has no sandbox.
@@ -45,6 +58,7 @@ mod missing {
         pub latency: Duration,
         pub faults: Option<FaultSpec>,
         pub token: Option<String>,
+        pub variants: Vec<Variant>,
     }
 
     impl SandboxConfig {

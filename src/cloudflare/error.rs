@@ -126,7 +126,8 @@ pub(crate) fn hint(
     errors: &[ApiMessage],
 ) -> Option<String> {
     let codes = || errors.iter().map(|e| e.code);
-    if codes().any(|c| c == 10000 || c == 9109) || (errors.is_empty() && status == 403) {
+    if codes().any(|c| c == 10000 || c == 9109 || c == 7403) || (errors.is_empty() && status == 403)
+    {
         let permission = Permission::for_request(method, path);
         return Some(format!(
             "the API token lacks a permission this call needs; give it `{permission}` for this account (dash.cloudflare.com → My Profile → API Tokens)"

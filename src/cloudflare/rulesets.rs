@@ -98,12 +98,13 @@ impl Client {
         ])
     }
 
-    /// A zone's entrypoint ruleset for `phase`; `None` when the zone has none yet.
+    /// A zone's entrypoint ruleset for `phase`; `None` when the zone has none yet (404 with
+    /// code 10003; any other 404, such as 7003 for an unknown zone, is an error).
     pub async fn get_ruleset(&self, zone_id: &str, phase: Phase) -> Result<Option<Ruleset>, Error> {
         let url = self.entrypoint_url(zone_id, phase);
         match self.call(Call::get(url)).await {
             Ok(ruleset) => Ok(Some(ruleset)),
-            Err(err) if err.status() == Some(404) => Ok(None),
+            Err(err) if err.status() == Some(404) && err.has_code(10003) => Ok(None),
             Err(err) => Err(err),
         }
     }

@@ -211,20 +211,33 @@ impl Client {
         }
     }
 
-    /// Change a script's settings (multipart, one `settings` part); returns them as changed.
+    /// Change a script's settings (multipart, one `settings` part); returns them as changed, or
+    /// `None` when the answer leaves the bindings out (the SDKs type them as optional there).
     pub async fn patch_settings(
         &self,
         script: &str,
         settings: &SettingsPatch,
-    ) -> Result<ScriptSettings, Error> {
+    ) -> Result<Option<ScriptSettings>, Error> {
         let url = self.account_url(&["workers", "scripts", script, "settings"]);
+        let path = self.display_path(&url);
         let json = serde_json::to_string(settings).map_err(|err| Error::Decode {
             method: Method::PATCH,
-            path: self.display_path(&url),
+            path: path.clone(),
             detail: err.to_string(),
         })?;
-        self.call(Call::with(Method::PATCH, url, Body::SettingsForm(json)))
-            .await
+        let answer: serde_json::Value = self
+            .call(Call::with(Method::PATCH, url, Body::SettingsForm(json)))
+            .await?;
+        if answer.get("bindings").is_none() {
+            return Ok(None);
+        }
+        serde_json::from_value(answer)
+            .map(Some)
+            .map_err(|err| Error::Decode {
+                method: Method::PATCH,
+                path,
+                detail: err.to_string(),
+            })
     }
 
     /// Create or replace a secret (this makes a new version and deploys it).

@@ -11,6 +11,7 @@ pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
         latency: std::time::Duration::from_millis(args.latency_ms),
         faults: args.faults,
         token: args.token,
+        variants: args.variants.into_iter().collect(),
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

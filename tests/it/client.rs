@@ -162,7 +162,9 @@ fn settings_patch_keeps_inherited_bindings_and_secrets() {
         compatibility_date: Some("2025-01-15".into()),
         compatibility_flags: None,
     };
-    let after = block_on(client.patch_settings("lms-api", &patch)).unwrap();
+    let after = block_on(client.patch_settings("lms-api", &patch))
+        .unwrap()
+        .expect("the answer carries the bindings");
     assert_eq!(after.compatibility_date.as_deref(), Some("2025-01-15"));
     assert_eq!(after.compatibility_flags, before.compatibility_flags);
     assert_eq!(after.bindings.len(), before.bindings.len());

@@ -325,6 +325,9 @@ impl Case {
                 "id": ZONE.1,
                 "name": ZONE.0,
                 "created_on": "2024-11-01T08:00:00Z",
+                // Business, as the audited seed's zone: rules on the host and the client IP,
+                // with a 60 s period, are beyond what Free and Pro zones accept.
+                "plan": {"legacy_id": "business", "name": "Business Website"},
                 "rulesets": self.rulesets(),
             }],
         })

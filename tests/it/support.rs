@@ -98,13 +98,39 @@ fn rewrite_nullable(value: &mut Value) {
     }
 }
 
+/// Operation ids that differ between the subset and the newer official spec (NOTES.md, "Notes
+/// on the day-2 additions"): the subset's first, the newer one second. Either names the same
+/// operation.
+const OPERATION_ALIASES: [(&str, &str); 4] = [
+    ("worker-script-list-secrets", "worker-list-script-secrets"),
+    ("worker-script-put-secret", "worker-put-script-secret"),
+    ("worker-script-get-secret", "worker-get-script-secret"),
+    ("worker-script-delete-secret", "worker-delete-script-secret"),
+];
+
+/// Operations that answer raw bytes rather than the JSON envelope; their answers are not checked.
+const RAW_BYTE_OPERATIONS: [&str; 1] = ["r2-get-object"];
+
 /// The response schema an operation documents for `status`, if any.
 fn response_schema(operation: &str, status: u16) -> Option<Value> {
     let doc = openapi();
-    let op = doc["paths"].as_object()?.values().find_map(|item| {
-        item.as_object()?
-            .values()
-            .find(|op| op["operationId"] == operation)
+    let find = |id: &str| {
+        doc["paths"].as_object()?.values().find_map(|item| {
+            item.as_object()?
+                .values()
+                .find(|op| op["operationId"] == id)
+        })
+    };
+    let op = find(operation).or_else(|| {
+        OPERATION_ALIASES.iter().find_map(|(old, new)| {
+            if *old == operation {
+                find(new)
+            } else if *new == operation {
+                find(old)
+            } else {
+                None
+            }
+        })
     })?;
     let responses = &op["responses"];
     let code = status.to_string();
@@ -150,6 +176,9 @@ fn check(validator: &jsonschema::Validator, body: &Value, what: &str) -> Result<
 /// Validate one answer: against its operation's documented schema for that status, and always
 /// against the subset's common envelope (success or failure).
 pub fn validate(operation: Option<&str>, status: u16, body: &Value) -> Result<(), String> {
+    if operation.is_some_and(|op| RAW_BYTE_OPERATIONS.contains(&op)) {
+        return Ok(());
+    }
     static CACHE: OnceLock<Mutex<HashMap<String, Arc<jsonschema::Validator>>>> = OnceLock::new();
     let cache = CACHE.get_or_init(Default::default);
     let get =

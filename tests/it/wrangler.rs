@@ -200,9 +200,15 @@ fn wrangler_reads_the_seeded_account() {
         "wrangler lists the changed secret: {}",
         rollback.stdout
     );
+    // The secret list describes the newest version, which keeps NEW_SECRET; the rollback
+    // serves the first version, which has none.
+    let serving = sandbox.get(&format!(
+        "/accounts/{{account}}/workers/scripts/draft-worker/versions/{first}"
+    ));
     assert_eq!(
-        sandbox.get("/accounts/{account}/workers/scripts/draft-worker/secrets"),
-        serde_json::json!([])
+        serving["resources"]["bindings"],
+        serde_json::json!([]),
+        "{serving}"
     );
 
     let executed = json_in(&run(&[
@@ -326,4 +332,56 @@ fn wrangler_deploys_the_bindings_of_the_configuration_lmsinfra_writes() {
         "{}",
         run.stdout
     );
+}
+
+#[test]
+fn wrangler_secret_bulk_keeps_the_workers_vars_and_bindings() {
+    let Some(bin) = wrangler_for("wrangler_secret_bulk_keeps_the_workers_vars_and_bindings") else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let settings = "/accounts/{account}/workers/scripts/lms-api/settings";
+    let before = sandbox.get(settings)["bindings"].clone();
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
+    };
+    let file = wrangler.home.path().join("secrets.json");
+    std::fs::write(&file, r#"{"BULK_SECRET": "from-bulk"}"#).expect("secrets file");
+    // wrangler 4.86 re-sends every other binding as `{name, type}` with no value.
+    let run = wrangler.run(&[
+        "secret",
+        "bulk",
+        file.to_str().expect("UTF-8 path"),
+        "--name",
+        "lms-api",
+    ]);
+    assert!(
+        run.stdout.contains("1 secrets successfully uploaded"),
+        "{}",
+        run.stdout
+    );
+    let after = sandbox.get(settings)["bindings"].clone();
+    for binding in before.as_array().expect("bindings") {
+        assert!(
+            after.as_array().expect("bindings").contains(binding),
+            "{binding} lost by secret bulk: {after}"
+        );
+    }
+    assert!(
+        after
+            .as_array()
+            .expect("bindings")
+            .contains(&serde_json::json!({"name": "BULK_SECRET", "type": "secret_text"})),
+        "{after}"
+    );
+    let allowed = after
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .find(|b| b["name"] == "ALLOWED_ORIGINS")
+        .expect("the var survives");
+    assert_eq!(allowed["type"], "plain_text");
+    assert!(allowed["text"].is_string(), "{allowed}");
 }

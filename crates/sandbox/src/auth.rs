@@ -7,6 +7,10 @@
 //! 10000, both of which wrangler tolerates, and `/accounts/{id}/tokens/verify` succeeds. A token
 //! that starts with `user_` is a *user* token instead: the user endpoints answer for the seeded
 //! user, who is a member of the account.
+//!
+//! Refusals answer as Cloudflare does: no `Authorization` header is HTTP 400 with 9106, a header
+//! that is not `Bearer <token>` is 400 with 6003 ("Invalid request headers"), and a token that
+//! may not act on the account is 403 with 10000, or with 7403 on D1, which has its own code.
 
 use axum::http::{HeaderMap, StatusCode};
 
@@ -32,16 +36,16 @@ impl TokenKind {
     }
 }
 
-/// Check `Authorization: Bearer …` and return the token.
+/// Check `Authorization: Bearer …` for a call to `template` and return the token.
 pub(crate) fn authenticate(
     headers: &HeaderMap,
     required: Option<&str>,
+    template: &str,
 ) -> Result<String, ApiError> {
     let Some(value) = headers.get("authorization") else {
-        return Err(ApiError::new(
-            StatusCode::UNAUTHORIZED,
-            10000,
-            "Authentication error: no Authorization header",
+        return Err(ApiError::bad_request(
+            9106,
+            "Missing X-Auth-Key, X-Auth-Email or Authorization headers",
         ));
     };
     let token = value
@@ -51,31 +55,39 @@ pub(crate) fn authenticate(
         .map(str::trim)
         .filter(|t| !t.is_empty())
         .ok_or_else(|| {
-            ApiError::new(
-                StatusCode::UNAUTHORIZED,
-                10000,
-                "Authentication error: the Authorization header must be `Bearer <token>`",
+            ApiError::bad_request(
+                6003,
+                "Invalid request headers: the Authorization header must be `Bearer <token>`",
             )
         })?;
     if required.is_some_and(|r| r != token) {
-        return Err(ApiError::new(
-            StatusCode::FORBIDDEN,
-            10000,
-            "Authentication error",
-        ));
+        return Err(forbidden(template));
     }
     Ok(token.to_owned())
 }
 
-/// The account in the path must be the sandbox's account.
-pub(crate) fn check_account(path_account: &str, account: &str) -> Result<(), ApiError> {
+/// The account in the path of a call to `template` must be the sandbox's account.
+pub(crate) fn check_account(
+    template: &str,
+    path_account: &str,
+    account: &str,
+) -> Result<(), ApiError> {
     if path_account == account {
         Ok(())
     } else {
-        Err(ApiError::new(
+        Err(forbidden(template))
+    }
+}
+
+/// 403: 7403 on D1, 10000 elsewhere.
+fn forbidden(template: &str) -> ApiError {
+    if template.starts_with("/accounts/{account_id}/d1/") {
+        ApiError::new(
             StatusCode::FORBIDDEN,
-            10000,
-            "Authentication error",
-        ))
+            7403,
+            "The given account is not valid or is not authorized to access this service",
+        )
+    } else {
+        ApiError::new(StatusCode::FORBIDDEN, 10000, "Authentication error")
     }
 }

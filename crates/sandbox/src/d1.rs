@@ -5,6 +5,9 @@
 //! names that *contain* the text, like a search box, so clients must not treat it as an exact
 //! lookup. `GET` of one database, `query` and `raw` touch SQLite, so they return a [`Job`] that
 //! the pipeline runs off the state lock, within the limits of [`d1_guard`](super::d1_guard).
+//! lookup. As on Cloudflare, the list's `result_info` has no `total_pages` (clients page on
+//! `total_count`), `per_page` must be at least 10 and is capped at 10000, and a database's
+//! name is accepted in the path wherever its id is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -112,9 +115,21 @@ fn valid_name(name: &str) -> bool {
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_')
 }
 
-/// `GET /accounts/{a}/d1/database`: page 1, 1000 per page by default, at most 10000.
+/// The smallest and largest `per_page` D1's list takes.
+const PER_PAGE: (usize, usize) = (10, 10000);
+
+/// `GET /accounts/{a}/d1/database`: page 1, 1000 per page by default, from 10 to 10000 (more
+/// is capped).
 pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
-    let page = call.page(1000, 10000)?;
+    let (min, max) = PER_PAGE;
+    let mut page = call.page(1000, u32::MAX as usize)?;
+    if page.per_page < min {
+        return Err(ApiError::bad_request(
+            7400,
+            format!("The request is malformed: `per_page` must be at least {min}"),
+        ));
+    }
+    page.per_page = page.per_page.min(max);
     let filter = call.query("name");
     let all: Vec<Value> = world
         .state
@@ -124,7 +139,11 @@ pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
         .filter(|db| filter.is_none_or(|f| db.name.contains(f)))
         .map(summary)
         .collect();
-    Ok(Reply::page(page.slice(&all), &page, all.len()))
+    let mut reply = Reply::page(page.slice(&all), &page, all.len());
+    if let Some(info) = reply.body["result_info"].as_object_mut() {
+        info.remove("total_pages");
+    }
+    Ok(reply)
 }
 
 /// `POST /accounts/{a}/d1/database`.
@@ -192,6 +211,14 @@ fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
         .d1_databases
         .iter()
         .find(|db| db.uuid == id)
+        .or_else(|| {
+            world
+                .state
+                .account
+                .d1_databases
+                .iter()
+                .find(|db| db.name == id)
+        })
         .ok_or_else(|| not_found(id))
 }
 
@@ -227,8 +254,7 @@ fn file_size(conn: &Connection) -> Result<i64, ApiError> {
 
 /// `DELETE /accounts/{a}/d1/database/{id}`: the database and its file are gone.
 pub(crate) fn delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
-    let id = call.param(1).to_owned();
-    find(world, &id)?;
+    let id = find(world, call.param(1))?.uuid.clone();
     world.state.account.d1_databases.retain(|db| db.uuid != id);
     world.d1.remove(&id);
     world.save()?;

@@ -6,7 +6,7 @@
 //! SPEC     := ITEM ("," ITEM)*
 //! ITEM     := "seed=" INTEGER
 //!           | KIND ["@" SCOPE] "=" RATE [":" ARG]
-//! KIND     := "429" | "500" | "503" | "drop" | "slow" | "after_create"
+//! KIND     := "429" | "500" | "503" | "drop" | "slow" | "after_create" | "do_binding"
 //! RATE     := a decimal from 0 to 1 (the share of matching requests hit)
 //! ARG      := for 429, the retry-after DURATION (default 1s);
 //!             for slow, the extra DURATION (required);
@@ -22,6 +22,9 @@
 //! happens *after* a create succeeded (D1 create, script upload, secret put, version upload,
 //! deployment create): the change is committed and saved, then the client gets a 500, a dropped
 //! connection, or a stall — the case a client must handle by checking before it retries.
+//! `do_binding` makes a settings PATCH whose bindings include a Durable Object namespace, even
+//! one only inherited, fail with 10061 ("Cannot create binding for class …"), as it has on real
+//! accounts (workers-sdk issues #4496 and #5753); other requests are untouched.
 //!
 //! Every decision comes from a random generator seeded with `seed`, the route and the number of
 //! earlier requests on that route, so the same seed and the same requests per route give the
@@ -43,8 +46,9 @@ SPEC is a comma-separated list of items:
   seed=N                   seed for the fault generator (default 0)
   KIND[@SCOPE]=RATE[:ARG]  hit that share (0 to 1) of matching requests
 KIND is 429 (ARG: retry-after, default 1s), 500, 503, drop (close the connection),
-slow (ARG: extra delay, required) or after_create (the create takes effect, then the
-client gets ARG: 500 (default), drop, or a stall of the given duration).
+slow (ARG: extra delay, required), after_create (the create takes effect, then the
+client gets ARG: 500 (default), drop, or a stall of the given duration) or do_binding
+(a settings PATCH with a Durable Object binding fails with 10061).
 Durations are like 250ms or 2s. SCOPE limits an item to routes whose template or
 operation id contains it, e.g. after_create@d1=1:drop.
 Example: seed=7,429=0.2,500=0.1,drop=0.05,slow=0.1:2000ms,after_create@d1=1";
@@ -71,6 +75,7 @@ enum Kind {
     Drop,
     Slow(Duration),
     AfterCreate(AfterCreate),
+    DurableObject,
 }
 
 /// What happens to a create that already took effect.
@@ -99,6 +104,8 @@ pub(crate) struct Decision {
     pub(crate) before: Option<Before>,
     pub(crate) slow: Option<Duration>,
     pub(crate) after_create: Option<AfterCreate>,
+    /// A settings PATCH with a Durable Object binding fails with 10061.
+    pub(crate) durable_object: bool,
 }
 
 /// Why a `--faults` specification was refused.
@@ -190,6 +197,7 @@ impl Rule {
             "slow" => Kind::Slow(duration(arg.ok_or_else(|| {
                 err("`slow` needs a duration, e.g. `slow=0.1:2000ms`".to_owned())
             })?)?),
+            "do_binding" => no_arg(Kind::DurableObject)?,
             "after_create" => Kind::AfterCreate(match arg {
                 None | Some("500") => AfterCreate::Internal,
                 Some("drop") => AfterCreate::Drop,
@@ -197,7 +205,7 @@ impl Rule {
             }),
             other => {
                 return Err(err(format!(
-                    "unknown fault `{other}`: expected one of seed, 429, 500, 503, drop, slow, after_create"
+                    "unknown fault `{other}`: expected one of seed, 429, 500, 503, drop, slow, after_create, do_binding"
                 )));
             }
         };
@@ -283,6 +291,7 @@ impl Injector {
                     decision.after_create.get_or_insert(a);
                 }
                 Kind::AfterCreate(_) => {}
+                Kind::DurableObject => decision.durable_object = true,
             }
         }
         decision

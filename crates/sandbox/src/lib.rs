@@ -21,6 +21,9 @@
 //! read-modify-write clients, an [`Interleave`] makes another client's ruleset write land right
 //! after a chosen read.
 //!
+//! Where the real API's behaviour is unknown, [`variants`] lets the sandbox play each plausible
+//! answer (`lmsinfra sandbox --variant KEY=VALUE`); every documented behaviour is the default.
+//!
 //! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
 //! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
 //! be surprised by the real API.
@@ -40,8 +43,10 @@ mod server;
 mod state;
 mod state_file;
 mod stats;
+pub mod variants;
 mod workers;
 mod world;
+mod zone_plan;
 mod zones;
 
 use std::net::SocketAddr;
@@ -56,6 +61,7 @@ pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
 pub use state::InvalidAccount;
 pub use stats::Stats;
+pub use variants::{Variant, VariantError, Variants};
 pub use zones::Interleave;
 
 /// Called once per answered request (dropped connections excepted); tests validate bodies here.
@@ -101,6 +107,8 @@ pub struct SandboxConfig {
     pub d1_query_timeout: Option<Duration>,
     /// How long a client may take to send a request's headers; `None` is 10 s.
     pub header_read_timeout: Option<Duration>,
+    /// Which variant of each unsettled behaviour to play (see [`variants`]).
+    pub variants: Variants,
 }
 
 impl SandboxConfig {
@@ -131,6 +139,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("interleave", &self.interleave)
             .field("d1_query_timeout", &self.d1_query_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
+            .field("variants", &self.variants)
             .finish()
     }
 }
@@ -259,12 +268,13 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
     let header_read_timeout = config
         .header_read_timeout
         .unwrap_or(server::DEFAULT_HEADER_READ_TIMEOUT);
+    world.variants = config.variants.clone();
     Ok(server::App {
         world: Mutex::new(world),
         token: config.token,
         latency: config.latency,
         faults: config.faults.map(faults::Injector::new),
-        limiter: ratelimit::Limiter::new(config.rate_limit),
+        limiter: ratelimit::Limiter::new(config.rate_limit, config.variants.rate_limit),
         counters: stats::Counters::default(),
         observer: config.observer,
         d1_query_timeout,
@@ -296,6 +306,7 @@ fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, 
         d1: d1::Files::new(state_path.map(d1::Files::dir_for)),
         state_path: state_path.map(Path::to_owned),
         interleave: None,
+        variants: variants::Variants::default(),
     };
     if let Some(path) = state_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

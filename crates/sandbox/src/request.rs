@@ -18,6 +18,8 @@ pub(crate) struct Call {
     pub(crate) token: String,
     /// Parsed up front when the body is multipart, because parsing is asynchronous.
     pub(crate) parts: Option<Result<Vec<Part>, ApiError>>,
+    /// The `do_binding` fault hit this call: a settings PATCH with a Durable Object binding fails.
+    pub(crate) refuse_durable_objects: bool,
 }
 
 impl Call {
@@ -47,6 +49,7 @@ impl Call {
             body,
             token,
             parts,
+            refuse_durable_objects: false,
         }
     }
 

@@ -150,8 +150,8 @@ impl App {
         route: &'static Route,
         params: Vec<String>,
     ) -> Result<Outcome, ApiError> {
-        let token = auth::authenticate(req.headers(), self.token.as_deref())?;
-        let limit_headers = self.limiter.admit(&token).map_err(too_many)?;
+        let token = auth::authenticate(req.headers(), self.token.as_deref(), route.template)?;
+        let limit_headers = self.limiter.admit(&token)?;
         let decision = self
             .faults
             .as_ref()
@@ -187,7 +187,8 @@ impl App {
             .and_then(|v| v.to_str().ok())
             .map(str::to_owned);
         let body = read_body(req.into_body()).await?;
-        let call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
+        let mut call = Call::new(route, params, query.as_deref(), content_type, body, token).await;
+        call.refuse_durable_objects = decision.durable_object;
         let step = {
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             // A bug in a handler must still answer in the envelope, never drop or answer bare.
@@ -268,7 +269,7 @@ fn internal() -> ApiError {
 
 fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
     if call.route.template.starts_with("/accounts/{account_id}") {
-        auth::check_account(call.param(0), &world.state.account.id)?;
+        auth::check_account(call.route.template, call.param(0), &world.state.account.id)?;
     }
     let reply = match call.route.op {
         Op::UserTokenVerify => identity::user_token_verify(call),
@@ -281,6 +282,8 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
         Op::ScriptDelete => workers::scripts::delete(call, world),
         Op::SettingsGet => workers::settings::get(call, world),
         Op::SettingsPatch => workers::settings::patch(call, world),
+        Op::ScriptSettingsGet => workers::script_settings::get(call, world),
+        Op::ScriptSettingsPatch => workers::script_settings::patch(call, world),
         Op::SecretList => workers::secrets::list(call, world),
         Op::SecretPut => workers::secrets::put(call, world),
         Op::SecretGet => workers::secrets::get(call, world),

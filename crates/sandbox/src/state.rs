@@ -188,6 +188,14 @@ pub(crate) struct Zone {
     pub(crate) id: String,
     pub(crate) name: String,
     pub(crate) created_on: String,
+    /// The zone's plan as Cloudflare's zone object has it; its `legacy_id` (free, pro,
+    /// business, enterprise) decides which rate-limiting rules the zone can hold. Free when
+    /// left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) plan: Option<Value>,
+    /// The account that owns the zone (`{id, name}`); the sandbox's own when left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) account: Option<Value>,
     /// By phase.
     #[serde(default)]
     pub(crate) rulesets: BTreeMap<String, Ruleset>,
@@ -292,6 +300,10 @@ impl State {
 
     fn complete(&mut self) -> Result<(), String> {
         self.account.salt_secrets();
+        for zone in &self.zones {
+            crate::zone_plan::Plan::of(zone.plan.as_ref())
+                .map_err(|e| format!("zone {}: {e}", zone.name))?;
+        }
         for (name, script) in &mut self.account.scripts {
             for binding in &script.bindings {
                 if binding["type"] == "secret_text" {

@@ -7,6 +7,7 @@ use axum::http::StatusCode;
 use super::d1::Files;
 use super::envelope::ApiError;
 use super::state::State;
+use super::variants::Variants;
 use super::zones::Interleave;
 
 /// Everything a handler may read or change, behind one lock.
@@ -17,6 +18,8 @@ pub(crate) struct World {
     pub(crate) state_path: Option<PathBuf>,
     /// The pending concurrent write, with how many reads of its phase were answered so far.
     pub(crate) interleave: Option<(Interleave, u64)>,
+    /// The variant of each unsettled behaviour this sandbox plays.
+    pub(crate) variants: Variants,
 }
 
 impl World {

@@ -1,7 +1,10 @@
 //! Zones and their phase entrypoint rulesets (response header transforms, rate limiting).
 //!
-//! A `PUT` replaces the whole rule list; the server assigns each rule an id (keeping the id of a
-//! rule sent back), a version and a time, and bumps the ruleset's version, as Cloudflare does.
+//! A `PUT` replaces the whole rule list; the server stamps each rule with a version and a time,
+//! and bumps the ruleset's version, as Cloudflare does. A rule sent back with the id of one of
+//! the ruleset's rules keeps it; others get a new id, and `ref` defaults to the id. Rate
+//! limiting rules must count by `cf.colo.id` and fit the zone's plan ([`super::zone_plan`]).
+//! Zones are listed with the account that owns them and can be filtered by `account.id`.
 //! Fields the sandbox does not know (`logging`, `exposed_credential_check`, …) are stored and
 //! returned as sent.
 
@@ -11,6 +14,7 @@ use super::envelope::{ApiError, Reply};
 use super::request::Call;
 use super::state::{Ruleset, State, Zone, new_tag, now};
 use super::world::World;
+use super::zone_plan::Plan;
 
 const PHASES: [&str; 2] = ["http_response_headers_transform", "http_ratelimit"];
 
@@ -31,22 +35,24 @@ fn zone_json(zone: &Zone, state: &State) -> Value {
         "activated_on": zone.created_on,
         "meta": {"step": 4, "custom_certificate_quota": 0, "page_rule_quota": 3, "phishing_detected": false},
         "owner": {"id": state.user.id, "type": "user", "name": state.user.email},
-        "account": {"id": state.account.id, "name": state.account.name},
+        "account": zone.account.clone().unwrap_or_else(|| json!({"id": state.account.id, "name": state.account.name})),
         "permissions": ["#zone:read", "#zone:edit"],
-        "plan": {"id": "0feeeeeeeeeeeeeeeeeeeeeeeeeeeeee", "name": "Free Website", "price": 0, "currency": "USD", "frequency": "", "is_subscribed": true, "can_subscribe": false, "legacy_id": "free", "legacy_discount": false, "externally_managed": false},
+        "plan": zone.plan.clone().unwrap_or_else(Plan::default_json),
     })
 }
 
-/// `GET /zones[?name=][&page=&per_page=]`: 20 per page by default, at most 50.
+/// `GET /zones[?name=][&account.id=][&page=&per_page=]`: 20 per page by default, at most 50.
 pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let page = call.page(20, 50)?;
     let name = call.query("name");
+    let account = call.query("account.id");
     let all: Vec<Value> = world
         .state
         .zones
         .iter()
         .filter(|z| name.is_none_or(|n| z.name == n))
         .map(|z| zone_json(z, &world.state))
+        .filter(|z| account.is_none_or(|a| z["account"]["id"] == a))
         .collect();
     Ok(Reply::page(page.slice(&all), &page, all.len()))
 }
@@ -168,18 +174,33 @@ pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         }
     };
     let zone = zone_mut(world, call.param(0))?;
+    let plan = Plan::of(zone.plan.as_ref()).map_err(|e| ApiError::bad_request(20021, e))?;
     let previous = zone.rulesets.get(&phase);
     let version = previous.map_or(1, |r| r.version + 1);
     let updated = now();
-    let ids: Vec<&str> = previous
+    let known: Vec<&str> = previous
         .into_iter()
         .flat_map(|r| &r.rules)
-        .filter_map(|rule| rule["id"].as_str())
+        .filter_map(|r| r["id"].as_str())
         .collect();
     let rules = rules
         .iter()
-        .map(|rule| checked_rule(rule, &phase, version, &updated, &ids))
+        .map(|rule| checked_rule(rule, &phase, version, &updated, &known))
         .collect::<Result<Vec<_>, _>>()?;
+    if phase == "http_ratelimit" {
+        plan.check_rate_limit_rules(&rules)?;
+    }
+    let ids: Vec<&str> = rules.iter().filter_map(|r| r["id"].as_str()).collect();
+    if let Some(twice) = ids
+        .iter()
+        .enumerate()
+        .find(|(i, id)| ids[..*i].contains(id))
+    {
+        return Err(ApiError::bad_request(
+            20021,
+            format!("invalid rule: the id {} is used by two rules", twice.1),
+        ));
+    }
     let ruleset = Ruleset {
         id: previous.map_or_else(new_tag, |r| r.id.clone()),
         description: description
@@ -194,15 +215,13 @@ pub(crate) fn put(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     Ok(Reply::ok(reply))
 }
 
-/// A rule as stored: every field sent is kept, including ones the sandbox does not know. The id
-/// is kept when it is one of `ids` (the rules of the version replaced), else a new one is made;
-/// `ref` defaults to the id, as Cloudflare's does.
+/// A rule as stored: checked, with an id (the one sent when `known` has it), version and time.
 fn checked_rule(
     rule: &Value,
     phase: &str,
     version: u64,
     updated: &str,
-    ids: &[&str],
+    known: &[&str],
 ) -> Result<Value, ApiError> {
     let bad = |why: &str| ApiError::bad_request(20021, format!("invalid rule: {why}"));
     let object: &Map<String, Value> = rule
@@ -240,7 +259,7 @@ fn checked_rule(
     }
     let mut out = object.clone();
     let id = match out.remove("id") {
-        Some(Value::String(id)) if ids.contains(&id.as_str()) => id,
+        Some(Value::String(id)) if known.contains(&id.as_str()) => id,
         _ => new_tag(),
     };
     for key in ["version", "last_updated"] {

@@ -1,8 +1,13 @@
-//! Binding lists, checked strictly: an unknown binding type, a duplicate or non-identifier
-//! name, a D1 binding to a database the account does not have, or a `secret_text` without
-//! `text` is a 400. `inherit` copies a binding (and a secret's digest) from the current or a
-//! named version; one that cannot be resolved is dropped unless the upload asked for
-//! `bindings_inherit=strict`.
+//! Binding lists, checked strictly where the shape is known: a duplicate or non-identifier
+//! name, a D1 binding to a database the account does not have, or a new `secret_text` without
+//! `text` is a 400. A binding of a type the sandbox does not model (ai, hyperdrive, vectorize,
+//! …) is kept as sent, as Cloudflare accepts them.
+//!
+//! Two forms keep an existing binding: `{name, type}` with nothing else keeps the base's
+//! binding of that name and type (what wrangler's `secret bulk` sends for every binding it
+//! does not change), and `inherit` copies a binding (and a secret's digest) from the base or a
+//! named version; an `inherit` that cannot be resolved is dropped unless the caller asks for
+//! strictness (`bindings_inherit=strict` on uploads).
 
 use std::collections::BTreeMap;
 
@@ -62,6 +67,17 @@ pub(super) fn resolve_bindings(
             )));
         }
         let kind = str_field(object, "type", name)?;
+        if object.len() == 2
+            && kind != "inherit"
+            && let Some((binding, digest)) =
+                inherited(base, name, None)?.filter(|(binding, _)| binding["type"] == kind)
+        {
+            if let Some(digest) = digest {
+                out.secrets.insert(name.to_owned(), digest);
+            }
+            out.bindings.push(binding);
+            continue;
+        }
         let copy = |keys: &[&str]| -> Result<Value, ApiError> {
             let mut binding = json!({"name": name, "type": kind});
             for key in keys {
@@ -163,11 +179,7 @@ pub(super) fn resolve_bindings(
                     None => continue,
                 }
             }
-            other => {
-                return Err(invalid(format!(
-                    "binding `{name}` has type `{other}`, which is unknown or not supported; supported: plain_text, secret_text, json, d1, kv_namespace, r2_bucket, service, queue, durable_object_namespace, inherit"
-                )));
-            }
+            _ => item.clone(),
         };
         out.bindings.push(binding);
     }

@@ -3,19 +3,23 @@
 //! As on Cloudflare, every change to a script's code, settings or secrets creates a new version
 //! and a deployment of it at 100 %. Binding lists are validated strictly (see [`bindings`]). A
 //! `PATCH` of settings that carries `bindings` replaces the whole list, so a secret survives
-//! only when listed as `{"type": "inherit"}`.
+//! only when listed as `{"type": "inherit"}` or as `{name, type}` with no value. Reads of
+//! settings and secrets describe the newest version, deployed or not.
 
 mod bindings;
+pub(crate) mod script_settings;
 pub(crate) mod scripts;
 pub(crate) mod secrets;
 pub(crate) mod settings;
 pub(crate) mod subdomain;
 pub(crate) mod versions;
 
+use std::collections::BTreeMap;
+
 use serde_json::{Map, Value};
 
 use super::envelope::ApiError;
-use super::state::{Account, Script};
+use super::state::{Account, Script, Settings};
 
 fn invalid(message: impl Into<String>) -> ApiError {
     ApiError::bad_request(10021, message)
@@ -32,6 +36,15 @@ fn script<'a>(account: &'a Account, name: &str) -> Result<&'a Script, ApiError> 
 
 fn script_mut<'a>(account: &'a mut Account, name: &str) -> Result<&'a mut Script, ApiError> {
     account.scripts.get_mut(name).ok_or_else(no_such_script)
+}
+
+/// The newest version's settings, bindings and secret digests (the script's own before it has
+/// any version).
+fn latest(script: &Script) -> (&Settings, &[Value], &BTreeMap<String, String>) {
+    match script.versions.last() {
+        Some(v) => (&v.settings, &v.bindings, &v.secrets),
+        None => (&script.settings, &script.bindings, &script.secrets),
+    }
 }
 
 fn str_field<'a>(

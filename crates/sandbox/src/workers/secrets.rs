@@ -3,7 +3,7 @@
 use serde_json::{Value, json};
 
 use super::bindings::{check_size, valid_binding_name};
-use super::{invalid, script, script_mut, str_field};
+use super::{invalid, latest, script, script_mut, str_field};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
 use crate::state::Script;
@@ -13,11 +13,12 @@ fn secret_json(name: &str) -> Value {
     json!({"name": name, "type": "secret_text"})
 }
 
-/// `GET …/secrets`: names and types, never values.
+/// `GET …/secrets`: names and types, never values, of the newest version (wrangler 3.62.0:
+/// `secret list` "will list for the latest version").
 pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let script = script(&world.state.account, call.param(1))?;
-    let secrets = script
-        .bindings
+    let (_, bindings, _) = latest(script);
+    let secrets = bindings
         .iter()
         .filter(|b| b["type"] == "secret_text")
         .map(|b| secret_json(b["name"].as_str().unwrap_or_default()))
@@ -80,11 +81,12 @@ fn secret_name(call: &Call) -> &str {
     call.param(2)
 }
 
-/// `GET …/secrets/{name}`.
+/// `GET …/secrets/{name}`, in the newest version.
 pub(crate) fn get(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let script = script(&world.state.account, call.param(1))?;
     let name = secret_name(call);
-    if !script.secrets.contains_key(name) {
+    let (_, _, secrets) = latest(script);
+    if !secrets.contains_key(name) {
         return Err(no_such_secret(name));
     }
     Ok(Reply::ok(secret_json(name)))

@@ -1,12 +1,19 @@
 //! A script's versioned settings: `GET`, and `PATCH` with one multipart `settings` part.
+//!
+//! `GET` describes the newest version, deployed or not, as `GET …/secrets` does on Cloudflare.
+//! What a `PATCH` builds on while the newest version is undeployed, how it treats
+//! `{"type": "inherit"}` and whether its answer carries the bindings are
+//! [variants](crate::variants); a Durable Object binding fails it with 10061 under
+//! the `do_binding` fault.
 
 use serde_json::{Map, Value, json};
 
 use super::bindings::resolve_bindings;
-use super::{invalid, message, script, script_mut, string_list};
+use super::{invalid, latest, message, script, script_mut, string_list};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
 use crate::state::Settings;
+use crate::variants::{Inherit, PatchAnswer, PatchBase};
 use crate::world::World;
 
 /// The schema subset allows only these two; newer accounts also report `standard`.
@@ -105,10 +112,11 @@ fn valid_date(date: &str) -> bool {
     date.len() == 10 && jiff::civil::Date::strptime("%Y-%m-%d", date).is_ok()
 }
 
-/// `GET …/settings`.
+/// `GET …/settings`: the newest version's.
 pub(crate) fn get(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let script = script(&world.state.account, call.param(1))?;
-    Ok(Reply::ok(settings_json(&script.settings, &script.bindings)))
+    let (settings, bindings, _) = latest(script);
+    Ok(Reply::ok(settings_json(settings, bindings)))
 }
 
 /// `PATCH …/settings` (multipart, one `settings` part).
@@ -132,22 +140,93 @@ pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         }
     };
     let name = call.param(1);
+    let variants = &world.variants;
     let account = &world.state.account;
     let current = script(account, name)?;
-    let mut settings = current.settings.clone();
+    let mut base = current.clone();
+    if let Some(newest) = current
+        .versions
+        .last()
+        .filter(|v| current.deployed_version() != Some(v.id.as_str()))
+    {
+        match variants.patch_base {
+            PatchBase::Deployed => {}
+            PatchBase::Newest => {
+                base.main_module.clone_from(&newest.main_module);
+                if !newest.modules.is_empty() {
+                    base.modules.clone_from(&newest.modules);
+                }
+                base.settings = newest.settings.clone();
+                base.bindings.clone_from(&newest.bindings);
+                base.secrets.clone_from(&newest.secrets);
+            }
+            PatchBase::Refuse => {
+                return Err(ApiError::bad_request(
+                    10215,
+                    "Settings edit failed. You attempted to modify settings, but the latest version of your Worker isn't currently deployed.",
+                ));
+            }
+        }
+    }
+    let mut settings = base.settings.clone();
     apply_settings(&mut settings, &object)?;
     let resolved = match object.get("bindings") {
-        Some(bindings) => Some(resolve_bindings(bindings, Some(current), account, false)?),
+        Some(bindings) => {
+            if variants.inherit == Inherit::Refused
+                && let Some(inherit) = bindings
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .find(|b| b["type"] == "inherit")
+            {
+                return Err(invalid(format!(
+                    "binding `{}` has type `inherit`, which this endpoint does not accept",
+                    inherit["name"].as_str().unwrap_or_default()
+                )));
+            }
+            let strict = variants.inherit == Inherit::Accepted;
+            let mut resolved = resolve_bindings(bindings, Some(&base), account, strict)?;
+            if let Some(lost) = &variants.drop_inherited_secret {
+                let sent_text = bindings
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .any(|b| b["name"] == lost.as_str() && b.get("text").is_some());
+                if !sent_text && resolved.secrets.remove(lost).is_some() {
+                    resolved.bindings.retain(|b| b["name"] != lost.as_str());
+                }
+            }
+            if call.refuse_durable_objects
+                && let Some(object) = resolved
+                    .bindings
+                    .iter()
+                    .find(|b| b["type"] == "durable_object_namespace")
+            {
+                return Err(ApiError::bad_request(
+                    10061,
+                    format!(
+                        "Cannot create binding for class {} because it is not exported by your Worker",
+                        object["class_name"].as_str().unwrap_or_default()
+                    ),
+                ));
+            }
+            Some(resolved)
+        }
         None => None,
     };
-    let script = script_mut(&mut world.state.account, name)?;
-    script.settings = settings;
+    base.settings = settings;
     if let Some(resolved) = resolved {
-        script.bindings = resolved.bindings;
-        script.secrets = resolved.secrets;
+        base.bindings = resolved.bindings;
+        base.secrets = resolved.secrets;
     }
-    script.record_version("api", "settings", message(&object));
-    let reply = settings_json(&script.settings, &script.bindings);
+    base.record_version("api", "settings", message(&object));
+    let mut reply = settings_json(&base.settings, &base.bindings);
+    if variants.patch_answer == PatchAnswer::NoBindings
+        && let Some(object) = reply.as_object_mut()
+    {
+        object.remove("bindings");
+    }
+    *script_mut(&mut world.state.account, name)? = base;
     world.save()?;
     Ok(Reply::ok(reply))
 }
