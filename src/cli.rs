@@ -328,6 +328,7 @@ fn apply(global: &Global, args: ApplyArgs) -> Result<Outcome, Error> {
         |var| std::env::var(var).ok(),
         &mut std::io::stdin(),
     )?;
+    crate::secret::register(secrets.values());
     let account = Account::connect(global, &desired)?;
     let no_probes = GatherOptions {
         probes: false,
