@@ -308,3 +308,46 @@ fn a_base_url_is_never_printed_with_its_password() {
         assert!(!run.stdout.contains("canary-pass"), "{url}: {run}");
     }
 }
+
+#[test]
+fn a_probe_answer_that_echoes_a_secret_is_reported_scrubbed_and_cut() {
+    use axum::http::HeaderValue;
+    use lmsinfra::live::Probe;
+    use lmsinfra::probe::Prober;
+    use lmsinfra::secret::{Secret, register};
+
+    const ECHOED: &str = "canary-probe-secret-51d0";
+    register([&Secret::new(ECHOED)]);
+    let app = axum::Router::new().route(
+        "/health",
+        axum::routing::get(|| async {
+            let mut response = axum::response::IntoResponse::into_response("ok");
+            let headers = response.headers_mut();
+            let echo = format!("you are {ECHOED}");
+            headers.insert("x-echo", HeaderValue::from_str(&echo).expect("a header"));
+            let long = "a".repeat(10_000);
+            headers.insert("x-long", HeaderValue::from_str(&long).expect("a header"));
+            response
+        }),
+    );
+    let probe = crate::client::block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("binds");
+        let addr = listener.local_addr().expect("address");
+        tokio::spawn(async move { axum::serve(listener, app).await });
+        Prober::new(Duration::from_secs(5))
+            .probe(&format!("http://{addr}/health"))
+            .await
+    });
+    let Probe::Answered { headers, .. } = probe else {
+        panic!("no answer: {probe:?}")
+    };
+    assert_eq!(headers["x-echo"], "you are [redacted]");
+    assert!(
+        headers["x-long"].ends_with("bytes cut)"),
+        "{}",
+        headers["x-long"]
+    );
+    assert!(headers["x-long"].len() < 2_100);
+}
