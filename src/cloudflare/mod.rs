@@ -735,18 +735,52 @@ struct Page<T> {
 }
 
 /// A list page's `result`: a bare array, or `{items: [...]}` (Worker versions).
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum PageItems<T> {
-    Array(Vec<T>),
-    Items { items: Vec<T> },
-}
+///
+/// Read by looking at the first token rather than as an untagged enum, which would first copy
+/// the whole result into a generic tree (megabytes of `[0,0,…]` become a hundred times that),
+/// and whose error names no field.
+struct PageItems<T>(Vec<T>);
 
 impl<T> PageItems<T> {
     fn into_vec(self) -> Vec<T> {
-        match self {
-            Self::Array(items) | Self::Items { items } => items,
+        self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for PageItems<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of items, or an object with `items`")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Vec<T>, A::Error> {
+                let mut items = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "items" {
+                        items = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                items.ok_or_else(|| serde::de::Error::missing_field("items"))
+            }
         }
+
+        deserializer
+            .deserialize_any(Visitor(std::marker::PhantomData))
+            .map(PageItems)
     }
 }
 
@@ -863,6 +897,24 @@ mod tests {
         ))
         .unwrap();
         assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_page_is_an_array_or_items_and_its_errors_name_the_item() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Item {
+            id: u32,
+        }
+        let items = |json: &str| envelope::typed::<PageItems<Item>>(json).map(PageItems::into_vec);
+        assert_eq!(items(r#"[{"id":1}]"#).unwrap(), [Item { id: 1 }]);
+        assert_eq!(
+            items(r#"{"x":[0],"items":[{"id":2}]}"#).unwrap(),
+            [Item { id: 2 }]
+        );
+        let err = items("[0,0,0]").unwrap_err();
+        assert!(err.contains("result.[0]"), "{err}");
+        assert!(items(r#"{"x":1}"#).unwrap_err().contains("items"));
+        assert!(items("7").is_err());
     }
 
     #[test]

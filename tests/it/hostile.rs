@@ -240,6 +240,26 @@ fn a_hundred_megabyte_answer_is_cut_while_it_is_read() {
 }
 
 #[test]
+fn a_page_of_seven_megabytes_of_zeros_fails_at_its_first_item() {
+    let sandbox = sandbox();
+    let proxy = Proxy::start(sandbox.base_url(), |seen| {
+        if is_d1_list(seen) {
+            let zeros = format!("0{}", ",0".repeat(7 * 512 * 1024));
+            let body =
+                format!(r#"{{"success":true,"errors":[],"messages":[],"result":[{zeros}]}}"#);
+            Reply::Stream(Box::pin(futures::stream::iter([Ok(body.into())])))
+        } else {
+            Reply::Forward
+        }
+    });
+    hostile(
+        "7 MB page of zeros",
+        || plan(&proxy, &sandbox),
+        "at `result.[0]`",
+    );
+}
+
+#[test]
 fn an_answer_that_drips_is_cut_at_the_deadline() {
     let sandbox = sandbox();
     let proxy = Proxy::start(sandbox.base_url(), |seen| {
