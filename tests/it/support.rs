@@ -581,12 +581,12 @@ pub struct Measured {
 }
 
 impl Lmsinfra {
+    /// Run to completion (stdin closed) and measure it; killed after `limit`, so that a run
+    /// that would hang fails the test instead.
     #[expect(
         clippy::zombie_processes,
         reason = "wait4 reaps the child, so that its resource usage can be read"
     )]
-    /// Run to completion (stdin closed) and measure it; killed after `limit`, so that a run
-    /// that would hang fails the test instead.
     pub fn output_measured(mut self, limit: std::time::Duration) -> Measured {
         use std::io::Read;
         use std::process::Stdio;
