@@ -3,12 +3,15 @@
 //! A probe is evidence for the plan, never a reason for `plan` to fail: a URL that cannot be
 //! reached becomes [`Probe::Unreachable`]. Redirects are reported, not followed, because the
 //! headers that matter are the ones of the URL the manifest names. Probes use their own HTTP
-//! client, which has never seen the API token.
+//! client, which has never seen the API token. What a probe reports is text from outside, so
+//! every value in it is scrubbed of secret values and cut to a printable length.
 
 use std::collections::BTreeMap;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::secret;
 
 /// The outcome of fetching a worker's probe URL.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -77,6 +80,9 @@ impl Prober {
                         })
                         .or_insert(value);
                 }
+                for value in headers.values_mut() {
+                    *value = secret::scrub(value);
+                }
                 let redirect = if response.status().is_redirection() {
                     headers.get("location").cloned()
                 } else {
@@ -100,7 +106,9 @@ impl Prober {
 }
 
 fn unreachable(reason: String) -> Probe {
-    Probe::Unreachable { reason }
+    Probe::Unreachable {
+        reason: secret::scrub(&reason),
+    }
 }
 
 fn describe(err: &reqwest::Error) -> String {

@@ -102,11 +102,12 @@ impl Client {
 
 impl Error {
     /// Whether a request may have been carried out even though it failed: the server erred
-    /// (5xx, 408) or the connection dropped after the request was sent.
+    /// (5xx, 408), the connection dropped after the request was sent, or no answer came in time.
     pub fn may_have_taken_effect(&self) -> bool {
         match self {
             Self::Api { status, .. } => *status >= 500 || *status == 408,
             Self::Transport { source, .. } => !source.is_connect(),
+            Self::Timeout { .. } => true,
             _ => false,
         }
     }

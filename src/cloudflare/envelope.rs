@@ -3,9 +3,17 @@
 //! `{success, errors[], messages[], result, result_info?}`: a success hands its `result` to
 //! the caller's type, a failure becomes [`Error::Api`](super::Error::Api). Pagination is decided
 //! here too, from `result_info`, so no list endpoint can quietly assume a single page.
+//!
+//! The `result` is kept as raw JSON until the caller's type reads it: decoding an answer never
+//! builds a generic JSON tree, whose size can be dozens of times the body's (`[0,0,0,…]`). The
+//! error messages are text from outside and are scrubbed of secret values here, where they
+//! enter.
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::secret;
 
 /// One item of an envelope's `errors` or `messages`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -26,12 +34,12 @@ pub(crate) struct ResultInfo {
 }
 
 #[derive(Debug, Deserialize)]
-struct Envelope {
+struct Envelope<'a> {
     success: bool,
     #[serde(default)]
     errors: Vec<ApiMessage>,
-    #[serde(default)]
-    result: serde_json::Value,
+    #[serde(default, borrow)]
+    result: Option<&'a RawValue>,
     #[serde(default)]
     result_info: Option<ResultInfo>,
 }
@@ -39,34 +47,46 @@ struct Envelope {
 /// What an envelope said.
 #[derive(Debug)]
 pub(crate) enum Decoded {
-    /// `success: true`: the raw result, typed later by [`typed`].
+    /// `success: true`: the result as raw JSON text (`null` when absent), typed later by
+    /// [`typed`].
     Success {
-        result: serde_json::Value,
+        result: String,
         info: Option<ResultInfo>,
     },
-    /// `success: false`, with the errors it listed.
+    /// `success: false`, with the errors it listed, their messages scrubbed.
     Failure(Vec<ApiMessage>),
 }
 
 /// Decode an answer's body. `None` when the body is not an envelope at all (an HTML error
 /// page from a proxy, an empty body).
 pub(crate) fn decode(body: &[u8]) -> Option<Decoded> {
-    let envelope: Envelope = serde_json::from_slice(body).ok()?;
+    let envelope: Envelope<'_> = serde_json::from_slice(body).ok()?;
     Some(if envelope.success {
+        let result = envelope.result.map_or("null", RawValue::get).to_owned();
         Decoded::Success {
-            result: envelope.result,
+            result,
             info: envelope.result_info,
         }
     } else {
-        Decoded::Failure(envelope.errors)
+        let errors = envelope
+            .errors
+            .into_iter()
+            .map(|e| ApiMessage {
+                code: e.code,
+                message: secret::scrub(&e.message),
+            })
+            .collect();
+        Decoded::Failure(errors)
     })
 }
 
-/// Turn a raw `result` into the caller's type; the error names the field that did not fit.
-pub(crate) fn typed<T: DeserializeOwned>(result: serde_json::Value) -> Result<T, String> {
-    serde_path_to_error::deserialize(result).map_err(|err| {
+/// Turn a raw `result` into the caller's type; the error names the field that did not fit
+/// (scrubbed and cut: it may quote the answer).
+pub(crate) fn typed<T: DeserializeOwned>(result: &str) -> Result<T, String> {
+    let mut json = serde_json::Deserializer::from_str(result);
+    serde_path_to_error::deserialize(&mut json).map_err(|err| {
         let path = err.path().to_string();
-        format!("at `result.{path}`: {}", err.into_inner())
+        secret::scrub(&format!("at `result.{path}`: {}", err.into_inner()))
     })
 }
 
@@ -104,7 +124,7 @@ mod tests {
         let Some(Decoded::Success { result, info }) = decode(body) else {
             panic!("not a success")
         };
-        assert_eq!(result[0]["uuid"], "u");
+        assert_eq!(result, r#"[{"uuid":"u"}]"#);
         assert_eq!(info.unwrap().total_pages, Some(1));
     }
 
@@ -131,7 +151,7 @@ mod tests {
             uuid: String,
             name: String,
         }
-        let err = typed::<Vec<Db>>(serde_json::json!([{"uuid": "u"}])).unwrap_err();
+        let err = typed::<Vec<Db>>(r#"[{"uuid": "u"}]"#).unwrap_err();
         assert!(err.contains("result.[0]") && err.contains("name"), "{err}");
     }
 

@@ -72,6 +72,53 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// No complete answer (connection, headers and body) came in time.
+    #[error("{method} {path} got no complete answer within {limit} ({retries} retries)")]
+    #[diagnostic(help(
+        "the API, or a proxy in between, is too slow; try again, or allow more time with LMSINFRA_API_TIMEOUT (seconds one call may take, retries included; default 60)"
+    ))]
+    Timeout {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// How many times the request was retried.
+        retries: u32,
+        /// The time that ran out, e.g. `30 s`.
+        limit: String,
+    },
+    /// An answer was larger than any Cloudflare sends; it was cut off while it was read.
+    #[error("{method} {path} sent an answer larger than {limit_mib} MiB, the most lmsinfra reads")]
+    #[diagnostic(help(
+        "check that CLOUDFLARE_API_BASE_URL points at the Cloudflare API, or at a proxy that passes its answers on unchanged"
+    ))]
+    TooLarge {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// The limit, in MiB.
+        limit_mib: usize,
+    },
+    /// A list's pages do not add up: too many of them, or the same page served again.
+    #[error("{method} {path}: {detail}")]
+    #[diagnostic(help(
+        "check that CLOUDFLARE_API_BASE_URL points at the Cloudflare API, or at a proxy that passes its answers on unchanged"
+    ))]
+    Paging {
+        /// The request method.
+        method: Method,
+        /// The list's path, relative to the base URL, without its page.
+        path: String,
+        /// What was wrong.
+        detail: String,
+    },
+    /// `LMSINFRA_API_TIMEOUT` is not a number of seconds.
+    #[error("LMSINFRA_API_TIMEOUT is `{value}`, not a whole number of seconds from 1 to 3600")]
+    TimeoutInvalid {
+        /// The value as given.
+        value: String,
+    },
     /// The answer was not the shape the API documents.
     #[error("{method} {path} answered something lmsinfra cannot read: {detail}")]
     Decode {
@@ -84,15 +131,23 @@ pub enum Error {
     },
 }
 
+/// The errors shown of an answer that lists more.
+const ERRORS_SHOWN: usize = 5;
+
 fn describe(errors: &[ApiMessage]) -> String {
     if errors.is_empty() {
         return "no error details".to_owned();
     }
-    errors
+    let mut text = errors
         .iter()
+        .take(ERRORS_SHOWN)
         .map(|e| format!("{} ({})", e.message, e.code))
         .collect::<Vec<_>>()
-        .join("; ")
+        .join("; ");
+    if errors.len() > ERRORS_SHOWN {
+        text.push_str(&format!("; and {} more", errors.len() - ERRORS_SHOWN));
+    }
+    text
 }
 
 impl Error {

@@ -6,7 +6,13 @@
 //! (`workers`, `d1`, `zones`, `rulesets`) only say what to send and what comes back.
 //!
 //! The token goes only to the configured base URL, which must be https unless it is loopback,
-//! and it is never logged: it is a [`Secret`] and its header is marked sensitive.
+//! and it is never logged: it is a [`Secret`] and its header is marked sensitive. The base URL
+//! is shown without its user and password, if it has any.
+//!
+//! Nothing an answer says is trusted to size anything: a body is read up to
+//! [`ANSWER_SIZE_LIMIT`], a list up to [`PAGE_LIMIT`] pages (a page that repeats an earlier one
+//! ends it with an error), and a call, retries included, ends by its deadline. A retry is
+//! announced as a warning, so a slow or failing API is never silence.
 
 mod d1;
 mod envelope;
@@ -17,6 +23,7 @@ mod rulesets;
 mod workers;
 mod zones;
 
+use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -26,6 +33,7 @@ use rand::rngs::SmallRng;
 use reqwest::header::{AUTHORIZATION, HeaderValue, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 use serde::de::DeserializeOwned;
+use sha2::{Digest, Sha256};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 use tracing::Instrument;
@@ -57,8 +65,12 @@ pub struct ClientConfig {
     pub concurrency: usize,
     /// `per_page` for the D1 database list (the API's default and ours: 1000).
     pub d1_page_size: u32,
-    /// How long one attempt may take before it counts as a timeout.
+    /// How long one attempt may take, connection, headers and body, before it counts as a
+    /// timeout.
     pub request_timeout: Duration,
+    /// How long one call may take, every attempt and the backoff between them included (waits
+    /// for a rate limit's `retry-after` are not counted: they are announced and bounded apart).
+    pub deadline: Duration,
     /// Retries of failed requests.
     pub retry: RetryPolicy,
     /// The long-run request rate.
@@ -78,6 +90,7 @@ impl ClientConfig {
             concurrency: 16,
             d1_page_size: 1_000,
             request_timeout: Duration::from_secs(30),
+            deadline: Duration::from_secs(60),
             retry: RetryPolicy::default(),
             pace: PacePolicy::default(),
         }
@@ -110,9 +123,42 @@ impl ClientConfig {
             set("CLOUDFLARE_API_BASE_URL").unwrap_or_else(|| Self::DEFAULT_BASE_URL.to_owned());
         let mut config = Self::new(base_url, Secret::new(token.trim()), account_id);
         config.concurrency = concurrency;
+        if let Some(seconds) = set("LMSINFRA_API_TIMEOUT") {
+            config.set_deadline(&seconds)?;
+        }
         Ok(config)
     }
 }
+
+impl ClientConfig {
+    /// `LMSINFRA_API_TIMEOUT`: whole seconds one call may take, retries included; each attempt
+    /// gets at most the default 30 s of it.
+    fn set_deadline(&mut self, seconds: &str) -> Result<(), Error> {
+        let seconds = seconds
+            .trim()
+            .parse::<u64>()
+            .ok()
+            .filter(|s| (1..=3_600).contains(s))
+            .ok_or_else(|| Error::TimeoutInvalid {
+                value: crate::secret::scrub(seconds),
+            })?;
+        self.deadline = Duration::from_secs(seconds);
+        self.request_timeout = self.request_timeout.min(self.deadline);
+        Ok(())
+    }
+}
+
+/// The largest answer body read; a larger one is cut off and the call fails. Cloudflare's
+/// largest answers lmsinfra reads (a page of 1,000 databases, a Worker's settings) are well
+/// under 1 MiB.
+pub const ANSWER_SIZE_LIMIT: usize = 8 * 1024 * 1024;
+
+/// The most pages of one list that are read (200,000 D1 databases at 1,000 a page; an account
+/// holds at most 50,000).
+pub const PAGE_LIMIT: u32 = 200;
+
+/// The most answer bytes read for one list, all its pages together.
+pub const LIST_SIZE_LIMIT: usize = 64 * 1024 * 1024;
 
 /// A Cloudflare API client for one account. Cheap to clone: clones share the connection pool,
 /// the concurrency limit, the pacer and the rate-limit gate.
@@ -127,6 +173,8 @@ struct Inner {
     authorization: HeaderValue,
     account_id: String,
     d1_page_size: u32,
+    request_timeout: Duration,
+    deadline: Duration,
     retry: RetryPolicy,
     permits: Semaphore,
     gate: Gate,
@@ -137,7 +185,7 @@ struct Inner {
 impl std::fmt::Debug for Client {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Client")
-            .field("base", &self.inner.base.as_str())
+            .field("base", &shown_url(self.inner.base.as_str()))
             .field("account_id", &self.inner.account_id)
             .finish_non_exhaustive()
     }
@@ -151,6 +199,7 @@ impl Client {
         if config.token.is_empty() {
             return Err(Error::TokenMissing);
         }
+        crate::secret::register([&config.token]);
         if config.account_id.is_empty() {
             return Err(Error::AccountMissing);
         }
@@ -161,7 +210,6 @@ impl Client {
             .user_agent(concat!("lmsinfra/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
             .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
-            .timeout(config.request_timeout)
             .build()
             .map_err(Error::ClientBuild)?;
         Ok(Self {
@@ -171,6 +219,8 @@ impl Client {
                 authorization,
                 account_id: config.account_id,
                 d1_page_size: config.d1_page_size.max(1),
+                request_timeout: config.request_timeout.max(Duration::from_millis(1)),
+                deadline: config.deadline,
                 retry: config.retry,
                 permits: Semaphore::new(config.concurrency.max(1)),
                 gate: Gate::default(),
@@ -218,7 +268,7 @@ impl Client {
     async fn call<T: DeserializeOwned>(&self, call: Call) -> Result<T, Error> {
         let (method, path) = (call.method.clone(), self.display_path(&call.url));
         let answer = self.send(call).await?;
-        envelope::typed(answer.result).map_err(|detail| Error::Decode {
+        envelope::typed(&answer.result).map_err(|detail| Error::Decode {
             method,
             path,
             detail,
@@ -227,11 +277,21 @@ impl Client {
 
     /// Every item of a page-based list, whose `result` is an array or `{items: [...]}`.
     /// When the first page says how many pages there are, the rest are fetched at once.
+    ///
+    /// Nothing the answers claim is trusted to bound the work: at most [`PAGE_LIMIT`] pages and
+    /// [`LIST_SIZE_LIMIT`] bytes are read, and a page that holds the same items as an earlier
+    /// one (an API that ignores `page`) ends the list with an error instead of going on forever.
     async fn call_pages<T: DeserializeOwned>(
         &self,
         url: Url,
         per_page: u32,
     ) -> Result<Vec<T>, Error> {
+        let list_path = self.display_path(&url);
+        let paging = |detail: String| Error::Paging {
+            method: Method::GET,
+            path: list_path.clone(),
+            detail,
+        };
         let page_url = |page: u32| {
             let mut url = url.clone();
             url.query_pairs_mut()
@@ -239,63 +299,126 @@ impl Client {
                 .append_pair("per_page", &per_page.to_string());
             url
         };
+        let read = std::sync::atomic::AtomicUsize::new(0);
         let fetch = |page: u32| {
             let url = page_url(page);
+            let (read, paging) = (&read, &paging);
             async move {
                 let (method, path) = (Method::GET, self.display_path(&url));
                 let answer = self.send(Call::get(url)).await?;
-                let items = envelope::typed::<PageItems<T>>(answer.result)
+                let size = answer.size;
+                let total = read.fetch_add(size, std::sync::atomic::Ordering::Relaxed) + size;
+                if total > LIST_SIZE_LIMIT {
+                    return Err(paging(format!(
+                        "its pages come to more than {} MiB, the most lmsinfra reads of one list",
+                        LIST_SIZE_LIMIT >> 20
+                    )));
+                }
+                let digest: [u8; 32] = Sha256::digest(answer.result.as_bytes()).into();
+                let items = envelope::typed::<PageItems<T>>(&answer.result)
                     .map_err(|detail| Error::Decode {
                         method,
                         path,
                         detail,
                     })?
                     .into_vec();
-                Ok::<_, Error>((items, answer.info))
+                Ok::<_, Error>(Page {
+                    items,
+                    info: answer.info,
+                    digest,
+                })
             }
         };
-        let (mut all, info) = fetch(1).await?;
-        let got = all.len();
-        if !envelope::has_more(1, per_page, got, all.len(), info.as_ref()) {
+        let mut seen = HashMap::new();
+        // An empty page ends a list; a page of items seen before means the API ignores `page`.
+        let mut repeated = |page: u32, fetched: &Page<T>| {
+            if fetched.items.is_empty() {
+                return Ok(());
+            }
+            match seen.insert(fetched.digest, page) {
+                None => Ok(()),
+                Some(earlier) => Err(paging(format!(
+                    "page {page} repeats page {earlier}: the API does not turn pages, and the list would never end"
+                ))),
+            }
+        };
+        let first = fetch(1).await?;
+        repeated(1, &first)?;
+        let info = first.info;
+        let mut all = first.items;
+        if !envelope::has_more(1, per_page, all.len(), all.len(), info.as_ref()) {
             return Ok(all);
         }
         if let Some(total_pages) = info.and_then(|i| i.total_pages) {
+            if total_pages > PAGE_LIMIT {
+                return Err(paging(format!(
+                    "the API says the list has {total_pages} pages, more than the {PAGE_LIMIT} pages lmsinfra reads"
+                )));
+            }
             let rest = futures::future::try_join_all((2..=total_pages).map(fetch)).await?;
-            all.extend(rest.into_iter().flat_map(|(items, _)| items));
+            for (page, fetched) in (2..).zip(rest) {
+                repeated(page, &fetched)?;
+                all.extend(fetched.items);
+            }
             return Ok(all);
         }
         let mut page = 1;
         loop {
             page += 1;
-            let (items, info) = fetch(page).await?;
-            let got = items.len();
-            all.extend(items);
-            if !envelope::has_more(page, per_page, got, all.len(), info.as_ref()) {
+            if page > PAGE_LIMIT {
+                let counted = info
+                    .and_then(|i| i.total_count)
+                    .map(|count| format!(" (the API counts {count} items)"))
+                    .unwrap_or_default();
+                return Err(paging(format!(
+                    "the list has more than {PAGE_LIMIT} pages{counted}, the most lmsinfra reads"
+                )));
+            }
+            let fetched = fetch(page).await?;
+            repeated(page, &fetched)?;
+            let got = fetched.items.len();
+            all.extend(fetched.items);
+            if !envelope::has_more(page, per_page, got, all.len(), fetched.info.as_ref()) {
                 return Ok(all);
             }
         }
     }
 
-    /// Send a call, retrying as [`retry`] says, and decode the envelope.
+    /// Send a call, retrying as [`retry`] says within the call's deadline, and decode the
+    /// envelope. Each retry is announced on stderr (a warning): what, why, and how long it waits.
     async fn send(&self, call: Call) -> Result<Answer, Error> {
         let path = self.display_path(&call.url);
         let span = tracing::debug_span!("cloudflare_request", method = %call.method, path = %path);
         async {
             let started = Instant::now();
+            // Time in attempts and backoffs: what the deadline counts.
+            let mut spent = Duration::ZERO;
             let mut retries = 0;
             loop {
                 self.inner.gate.pass().await;
                 self.inner.pacer.slot().await;
+                let budget = self
+                    .inner
+                    .request_timeout
+                    .min(self.inner.deadline.saturating_sub(spent));
                 let attempt = {
                     let _permit = self.inner.permits.acquire().await.ok();
-                    self.attempt(&call).await
+                    let attempt_started = Instant::now();
+                    let attempt = tokio::time::timeout(budget, self.attempt(&call))
+                        .await
+                        .unwrap_or(Err(Failure::TimedOut(budget)));
+                    spent += attempt_started.elapsed();
+                    attempt
                 };
                 let verdict = match &attempt {
                     Ok(reply) => {
                         retry::judge_status(reply.status.as_u16(), reply.retry_after, call.replay)
                     }
-                    Err(err) => retry::judge_transport(err, call.replay),
+                    Err(Failure::Transport(err)) => retry::judge_transport(err, call.replay),
+                    Err(Failure::TimedOut(_)) => retry::judge_timeout(call.replay),
+                    Err(Failure::TooLarge) => Verdict::Final,
                 };
+                let rate_limited = matches!(verdict, Verdict::RateLimited(_));
                 let wait = match verdict {
                     Verdict::Final => None,
                     Verdict::Retry => Some(self.backoff(retries)),
@@ -303,19 +426,28 @@ impl Client {
                         .filter(|after| *after <= self.inner.retry.max_retry_after)
                         .or_else(|| after.is_none().then(|| self.backoff(retries))),
                 };
+                let in_time = |wait: Duration| rate_limited || spent + wait < self.inner.deadline;
                 match wait {
-                    Some(wait) if retries < self.inner.retry.max_retries => {
-                        tracing::debug!(
-                            status = attempt.as_ref().ok().map(|r| r.status.as_u16()),
-                            error = attempt.as_ref().err().map(|e| e.to_string()),
-                            retry = retries + 1,
-                            wait_ms = wait.as_millis() as u64,
-                            "retrying"
-                        );
-                        if matches!(verdict, Verdict::RateLimited(_)) {
+                    Some(wait) if retries < self.inner.retry.max_retries && in_time(wait) => {
+                        let why = match &attempt {
+                            Ok(reply) => format!("HTTP {}", reply.status.as_u16()),
+                            Err(failure) => failure.to_string(),
+                        };
+                        let (retry, of) = (retries + 1, self.inner.retry.max_retries);
+                        let wait_for = seconds(wait);
+                        if rate_limited {
+                            tracing::warn!(
+                                "{} {path}: rate limited ({why}); every request waits {wait_for}, then retry {retry} of {of}",
+                                call.method
+                            );
                             self.inner.gate.close_until(Instant::now() + wait);
                         } else {
+                            tracing::warn!(
+                                "{} {path}: {why}; retry {retry} of {of} in {wait_for}",
+                                call.method
+                            );
                             tokio::time::sleep(wait).await;
+                            spent += wait;
                         }
                         retries += 1;
                     }
@@ -331,13 +463,35 @@ impl Client {
                                 );
                                 self.interpret(&call, &path, reply, retries)
                             }
-                            Err(source) => {
-                                tracing::debug!(error = %source, duration_ms, retries, "no answer");
-                                Err(Error::Transport {
-                                    method: call.method.clone(),
-                                    path: path.clone(),
-                                    retries,
-                                    source: source.without_url(),
+                            Err(failure) => {
+                                tracing::debug!(error = %failure, duration_ms, retries, "no answer");
+                                let (method, path) = (call.method.clone(), path.clone());
+                                Err(match failure {
+                                    Failure::Transport(source) => Error::Transport {
+                                        method,
+                                        path,
+                                        retries,
+                                        source,
+                                    },
+                                    Failure::TimedOut(budget) => {
+                                        let out_of_time = budget < self.inner.request_timeout
+                                            || wait.is_some_and(|wait| !in_time(wait));
+                                        Error::Timeout {
+                                            method,
+                                            path,
+                                            retries,
+                                            limit: seconds(if out_of_time {
+                                                self.inner.deadline
+                                            } else {
+                                                budget
+                                            }),
+                                        }
+                                    }
+                                    Failure::TooLarge => Error::TooLarge {
+                                        method,
+                                        path,
+                                        limit_mib: ANSWER_SIZE_LIMIT >> 20,
+                                    },
                                 })
                             }
                         };
@@ -354,7 +508,8 @@ impl Client {
         self.inner.retry.backoff(retry, &mut *rng)
     }
 
-    async fn attempt(&self, call: &Call) -> Result<Reply, reqwest::Error> {
+    /// One attempt: the request, its headers, and its body, read up to [`ANSWER_SIZE_LIMIT`].
+    async fn attempt(&self, call: &Call) -> Result<Reply, Failure> {
         let request = self
             .inner
             .http
@@ -364,19 +519,32 @@ impl Client {
             Body::Empty => request,
             Body::Json(json) => request.json(json),
             Body::SettingsForm(json) => {
-                let part =
-                    reqwest::multipart::Part::text(json.clone()).mime_str("application/json")?;
+                let part = reqwest::multipart::Part::text(json.clone())
+                    .mime_str("application/json")
+                    .map_err(Failure::transport)?;
                 request.multipart(reqwest::multipart::Form::new().part("settings", part))
             }
         };
-        let response = request.send().await?;
+        let mut response = request.send().await.map_err(Failure::transport)?;
         let status = response.status();
         let retry_after = response
             .headers()
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(retry::parse_retry_after);
-        let body = response.bytes().await?.to_vec();
+        if response
+            .content_length()
+            .is_some_and(|length| length > ANSWER_SIZE_LIMIT as u64)
+        {
+            return Err(Failure::TooLarge);
+        }
+        let mut body = Vec::new();
+        while let Some(chunk) = response.chunk().await.map_err(Failure::transport)? {
+            if body.len() + chunk.len() > ANSWER_SIZE_LIMIT {
+                return Err(Failure::TooLarge);
+            }
+            body.extend_from_slice(&chunk);
+        }
         Ok(Reply {
             status,
             retry_after,
@@ -403,9 +571,11 @@ impl Client {
             }
         };
         match envelope::decode(&reply.body) {
-            Some(Decoded::Success { result, info }) if reply.status.is_success() => {
-                Ok(Answer { result, info })
-            }
+            Some(Decoded::Success { result, info }) if reply.status.is_success() => Ok(Answer {
+                result,
+                info,
+                size: reply.body.len(),
+            }),
             Some(Decoded::Failure(errors)) => Err(api_error(errors)),
             _ if !reply.status.is_success() => Err(api_error(Vec::new())),
             _ => Err(Error::Decode {
@@ -417,10 +587,73 @@ impl Client {
     }
 }
 
+/// Why an attempt got no usable answer.
+#[derive(Debug)]
+enum Failure {
+    /// No answer, or the connection broke while it came (the error carries no URL).
+    Transport(reqwest::Error),
+    /// No complete answer within this long.
+    TimedOut(Duration),
+    /// The answer was larger than [`ANSWER_SIZE_LIMIT`].
+    TooLarge,
+}
+
+impl Failure {
+    fn transport(err: reqwest::Error) -> Self {
+        Self::Transport(err.without_url())
+    }
+}
+
+impl std::fmt::Display for Failure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Transport(err) => {
+                write!(f, "{err}")?;
+                let mut source = std::error::Error::source(err);
+                while let Some(cause) = source {
+                    write!(f, ": {cause}")?;
+                    source = cause.source();
+                }
+                Ok(())
+            }
+            Self::TimedOut(budget) => write!(f, "no complete answer within {}", seconds(*budget)),
+            Self::TooLarge => write!(f, "an answer larger than {} MiB", ANSWER_SIZE_LIMIT >> 20),
+        }
+    }
+}
+
+/// A duration for people: `3 s`, `0.6 s`.
+fn seconds(duration: Duration) -> String {
+    if duration.subsec_millis() == 0 {
+        format!("{} s", duration.as_secs())
+    } else {
+        format!("{:.1} s", duration.as_secs_f64())
+    }
+}
+
+/// `raw` without the user and password a URL may carry, for messages (also when it does not
+/// parse: everything up to the last `@` of what looks like its authority goes).
+fn shown_url(raw: &str) -> String {
+    if let Ok(mut url) = Url::parse(raw.trim())
+        && !url.cannot_be_a_base()
+    {
+        let _ = url.set_username("");
+        let _ = url.set_password(None);
+        return url.to_string();
+    }
+    let (scheme, rest) = raw.split_once("://").map_or(("", raw), |(s, r)| (s, r));
+    let authority = rest.find(['/', '?', '#']).unwrap_or(rest.len());
+    match rest[..authority].rfind('@') {
+        Some(at) if scheme.is_empty() => rest[at + 1..].to_owned(),
+        Some(at) => format!("{scheme}://{}", &rest[at + 1..]),
+        None => raw.to_owned(),
+    }
+}
+
 /// Parse the base URL and apply the token policy: https anywhere, plain http only to loopback.
 fn checked_base_url(raw: &str) -> Result<Url, Error> {
     let invalid = || Error::BaseUrlInvalid {
-        url: raw.to_owned(),
+        url: shown_url(raw),
     };
     let url = Url::parse(raw.trim()).map_err(|_| invalid())?;
     let host = url.host().ok_or_else(invalid)?;
@@ -484,23 +717,67 @@ struct Reply {
 }
 
 struct Answer {
-    result: serde_json::Value,
+    /// The `result`, as raw JSON text.
+    result: String,
     info: Option<ResultInfo>,
+    /// The body's length in bytes.
+    size: usize,
+}
+
+/// One page of a list, with a digest of its items to spot a page served twice.
+struct Page<T> {
+    items: Vec<T>,
+    info: Option<ResultInfo>,
+    digest: [u8; 32],
 }
 
 /// A list page's `result`: a bare array, or `{items: [...]}` (Worker versions).
-#[derive(serde::Deserialize)]
-#[serde(untagged)]
-enum PageItems<T> {
-    Array(Vec<T>),
-    Items { items: Vec<T> },
-}
+///
+/// Read by looking at the first token rather than as an untagged enum, which would first copy
+/// the whole result into a generic tree (megabytes of `[0,0,…]` become a hundred times that),
+/// and whose error names no field.
+struct PageItems<T>(Vec<T>);
 
 impl<T> PageItems<T> {
     fn into_vec(self) -> Vec<T> {
-        match self {
-            Self::Array(items) | Self::Items { items } => items,
+        self.0
+    }
+}
+
+impl<'de, T: serde::Deserialize<'de>> serde::Deserialize<'de> for PageItems<T> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visitor<T>(std::marker::PhantomData<T>);
+
+        impl<'de, T: serde::Deserialize<'de>> serde::de::Visitor<'de> for Visitor<T> {
+            type Value = Vec<T>;
+
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("an array of items, or an object with `items`")
+            }
+
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, seq: A) -> Result<Vec<T>, A::Error> {
+                serde::Deserialize::deserialize(serde::de::value::SeqAccessDeserializer::new(seq))
+            }
+
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Vec<T>, A::Error> {
+                let mut items = None;
+                while let Some(key) = map.next_key::<String>()? {
+                    if key == "items" {
+                        items = Some(map.next_value()?);
+                    } else {
+                        map.next_value::<serde::de::IgnoredAny>()?;
+                    }
+                }
+                items.ok_or_else(|| serde::de::Error::missing_field("items"))
+            }
         }
+
+        deserializer
+            .deserialize_any(Visitor(std::marker::PhantomData))
+            .map(PageItems)
     }
 }
 
@@ -576,10 +853,79 @@ mod tests {
     }
 
     #[test]
+    fn the_api_timeout_sets_the_deadline_of_a_call() {
+        let vars = |timeout: &'static str| {
+            move |name: &str| match name {
+                "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
+                "LMSINFRA_API_TIMEOUT" => Some(timeout.to_owned()),
+                _ => None,
+            }
+        };
+        let config = ClientConfig::from_vars(vars("3"), 4, "a").unwrap();
+        assert_eq!(config.deadline, Duration::from_secs(3));
+        assert_eq!(config.request_timeout, Duration::from_secs(3));
+        let config = ClientConfig::from_vars(vars("600"), 4, "a").unwrap();
+        assert_eq!(config.deadline, Duration::from_secs(600));
+        assert_eq!(config.request_timeout, Duration::from_secs(30));
+        for wrong in ["0", "soon", "1.5", "99999"] {
+            let err = ClientConfig::from_vars(vars(wrong), 4, "a").unwrap_err();
+            assert!(matches!(err, Error::TimeoutInvalid { .. }), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn a_url_is_shown_without_user_or_password() {
+        assert_eq!(
+            shown_url("https://user:pass@api.example.com/client/v4"),
+            "https://api.example.com/client/v4"
+        );
+        assert_eq!(
+            shown_url("https://user:p@ss@exa mple.com/client/v4"),
+            "https://exa mple.com/client/v4"
+        );
+        assert_eq!(shown_url("user:pass@host/x"), "host/x");
+        assert_eq!(shown_url("not a url"), "not a url");
+        let err = checked_base_url("https://user:hunter2@exa mple.com").unwrap_err();
+        assert!(!err.to_string().contains("hunter2"), "{err}");
+        let client = Client::new(ClientConfig::new(
+            "http://user:hunter2@127.0.0.1:1/client/v4",
+            Secret::new("shown-url-test-token"),
+            "acc",
+        ))
+        .unwrap();
+        assert!(!format!("{client:?}").contains("hunter2"));
+    }
+
+    #[test]
+    fn a_page_is_an_array_or_items_and_its_errors_name_the_item() {
+        #[derive(Debug, serde::Deserialize, PartialEq)]
+        struct Item {
+            id: u32,
+        }
+        let items = |json: &str| envelope::typed::<PageItems<Item>>(json).map(PageItems::into_vec);
+        assert_eq!(items(r#"[{"id":1}]"#).unwrap(), [Item { id: 1 }]);
+        assert_eq!(
+            items(r#"{"x":[0],"items":[{"id":2}]}"#).unwrap(),
+            [Item { id: 2 }]
+        );
+        let err = items("[0,0,0]").unwrap_err();
+        assert!(err.contains("result.[0]"), "{err}");
+        assert!(items(r#"{"x":1}"#).unwrap_err().contains("items"));
+        assert!(items("7").is_err());
+    }
+
+    #[test]
+    fn durations_read_as_seconds() {
+        assert_eq!(seconds(Duration::from_secs(3)), "3 s");
+        assert_eq!(seconds(Duration::from_millis(600)), "0.6 s");
+        assert_eq!(seconds(Duration::from_millis(29_500)), "29.5 s");
+    }
+
+    #[test]
     fn paths_are_percent_encoded_below_the_base() {
         let client = Client::new(ClientConfig::new(
             "http://127.0.0.1:1/client/v4",
-            Secret::new("t"),
+            Secret::new("paths-test-token"),
             "acc",
         ))
         .unwrap();

@@ -94,6 +94,15 @@ pub(crate) fn judge_transport(err: &reqwest::Error, replay: Replay) -> Verdict {
     }
 }
 
+/// The verdict for a request that got no complete answer in time: the server may have acted on
+/// it, so only a request that is safe to replay is sent again.
+pub(crate) fn judge_timeout(replay: Replay) -> Verdict {
+    match replay {
+        Replay::Safe => Verdict::Retry,
+        Replay::CheckFirst => Verdict::Final,
+    }
+}
+
 /// `retry-after` as Cloudflare sends it: whole seconds.
 pub(crate) fn parse_retry_after(value: &str) -> Option<Duration> {
     value.trim().parse::<u64>().ok().map(Duration::from_secs)
@@ -176,6 +185,8 @@ mod tests {
         );
         assert_eq!(judge_status(404, None, Replay::Safe), Verdict::Final);
         assert_eq!(judge_status(200, None, Replay::Safe), Verdict::Final);
+        assert_eq!(judge_timeout(Replay::Safe), Verdict::Retry);
+        assert_eq!(judge_timeout(Replay::CheckFirst), Verdict::Final);
     }
 
     #[test]

@@ -29,6 +29,7 @@ pub(super) fn apply(
         |var| std::env::var(var).ok(),
         &mut std::io::stdin(),
     )?;
+    crate::secret::register(secrets.values());
     let options = plan::DiffOptions {
         supplied_secrets: secrets.keys().cloned().collect(),
         allow_destroy: args.allow_destroy,

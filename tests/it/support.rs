@@ -779,3 +779,107 @@ impl Project {
         std::fs::write(self.manifest(environment), edit(text)).expect("the manifest is written");
     }
 }
+
+/// A run of the binary with what it cost: wall time and peak resident memory.
+pub struct Measured {
+    pub run: Run,
+    pub wall: std::time::Duration,
+    /// Peak resident set size in bytes, from the kernel's accounting of the child: the larger
+    /// of the child's own peak and `inherited`.
+    pub peak_rss: u64,
+    /// This process's peak resident memory when the child started, which the kernel counts as
+    /// the child's too (the child begins as a copy of this process).
+    pub inherited: u64,
+}
+
+impl Lmsinfra {
+    /// Run to completion (stdin closed) and measure it; killed after `limit`, so that a run
+    /// that would hang fails the test instead.
+    #[expect(
+        clippy::zombie_processes,
+        reason = "wait4 reaps the child, so that its resource usage can be read"
+    )]
+    pub fn output_measured(mut self, limit: std::time::Duration) -> Measured {
+        use std::io::Read;
+        use std::process::Stdio;
+        // A child starts in this process's memory, and the kernel counts that memory's high
+        // water mark as the child's too; what this process reached so far bounds the figure.
+        let inherited = high_water_mark();
+        let started = std::time::Instant::now();
+        let mut child = self
+            .command
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lmsinfra runs");
+        let pid = child.id() as libc::pid_t;
+        let drain = |mut pipe: Box<dyn Read + Send>| {
+            std::thread::spawn(move || {
+                let mut bytes = Vec::new();
+                let _ = pipe.read_to_end(&mut bytes);
+                bytes
+            })
+        };
+        let stdout = drain(Box::new(child.stdout.take().expect("piped stdout")));
+        let stderr = drain(Box::new(child.stderr.take().expect("piped stderr")));
+        let (exited, exit_seen) = std::sync::mpsc::channel::<()>();
+        let watchdog = std::thread::spawn(move || {
+            if exit_seen.recv_timeout(limit).is_err() {
+                // The child is not reaped before this thread is joined, so `pid` is still ours.
+                // SAFETY: sending a signal has no memory effects.
+                unsafe { libc::kill(pid, libc::SIGKILL) };
+            }
+        });
+        // Wait for the exit without reaping, so that the watchdog never signals a reused pid.
+        // SAFETY: an all-zero siginfo_t is a valid value of this plain C struct.
+        let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child; `info` is a live local.
+        let waited = unsafe {
+            libc::waitid(
+                libc::P_PID,
+                pid as libc::id_t,
+                &mut info,
+                libc::WEXITED | libc::WNOWAIT,
+            )
+        };
+        assert_eq!(waited, 0, "waitid sees the child exit");
+        let wall = started.elapsed();
+        let _ = exited.send(());
+        watchdog.join().expect("watchdog");
+        let mut status = 0;
+        // SAFETY: an all-zero rusage is a valid value of this plain C struct.
+        let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: `pid` is our own child, exited and not yet reaped; pointers are to live locals.
+        let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        assert_eq!(reaped, pid, "wait4 reaps the child");
+        let code = if libc::WIFEXITED(status) {
+            libc::WEXITSTATUS(status)
+        } else {
+            128 + libc::WTERMSIG(status)
+        };
+        let text = |bytes: Vec<u8>| String::from_utf8_lossy(&bytes).into_owned();
+        Measured {
+            run: Run {
+                code,
+                stdout: text(stdout.join().expect("stdout")),
+                stderr: text(stderr.join().expect("stderr")),
+            },
+            wall,
+            // Linux reports ru_maxrss in KiB.
+            peak_rss: usage.ru_maxrss as u64 * 1024,
+            inherited,
+        }
+    }
+}
+
+/// This process's peak resident memory so far (`VmHWM`), in bytes.
+pub fn high_water_mark() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("VmHWM:"))
+        .and_then(|kib| kib.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM in /proc/self/status")
+        * 1024
+}
