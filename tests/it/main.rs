@@ -16,6 +16,7 @@ mod sandbox;
 mod schema;
 mod security;
 mod support;
+mod traffic;
 mod validate;
 mod workflow;
 mod wrangler;

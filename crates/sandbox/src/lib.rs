@@ -31,6 +31,7 @@ mod route;
 mod server;
 mod state;
 mod stats;
+mod traffic;
 mod workers;
 mod world;
 mod zones;
@@ -241,6 +242,7 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
         limiter: ratelimit::Limiter::new(config.rate_limit),
         counters: stats::Counters::default(),
         observer: config.observer,
+        traffic: traffic::Traffic::default(),
     })
 }
 

@@ -13,6 +13,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+pub(crate) use crate::workers::behaviour::Behaviour;
+
 /// Everything the sandbox remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -68,6 +70,10 @@ pub(crate) struct Script {
     /// Oldest first; the last one serves traffic.
     #[serde(default)]
     pub(crate) deployments: Vec<Deployment>,
+    /// What the script's versions answer on Worker traffic (a seed field; see
+    /// [`crate::workers::behaviour`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) behaviour: Option<Behaviour>,
 }
 
 /// One uploaded module part.
@@ -143,6 +149,12 @@ pub(crate) struct Version {
     pub(crate) secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) message: Option<String>,
+    /// The `workers/tag` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tag: Option<String>,
+    /// The `workers/triggered_by` annotation the API sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) triggered_by: Option<String>,
 }
 
 /// Which versions serve traffic, from when.
@@ -329,7 +341,8 @@ impl Script {
         message: Option<String>,
     ) {
         let created_on = now();
-        let version = self.snapshot(source, message.clone(), &created_on);
+        let mut version = self.snapshot(source, message.clone(), &created_on);
+        version.triggered_by = Some(triggered_by.to_owned());
         let id = version.id.clone();
         self.versions.push(version);
         self.deployments.push(Deployment {
@@ -362,6 +375,8 @@ impl Script {
             bindings: self.bindings.clone(),
             secrets: self.secrets.clone(),
             message,
+            tag: None,
+            triggered_by: None,
         }
     }
 

@@ -3,7 +3,7 @@
 use serde_json::{Map, Value, json};
 
 use super::bindings::resolve_bindings;
-use super::{invalid, message, script, script_mut, string_list};
+use super::{invalid, message, script, script_mut, string_list, tag, tag_latest};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
 use crate::state::Settings;
@@ -131,6 +131,7 @@ pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
             )));
         }
     };
+    let tag = tag(&object)?;
     let name = call.param(1);
     let account = &world.state.account;
     let current = script(account, name)?;
@@ -147,6 +148,7 @@ pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         script.secrets = resolved.secrets;
     }
     script.record_version("api", "settings", message(&object));
+    tag_latest(script, tag);
     let reply = settings_json(&script.settings, &script.bindings);
     world.save()?;
     Ok(Reply::ok(reply))
