@@ -631,3 +631,29 @@ fn the_service_view_answers_for_wrangler() {
     );
     assert_eq!((missing.status, missing.code()), (404, Some(10090)));
 }
+
+#[test]
+fn non_versioned_settings_change_without_a_version() {
+    let sandbox = TestSandbox::new();
+    let path = format!("{SCRIPTS}/lms-viewer/script-settings");
+    let before = sandbox.get(&format!("{SCRIPTS}/lms-viewer/versions"))["items"]
+        .as_array()
+        .map(Vec::len);
+    let patched = sandbox.send(
+        "PATCH",
+        &path,
+        Body::Json(json!({"logpush": true, "tail_consumers": null})),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    assert_eq!(sandbox.get(&path)["logpush"], true);
+    let after = sandbox.get(&format!("{SCRIPTS}/lms-viewer/versions"))["items"]
+        .as_array()
+        .map(Vec::len);
+    assert_eq!(before, after);
+    let versioned = sandbox.send(
+        "PATCH",
+        &path,
+        Body::Json(json!({"compatibility_date": "2025-01-01"})),
+    );
+    assert_eq!((versioned.status, versioned.code()), (400, Some(10021)));
+}

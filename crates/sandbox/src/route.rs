@@ -33,6 +33,8 @@ pub(crate) enum Op {
     DeploymentGet,
     DeploymentDelete,
     ServiceGet,
+    ScriptSettingsGet,
+    ScriptSettingsPatch,
     ScriptSubdomainGet,
     ScriptSubdomainPost,
     ScriptSubdomainDelete,
@@ -90,6 +92,8 @@ routes! {
     DELETE SCRIPT, "worker-script-delete-worker", ScriptDelete, false;
     GET "/accounts/{account_id}/workers/scripts/{script_name}/settings", "worker-script-get-settings", SettingsGet, false;
     PATCH "/accounts/{account_id}/workers/scripts/{script_name}/settings", "worker-script-patch-settings", SettingsPatch, false;
+    GET "/accounts/{account_id}/workers/scripts/{script_name}/script-settings", "worker-script-settings-get-settings", ScriptSettingsGet, false;
+    PATCH "/accounts/{account_id}/workers/scripts/{script_name}/script-settings", "worker-script-settings-patch-settings", ScriptSettingsPatch, false;
     GET "/accounts/{account_id}/workers/scripts/{script_name}/secrets", "worker-script-list-secrets", SecretList, false;
     PUT "/accounts/{account_id}/workers/scripts/{script_name}/secrets", "worker-script-put-secret", SecretPut, true;
     GET "/accounts/{account_id}/workers/scripts/{script_name}/secrets/{secret_name}", "worker-script-get-secret", SecretGet, false;

@@ -280,6 +280,8 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         Op::DeploymentGet => workers::versions::deployment_get(call, world),
         Op::DeploymentDelete => workers::versions::deployment_delete(call, world),
         Op::ServiceGet => workers::services::get(call, world),
+        Op::ScriptSettingsGet => workers::script_settings::get(call, world),
+        Op::ScriptSettingsPatch => workers::script_settings::patch(call, world),
         Op::ScriptSubdomainGet => workers::subdomain::script_get(call, world),
         Op::ScriptSubdomainPost => workers::subdomain::script_post(call, world),
         Op::ScriptSubdomainDelete => workers::subdomain::script_delete(call, world),

@@ -7,6 +7,7 @@
 
 pub(crate) mod behaviour;
 mod bindings;
+pub(crate) mod script_settings;
 pub(crate) mod scripts;
 pub(crate) mod secrets;
 pub(crate) mod services;
