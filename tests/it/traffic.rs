@@ -215,7 +215,7 @@ fn a_disabled_workers_dev_route_answers_nothing_by_host() {
 fn split(sandbox: &TestSandbox, old: &str, new: &str, n: usize) -> Vec<bool> {
     (0..n)
         .map(|_| {
-            let answer = worker(&sandbox, "GET", "/__sandbox/workers/lms-viewer/health", &[]);
+            let answer = worker(sandbox, "GET", "/__sandbox/workers/lms-viewer/health", &[]);
             let by = answered_by(&answer);
             assert!(by == old || by == new, "{by} is not in the deployment");
             by == new

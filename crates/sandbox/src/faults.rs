@@ -26,7 +26,7 @@
 //! connection, or a stall — the case a client must handle by checking before it retries.
 //!
 //! `worker_5xx`, `worker_slow` and `override_delay` apply to Worker traffic only (the sandbox's
-//! emulated `*.workers.dev` answers, see [`crate::traffic`]), and the API kinds never do; there
+//! emulated `*.workers.dev` answers, see the `traffic` module), and the API kinds never do; there
 //! a SCOPE matches the script name. `worker_5xx` answers 500 (`error code: 1101`, a Worker that
 //! threw); `worker_slow` delays the answer; `override_delay` ignores
 //! `Cloudflare-Workers-Version-Overrides` for that long after each deployment, as Cloudflare

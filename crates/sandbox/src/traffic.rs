@@ -7,8 +7,8 @@
 //!   script's workers.dev route is enabled, else 404 as Cloudflare does), and
 //! - by the path prefix `/__sandbox/workers/<script>/…` (always; the rest is the Worker's path).
 //!
-//! The version comes from the serving deployment. A `Cloudflare-Workers-Version-Overrides:
-//! <script>="<version id>"` header (an RFC 8941 dictionary) picks a version only when that
+//! The version comes from the serving deployment. A header
+//! `Cloudflare-Workers-Version-Overrides: <script>="<version id>"` (an RFC 8941 dictionary) picks a version only when that
 //! version is in the deployment (0 % included) and no `override_delay` fault is running;
 //! otherwise it is silently ignored, as Cloudflare does. Without an honoured override, a
 //! `Cloudflare-Workers-Version-Key` picks by its hash (affinity), and else the n-th request to a
