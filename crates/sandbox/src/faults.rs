@@ -432,4 +432,28 @@ mod tests {
         assert_eq!(decide("3"), decide("3"));
         assert_ne!(decide("3"), decide("4"));
     }
+
+    #[test]
+    fn worker_kinds_act_on_worker_traffic_only() {
+        let injector = Injector::new(
+            "seed=1,worker_5xx@lms-api=1,worker_slow=1:250ms,override_delay=2s"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            injector.decide("GET", "/zones", "zones-get", false),
+            Decision::default()
+        );
+        assert_eq!(
+            injector.decide_worker("lms-api"),
+            WorkerDecision {
+                fail: true,
+                slow: Some(Duration::from_millis(250)),
+            }
+        );
+        assert!(!injector.decide_worker("lms-viewer").fail, "out of scope");
+        assert_eq!(injector.override_delay(), Some(Duration::from_secs(2)));
+        assert!("worker_slow=0.5".parse::<FaultSpec>().is_err());
+        assert!("override_delay=soon".parse::<FaultSpec>().is_err());
+    }
 }
