@@ -657,3 +657,20 @@ fn non_versioned_settings_change_without_a_version() {
     );
     assert_eq!((versioned.status, versioned.code()), (400, Some(10021)));
 }
+
+#[test]
+fn a_deployment_across_a_secret_change_is_refused_in_cloudflares_words() {
+    let sandbox = TestSandbox::new();
+    let first = serving_version(&sandbox, "lms-viewer");
+    sandbox.send(
+        "PUT",
+        &format!("{SCRIPTS}/lms-viewer/secrets"),
+        Body::Json(json!({"name": "K", "text": "v", "type": "secret_text"})),
+    );
+    let refused = deploy(&sandbox, "lms-viewer", &[(&first, 100.0)]);
+    assert_eq!((refused.status, refused.code()), (400, Some(10220)));
+    assert_eq!(
+        refused.body["errors"][0]["message"],
+        "A secret has changed since this version was active. If you are sure this is ok, add a ?force=true query parameter to allow the rollback. The following secrets have changed: K"
+    );
+}

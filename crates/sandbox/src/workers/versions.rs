@@ -238,11 +238,12 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
         .into_iter()
         .collect();
     if !changed.is_empty() && !force {
-        // wrangler reads the names after "The following secrets have changed:".
+        // Cloudflare's wording, from wrangler's rollback test fixture; wrangler reads the names
+        // after "The following secrets have changed:".
         return Err(ApiError::bad_request(
             10220,
             format!(
-                "Deploying this version would revert secrets; retry with force=true to deploy it anyway. The following secrets have changed: {}",
+                "A secret has changed since this version was active. If you are sure this is ok, add a ?force=true query parameter to allow the rollback. The following secrets have changed: {}",
                 changed.join(", ")
             ),
         ));
