@@ -248,6 +248,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");
     anstream::eprintln!("sandbox: CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4");
+    anstream::eprintln!("sandbox: Workers answer at http://{addr}/__sandbox/workers/<script>/");
     server::serve(listener, app, shutdown).await;
     Ok(())
 }
