@@ -18,74 +18,12 @@
 //! `"db": "error"` (or `"ok"` when only a secret is missing) and an `error` naming what is
 //! missing (names only, never values). Any other unmatched path answers 404.
 
-use std::collections::BTreeMap;
-
-use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
-use crate::state::{Account, Version};
+use crate::state::{Account, Behaviour, Requires, Version};
 
 /// The module name that declares a version's behaviour.
 pub(crate) const MODULE: &str = "sandbox-behaviour.json";
-
-/// A script's or version's declared answers.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Behaviour {
-    #[serde(default)]
-    pub(crate) routes: Vec<RouteSpec>,
-    #[serde(default)]
-    pub(crate) requires: Requires,
-    #[serde(default)]
-    pub(crate) breaks: Vec<Break>,
-}
-
-/// One declared answer.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct RouteSpec {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) method: Option<String>,
-    pub(crate) path: String,
-    #[serde(default = "ok")]
-    pub(crate) status: u16,
-    #[serde(default)]
-    pub(crate) headers: BTreeMap<String, String>,
-    #[serde(default)]
-    pub(crate) body: String,
-}
-
-/// What the default `/health` needs from the serving version.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Requires {
-    #[serde(default)]
-    pub(crate) d1: Vec<String>,
-    #[serde(default)]
-    pub(crate) secrets: Vec<String>,
-}
-
-/// A route that fails while a plain-text binding has a given value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub(crate) struct Break {
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) path: Option<String>,
-    pub(crate) binding: String,
-    pub(crate) equals: String,
-    #[serde(default = "server_error")]
-    pub(crate) status: u16,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub(crate) body: Option<String>,
-}
-
-fn ok() -> u16 {
-    200
-}
-
-fn server_error() -> u16 {
-    500
-}
 
 /// One Worker answer.
 #[derive(Debug, Clone, PartialEq)]
