@@ -21,6 +21,7 @@ mod sandbox_hardening;
 mod schema;
 mod security;
 mod support;
+mod traffic;
 mod validate;
 mod workflow;
 mod wrangler;

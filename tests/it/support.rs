@@ -73,6 +73,10 @@ fn openapi() -> &'static Value {
         // answer arrays and deletes answer null (per the same spec's own operations); that
         // one constraint is dropped so each operation's own `result` schema decides.
         doc["components"]["schemas"]["d1_api-response-common"]["properties"]["result"] = json!({});
+        // The spec's 0.01 % minimum contradicts the gradual-deployment docs and wrangler
+        // (`versions deploy` takes 0 to 100): a version at 0 % serves overridden requests only.
+        doc["components"]["schemas"]["workers_deployments-strategy-percentage"]["properties"]
+            ["versions"]["items"]["properties"]["percentage"]["minimum"] = json!(0);
         doc
     })
 }

@@ -385,3 +385,159 @@ fn wrangler_secret_bulk_keeps_the_workers_vars_and_bindings() {
     assert_eq!(allowed["type"], "plain_text");
     assert!(allowed["text"].is_string(), "{allowed}");
 }
+
+/// The text after `label` on the line that has it.
+fn after<'a>(run: &'a Run, label: &str) -> &'a str {
+    run.stdout
+        .lines()
+        .find_map(|line| line.split_once(label).map(|(_, rest)| rest.trim()))
+        .unwrap_or_else(|| panic!("no `{label}` in:\n{}\n{}", run.stdout, run.stderr))
+}
+
+fn serving(sandbox: &TestSandbox, script: &str) -> Value {
+    sandbox.get(&format!(
+        "/accounts/{{account}}/workers/scripts/{script}/deployments"
+    ))["deployments"][0]
+        .clone()
+}
+
+#[test]
+fn wrangler_uploads_deploys_and_rolls_back_versions() {
+    let Some(bin) = wrangler_for("wrangler_uploads_deploys_and_rolls_back_versions") else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let home = tempfile::tempdir().expect("temp home");
+    std::fs::copy(
+        root().join("tests/fixtures/worker/index.js"),
+        home.path().join("index.js"),
+    )
+    .expect("worker copied");
+    std::fs::write(
+        home.path().join("wrangler.json"),
+        r#"{"name": "lms-viewer", "main": "index.js", "compatibility_date": "2024-12-01"}"#,
+    )
+    .expect("configuration written");
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home,
+    };
+
+    let uploaded = wrangler.run(&[
+        "versions",
+        "upload",
+        "--message",
+        "first wrangler upload",
+        "--tag",
+        "abc1234",
+    ]);
+    let first = after(&uploaded, "Worker Version ID:").to_owned();
+    assert_ne!(
+        serving(&sandbox, "lms-viewer")["versions"][0]["version_id"],
+        first.as_str()
+    );
+
+    wrangler.run(&[
+        "versions",
+        "deploy",
+        &format!("{first}@100%"),
+        "--message",
+        "ship it",
+        "--yes",
+    ]);
+    let deployed = serving(&sandbox, "lms-viewer");
+    assert_eq!(deployed["versions"][0]["version_id"], first.as_str());
+    assert_eq!(deployed["annotations"]["workers/message"], "ship it");
+
+    let second = wrangler.run(&["deploy", "--message", "deployed by wrangler"]);
+    let second = after(&second, "Current Version ID:").to_owned();
+    assert_eq!(
+        serving(&sandbox, "lms-viewer")["versions"][0]["version_id"],
+        second.as_str()
+    );
+
+    let rollback = wrangler.run(&["rollback", "--message", "back we go", "--yes"]);
+    assert!(rollback.stdout.contains(&first), "{}", rollback.stdout);
+    let rolled_back = serving(&sandbox, "lms-viewer");
+    assert_eq!(rolled_back["versions"][0]["version_id"], first.as_str());
+    assert_eq!(
+        rolled_back["annotations"],
+        serde_json::json!({"workers/message": "back we go", "workers/triggered_by": "rollback"})
+    );
+
+    let versions = wrangler.run(&["versions", "list"]);
+    assert!(
+        versions.stdout.contains("first wrangler upload") && versions.stdout.contains("abc1234"),
+        "{}",
+        versions.stdout
+    );
+    let deployments = wrangler.run(&["deployments", "list"]);
+    for message in ["ship it", "back we go", "Rollback"] {
+        assert!(
+            deployments.stdout.contains(message),
+            "{message}: {}",
+            deployments.stdout
+        );
+    }
+
+    // The Worker now serves the rolled-back version on the sandbox's own listener.
+    let addr = sandbox.sandbox().addr();
+    let mut stream = std::net::TcpStream::connect(addr).expect("connect");
+    stream
+        .write_all(b"GET /health HTTP/1.1\r\nHost: lms-viewer.example.workers.dev\r\nConnection: close\r\n\r\n")
+        .expect("request");
+    let mut answer = String::new();
+    std::io::Read::read_to_string(&mut stream, &mut answer).expect("answer");
+    assert!(
+        answer.contains(&format!("x-sandbox-version-id: {first}")),
+        "{answer}"
+    );
+
+    let stats = sandbox.sandbox().stats();
+    let unmatched: Vec<&String> = stats
+        .routes
+        .keys()
+        .filter(|k| k.contains("(unmatched)"))
+        .collect();
+    assert!(
+        unmatched.is_empty(),
+        "wrangler called routes the sandbox does not serve: {stats:?}"
+    );
+}
+
+#[test]
+fn wrangler_lists_the_messages_of_versions_made_by_settings_changes() {
+    let Some(bin) =
+        wrangler_for("wrangler_lists_the_messages_of_versions_made_by_settings_changes")
+    else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let message = "lmsinfra apply production 1a2b3c4 plan 5d6e7f80";
+    let settings = serde_json::json!({
+        "compatibility_flags": ["nodejs_compat"],
+        "annotations": {"workers/message": message, "workers/tag": "1a2b3c4"}
+    })
+    .to_string();
+    let patched = sandbox.send(
+        "PATCH",
+        "/accounts/{account}/workers/scripts/lms-api/settings",
+        crate::support::form(&[("settings", Some("application/json"), &settings)]),
+    );
+    assert_eq!(patched.status, 200, "{}", patched.body);
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
+    };
+    let versions = wrangler.run(&["versions", "list", "--name", "lms-api"]);
+    assert!(versions.stdout.contains(message), "{}", versions.stdout);
+    assert!(versions.stdout.contains("1a2b3c4"), "{}", versions.stdout);
+    let deployments = wrangler.run(&["deployments", "list", "--name", "lms-api"]);
+    assert!(
+        deployments.stdout.contains(message),
+        "{}",
+        deployments.stdout
+    );
+}

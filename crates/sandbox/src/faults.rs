@@ -5,11 +5,13 @@
 //! ```text
 //! SPEC     := ITEM ("," ITEM)*
 //! ITEM     := "seed=" INTEGER
+//!           | "override_delay=" DURATION
 //!           | KIND ["@" SCOPE] "=" RATE [":" ARG]
 //! KIND     := "429" | "500" | "503" | "drop" | "slow" | "after_create" | "do_binding"
+//!           | "worker_5xx" | "worker_slow"
 //! RATE     := a decimal from 0 to 1 (the share of matching requests hit)
 //! ARG      := for 429, the retry-after DURATION (default 1s);
-//!             for slow, the extra DURATION (required);
+//!             for slow and worker_slow, the extra DURATION (required);
 //!             for after_create, "500" (default), "drop", or a DURATION to stall before answering
 //! DURATION := INTEGER ("ms" | "s")
 //! SCOPE    := text without "," "=" ":"; the item only applies to routes whose template
@@ -25,6 +27,14 @@
 //! `do_binding` makes a settings PATCH whose bindings include a Durable Object namespace, even
 //! one only inherited, fail with 10061 ("Cannot create binding for class …"), as it has on real
 //! accounts (workers-sdk issues #4496 and #5753); other requests are untouched.
+//!
+//! `worker_5xx`, `worker_slow` and `override_delay` apply to Worker traffic only (the sandbox's
+//! emulated `*.workers.dev` answers, see the `traffic` module), and the API kinds never do; there
+//! a SCOPE matches the script name. `worker_5xx` answers 500 (`error code: 1101`, a Worker that
+//! threw); `worker_slow` delays the answer; `override_delay` ignores
+//! `Cloudflare-Workers-Version-Overrides` for that long after each deployment, as Cloudflare
+//! takes "up to a couple of seconds" to apply them. Worker decisions use their own counter per
+//! script, so they never shift the API's.
 //!
 //! Every decision comes from a random generator seeded with `seed`, the route and the number of
 //! earlier requests on that route, so the same seed and the same requests per route give the
@@ -45,18 +55,23 @@ pub const HELP: &str = "Faults to inject, deterministically.
 SPEC is a comma-separated list of items:
   seed=N                   seed for the fault generator (default 0)
   KIND[@SCOPE]=RATE[:ARG]  hit that share (0 to 1) of matching requests
+  override_delay=DURATION  ignore version overrides on Worker traffic for that long
+                           after each deployment
 KIND is 429 (ARG: retry-after, default 1s), 500, 503, drop (close the connection),
 slow (ARG: extra delay, required), after_create (the create takes effect, then the
 client gets ARG: 500 (default), drop, or a stall of the given duration) or do_binding
-(a settings PATCH with a Durable Object binding fails with 10061).
+(a settings PATCH with a Durable Object binding fails with 10061); on Worker traffic
+only, worker_5xx (answer 500) and worker_slow (ARG: extra delay, required).
 Durations are like 250ms or 2s. SCOPE limits an item to routes whose template or
-operation id contains it, e.g. after_create@d1=1:drop.
+operation id contains it (for worker kinds, to scripts whose name contains it),
+e.g. after_create@d1=1:drop or worker_5xx@lms-api=0.5.
 Example: seed=7,429=0.2,500=0.1,drop=0.05,slow=0.1:2000ms,after_create@d1=1";
 
 /// A parsed `--faults` specification.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FaultSpec {
     seed: u64,
+    override_delay: Option<Duration>,
     rules: Vec<Rule>,
 }
 
@@ -76,6 +91,22 @@ enum Kind {
     Slow(Duration),
     AfterCreate(AfterCreate),
     DurableObject,
+    WorkerFail,
+    WorkerSlow(Duration),
+}
+
+impl Kind {
+    fn on_worker_traffic(&self) -> bool {
+        matches!(self, Kind::WorkerFail | Kind::WorkerSlow(_))
+    }
+}
+
+/// The faults chosen for one Worker request.
+#[derive(Debug, Default, Clone, Copy, PartialEq)]
+pub(crate) struct WorkerDecision {
+    /// Answer 500 instead of the version's answer.
+    pub(crate) fail: bool,
+    pub(crate) slow: Option<Duration>,
 }
 
 /// What happens to a create that already took effect.
@@ -130,6 +161,7 @@ impl FromStr for FaultSpec {
     fn from_str(spec: &str) -> Result<FaultSpec, FaultSpecError> {
         let mut parsed = FaultSpec {
             seed: 0,
+            override_delay: None,
             rules: Vec::new(),
         };
         for item in spec.split(',').map(str::trim) {
@@ -147,6 +179,10 @@ impl FromStr for FaultSpec {
                 parsed.seed = value.parse().map_err(|_| {
                     err(format!("seed `{value}` is not a non-negative whole number"))
                 })?;
+                continue;
+            }
+            if key == "override_delay" {
+                parsed.override_delay = Some(duration(value)?);
                 continue;
             }
             parsed.rules.push(Rule::parse(key, value)?);
@@ -198,6 +234,10 @@ impl Rule {
                 err("`slow` needs a duration, e.g. `slow=0.1:2000ms`".to_owned())
             })?)?),
             "do_binding" => no_arg(Kind::DurableObject)?,
+            "worker_5xx" => no_arg(Kind::WorkerFail)?,
+            "worker_slow" => Kind::WorkerSlow(duration(arg.ok_or_else(|| {
+                err("`worker_slow` needs a duration, e.g. `worker_slow=0.1:2000ms`".to_owned())
+            })?)?),
             "after_create" => Kind::AfterCreate(match arg {
                 None | Some("500") => AfterCreate::Internal,
                 Some("drop") => AfterCreate::Drop,
@@ -205,7 +245,7 @@ impl Rule {
             }),
             other => {
                 return Err(err(format!(
-                    "unknown fault `{other}`: expected one of seed, 429, 500, 503, drop, slow, after_create, do_binding"
+                    "unknown fault `{other}`: expected one of seed, override_delay, 429, 500, 503, drop, slow, after_create, do_binding, worker_5xx, worker_slow"
                 )));
             }
         };
@@ -266,7 +306,12 @@ impl Injector {
         };
         let mut rng = SmallRng::seed_from_u64(mix(self.spec.seed, &key, n));
         let mut decision = Decision::default();
-        for rule in &self.spec.rules {
+        for rule in self
+            .spec
+            .rules
+            .iter()
+            .filter(|r| !r.kind.on_worker_traffic())
+        {
             let hit = rng.random::<f64>() < rule.rate;
             if !hit || !rule.applies(template, operation) {
                 continue;
@@ -290,11 +335,55 @@ impl Injector {
                 Kind::AfterCreate(a) if creates => {
                     decision.after_create.get_or_insert(a);
                 }
-                Kind::AfterCreate(_) => {}
                 Kind::DurableObject => decision.durable_object = true,
+                Kind::AfterCreate(_) | Kind::WorkerFail | Kind::WorkerSlow(_) => {}
             }
         }
         decision
+    }
+}
+
+impl Injector {
+    /// Decide the faults for the next Worker request to `script`.
+    pub(crate) fn decide_worker(&self, script: &str) -> WorkerDecision {
+        let key = format!("WORKER {script}");
+        let n = {
+            let mut counters = self.counters.lock().unwrap_or_else(|p| p.into_inner());
+            let n = counters.entry(key.clone()).or_default();
+            *n += 1;
+            *n
+        };
+        let mut rng = SmallRng::seed_from_u64(mix(self.spec.seed, &key, n));
+        let mut decision = WorkerDecision::default();
+        for rule in self
+            .spec
+            .rules
+            .iter()
+            .filter(|r| r.kind.on_worker_traffic())
+        {
+            let hit = rng.random::<f64>() < rule.rate;
+            if !hit || !rule.scope.as_deref().is_none_or(|s| script.contains(s)) {
+                continue;
+            }
+            match rule.kind {
+                Kind::WorkerFail => decision.fail = true,
+                Kind::WorkerSlow(d) => {
+                    decision.slow.get_or_insert(d);
+                }
+                _ => {}
+            }
+        }
+        decision
+    }
+
+    /// How long overrides are ignored after a deployment.
+    pub(crate) fn override_delay(&self) -> Option<Duration> {
+        self.spec.override_delay
+    }
+
+    /// The seed, which also seeds Worker traffic's choice of version.
+    pub(crate) fn seed(&self) -> u64 {
+        self.spec.seed
     }
 }
 
@@ -351,5 +440,29 @@ mod tests {
         };
         assert_eq!(decide("3"), decide("3"));
         assert_ne!(decide("3"), decide("4"));
+    }
+
+    #[test]
+    fn worker_kinds_act_on_worker_traffic_only() {
+        let injector = Injector::new(
+            "seed=1,worker_5xx@lms-api=1,worker_slow=1:250ms,override_delay=2s"
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(
+            injector.decide("GET", "/zones", "zones-get", false),
+            Decision::default()
+        );
+        assert_eq!(
+            injector.decide_worker("lms-api"),
+            WorkerDecision {
+                fail: true,
+                slow: Some(Duration::from_millis(250)),
+            }
+        );
+        assert!(!injector.decide_worker("lms-viewer").fail, "out of scope");
+        assert_eq!(injector.override_delay(), Some(Duration::from_secs(2)));
+        assert!("worker_slow=0.5".parse::<FaultSpec>().is_err());
+        assert!("override_delay=soon".parse::<FaultSpec>().is_err());
     }
 }

@@ -23,6 +23,41 @@
 //!
 //! Where the real API's behaviour is unknown, [`variants`] lets the sandbox play each plausible
 //! answer (`lmsinfra sandbox --variant KEY=VALUE`); every documented behaviour is the default.
+//! ## Worker traffic
+//!
+//! Besides the API, the listener answers for the account's Workers, so clients can probe them
+//! without a site of their own (`traffic.rs` has the rules):
+//!
+//! - `Host: <script>.<subdomain>.workers.dev` (while the script's workers.dev route is enabled)
+//!   and `/__sandbox/workers/<script>/<path>` (always) reach the script's serving deployment;
+//! - the version is picked by the deployment's percentages, by a generator seeded with the fault
+//!   seed (0 without faults) so runs repeat; `Cloudflare-Workers-Version-Key` pins a version;
+//!   `Cloudflare-Workers-Version-Overrides: <script>="<version id>"` is honoured only for a
+//!   version in the deployment (0 % included);
+//! - every answer names its version in the `x-sandbox-version-id` header;
+//! - what a version answers is declared, not executed: the seed field `behaviour` on a script
+//!   (routes with status, headers and body; the D1 bindings and secrets `/health` requires;
+//!   routes that break while a plain-text binding has a given value), or a module named
+//!   `sandbox-behaviour.json` in the version itself (grammar in `workers/behaviour.rs`); the
+//!   default `/health` answers `{"version": ID, "db": "ok"}`, or 500 when a D1 binding points
+//!   at no database or a required binding or secret is missing;
+//! - `GET /__sandbox/traffic` lists the recent Worker requests (header names, never values);
+//! - fault kinds `worker_5xx`, `worker_slow` and `override_delay` act on Worker traffic only.
+//!
+//! Worker answers are not API answers: no token is needed, and they are not rate limited,
+//! counted in the stats or shown to the observer.
+//!
+//! ## Versions and deployments
+//!
+//! Every change to a script's code, versioned settings or secrets is a new version deployed at
+//! 100 %; `POST …/versions` uploads one without deploying it and `POST …/deployments` serves one
+//! or two by percentage. Only the newest 100 versions can be deployed (`?deployable=true` lists
+//! them); deployments are read and deleted by id (`GET`/`DELETE …/deployments/{id}`, not the
+//! serving one); `workers/message` is cut at 1000 bytes and a `workers/tag` over 100 bytes is
+//! refused; `workers/triggered_by` is set by the server (`upload`, `secret`, `settings`,
+//! `rollback`, `deployment`). `…/script-settings` changes non-versioned settings without a
+//! version, and `GET /workers/services/{name}` gives wrangler the Worker's tag and origin.
+//! Details in `workers/versions.rs`.
 //!
 //! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
 //! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
@@ -43,6 +78,7 @@ mod server;
 mod state;
 mod state_file;
 mod stats;
+mod traffic;
 pub mod variants;
 mod workers;
 mod world;
@@ -240,6 +276,7 @@ pub async fn run(
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");
     anstream::eprintln!("sandbox: CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4");
+    anstream::eprintln!("sandbox: Workers answer at http://{addr}/__sandbox/workers/<script>/");
     server::serve(listener, app, shutdown).await;
     Ok(())
 }
@@ -279,6 +316,7 @@ fn app(config: SandboxConfig) -> Result<server::App, Error> {
         observer: config.observer,
         d1_query_timeout,
         header_read_timeout,
+        traffic: traffic::Traffic::default(),
     })
 }
 

@@ -32,6 +32,9 @@ pub(crate) enum Op {
     VersionGet,
     DeploymentList,
     DeploymentCreate,
+    DeploymentGet,
+    DeploymentDelete,
+    ServiceGet,
     ScriptSubdomainGet,
     ScriptSubdomainPost,
     ScriptSubdomainDelete,
@@ -100,6 +103,9 @@ routes! {
     GET "/accounts/{account_id}/workers/scripts/{script_name}/versions/{version_id}", "worker-versions-get-version-detail", VersionGet, false;
     GET "/accounts/{account_id}/workers/scripts/{script_name}/deployments", "worker-deployments-list-deployments", DeploymentList, false;
     POST "/accounts/{account_id}/workers/scripts/{script_name}/deployments", "worker-deployments-create-deployment", DeploymentCreate, true;
+    GET "/accounts/{account_id}/workers/scripts/{script_name}/deployments/{deployment_id}", "worker-deployments-get-deployment", DeploymentGet, false;
+    DELETE "/accounts/{account_id}/workers/scripts/{script_name}/deployments/{deployment_id}", "worker-deployments-delete-deployment", DeploymentDelete, false;
+    GET "/accounts/{account_id}/workers/services/{service_name}", "sandbox-worker-service-get", ServiceGet, false;
     GET "/accounts/{account_id}/workers/scripts/{script_name}/subdomain", "worker-script-get-subdomain", ScriptSubdomainGet, false;
     POST "/accounts/{account_id}/workers/scripts/{script_name}/subdomain", "worker-script-post-subdomain", ScriptSubdomainPost, false;
     DELETE "/accounts/{account_id}/workers/scripts/{script_name}/subdomain", "worker-script-delete-subdomain", ScriptSubdomainDelete, false;

@@ -28,6 +28,7 @@ use super::ratelimit::Limiter;
 use super::request::Call;
 use super::route::{self, Match, Op, Route};
 use super::stats::Counters;
+use super::traffic::Traffic;
 use super::workers;
 use super::world::World;
 use super::zones;
@@ -48,6 +49,7 @@ pub(crate) struct App {
     pub(crate) limiter: Limiter,
     pub(crate) counters: Counters,
     pub(crate) observer: Option<Observer>,
+    pub(crate) traffic: Traffic,
     pub(crate) d1_query_timeout: Duration,
     pub(crate) header_read_timeout: Duration,
 }
@@ -84,6 +86,9 @@ impl App {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
+        if let Some(answer) = self.worker_traffic(&method, req.headers(), &path).await {
+            return Ok(answer);
+        }
         if let Some(internal) = path.strip_prefix("/__sandbox/") {
             return Ok(self.internal(&method, internal));
         }
@@ -221,6 +226,7 @@ impl App {
     fn internal(&self, method: &Method, path: &str) -> Response<Body> {
         let body = match (method, path) {
             (&Method::GET, "stats") => json!(self.counters.snapshot()),
+            (&Method::GET, "traffic") => json!(self.traffic.log()),
             (&Method::POST, "stats/reset") => {
                 self.counters.reset();
                 json!(self.counters.snapshot())
@@ -293,6 +299,9 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
         Op::VersionGet => workers::versions::get(call, world),
         Op::DeploymentList => workers::versions::deployment_list(call, world),
         Op::DeploymentCreate => workers::versions::deployment_create(call, world),
+        Op::DeploymentGet => workers::versions::deployment_get(call, world),
+        Op::DeploymentDelete => workers::versions::deployment_delete(call, world),
+        Op::ServiceGet => workers::services::get(call, world),
         Op::ScriptSubdomainGet => workers::subdomain::script_get(call, world),
         Op::ScriptSubdomainPost => workers::subdomain::script_post(call, world),
         Op::ScriptSubdomainDelete => workers::subdomain::script_delete(call, world),

@@ -77,6 +77,9 @@ pub(crate) struct Script {
     /// Oldest first; the last one serves traffic.
     #[serde(default)]
     pub(crate) deployments: Vec<Deployment>,
+    /// What the script's versions answer on Worker traffic (a seed field).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) behaviour: Option<Behaviour>,
 }
 
 /// One uploaded module part.
@@ -152,6 +155,72 @@ pub(crate) struct Version {
     pub(crate) secrets: BTreeMap<String, String>,
     #[serde(default)]
     pub(crate) message: Option<String>,
+    /// The `workers/tag` annotation.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) tag: Option<String>,
+    /// The `workers/triggered_by` annotation the API sets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) triggered_by: Option<String>,
+}
+
+/// What a script's versions answer on Worker traffic, as declared (the rules are in
+/// `workers/behaviour.rs`).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Behaviour {
+    #[serde(default)]
+    pub(crate) routes: Vec<RouteSpec>,
+    #[serde(default)]
+    pub(crate) requires: Requires,
+    #[serde(default)]
+    pub(crate) breaks: Vec<Break>,
+}
+
+/// One declared answer.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RouteSpec {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) method: Option<String>,
+    pub(crate) path: String,
+    #[serde(default = "status_ok")]
+    pub(crate) status: u16,
+    #[serde(default)]
+    pub(crate) headers: BTreeMap<String, String>,
+    #[serde(default)]
+    pub(crate) body: String,
+}
+
+/// What the default `/health` needs from the serving version.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Requires {
+    #[serde(default)]
+    pub(crate) d1: Vec<String>,
+    #[serde(default)]
+    pub(crate) secrets: Vec<String>,
+}
+
+/// A route that fails while a plain-text binding has a given value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Break {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) path: Option<String>,
+    pub(crate) binding: String,
+    pub(crate) equals: String,
+    #[serde(default = "status_server_error")]
+    pub(crate) status: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub(crate) body: Option<String>,
+}
+
+fn status_ok() -> u16 {
+    200
+}
+
+fn status_server_error() -> u16 {
+    500
 }
 
 /// Which versions serve traffic, from when.
@@ -378,7 +447,8 @@ impl Script {
         message: Option<String>,
     ) {
         let created_on = now();
-        let version = self.snapshot(source, message.clone(), &created_on);
+        let mut version = self.snapshot(source, message.clone(), &created_on);
+        version.triggered_by = Some(triggered_by.to_owned());
         let id = version.id.clone();
         self.versions.push(version);
         self.deployments.push(Deployment {
@@ -411,6 +481,8 @@ impl Script {
             bindings: self.bindings.clone(),
             secrets: self.secrets.clone(),
             message,
+            tag: None,
+            triggered_by: None,
         }
     }
 

@@ -6,10 +6,12 @@
 //! only when listed as `{"type": "inherit"}` or as `{name, type}` with no value. Reads of
 //! settings and secrets describe the newest version, deployed or not.
 
+pub(crate) mod behaviour;
 mod bindings;
 pub(crate) mod script_settings;
 pub(crate) mod scripts;
 pub(crate) mod secrets;
+pub(crate) mod services;
 pub(crate) mod settings;
 pub(crate) mod subdomain;
 pub(crate) mod versions;
@@ -70,10 +72,46 @@ fn string_list(value: &Value, key: &str) -> Result<Vec<String>, ApiError> {
         .ok_or_else(|| invalid(format!("`{key}` must be an array of strings")))
 }
 
+/// The longest `workers/message` kept; longer ones are truncated, as Cloudflare does.
+const MAX_MESSAGE_BYTES: usize = 1000;
+
+/// The longest `workers/tag` accepted; longer ones are refused.
+const MAX_TAG_BYTES: usize = 100;
+
+/// The `workers/message` annotation, truncated to 1000 bytes on a character boundary.
 fn message(metadata: &Map<String, Value>) -> Option<String> {
-    metadata
+    let text = metadata
         .get("annotations")
         .and_then(|a| a.get("workers/message"))
+        .and_then(Value::as_str)?;
+    let mut end = text.len().min(MAX_MESSAGE_BYTES);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(text[..end].to_owned())
+}
+
+/// The `workers/tag` annotation; over 100 bytes is refused (10021).
+fn tag(metadata: &Map<String, Value>) -> Result<Option<String>, ApiError> {
+    let Some(text) = metadata
+        .get("annotations")
+        .and_then(|a| a.get("workers/tag"))
         .and_then(Value::as_str)
-        .map(str::to_owned)
+    else {
+        return Ok(None);
+    };
+    if text.len() > MAX_TAG_BYTES {
+        return Err(invalid(format!(
+            "annotation `workers/tag` is {} bytes; the maximum is {MAX_TAG_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(Some(text.to_owned()))
+}
+
+/// Put `tag` on the script's newest version (just recorded).
+fn tag_latest(script: &mut Script, tag: Option<String>) {
+    if let Some(version) = script.versions.last_mut() {
+        version.tag = tag;
+    }
 }

@@ -3,7 +3,8 @@
 //! The official SDKs reach Logpush, observability (Workers Logs) and Tail Workers through these
 //! endpoints. The settings belong to the script, not to a version: a `PATCH` changes them on
 //! every version, creates no version and deploys nothing, so it cannot touch a binding or a
-//! secret.
+//! secret. `wrangler deploy` patches them (tags among them) after it deploys a version, and a
+//! rollback does not revert them, as on Cloudflare.
 
 use serde_json::{Map, Value, json};
 
@@ -17,6 +18,7 @@ fn script_settings_json(settings: &Settings) -> Value {
     let mut out = json!({
         "logpush": settings.logpush,
         "tail_consumers": settings.tail_consumers,
+        "tags": settings.tags,
     });
     if let Some(observability) = &settings.observability {
         out["observability"] = observability.clone();
@@ -24,8 +26,20 @@ fn script_settings_json(settings: &Settings) -> Value {
     out
 }
 
+/// The fields this endpoint changes; every other setting belongs to a version.
+const NON_VERSIONED: [&str; 4] = ["logpush", "tail_consumers", "observability", "tags"];
+
 /// The script-level fields of `object`, checked, applied onto `settings`.
 fn apply(settings: &mut Settings, object: &Map<String, Value>) -> Result<(), ApiError> {
+    if let Some(tags) = object.get("tags") {
+        settings.tags = tags
+            .as_array()
+            .filter(|items| items.iter().all(Value::is_string))
+            .ok_or_else(|| invalid("`tags` must be an array of strings"))?
+            .iter()
+            .filter_map(|t| t.as_str().map(str::to_owned))
+            .collect();
+    }
     if let Some(logpush) = object.get("logpush") {
         settings.logpush = logpush
             .as_bool()
@@ -77,9 +91,15 @@ pub(crate) fn get(call: &Call, world: &World) -> Result<Reply, ApiError> {
     Ok(Reply::ok(script_settings_json(&script.settings)))
 }
 
-/// `PATCH …/script-settings` with a JSON object; fields left out are kept.
+/// `PATCH …/script-settings` with a JSON object; fields left out, or `null`, are kept.
 pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
-    let object = call.json_object()?;
+    let mut object = call.json_object()?;
+    object.retain(|_, value| !value.is_null());
+    if let Some(key) = object.keys().find(|k| !NON_VERSIONED.contains(&k.as_str())) {
+        return Err(invalid(format!(
+            "`{key}` is not a non-versioned setting; use …/settings or a new version"
+        )));
+    }
     let script = script_mut(&mut world.state.account, call.param(1))?;
     let mut settings = script.settings.clone();
     apply(&mut settings, &object)?;

@@ -5,7 +5,7 @@ use serde_json::{Map, Value, json};
 
 use super::bindings::resolve_bindings;
 use super::settings::apply_settings;
-use super::{invalid, message, script, string_list};
+use super::{invalid, message, script, string_list, tag, tag_latest};
 use crate::envelope::{ApiError, Reply};
 use crate::multipart::Part;
 use crate::request::Call;
@@ -49,7 +49,7 @@ fn check_script_name(name: &str) -> Result<(), ApiError> {
     }
 }
 
-fn script_json(name: &str, script: &Script) -> Value {
+pub(super) fn script_json(name: &str, script: &Script) -> Value {
     let mut out = json!({
         "id": name,
         "etag": Script::code_etag(&script.modules),
@@ -216,6 +216,7 @@ pub(super) fn uploaded_script(
         workers_dev: existing.map(|s| s.workers_dev).unwrap_or_default(),
         versions: existing.map(|s| s.versions.clone()).unwrap_or_default(),
         deployments: existing.map(|s| s.deployments.clone()).unwrap_or_default(),
+        behaviour: existing.and_then(|s| s.behaviour.clone()),
     })
 }
 
@@ -225,10 +226,12 @@ pub(crate) fn upload(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     check_script_name(&name)?;
     let upload = read_upload(call, false)?;
     let msg = message(&upload.metadata);
+    let tag = tag(&upload.metadata)?;
     let account = &world.state.account;
     let strict = call.query("bindings_inherit") == Some("strict");
     let mut script = uploaded_script(upload, account.scripts.get(&name), account, strict)?;
     script.record_version("api", "upload", msg);
+    tag_latest(&mut script, tag);
     let mut reply = script_json(&name, &script);
     reply["startup_time_ms"] = json!(1);
     world.state.account.scripts.insert(name, script);

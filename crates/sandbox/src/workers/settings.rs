@@ -9,7 +9,7 @@
 use serde_json::{Map, Value, json};
 
 use super::bindings::resolve_bindings;
-use super::{invalid, latest, message, script, script_mut, string_list};
+use super::{invalid, latest, message, script, script_mut, string_list, tag, tag_latest};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
 use crate::state::Settings;
@@ -139,6 +139,7 @@ pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
             )));
         }
     };
+    let tag = tag(&object)?;
     let name = call.param(1);
     let variants = &world.variants;
     let account = &world.state.account;
@@ -220,6 +221,7 @@ pub(crate) fn patch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         base.secrets = resolved.secrets;
     }
     base.record_version("api", "settings", message(&object));
+    tag_latest(&mut base, tag);
     let mut reply = settings_json(&base.settings, &base.bindings);
     if variants.patch_answer == PatchAnswer::NoBindings
         && let Some(object) = reply.as_object_mut()

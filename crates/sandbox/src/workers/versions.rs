@@ -2,11 +2,20 @@
 //!
 //! A deployment of a version whose secrets differ from the current ones is refused with 10220
 //! unless `force=true`, as a rollback would silently revert secrets.
+//!
+//! Only the newest [`DEPLOYABLE_WINDOW`] versions can be deployed: `?deployable=true` lists
+//! those, and a deployment naming an older one is refused (10021, a sandbox-chosen code; the
+//! real one is unverified), as is one whose versions bind a D1 database that no longer exists.
+//! Annotations: `workers/message` is truncated to 1000 bytes, `workers/tag` above 100 bytes is
+//! refused, and `workers/triggered_by` is the server's: `upload` (script or version upload),
+//! `secret`, `settings`, `rollback` (a deployment putting at 100 % a version older than the
+//! newest one serving) and `deployment` (any other deployment; no source confirms the word).
+//! A deployment can be read and deleted by id, except the serving one.
 
 use serde_json::{Value, json};
 
 use super::scripts::{read_upload, uploaded_script};
-use super::{invalid, message, script, script_mut};
+use super::{invalid, message, script, script_mut, tag};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
 use crate::state::{Deployment, Version, now};
@@ -25,11 +34,24 @@ fn version_short(version: &Version) -> Value {
             "hasPreview": false,
         },
     });
+    let mut annotations = serde_json::Map::new();
     if let Some(message) = &version.message {
-        out["annotations"] = json!({"workers/message": message});
+        annotations.insert("workers/message".to_owned(), json!(message));
+    }
+    if let Some(tag) = &version.tag {
+        annotations.insert("workers/tag".to_owned(), json!(tag));
+    }
+    if let Some(triggered_by) = &version.triggered_by {
+        annotations.insert("workers/triggered_by".to_owned(), json!(triggered_by));
+    }
+    if !annotations.is_empty() {
+        out["annotations"] = Value::Object(annotations);
     }
     out
 }
+
+/// How many of the newest versions can be deployed.
+pub(crate) const DEPLOYABLE_WINDOW: usize = 100;
 
 fn version_full(version: &Version) -> Value {
     let mut out = version_short(version);
@@ -56,7 +78,7 @@ pub(crate) fn list(call: &Call, world: &World) -> Result<Reply, ApiError> {
     let script = script(&world.state.account, call.param(1))?;
     let newest_first: Vec<Value> = script.versions.iter().rev().map(version_short).collect();
     let items = if call.flag("deployable")? {
-        newest_first
+        newest_first.into_iter().take(DEPLOYABLE_WINDOW).collect()
     } else {
         call.page(10, 100)?.slice(&newest_first)
     };
@@ -80,10 +102,13 @@ pub(crate) fn upload(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     let name = call.param(1).to_owned();
     let upload = read_upload(call, true)?;
     let msg = message(&upload.metadata);
+    let tag = tag(&upload.metadata)?;
     let account = &world.state.account;
     let existing = script(account, &name)?;
     let draft = uploaded_script(upload, Some(existing), account, false)?;
-    let version = draft.snapshot("api", msg, &now());
+    let mut version = draft.snapshot("api", msg, &now());
+    version.tag = tag;
+    version.triggered_by = Some("upload".to_owned());
     let mut reply = version_full(&version);
     reply["startup_time_ms"] = json!(1);
     script_mut(&mut world.state.account, &name)?
@@ -155,23 +180,53 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
             "deployment: list one or two distinct versions whose percentages add up to 100",
         ));
     }
-    let msg = body
-        .get("annotations")
-        .and_then(|a| a.get("workers/message"))
-        .and_then(Value::as_str)
-        .map(str::to_owned);
+    let msg = message(&body);
+    let databases: Vec<String> = world
+        .state
+        .account
+        .d1_databases
+        .iter()
+        .map(|db| db.uuid.clone())
+        .collect();
     let script = script_mut(&mut world.state.account, call.param(1))?;
+    let window_starts = script.versions.len().saturating_sub(DEPLOYABLE_WINDOW);
     let mut chosen: Option<Version> = None;
     for (id, pct) in &versions {
-        let version = script
+        let position = script
             .versions
             .iter()
-            .find(|v| &v.id == id)
+            .position(|v| &v.id == id)
             .ok_or_else(|| invalid(format!("deployment: version {id} does not exist")))?;
+        if position < window_starts {
+            return Err(invalid(format!(
+                "deployment: version {id} is older than the newest {DEPLOYABLE_WINDOW} versions and can no longer be deployed"
+            )));
+        }
+        let version = &script.versions[position];
+        if let Some(missing) = version.bindings.iter().find(|b| {
+            b["type"] == "d1"
+                && !databases
+                    .iter()
+                    .any(|uuid| b["database_id"] == uuid.as_str())
+        }) {
+            return Err(invalid(format!(
+                "deployment: version {id} binds D1 database {} as {}, which no longer exists",
+                missing["database_id"].as_str().unwrap_or_default(),
+                missing["name"].as_str().unwrap_or_default()
+            )));
+        }
         if chosen.is_none() || *pct > 50.0 {
             chosen = Some(version.clone());
         }
     }
+    let newest_serving = script
+        .deployments
+        .last()
+        .into_iter()
+        .flat_map(|d| &d.versions)
+        .filter_map(|(id, _)| script.versions.iter().find(|v| &v.id == id))
+        .map(|v| v.number)
+        .max();
     let primary = chosen.ok_or_else(|| invalid("deployment: no versions"))?;
     let changed: Vec<&str> = primary
         .secrets
@@ -183,11 +238,12 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
         .into_iter()
         .collect();
     if !changed.is_empty() && !force {
-        // wrangler reads the names after "The following secrets have changed:".
+        // Cloudflare's wording, from wrangler's rollback test fixture; wrangler reads the names
+        // after "The following secrets have changed:".
         return Err(ApiError::bad_request(
             10220,
             format!(
-                "Deploying this version would revert secrets; retry with force=true to deploy it anyway. The following secrets have changed: {}",
+                "A secret has changed since this version was active. If you are sure this is ok, add a ?force=true query parameter to allow the rollback. The following secrets have changed: {}",
                 changed.join(", ")
             ),
         ));
@@ -199,17 +255,58 @@ pub(crate) fn deployment_create(call: &Call, world: &mut World) -> Result<Reply,
     if !primary.modules.is_empty() {
         script.modules = primary.modules.clone();
     }
+    let triggered_by =
+        if versions.len() == 1 && newest_serving.is_some_and(|newest| primary.number < newest) {
+            "rollback"
+        } else {
+            "deployment"
+        };
     let deployment = Deployment {
         id: uuid::Uuid::new_v4().to_string(),
         created_on: now(),
         source: "api".to_owned(),
         versions,
         message: msg,
-        triggered_by: "deployment".to_owned(),
+        triggered_by: triggered_by.to_owned(),
     };
     script.modified_on = deployment.created_on.clone();
     let reply = deployment_json(&deployment);
     script.deployments.push(deployment);
     world.save()?;
     Ok(Reply::ok(reply))
+}
+
+fn no_such_deployment(id: &str) -> ApiError {
+    ApiError::not_found(10007, format!("Deployment {id} does not exist"))
+}
+
+/// `GET …/deployments/{id}`.
+pub(crate) fn deployment_get(call: &Call, world: &World) -> Result<Reply, ApiError> {
+    let script = script(&world.state.account, call.param(1))?;
+    let id = call.param(2);
+    let deployment = script
+        .deployments
+        .iter()
+        .find(|d| d.id == id)
+        .ok_or_else(|| no_such_deployment(id))?;
+    Ok(Reply::ok(deployment_json(deployment)))
+}
+
+/// `DELETE …/deployments/{id}`: any deployment but the serving one.
+pub(crate) fn deployment_delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
+    let script = script_mut(&mut world.state.account, call.param(1))?;
+    let id = call.param(2);
+    let position = script
+        .deployments
+        .iter()
+        .position(|d| d.id == id)
+        .ok_or_else(|| no_such_deployment(id))?;
+    if position + 1 == script.deployments.len() {
+        return Err(invalid(format!(
+            "Deployment {id} is the latest deployment and serves traffic; it cannot be deleted"
+        )));
+    }
+    script.deployments.remove(position);
+    world.save()?;
+    Ok(Reply::ok(Value::Null))
 }
