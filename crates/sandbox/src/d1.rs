@@ -15,9 +15,11 @@ use rusqlite::types::ValueRef;
 use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value, json};
 
+use super::d1_import;
 use super::envelope::{ApiError, Reply};
 use super::request::Call;
 use super::state::{Database, now};
+use super::time_travel;
 use super::world::World;
 
 const LOCATION_HINTS: [&str; 6] = ["wnam", "enam", "weur", "eeur", "apac", "oc"];
@@ -48,7 +50,21 @@ impl Files {
         state.with_file_name(name)
     }
 
-    fn connection(&mut self, uuid: &str) -> Result<&Connection, ApiError> {
+    /// Where the D1 files live; `None` when they are in memory.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The open connection to database `uuid`, for writes that need it exclusively.
+    pub(crate) fn connection_mut(&mut self, uuid: &str) -> Result<&mut Connection, ApiError> {
+        self.connection(uuid)?;
+        self.open
+            .get_mut(uuid)
+            .ok_or_else(|| internal("connection vanished"))
+    }
+
+    /// The open connection to database `uuid`, opened (and created) on first use.
+    pub(crate) fn connection(&mut self, uuid: &str) -> Result<&Connection, ApiError> {
         if !self.open.contains_key(uuid) {
             let conn = match &self.dir {
                 Some(dir) => {
@@ -176,12 +192,14 @@ pub(crate) fn create(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     };
     world.d1.connection(&db.uuid)?;
     let reply = Reply::ok(summary(&db));
+    let uuid = db.uuid.clone();
     world.state.account.d1_databases.push(db);
     world.save()?;
+    time_travel::snapshot(world, &uuid)?;
     Ok(reply)
 }
 
-fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
+pub(crate) fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
     world
         .state
         .account
@@ -209,7 +227,7 @@ pub(crate) fn get(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
     Ok(Reply::ok(details))
 }
 
-fn file_size(conn: &Connection) -> Result<i64, ApiError> {
+pub(crate) fn file_size(conn: &Connection) -> Result<i64, ApiError> {
     let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))
         .map_err(internal)?;
@@ -225,6 +243,7 @@ pub(crate) fn delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     find(world, &id)?;
     world.state.account.d1_databases.retain(|db| db.uuid != id);
     world.d1.remove(&id);
+    world.lifecycle.histories.remove(&id, world.d1.dir());
     world.save()?;
     Ok(Reply::ok(Value::Null))
 }
@@ -258,9 +277,25 @@ pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Reply,
         Some(Value::Array(items)) => items.iter().map(to_sql).collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::bad_request(7400, "`params` must be an array")),
     };
+    if world
+        .lifecycle
+        .exports
+        .blocking(&db.uuid, world.lifecycle.clock.now())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            7409,
+            "The database is busy: an export is running",
+        ));
+    }
+    let atomic = !world.lifecycle.query_non_atomic;
     let conn = world.d1.connection(&db.uuid)?;
-    let results = execute(conn, sql, &params, shape)
-        .map_err(|e| ApiError::bad_request(7500, format!("{e}: SQLITE_ERROR")))?;
+    let mut wrote = false;
+    let outcome = execute(conn, sql, &params, shape, atomic, &mut wrote);
+    if wrote && (outcome.is_ok() || !atomic) {
+        time_travel::snapshot(world, &db.uuid)?;
+    }
+    let results = outcome.map_err(|e| ApiError::bad_request(7500, format!("{e}: SQLITE_ERROR")))?;
     Ok(Reply::ok(Value::Array(results)))
 }
 
@@ -283,16 +318,28 @@ fn to_sql(value: &Value) -> Result<rusqlite::types::Value, ApiError> {
     })
 }
 
+/// Run `sql`; `wrote` tells whether a statement that writes ran. Atomic: one transaction for
+/// all statements; otherwise each commits on its own and a failure keeps the ones before it.
 fn execute(
     conn: &Connection,
     sql: &str,
     params: &[rusqlite::types::Value],
     shape: Shape,
+    atomic: bool,
+    wrote: &mut bool,
 ) -> rusqlite::Result<Vec<Value>> {
-    let tx = conn.unchecked_transaction()?;
+    let transaction = atomic.then(|| conn.unchecked_transaction()).transpose()?;
+    let tx: &Connection = transaction.as_deref().unwrap_or(conn);
     let mut out = Vec::new();
-    let mut batch = rusqlite::Batch::new(&tx, sql);
+    let mut batch = rusqlite::Batch::new(tx, sql);
     while let Some(mut stmt) = batch.next()? {
+        if d1_import::controls_transactions(&stmt.expanded_sql().unwrap_or_default()) {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
+                Some(d1_import::NO_TRANSACTIONS.to_owned()),
+            ));
+        }
+        *wrote |= !stmt.readonly();
         let started = Instant::now();
         let columns: Vec<String> = stmt
             .column_names()
@@ -345,8 +392,10 @@ fn execute(
             },
         }));
     }
-    let size_after = file_size(&tx).unwrap_or_default();
-    tx.commit()?;
+    let size_after = file_size(tx).unwrap_or_default();
+    if let Some(transaction) = transaction {
+        transaction.commit()?;
+    }
     for result in &mut out {
         result["meta"]["size_after"] = json!(size_after);
     }

@@ -17,13 +17,17 @@ use serde_json::{Value, json};
 
 use super::auth;
 use super::d1;
+use super::d1_export;
+use super::d1_import;
 use super::envelope::{ApiError, Reply};
 use super::faults::{AfterCreate, Before, Injector};
 use super::identity;
+use super::r2;
 use super::ratelimit::Limiter;
 use super::request::Call;
 use super::route::{self, Match, Op, Route};
 use super::stats::Counters;
+use super::time_travel;
 use super::workers;
 use super::world::World;
 use super::zones;
@@ -70,7 +74,12 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         if let Some(internal) = path.strip_prefix("/__sandbox/") {
-            return Ok(self.internal(&method, internal));
+            let body = read_body(req.into_body()).await.unwrap_or_default();
+            let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(world
+                .lifecycle
+                .internal(&method, internal, &body)
+                .unwrap_or_else(|| self.internal(&method, internal)));
         }
         let (outcome, route) = self.api(req, &path).await;
         if !self.latency.is_zero() {
@@ -211,6 +220,7 @@ impl App {
             status: StatusCode::OK,
             body,
             headers: Vec::new(),
+            raw: None,
         })
     }
 }
@@ -282,6 +292,18 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
         Op::D1Delete => d1::delete(call, world),
         Op::D1Query => d1::run(call, world, d1::Shape::Objects),
         Op::D1Raw => d1::run(call, world, d1::Shape::Arrays),
+        Op::D1Export => d1_export::export(call, world),
+        Op::D1Import => d1_import::import(call, world),
+        Op::D1Bookmark => time_travel::get_bookmark(call, world),
+        Op::D1Restore => time_travel::restore(call, world),
+        Op::R2BucketList => r2::list_buckets(call, world),
+        Op::R2BucketCreate => r2::create_bucket(call, world),
+        Op::R2BucketGet => r2::get_bucket(call, world),
+        Op::R2BucketDelete => r2::delete_bucket(call, world),
+        Op::R2ObjectList => r2::list_objects(call, world),
+        Op::R2ObjectPut => r2::put_object(call, world),
+        Op::R2ObjectGet => r2::get_object(call, world),
+        Op::R2ObjectDelete => r2::delete_object(call, world),
         Op::Zones => zones::list(call, world),
         Op::RulesetGet => zones::get(call, world),
         Op::RulesetPut => zones::put(call, world),
@@ -289,6 +311,16 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Reply, ApiError> {
 }
 
 fn response(reply: Reply) -> Response<Body> {
+    if let Some(bytes) = reply.raw {
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = reply.status;
+        for (name, value) in reply.headers {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        return response;
+    }
     let body = serde_json::to_vec(&reply.body).unwrap_or_else(|_| b"{}".to_vec());
     let mut builder = Response::builder()
         .status(reply.status)

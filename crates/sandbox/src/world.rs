@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 
 use super::d1::Files;
 use super::envelope::ApiError;
+use super::lifecycle::Lifecycle;
 use super::state::State;
 use super::zones::Interleave;
 
@@ -17,6 +18,8 @@ pub(crate) struct World {
     pub(crate) state_path: Option<PathBuf>,
     /// The pending concurrent write, with how many reads of its phase were answered so far.
     pub(crate) interleave: Option<(Interleave, u64)>,
+    /// Time Travel, exports, imports, R2 and the clock.
+    pub(crate) lifecycle: Lifecycle,
 }
 
 impl World {
