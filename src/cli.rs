@@ -223,6 +223,14 @@ pub struct SandboxArgs {
     /// Accept only this API token (any non-empty token otherwise).
     #[arg(long, value_name = "TOKEN")]
     pub token: Option<String>,
+    /// D1 `/query` commits statement by statement, so the statements before a failing one stay
+    /// (the worse case real D1 may have); by default one request is one transaction.
+    #[arg(long)]
+    pub d1_query_non_atomic: bool,
+    /// D1 imports silently drop every other `INSERT` yet report success (to show that a restore
+    /// drill catches a bad backup).
+    #[arg(long)]
+    pub corrupt_imports: bool,
 }
 
 /// Run one parsed command line.
@@ -619,6 +627,8 @@ fn sandbox(_global: &Global, args: SandboxArgs) -> Result<Outcome, Error> {
         latency: std::time::Duration::from_millis(args.latency_ms),
         faults: args.faults,
         token: args.token,
+        d1_query_non_atomic: args.d1_query_non_atomic,
+        corrupt_imports: args.corrupt_imports,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
