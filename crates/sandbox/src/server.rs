@@ -35,6 +35,9 @@ use super::{Exchange, Observer};
 
 /// Cloudflare's largest accepted request body.
 const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
+/// The largest file the sandbox takes at an import upload URL (R2 allows 5 GB; the sandbox keeps
+/// uploads in memory).
+const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Everything the pipeline needs, shared by all connections.
 pub(crate) struct App {
@@ -74,7 +77,17 @@ impl App {
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
         if let Some(internal) = path.strip_prefix("/__sandbox/") {
-            let body = read_body(req.into_body()).await.unwrap_or_default();
+            // Import files go to the upload URL, which is R2's limit, not the API's.
+            let body = match axum::body::to_bytes(Body::new(req.into_body()), MAX_UPLOAD_BYTES)
+                .await
+            {
+                Ok(body) => body,
+                Err(_) => {
+                    let mut refused = Response::new(Body::from("upload too large or unreadable"));
+                    *refused.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                    return Ok(refused);
+                }
+            };
             let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             return Ok(world
                 .lifecycle

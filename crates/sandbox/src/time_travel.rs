@@ -8,6 +8,9 @@
 //! restore drill would then compare against something that never existed. Restoring copies the
 //! snapshot's pages back over the live database through the same open connection, and is itself a
 //! write with its own new bookmark, so restoring to the returned `previous_bookmark` undoes it.
+//! Every snapshot is a whole copy, so each write to a large database costs a copy of it: fill a
+//! large database with one import, not a query per row. A database's first snapshot is taken when
+//! it is created, or, for one from a seed, when its bookmark is first needed.
 //!
 //! Bookmarks are `SSSSSSSS-UUUUUUUU-QQQQQQQQ-<32 hex>`: the snapshot's time in Unix seconds and
 //! microseconds, a per-database sequence number, and a digest of the database id. Fixed-width
