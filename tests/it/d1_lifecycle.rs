@@ -369,6 +369,12 @@ fn export_honours_its_dump_options() {
         json!({"output_format": "polling", "dump_options": {"no_data": true, "no_schema": true}}),
     );
     assert_eq!(both.status, 400);
+    let unknown = export(
+        &sandbox,
+        &id,
+        json!({"output_format": "polling", "dump_options": {"tables": ["nope"]}}),
+    );
+    assert_eq!((unknown.status, unknown.code()), (400, Some(7400)));
 }
 
 #[test]

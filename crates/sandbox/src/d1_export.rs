@@ -16,7 +16,7 @@
 //! defer_foreign_keys=TRUE;`, each table's `CREATE` and its rows as `INSERT INTO "t" VALUES(…);`
 //! in creation order, then indexes, triggers and views. `dump_options.tables` limits it to those
 //! tables (and their indexes and triggers), `no_schema` leaves out the `CREATE`s and `no_data` the
-//! rows; asking for both is refused. It never contains `BEGIN`/`COMMIT`, which D1 refuses. Tables
+//! rows; asking for both, or for a table that does not exist, is refused. It never contains `BEGIN`/`COMMIT`, which D1 refuses. Tables
 //! D1 hides (`sqlite_*`, `_cf_*`) are left out.
 
 use std::collections::HashMap;
@@ -204,6 +204,20 @@ pub(crate) fn export(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
         (None, None) => {
             let at_bookmark = time_travel::current(world, &uuid)?;
             let conn = world.d1.connection(&uuid)?;
+            for table in &options.tables {
+                let exists: bool = conn
+                    .query_row(
+                        "SELECT count(*) > 0 FROM sqlite_schema WHERE type = 'table' AND name = ?1",
+                        [table],
+                        |row| row.get(0),
+                    )
+                    .map_err(|e| bad(format!("Export failed: {e}")))?;
+                if !exists {
+                    return Err(bad(format!(
+                        "`dump_options.tables` names `{table}`, which is not a table of this database"
+                    )));
+                }
+            }
             let dump = dump(conn, &options).map_err(|e| bad(format!("Export failed: {e}")))?;
             world.lifecycle.exports.jobs.insert(
                 uuid,

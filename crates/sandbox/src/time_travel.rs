@@ -24,6 +24,7 @@
 //! the future is refused, and an eleventh restore of one database within 10 minutes is refused.
 //! The error codes are the sandbox's choice (unverified): 7400 for a bookmark or timestamp the
 //! window refuses, 7404 for a bookmark with no snapshot, 429 with code 7429 for the rate limit.
+//! The restores counted by the rate limit are kept in memory, so a restarted sandbox forgets them.
 //!
 //! [`Clock`]: crate::Clock
 
@@ -174,7 +175,10 @@ pub(crate) fn snapshot(world: &mut World, uuid: &str) -> Result<String, ApiError
         Some(dir) => {
             std::fs::create_dir_all(&dir).map_err(internal)?;
             let path = dir.join(format!("{bookmark}.sqlite"));
-            live.backup(MAIN_DB, &path, None).map_err(internal)?;
+            // Copied beside, then renamed: a crash never leaves half a snapshot under a bookmark.
+            let partial = dir.join(format!("{bookmark}.sqlite.partial"));
+            live.backup(MAIN_DB, &partial, None).map_err(internal)?;
+            std::fs::rename(&partial, &path).map_err(internal)?;
             Copy::File(path)
         }
         None => {
