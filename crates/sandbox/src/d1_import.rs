@@ -22,7 +22,6 @@ use std::collections::HashMap;
 
 use axum::http::StatusCode;
 use rusqlite::Connection;
-use rusqlite::fallible_iterator::FallibleIterator;
 use serde_json::{Value, json};
 
 use super::d1;
@@ -212,8 +211,8 @@ impl Meta {
     }
 }
 
-/// The first keyword of a statement, past whitespace and comments, upper-cased.
-pub(crate) fn first_keyword(sql: &str) -> String {
+/// `sql` past its leading whitespace and comments.
+fn past_comments(sql: &str) -> &str {
     let mut rest = sql;
     loop {
         rest = rest.trim_start();
@@ -222,10 +221,15 @@ pub(crate) fn first_keyword(sql: &str) -> String {
         } else if let Some(after) = rest.strip_prefix("/*") {
             rest = after.split_once("*/").map_or("", |(_, r)| r);
         } else {
-            break;
+            return rest;
         }
     }
-    rest.chars()
+}
+
+/// The first keyword of a statement, past whitespace and comments, upper-cased.
+pub(crate) fn first_keyword(sql: &str) -> String {
+    past_comments(sql)
+        .chars()
         .take_while(char::is_ascii_alphabetic)
         .collect::<String>()
         .to_ascii_uppercase()
@@ -239,15 +243,87 @@ pub(crate) fn controls_transactions(sql: &str) -> bool {
     )
 }
 
+/// Split SQL text into statements at each `;` outside quotes, comments and trigger bodies (a
+/// `CREATE TRIGGER … BEGIN … END` keeps its inner `;`, `CASE … END` included), the way D1 splits
+/// a file. One pass over the text: handing the whole rest of a large file to SQLite for every
+/// statement would copy it each time.
+fn split(sql: &str) -> Vec<&str> {
+    let bytes = sql.as_bytes();
+    let mut statements = Vec::new();
+    let (mut start, mut i) = (0, 0);
+    // The statement's first word, and whether `TRIGGER` came since.
+    let (mut first, mut trigger) = (None::<String>, false);
+    let (mut in_body, mut cases) = (false, 0usize);
+    while i < bytes.len() {
+        match bytes[i] {
+            quote @ (b'\'' | b'"' | b'`') => {
+                i += 1;
+                while i < bytes.len() {
+                    if bytes[i] == quote {
+                        if bytes.get(i + 1) == Some(&quote) {
+                            i += 1;
+                        } else {
+                            break;
+                        }
+                    }
+                    i += 1;
+                }
+                i += 1;
+            }
+            b'[' => i = sql[i..].find(']').map_or(bytes.len(), |end| i + end + 1),
+            b'-' if bytes.get(i + 1) == Some(&b'-') => {
+                i = sql[i..].find('\n').map_or(bytes.len(), |end| i + end + 1);
+            }
+            b'/' if bytes.get(i + 1) == Some(&b'*') => {
+                i = sql[i + 2..]
+                    .find("*/")
+                    .map_or(bytes.len(), |end| i + 2 + end + 2);
+            }
+            b';' if !in_body => {
+                statements.push(&sql[start..=i]);
+                i += 1;
+                start = i;
+                (first, trigger) = (None, false);
+            }
+            b if b.is_ascii_alphabetic() || b == b'_' => {
+                let end = sql[i..]
+                    .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_' || c == '$'))
+                    .map_or(bytes.len(), |n| i + n);
+                let word = sql[i..end].to_ascii_uppercase();
+                match word.as_str() {
+                    "BEGIN" if first.as_deref() == Some("CREATE") && trigger => in_body = true,
+                    "CASE" if in_body => cases += 1,
+                    "END" if in_body && cases > 0 => cases -= 1,
+                    "END" if in_body => in_body = false,
+                    _ => {}
+                }
+                trigger |= word == "TRIGGER";
+                first.get_or_insert(word);
+                i = end;
+            }
+            _ => i += 1,
+        }
+    }
+    if start < bytes.len() {
+        statements.push(&sql[start..]);
+    }
+    statements
+}
+
 fn run(conn: &Connection, sql: &str, corrupt: bool) -> Result<Meta, String> {
     let failed = |e: rusqlite::Error| format!("{e}: SQLITE_ERROR");
     let tx = conn.unchecked_transaction().map_err(failed)?;
     let before = tx.total_changes();
-    let mut batch = rusqlite::Batch::new(&tx, sql);
     let mut num_queries = 0;
     let mut inserts = 0u64;
-    while let Some(mut stmt) = batch.next().map_err(failed)? {
-        let text = stmt.expanded_sql().unwrap_or_default();
+    for text in split(sql) {
+        if past_comments(text)
+            .trim_start_matches(';')
+            .trim()
+            .is_empty()
+        {
+            continue;
+        }
         if text.len() > MAX_STATEMENT_BYTES {
             return Err(format!(
                 "Statement too long: statement {} is {} bytes; D1 allows at most {MAX_STATEMENT_BYTES}",
@@ -255,16 +331,17 @@ fn run(conn: &Connection, sql: &str, corrupt: bool) -> Result<Meta, String> {
                 text.len()
             ));
         }
-        if controls_transactions(&text) {
+        if controls_transactions(text) {
             return Err(format!("{NO_TRANSACTIONS}: SQLITE_AUTH"));
         }
         num_queries += 1;
-        if corrupt && first_keyword(&text) == "INSERT" {
+        if corrupt && first_keyword(text) == "INSERT" {
             inserts += 1;
             if inserts % 2 == 0 {
                 continue;
             }
         }
+        let mut stmt = tx.prepare(text).map_err(failed)?;
         let mut rows = stmt.raw_query();
         while rows.next().map_err(failed)?.is_some() {}
     }
@@ -292,5 +369,22 @@ mod tests {
             "CREATE TRIGGER t AFTER INSERT ON x BEGIN SELECT 1; END"
         ));
         assert_eq!(first_keyword("/* unterminated"), "");
+    }
+
+    #[test]
+    fn a_file_splits_at_semicolons_outside_quotes_comments_and_trigger_bodies() {
+        let file = "INSERT INTO t VALUES ('a;b', \"c;d\"); -- x;y\n/* p;q */ SELECT [e;f];\n\
+            CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t; END;\n\
+            SELECT 1";
+        let statements: Vec<&str> = split(file).iter().map(|s| s.trim()).collect();
+        assert_eq!(
+            statements,
+            [
+                "INSERT INTO t VALUES ('a;b', \"c;d\");",
+                "-- x;y\n/* p;q */ SELECT [e;f];",
+                "CREATE TRIGGER g AFTER INSERT ON t BEGIN SELECT CASE WHEN 1 THEN 2 END; DELETE FROM t; END;",
+                "SELECT 1",
+            ]
+        );
     }
 }
