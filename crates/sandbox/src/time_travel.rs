@@ -10,7 +10,8 @@
 //! write with its own new bookmark, so restoring to the returned `previous_bookmark` undoes it.
 //! Every snapshot is a whole copy, so each write to a large database costs a copy of it: fill a
 //! large database with one import, not a query per row. A database's first snapshot is taken when
-//! it is created, or, for one from a seed, when its bookmark is first needed.
+//! it is created, or, for one from a seed, when its bookmark is first needed. Snapshots that no
+//! longer matter (older than the window, except the newest of those) are deleted as new ones come.
 //!
 //! Bookmarks are `SSSSSSSS-UUUUUUUU-QQQQQQQQ-<32 hex>`: the snapshot's time in Unix seconds and
 //! microseconds, a per-database sequence number, and a digest of the database id. Fixed-width
@@ -167,7 +168,14 @@ pub(crate) fn snapshot(world: &mut World, uuid: &str) -> Result<String, ApiError
     let (seq, at) = {
         let history = history(world, uuid);
         let at = history.snapshots.last().map_or(now, |s| s.at.max(now));
-        (history.snapshots.len(), at)
+        // One more than the last, which survives pruning and restarts in its bookmark.
+        let seq = history
+            .snapshots
+            .last()
+            .and_then(|s| s.bookmark.split('-').nth(2))
+            .and_then(|seq| usize::from_str_radix(seq, 16).ok())
+            .map_or(0, |seq| seq + 1);
+        (seq, at)
     };
     let bookmark = bookmark(uuid, at, seq);
     let live = world.d1.connection(uuid)?;
@@ -189,12 +197,25 @@ pub(crate) fn snapshot(world: &mut World, uuid: &str) -> Result<String, ApiError
             Copy::Memory(copy)
         }
     };
-    history(world, uuid).snapshots.push(Snapshot {
+    let history = history(world, uuid);
+    history.snapshots.push(Snapshot {
         bookmark: bookmark.clone(),
         at,
         copy,
     });
+    prune(history, oldest(now));
     Ok(bookmark)
+}
+
+/// Drop the snapshots no timestamp inside the window can reach: all older than `cutoff` but
+/// the newest of those, which still is the database's state at the start of the window.
+fn prune(history: &mut History, cutoff: Timestamp) {
+    let older = history.snapshots.partition_point(|s| s.at < cutoff);
+    for gone in history.snapshots.drain(..older.saturating_sub(1)) {
+        if let Copy::File(path) = gone.copy {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 /// The database's current bookmark, taking a first snapshot when it has none yet.
@@ -360,5 +381,21 @@ mod tests {
         assert_eq!(bookmark_time("db-a", &a), Some(early));
         assert_eq!(bookmark_time("db-b", &a), None);
         assert_eq!(bookmark_time("db-a", "00000085-0000024c"), None);
+    }
+
+    #[test]
+    fn pruning_keeps_the_state_at_the_start_of_the_window() {
+        let at = |secs: i64| Timestamp::from_second(secs).unwrap();
+        let mut history = History::default();
+        for (seq, secs) in [10, 20, 30, 40].into_iter().enumerate() {
+            history.snapshots.push(Snapshot {
+                bookmark: bookmark("db", at(secs), seq),
+                at: at(secs),
+                copy: Copy::Memory(Connection::open_in_memory().unwrap()),
+            });
+        }
+        prune(&mut history, at(25));
+        let kept: Vec<Timestamp> = history.snapshots.iter().map(|s| s.at).collect();
+        assert_eq!(kept, [at(20), at(30), at(40)]);
     }
 }
