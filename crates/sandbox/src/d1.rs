@@ -255,7 +255,8 @@ pub(crate) enum Shape {
     Arrays,
 }
 
-/// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction.
+/// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction (or each on
+/// its own under `d1_query_non_atomic`); a committed write takes a Time Travel snapshot.
 pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Reply, ApiError> {
     let db = find(world, call.param(1))?.clone();
     let body = call.json_object()?;
