@@ -444,8 +444,11 @@ fn an_export_imports_into_an_empty_database_with_equal_content() {
     let done = import(&sandbox, &target, &dump);
     assert_eq!(done["status"], "complete", "{done}");
     assert_eq!(done["result"]["num_queries"], 9);
-    let final_bookmark = done["result"]["final_bookmark"].as_str().unwrap();
-    assert!(final_bookmark > before.as_str());
+    let final_bookmark = done["result"]["final_bookmark"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(final_bookmark > before);
     let digest = "SELECT quote(id)||quote(name)||quote(score)||quote(raw) AS r FROM t ORDER BY id";
     assert_eq!(
         rows(&sandbox, &source, digest),
@@ -462,14 +465,29 @@ fn an_export_imports_into_an_empty_database_with_equal_content() {
         &target,
         json!({"action": "init", "etag": md5_hex(dump.as_bytes())}),
     );
+    assert_eq!(
+        again.status, 202,
+        "a file uploaded before is ingested at once"
+    );
+    assert!(again.body["result"].get("upload_url").is_none());
+    let polled = import_action(
+        &sandbox,
+        &target,
+        json!({"action": "poll", "current_bookmark": again.body["result"]["at_bookmark"]}),
+    );
+    assert_eq!(polled.body["result"]["status"], "error", "{}", polled.body);
     assert!(
-        again.body["result"].get("upload_url").is_none(),
-        "a file uploaded before is not uploaded again"
+        polled.body["result"]["error"]
+            .as_str()
+            .unwrap()
+            .contains("already exists"),
+        "the same CREATE TABLE runs again and fails: {}",
+        polled.body
     );
     let idle = import_action(
         &sandbox,
         &target,
-        json!({"action": "poll", "current_bookmark": final_bookmark}),
+        json!({"action": "poll", "current_bookmark": &final_bookmark}),
     );
     assert_eq!(idle.body["result"]["success"], false);
     assert_eq!(

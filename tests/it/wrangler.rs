@@ -363,6 +363,26 @@ fn wrangler_imports_exports_and_restores_d1_through_the_sandbox() {
         "d1", "execute", "lms-db", "--remote", "--yes", "--file", "seed.sql",
     ]);
     assert_eq!(count("lessons"), 2);
+    std::fs::write(
+        home.join("more.sql"),
+        "INSERT INTO lessons (title) VALUES ('again');\n",
+    )
+    .expect("second file");
+    for _ in 0..2 {
+        wrangler.run(&[
+            "d1", "execute", "lms-db", "--remote", "--yes", "--file", "more.sql",
+        ]);
+    }
+    assert_eq!(count("lessons"), 4, "a file uploaded before runs again");
+    wrangler.run(&[
+        "d1",
+        "execute",
+        "lms-db",
+        "--remote",
+        "--command",
+        "DELETE FROM lessons WHERE title = 'again'",
+    ]);
+    assert_eq!(count("lessons"), 2);
 
     let info = wrangler.run(&["d1", "time-travel", "info", "lms-db", "--json"]);
     let start = info.stdout.find('{').expect("JSON in stdout");

@@ -2,7 +2,8 @@
 //!
 //! 1. `{"action": "init", "etag": "<md5 of the file>"}` answers `{upload_url, filename}`; the
 //!    filename is derived from the database id and the etag. When a file with that etag was
-//!    uploaded before, `upload_url` is left out and the client goes straight to `ingest`.
+//!    uploaded before, init ingests it at once and answers as `ingest` does, without
+//!    `upload_url` (wrangler then polls straight away).
 //! 2. `PUT <upload_url>` (`/__sandbox/blob/upload/<filename>`, no token) stores the bytes and
 //!    answers `ETag: "<md5>"`.
 //! 3. `{"action": "ingest", "etag", "filename"}` checks both against the upload and runs the file,
@@ -79,14 +80,19 @@ pub(crate) fn import(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
                 return Err(bad("`etag` must be the file's MD5 as 32 hex digits"));
             }
             let filename = filename(&uuid, &etag.to_ascii_lowercase());
-            let mut result = json!({"success": true, "type": "import", "filename": filename});
-            if !uploaded(world, &filename, etag) {
-                result["upload_url"] = json!(format!(
-                    "{}/__sandbox/blob/upload/{filename}",
-                    world.lifecycle.origin
-                ));
+            if uploaded(world, &filename, etag) {
+                return ingest(world, &uuid, &filename);
             }
-            Ok(Reply::ok(result))
+            let upload_url = format!(
+                "{}/__sandbox/blob/upload/{filename}",
+                world.lifecycle.origin
+            );
+            Ok(Reply::ok(json!({
+                "success": true,
+                "type": "import",
+                "filename": filename,
+                "upload_url": upload_url,
+            })))
         }
         "ingest" => {
             let etag = string(&body, "etag")?.to_ascii_lowercase();
@@ -101,59 +107,7 @@ pub(crate) fn import(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
                     "No upload of {name} with MD5 {etag}: PUT the file to the upload URL first"
                 )));
             }
-            let bytes = world.lifecycle.blobs[&format!("upload/{name}")]
-                .bytes
-                .clone();
-            let at_bookmark = time_travel::current(world, &uuid)?;
-            let sql = String::from_utf8(bytes.to_vec())
-                .map_err(|_| bad("The uploaded file is not UTF-8 text"));
-            let corrupt = world.lifecycle.corrupt_imports;
-            let outcome = match sql {
-                Ok(sql) => run(world.d1.connection(&uuid)?, &sql, corrupt),
-                Err(e) => Err(e.message),
-            };
-            let result = match outcome {
-                Ok(meta) => {
-                    let final_bookmark = time_travel::snapshot(world, &uuid)?;
-                    json!({
-                        "success": true,
-                        "type": "import",
-                        "status": "complete",
-                        "at_bookmark": at_bookmark,
-                        "messages": [format!("Imported {name}")],
-                        "result": {
-                            "final_bookmark": final_bookmark,
-                            "num_queries": meta.num_queries,
-                            "meta": meta.json(),
-                        },
-                    })
-                }
-                Err(error) => json!({
-                    "success": false,
-                    "type": "import",
-                    "status": "error",
-                    "at_bookmark": at_bookmark,
-                    "error": error,
-                    "messages": ["The import was rolled back; the database is unchanged"],
-                }),
-            };
-            world.lifecycle.imports.finished.insert(
-                uuid,
-                Finished {
-                    at_bookmark: at_bookmark.clone(),
-                    result,
-                },
-            );
-            Ok(answer(
-                StatusCode::ACCEPTED,
-                json!({
-                    "success": true,
-                    "type": "import",
-                    "status": "active",
-                    "at_bookmark": at_bookmark,
-                    "messages": [format!("Ingesting {name}")],
-                }),
-            ))
+            ingest(world, &uuid, name)
         }
         "poll" => {
             let bookmark = string(&body, "current_bookmark")?;
@@ -174,6 +128,66 @@ pub(crate) fn import(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
             "Unknown `action` {other}: expected init, ingest or poll"
         ))),
     }
+}
+
+/// Run the uploaded file `name` in one transaction; the answer is the first poll's (202 active).
+fn ingest(world: &mut World, uuid: &str, name: &str) -> Result<Reply, ApiError> {
+    let bytes = world
+        .lifecycle
+        .blobs
+        .get(&format!("upload/{name}"))
+        .map(|blob| blob.bytes.clone())
+        .ok_or_else(|| bad(format!("No upload of {name}")))?;
+    let at_bookmark = time_travel::current(world, uuid)?;
+    let sql =
+        String::from_utf8(bytes.to_vec()).map_err(|_| bad("The uploaded file is not UTF-8 text"));
+    let corrupt = world.lifecycle.corrupt_imports;
+    let outcome = match sql {
+        Ok(sql) => run(world.d1.connection(uuid)?, &sql, corrupt),
+        Err(e) => Err(e.message),
+    };
+    let result = match outcome {
+        Ok(meta) => {
+            let final_bookmark = time_travel::snapshot(world, uuid)?;
+            json!({
+                "success": true,
+                "type": "import",
+                "status": "complete",
+                "at_bookmark": at_bookmark,
+                "messages": [format!("Imported {name}")],
+                "result": {
+                    "final_bookmark": final_bookmark,
+                    "num_queries": meta.num_queries,
+                    "meta": meta.json(),
+                },
+            })
+        }
+        Err(error) => json!({
+            "success": false,
+            "type": "import",
+            "status": "error",
+            "at_bookmark": at_bookmark,
+            "error": error,
+            "messages": ["The import was rolled back; the database is unchanged"],
+        }),
+    };
+    world.lifecycle.imports.finished.insert(
+        uuid.to_owned(),
+        Finished {
+            at_bookmark: at_bookmark.clone(),
+            result,
+        },
+    );
+    Ok(answer(
+        StatusCode::ACCEPTED,
+        json!({
+            "success": true,
+            "type": "import",
+            "status": "active",
+            "at_bookmark": at_bookmark,
+            "messages": [format!("Ingesting {name}")],
+        }),
+    ))
 }
 
 fn uploaded(world: &World, filename: &str, etag: &str) -> bool {
