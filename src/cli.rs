@@ -219,6 +219,14 @@ pub struct SandboxArgs {
     /// Play a variant of a behaviour the real API has not settled, e.g. `inherit=refused`.
     #[arg(long = "variant", value_name = "KEY=VALUE", long_help = crate::sandbox::variants::HELP)]
     pub variants: Vec<crate::sandbox::Variant>,
+    /// D1 `/query` commits statement by statement, so the statements before a failing one stay
+    /// (the worse case real D1 may have); by default one request is one transaction.
+    #[arg(long)]
+    pub d1_query_non_atomic: bool,
+    /// D1 imports silently drop every other `INSERT` yet report success (to show that a restore
+    /// drill catches a bad backup).
+    #[arg(long)]
+    pub corrupt_imports: bool,
 }
 
 /// `lmsinfra import`.

@@ -59,6 +59,8 @@ mod missing {
         pub faults: Option<FaultSpec>,
         pub token: Option<String>,
         pub variants: Vec<Variant>,
+        pub d1_query_non_atomic: bool,
+        pub corrupt_imports: bool,
     }
 
     impl SandboxConfig {

@@ -12,6 +12,8 @@ pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
         faults: args.faults,
         token: args.token,
         variants: args.variants.into_iter().collect(),
+        d1_query_non_atomic: args.d1_query_non_atomic,
+        corrupt_imports: args.corrupt_imports,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -6,6 +6,7 @@ mod check;
 mod client;
 mod convergence;
 mod crash;
+mod d1_lifecycle;
 mod fidelity;
 mod fuzz_corpus;
 mod gather;

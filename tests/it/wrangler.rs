@@ -541,3 +541,131 @@ fn wrangler_lists_the_messages_of_versions_made_by_settings_changes() {
         deployments.stdout
     );
 }
+
+#[test]
+fn wrangler_imports_exports_and_restores_d1_through_the_sandbox() {
+    let Some(bin) = wrangler_for("wrangler_imports_exports_and_restores_d1_through_the_sandbox")
+    else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
+    };
+    let home = wrangler.home.path().to_owned();
+    let count = |table: &str| {
+        let rows = json_in(&wrangler.run(&[
+            "d1",
+            "execute",
+            "lms-db",
+            "--remote",
+            "--json",
+            "--command",
+            &format!("SELECT count(*) AS n FROM {table}"),
+        ]));
+        rows[0]["results"][0]["n"].as_i64().expect("count")
+    };
+
+    std::fs::write(
+        home.join("seed.sql"),
+        "CREATE TABLE lessons (id INTEGER PRIMARY KEY, title TEXT);\nINSERT INTO lessons (title) VALUES ('one'), ('two');\n",
+    )
+    .expect("seed file");
+    wrangler.run(&[
+        "d1", "execute", "lms-db", "--remote", "--yes", "--file", "seed.sql",
+    ]);
+    assert_eq!(count("lessons"), 2);
+    std::fs::write(
+        home.join("more.sql"),
+        "INSERT INTO lessons (title) VALUES ('again');\n",
+    )
+    .expect("second file");
+    for _ in 0..2 {
+        wrangler.run(&[
+            "d1", "execute", "lms-db", "--remote", "--yes", "--file", "more.sql",
+        ]);
+    }
+    assert_eq!(count("lessons"), 4, "a file uploaded before runs again");
+    wrangler.run(&[
+        "d1",
+        "execute",
+        "lms-db",
+        "--remote",
+        "--command",
+        "DELETE FROM lessons WHERE title = 'again'",
+    ]);
+    assert_eq!(count("lessons"), 2);
+
+    let info = wrangler.run(&["d1", "time-travel", "info", "lms-db", "--json"]);
+    let start = info.stdout.find('{').expect("JSON in stdout");
+    let bookmark: Value = serde_json::from_str(&info.stdout[start..]).expect("JSON");
+    let bookmark = bookmark["bookmark"].as_str().expect("bookmark").to_owned();
+
+    std::fs::write(
+        home.join("broken.sql"),
+        "INSERT INTO lessons (title) VALUES ('three');\nINSERT INTO nowhere VALUES (1);\n",
+    )
+    .expect("broken file");
+    let broken = wrangler.spawn(
+        TOKEN,
+        &[
+            "d1",
+            "execute",
+            "lms-db",
+            "--remote",
+            "--yes",
+            "--file",
+            "broken.sql",
+        ],
+        "",
+    );
+    assert!(!broken.ok, "{}", broken.stdout);
+    assert_eq!(count("lessons"), 2, "a failed import changes nothing");
+
+    wrangler.run(&[
+        "d1",
+        "export",
+        "lms-db",
+        "--remote",
+        "--output",
+        "backup.sql",
+    ]);
+    let dump = std::fs::read_to_string(home.join("backup.sql")).expect("export written");
+    assert!(
+        dump.contains("INSERT INTO \"lessons\" VALUES(2,'two');"),
+        "{dump}"
+    );
+
+    wrangler.run(&[
+        "d1",
+        "execute",
+        "lms-db",
+        "--remote",
+        "--command",
+        "INSERT INTO lessons (title) VALUES ('later')",
+    ]);
+    assert_eq!(count("lessons"), 3);
+    let restored = wrangler.run(&[
+        "d1",
+        "time-travel",
+        "restore",
+        "lms-db",
+        "--bookmark",
+        &bookmark,
+        "--json",
+    ]);
+    assert!(
+        restored.stdout.contains("previous_bookmark"),
+        "{}",
+        restored.stdout
+    );
+    assert_eq!(count("lessons"), 2);
+
+    let stats = sandbox.sandbox().stats();
+    assert!(
+        !stats.routes.keys().any(|k| k.contains("(unmatched)")),
+        "wrangler called routes the sandbox does not serve: {stats:?}"
+    );
+}

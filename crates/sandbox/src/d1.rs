@@ -5,12 +5,14 @@
 //! names that *contain* the text, like a search box, so clients must not treat it as an exact
 //! lookup. `GET` of one database, `query` and `raw` touch SQLite, so they return a [`Job`] that
 //! the pipeline runs off the state lock, within the limits of [`d1_guard`](super::d1_guard).
-//! lookup. As on Cloudflare, the list's `result_info` has no `total_pages` (clients page on
+//! As on Cloudflare, the list's `result_info` has no `total_pages` (clients page on
 //! `total_count`), `per_page` must be at least 10 and is capped at 10000, and a database's
 //! name is accepted in the path wherever its id is.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
 use axum::http::StatusCode;
@@ -20,9 +22,11 @@ use rusqlite::{Connection, OpenFlags};
 use serde_json::{Map, Value, json};
 
 use super::d1_guard::{self, Failure, Guard, Job, Shared};
+use super::d1_import;
 use super::envelope::{ApiError, Reply};
 use super::request::Call;
 use super::state::{Database, now};
+use super::time_travel;
 use super::world::World;
 
 const LOCATION_HINTS: [&str; 6] = ["wnam", "enam", "weur", "eeur", "apac", "oc"];
@@ -53,7 +57,14 @@ impl Files {
         state.with_file_name(name)
     }
 
-    fn connection(&mut self, uuid: &str) -> Result<Shared, ApiError> {
+    /// Where the D1 files live; `None` when they are in memory.
+    pub(crate) fn dir(&self) -> Option<&Path> {
+        self.dir.as_deref()
+    }
+
+    /// The connection to database `uuid`, opened (and created) on first use. Lock it only for
+    /// as long as the work at hand: a query may hold it off the state lock.
+    pub(crate) fn connection(&mut self, uuid: &str) -> Result<Shared, ApiError> {
         if !self.open.contains_key(uuid) {
             let conn = match &self.dir {
                 Some(dir) => {
@@ -199,12 +210,14 @@ pub(crate) fn create(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     };
     world.d1.connection(&db.uuid)?;
     let reply = Reply::ok(summary(&db));
+    let uuid = db.uuid.clone();
     world.state.account.d1_databases.push(db);
     world.save()?;
+    time_travel::snapshot(world, &uuid)?;
     Ok(reply)
 }
 
-fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
+pub(crate) fn find<'a>(world: &'a World, id: &str) -> Result<&'a Database, ApiError> {
     world
         .state
         .account
@@ -242,7 +255,7 @@ pub(crate) fn get(call: &Call, world: &mut World) -> Result<Job, ApiError> {
     }))
 }
 
-fn file_size(conn: &Connection) -> Result<i64, ApiError> {
+pub(crate) fn file_size(conn: &Connection) -> Result<i64, ApiError> {
     let pages: i64 = conn
         .query_row("PRAGMA page_count", [], |row| row.get(0))
         .map_err(internal)?;
@@ -257,6 +270,7 @@ pub(crate) fn delete(call: &Call, world: &mut World) -> Result<Reply, ApiError> 
     let id = find(world, call.param(1))?.uuid.clone();
     world.state.account.d1_databases.retain(|db| db.uuid != id);
     world.d1.remove(&id);
+    world.lifecycle.histories.remove(&id, world.d1.dir());
     world.save()?;
     Ok(Reply::ok(Value::Null))
 }
@@ -268,7 +282,9 @@ pub(crate) enum Shape {
     Arrays,
 }
 
-/// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction.
+/// `POST …/query` and `POST …/raw`: run every statement in `sql`, in one transaction (or each on
+/// its own under `d1_query_non_atomic`), off the state lock; a committed write takes a Time
+/// Travel snapshot once the state lock is held again.
 pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Job, ApiError> {
     let db = find(world, call.param(1))?.clone();
     let body = call.json_object()?;
@@ -294,10 +310,34 @@ pub(crate) fn run(call: &Call, world: &mut World, shape: Shape) -> Result<Job, A
         Some(Value::Array(items)) => items.iter().map(to_sql).collect::<Result<_, _>>()?,
         Some(_) => return Err(ApiError::bad_request(7400, "`params` must be an array")),
     };
+    if world
+        .lifecycle
+        .exports
+        .blocking(&db.uuid, world.lifecycle.clock.now())
+    {
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            7409,
+            "The database is busy: an export is running",
+        ));
+    }
+    let atomic = !world.lifecycle.query_non_atomic;
     let conn = world.d1.connection(&db.uuid)?;
-    Ok(Job::new(conn, move |conn, guard| {
-        let results = execute(conn, &sql, &params, shape, guard).map_err(|e| guard.error(e))?;
+    let wrote = Arc::new(AtomicBool::new(false));
+    let snapshot_due = wrote.clone();
+    let uuid = db.uuid;
+    let job = Job::new(conn, move |conn, guard| {
+        let mut writes = false;
+        let outcome = execute(conn, &sql, &params, shape, guard, atomic, &mut writes);
+        wrote.store(writes && (outcome.is_ok() || !atomic), Ordering::SeqCst);
+        let results = outcome.map_err(|e| guard.error(e))?;
         Ok(Reply::ok(Value::Array(results)))
+    });
+    Ok(job.then(move |world| {
+        if snapshot_due.load(Ordering::SeqCst) {
+            time_travel::snapshot(world, &uuid)?;
+        }
+        Ok(())
     }))
 }
 
@@ -320,19 +360,32 @@ fn to_sql(value: &Value) -> Result<rusqlite::types::Value, ApiError> {
     })
 }
 
+/// Run `sql`; `wrote` tells whether a statement that writes ran. Atomic: one transaction for
+/// all statements; otherwise each commits on its own and a failure keeps the ones before it.
 fn execute(
     conn: &Connection,
     sql: &str,
     params: &[rusqlite::types::Value],
     shape: Shape,
     guard: &Guard,
+    atomic: bool,
+    wrote: &mut bool,
 ) -> Result<Vec<Value>, Failure> {
-    let tx = conn.unchecked_transaction()?;
+    let transaction = atomic.then(|| conn.unchecked_transaction()).transpose()?;
+    let tx: &Connection = transaction.as_deref().unwrap_or(conn);
     let armed = guard.arm();
     let mut out = Vec::new();
     let mut size = 0;
-    let mut batch = rusqlite::Batch::new(&tx, sql);
+    let mut batch = rusqlite::Batch::new(tx, sql);
     while let Some(mut stmt) = batch.next()? {
+        if d1_import::controls_transactions(&stmt.expanded_sql().unwrap_or_default()) {
+            return Err(rusqlite::Error::SqliteFailure(
+                rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_AUTH),
+                Some(d1_import::NO_TRANSACTIONS.to_owned()),
+            )
+            .into());
+        }
+        *wrote |= !stmt.readonly();
         let started = Instant::now();
         let columns: Vec<String> = stmt
             .column_names()
@@ -389,8 +442,10 @@ fn execute(
         }));
     }
     drop(armed);
-    let size_after = file_size(&tx).unwrap_or_default();
-    tx.commit()?;
+    let size_after = file_size(tx).unwrap_or_default();
+    if let Some(transaction) = transaction {
+        transaction.commit()?;
+    }
     for result in &mut out {
         result["meta"]["size_after"] = json!(size_after);
     }

@@ -27,6 +27,7 @@ use rusqlite::hooks::{AuthAction, AuthContext, Authorization};
 use rusqlite::limits::Limit;
 
 use super::envelope::{ApiError, Reply};
+use super::world::World;
 
 /// D1's "Maximum SQL query duration".
 pub(crate) const DEFAULT_QUERY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -144,10 +145,14 @@ impl Guard {
 
 type Work = Box<dyn FnOnce(&Connection, &Guard) -> Result<Reply, ApiError> + Send>;
 
+/// What a job leaves to do under the state lock once its SQL has run, whatever its outcome.
+pub(crate) type After = Box<dyn FnOnce(&mut World) -> Result<(), ApiError> + Send>;
+
 /// SQL work on one database, to run off the state lock.
 pub(crate) struct Job {
     conn: Shared,
     work: Work,
+    after: Option<After>,
 }
 
 impl Job {
@@ -158,13 +163,26 @@ impl Job {
         Job {
             conn,
             work: Box::new(work),
+            after: None,
         }
     }
 
-    /// Run on the blocking pool, within `timeout` once the connection is ours.
-    pub(crate) async fn run(self, timeout: Duration) -> Result<Reply, ApiError> {
-        let Job { conn, work } = self;
-        tokio::task::spawn_blocking(move || {
+    /// `after` runs under the state lock once the SQL has run (a Time Travel snapshot of a write).
+    pub(crate) fn then(
+        self,
+        after: impl FnOnce(&mut World) -> Result<(), ApiError> + Send + 'static,
+    ) -> Job {
+        Job {
+            after: Some(Box::new(after)),
+            ..self
+        }
+    }
+
+    /// Run on the blocking pool, within `timeout` once the connection is ours; the answer and
+    /// what is left to do under the state lock.
+    pub(crate) async fn run(self, timeout: Duration) -> (Result<Reply, ApiError>, Option<After>) {
+        let Job { conn, work, after } = self;
+        let reply = tokio::task::spawn_blocking(move || {
             let conn = conn.lock().unwrap_or_else(PoisonError::into_inner);
             let guard = Guard {
                 timeout,
@@ -198,7 +216,8 @@ impl Job {
                 7500,
                 "Internal error in the D1 storage layer",
             ))
-        })
+        });
+        (reply, after)
     }
 }
 

@@ -5,6 +5,7 @@
 //! Handlers return [`Reply`] or [`ApiError`]; nothing else reaches the wire, so no answer, not
 //! even an unknown route or a rejected token, leaves without the envelope.
 
+use axum::body::Bytes;
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 
@@ -14,6 +15,8 @@ pub(crate) struct Reply {
     pub(crate) status: StatusCode,
     pub(crate) body: Value,
     pub(crate) headers: Vec<(&'static str, String)>,
+    /// Raw bytes sent instead of the envelope (R2 object reads); `body` is then `null`.
+    pub(crate) raw: Option<Bytes>,
 }
 
 impl Reply {
@@ -23,6 +26,17 @@ impl Reply {
             status: StatusCode::OK,
             body: json!({"success": true, "errors": [], "messages": [], "result": result}),
             headers: Vec::new(),
+            raw: None,
+        }
+    }
+
+    /// `200` with raw bytes instead of the envelope.
+    pub(crate) fn raw(bytes: Bytes) -> Reply {
+        Reply {
+            status: StatusCode::OK,
+            body: Value::Null,
+            headers: Vec::new(),
+            raw: Some(bytes),
         }
     }
 
@@ -107,6 +121,7 @@ impl ApiError {
                 "result": null,
             }),
             headers: self.headers,
+            raw: None,
         }
     }
 }

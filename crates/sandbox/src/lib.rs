@@ -58,19 +58,49 @@
 //! `rollback`, `deployment`). `…/script-settings` changes non-versioned settings without a
 //! version, and `GET /workers/services/{name}` gives wrangler the Worker's tag and origin.
 //! Details in `workers/versions.rs`.
+//! D1's data lifecycle is emulated so that migrations, backups, restores and restore drills can
+//! be built and tested without Cloudflare:
+//!
+//! - `POST …/d1/database/{id}/export`: a real SQLite dump honouring `dump_options`, through the
+//!   polling protocol, downloaded from a signed URL on the sandbox (`/__sandbox/blob/<id>`) that
+//!   needs no token and expires after an hour; an export nobody polls for 60 seconds is
+//!   cancelled, and while one runs `/query` on that database answers 409 (7409) (module
+//!   `d1_export`).
+//! - `POST …/d1/database/{id}/import`: init (md5) → PUT to `/__sandbox/blob/upload/<file>` →
+//!   ingest → poll, the whole file in one transaction (module `d1_import`).
+//! - `GET …/time_travel/bookmark[?timestamp=]` and `POST …/time_travel/restore?bookmark=|timestamp=`:
+//!   a snapshot after every committed write, sortable bookmarks, the 30-day window and 10
+//!   restores per 10 minutes (module `time_travel`).
+//! - `GET|POST …/r2/buckets`, `GET|DELETE …/r2/buckets/{b}`, `GET …/r2/buckets/{b}/objects` and
+//!   `PUT|GET|DELETE …/r2/buckets/{b}/objects/{key}`, as far as backups need them (module `r2`).
+//! - `GET|POST /__sandbox/clock` reads or moves the sandbox's [`Clock`] (`{"advance_secs": N}` or
+//!   `{"set": "<RFC 3339>"}`); [`Sandbox::clock`] and [`SandboxConfig::clock`] do the same in
+//!   process. Everything time-bound above reads that clock.
+//!
+//! Two [`SandboxConfig`] switches (also `lmsinfra sandbox` flags) make D1 worse on purpose:
+//! `d1_query_non_atomic` (`--d1-query-non-atomic`) commits `/query` statement by statement, so a
+//! failure keeps the statements before it, as real D1 may; `corrupt_imports`
+//! (`--corrupt-imports`) makes imports drop every other `INSERT` while reporting success, so a
+//! restore drill can be shown to catch a bad restore. `/query` refuses `BEGIN`, `COMMIT`,
+//! `SAVEPOINT` and the like with D1's message in both modes.
 //!
 //! Where the official schema and notes are silent, the sandbox picks the strictest behaviour
 //! Cloudflare could plausibly have (see each module), so a client that works here is unlikely to
 //! be surprised by the real API.
 
 mod auth;
+mod clock;
 mod d1;
+mod d1_export;
 mod d1_guard;
+mod d1_import;
 mod envelope;
 mod error;
 pub mod faults;
 mod identity;
+mod lifecycle;
 mod multipart;
+mod r2;
 mod ratelimit;
 mod request;
 mod route;
@@ -78,6 +108,7 @@ mod server;
 mod state;
 mod state_file;
 mod stats;
+mod time_travel;
 mod traffic;
 pub mod variants;
 mod workers;
@@ -92,6 +123,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
+pub use clock::Clock;
 pub use error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
 pub use ratelimit::RateLimit;
@@ -145,6 +177,13 @@ pub struct SandboxConfig {
     pub header_read_timeout: Option<Duration>,
     /// Which variant of each unsettled behaviour to play (see [`variants`]).
     pub variants: Variants,
+    /// The clock Time Travel, exports, signed URLs and R2 dates read; real time by default.
+    pub clock: Clock,
+    /// D1 `/query` and `/raw` commit each statement on its own, so the statements before a
+    /// failing one stay (the worse case D1 may have); by default a request is one transaction.
+    pub d1_query_non_atomic: bool,
+    /// D1 imports silently skip every other `INSERT` yet report success (for restore drills).
+    pub corrupt_imports: bool,
 }
 
 impl SandboxConfig {
@@ -176,6 +215,9 @@ impl std::fmt::Debug for SandboxConfig {
             .field("d1_query_timeout", &self.d1_query_timeout)
             .field("header_read_timeout", &self.header_read_timeout)
             .field("variants", &self.variants)
+            .field("clock", &self.clock.now())
+            .field("d1_query_non_atomic", &self.d1_query_non_atomic)
+            .field("corrupt_imports", &self.corrupt_imports)
             .finish()
     }
 }
@@ -202,7 +244,7 @@ impl Sandbox {
         let listener = bind(config.listen)?;
         let addr = listener.local_addr().map_err(start_error)?;
         let lock = config.state.as_deref().map(state_file::lock).transpose()?;
-        let app = Arc::new(app(config)?);
+        let app = Arc::new(app(config, addr)?);
         let runtime = tokio::runtime::Builder::new_multi_thread()
             .worker_threads(2)
             .thread_name("sandbox")
@@ -251,6 +293,17 @@ impl Sandbox {
     pub fn stats(&self) -> Stats {
         self.app.counters.snapshot()
     }
+
+    /// The sandbox's clock; setting or advancing it moves the sandbox's time.
+    pub fn clock(&self) -> Clock {
+        self.app
+            .world
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .lifecycle
+            .clock
+            .clone()
+    }
 }
 
 impl Drop for Sandbox {
@@ -272,7 +325,7 @@ pub async fn run(
     let listener = bind(config.listen)?;
     let addr = listener.local_addr().map_err(start_error)?;
     let _lock = config.state.as_deref().map(state_file::lock).transpose()?;
-    let app = Arc::new(app(config)?);
+    let app = Arc::new(app(config, addr)?);
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");
     anstream::eprintln!("sandbox: CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4");
@@ -296,8 +349,19 @@ fn bind(listen: Option<SocketAddr>) -> Result<std::net::TcpListener, Error> {
     Ok(listener)
 }
 
-fn app(config: SandboxConfig) -> Result<server::App, Error> {
-    let mut world = load(config.state.as_deref(), config.seed.as_deref())?;
+fn app(config: SandboxConfig, addr: SocketAddr) -> Result<server::App, Error> {
+    let r2 = r2::Buckets::load(config.state.as_deref()).map_err(|source| Error::StateRead {
+        path: config.state.clone().unwrap_or_default(),
+        source,
+    })?;
+    let lifecycle = lifecycle::Lifecycle::new(
+        config.clock,
+        format!("http://{addr}"),
+        config.d1_query_non_atomic,
+        config.corrupt_imports,
+        r2,
+    );
+    let mut world = load(config.state.as_deref(), config.seed.as_deref(), lifecycle)?;
     world.interleave = config.interleave.map(|i| (i, 0));
     let d1_query_timeout = config
         .d1_query_timeout
@@ -332,7 +396,11 @@ fn read_account(path: &Path) -> Result<state::State, Error> {
 }
 
 /// The state file if it exists, else the seed, else an empty account; saved at once.
-fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, Error> {
+fn load(
+    state_path: Option<&Path>,
+    seed: Option<&Path>,
+    lifecycle: lifecycle::Lifecycle,
+) -> Result<world::World, Error> {
     let existing = state_path.filter(|p| p.exists());
     let state = match (existing, seed) {
         (Some(path), _) => read_account(path)?,
@@ -345,6 +413,7 @@ fn load(state_path: Option<&Path>, seed: Option<&Path>) -> Result<world::World, 
         state_path: state_path.map(Path::to_owned),
         interleave: None,
         variants: variants::Variants::default(),
+        lifecycle,
     };
     if let Some(path) = state_path {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {

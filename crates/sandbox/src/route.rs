@@ -46,6 +46,18 @@ pub(crate) enum Op {
     D1Delete,
     D1Query,
     D1Raw,
+    D1Export,
+    D1Import,
+    D1Bookmark,
+    D1Restore,
+    R2BucketList,
+    R2BucketCreate,
+    R2BucketGet,
+    R2BucketDelete,
+    R2ObjectList,
+    R2ObjectPut,
+    R2ObjectGet,
+    R2ObjectDelete,
     Zones,
     RulesetGet,
     RulesetPut,
@@ -64,6 +76,8 @@ pub(crate) struct Route {
 }
 
 const SCRIPT: &str = "/accounts/{account_id}/workers/scripts/{script_name}";
+/// An R2 object; the key is the rest of the path, `/` included.
+const R2_OBJECT: &str = "/accounts/{account_id}/r2/buckets/{bucket_name}/objects/{object_key}";
 
 macro_rules! routes {
     ($($method:ident $template:expr, $operation:literal, $op:ident, $creates:literal;)*) => {
@@ -117,6 +131,18 @@ routes! {
     DELETE "/accounts/{account_id}/d1/database/{database_id}", "cloudflare-d1-delete-database", D1Delete, false;
     POST "/accounts/{account_id}/d1/database/{database_id}/query", "cloudflare-d1-query-database", D1Query, false;
     POST "/accounts/{account_id}/d1/database/{database_id}/raw", "cloudflare-d1-raw-database-query", D1Raw, false;
+    POST "/accounts/{account_id}/d1/database/{database_id}/export", "cloudflare-d1-export-database", D1Export, false;
+    POST "/accounts/{account_id}/d1/database/{database_id}/import", "cloudflare-d1-import-database", D1Import, false;
+    GET "/accounts/{account_id}/d1/database/{database_id}/time_travel/bookmark", "cloudflare-d1-time-travel-get-bookmark", D1Bookmark, false;
+    POST "/accounts/{account_id}/d1/database/{database_id}/time_travel/restore", "cloudflare-d1-time-travel-restore", D1Restore, false;
+    GET "/accounts/{account_id}/r2/buckets", "r2-list-buckets", R2BucketList, false;
+    POST "/accounts/{account_id}/r2/buckets", "r2-create-bucket", R2BucketCreate, true;
+    GET "/accounts/{account_id}/r2/buckets/{bucket_name}", "r2-get-bucket", R2BucketGet, false;
+    DELETE "/accounts/{account_id}/r2/buckets/{bucket_name}", "r2-delete-bucket", R2BucketDelete, false;
+    GET "/accounts/{account_id}/r2/buckets/{bucket_name}/objects", "r2-list-objects", R2ObjectList, false;
+    PUT R2_OBJECT, "r2-put-object", R2ObjectPut, true;
+    GET R2_OBJECT, "r2-get-object", R2ObjectGet, false;
+    DELETE R2_OBJECT, "r2-delete-object", R2ObjectDelete, false;
     GET "/zones", "zones-get", Zones, false;
     GET "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint", "getZoneEntrypointRuleset", RulesetGet, false;
     PUT "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint", "updateZoneEntrypointRuleset", RulesetPut, false;
@@ -154,11 +180,21 @@ pub(crate) fn resolve(method: &Method, path: &str) -> Match {
 
 fn matches(template: &str, segments: &[&str]) -> Option<Vec<String>> {
     let parts: Vec<&str> = template.split('/').skip(1).collect();
+    let joined;
+    let segments = match parts.last() {
+        Some(&"{object_key}") if segments.len() > parts.len() => {
+            joined = segments[parts.len() - 1..].join("/");
+            let mut head = segments[..parts.len() - 1].to_vec();
+            head.push(&joined);
+            head
+        }
+        _ => segments.to_vec(),
+    };
     if parts.len() != segments.len() {
         return None;
     }
     let mut params = Vec::new();
-    for (part, segment) in parts.iter().zip(segments) {
+    for (part, segment) in parts.iter().zip(&segments) {
         if part.starts_with('{') {
             if segment.is_empty() {
                 return None;

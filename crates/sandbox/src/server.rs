@@ -20,14 +20,18 @@ use serde_json::{Value, json};
 
 use super::auth;
 use super::d1;
+use super::d1_export;
 use super::d1_guard::Job;
+use super::d1_import;
 use super::envelope::{ApiError, Reply};
 use super::faults::{AfterCreate, Before, Injector};
 use super::identity;
+use super::r2;
 use super::ratelimit::Limiter;
 use super::request::Call;
 use super::route::{self, Match, Op, Route};
 use super::stats::Counters;
+use super::time_travel;
 use super::traffic::Traffic;
 use super::workers;
 use super::world::World;
@@ -39,6 +43,9 @@ pub(crate) const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10)
 
 /// Cloudflare's largest accepted request body.
 const MAX_BODY_BYTES: usize = 100 * 1024 * 1024;
+/// The largest file the sandbox takes at an import upload URL (R2 allows 5 GB; the sandbox keeps
+/// uploads in memory).
+const MAX_UPLOAD_BYTES: usize = 1024 * 1024 * 1024;
 
 /// Everything the pipeline needs, shared by all connections.
 pub(crate) struct App {
@@ -90,7 +97,22 @@ impl App {
             return Ok(answer);
         }
         if let Some(internal) = path.strip_prefix("/__sandbox/") {
-            return Ok(self.internal(&method, internal));
+            // Import files go to the upload URL, which is R2's limit, not the API's.
+            let body = match axum::body::to_bytes(Body::new(req.into_body()), MAX_UPLOAD_BYTES)
+                .await
+            {
+                Ok(body) => body,
+                Err(_) => {
+                    let mut refused = Response::new(Body::from("upload too large or unreadable"));
+                    *refused.status_mut() = StatusCode::PAYLOAD_TOO_LARGE;
+                    return Ok(refused);
+                }
+            };
+            let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+            return Ok(world
+                .lifecycle
+                .internal(&method, internal, &body)
+                .unwrap_or_else(|| self.internal(&method, internal)));
         }
         let (outcome, route) = self.api(req, &path).await;
         if !self.latency.is_zero() {
@@ -209,7 +231,14 @@ impl App {
         };
         let mut reply = match step {
             Step::Done(reply) => reply,
-            Step::Sql(job) => job.run(self.d1_query_timeout).await?,
+            Step::Sql(job) => {
+                let (reply, after) = job.run(self.d1_query_timeout).await;
+                if let Some(after) = after {
+                    let mut world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+                    after(&mut world)?;
+                }
+                reply?
+            }
         };
         reply.headers.extend(limit_headers);
         match decision.after_create {
@@ -237,6 +266,7 @@ impl App {
             status: StatusCode::OK,
             body,
             headers: Vec::new(),
+            raw: None,
         })
     }
 }
@@ -313,6 +343,18 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
         Op::D1Delete => d1::delete(call, world),
         Op::D1Query => return d1::run(call, world, d1::Shape::Objects).map(Step::Sql),
         Op::D1Raw => return d1::run(call, world, d1::Shape::Arrays).map(Step::Sql),
+        Op::D1Export => d1_export::export(call, world),
+        Op::D1Import => d1_import::import(call, world),
+        Op::D1Bookmark => time_travel::get_bookmark(call, world),
+        Op::D1Restore => time_travel::restore(call, world),
+        Op::R2BucketList => r2::list_buckets(call, world),
+        Op::R2BucketCreate => r2::create_bucket(call, world),
+        Op::R2BucketGet => r2::get_bucket(call, world),
+        Op::R2BucketDelete => r2::delete_bucket(call, world),
+        Op::R2ObjectList => r2::list_objects(call, world),
+        Op::R2ObjectPut => r2::put_object(call, world),
+        Op::R2ObjectGet => r2::get_object(call, world),
+        Op::R2ObjectDelete => r2::delete_object(call, world),
         Op::Zones => zones::list(call, world),
         Op::RulesetGet => zones::get(call, world),
         Op::RulesetPut => zones::put(call, world),
@@ -321,6 +363,16 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
 }
 
 fn response(reply: Reply) -> Response<Body> {
+    if let Some(bytes) = reply.raw {
+        let mut response = Response::new(Body::from(bytes));
+        *response.status_mut() = reply.status;
+        for (name, value) in reply.headers {
+            if let Ok(value) = value.parse() {
+                response.headers_mut().insert(name, value);
+            }
+        }
+        return response;
+    }
     let body = serde_json::to_vec(&reply.body).unwrap_or_else(|_| b"{}".to_vec());
     let mut builder = Response::builder()
         .status(reply.status)

@@ -6,6 +6,7 @@ use axum::http::StatusCode;
 
 use super::d1::Files;
 use super::envelope::ApiError;
+use super::lifecycle::Lifecycle;
 use super::state::State;
 use super::variants::Variants;
 use super::zones::Interleave;
@@ -20,6 +21,8 @@ pub(crate) struct World {
     pub(crate) interleave: Option<(Interleave, u64)>,
     /// The variant of each unsettled behaviour this sandbox plays.
     pub(crate) variants: Variants,
+    /// Time Travel, exports, imports, R2 and the clock.
+    pub(crate) lifecycle: Lifecycle,
 }
 
 impl World {
