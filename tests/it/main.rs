@@ -12,6 +12,7 @@ mod inputs;
 mod load;
 mod plan;
 mod probe;
+mod races;
 mod rulesets;
 mod sandbox;
 mod sandbox_hardening;

@@ -1,0 +1,241 @@
+//! Races between apply and other writers, through the real binary against the sandbox: a
+//! binding added while apply waits for "yes", or by a second apply between the first one's plan
+//! and its write, is still there afterwards; a binding changed in that window stops apply
+//! instead of being overwritten.
+
+use std::process::{Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, OnceLock};
+
+use lmsinfra_sandbox::Exchange;
+use serde_json::{Value, json};
+
+use crate::support::{
+    ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox, lmsinfra_snapshot,
+};
+
+const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
+const SETTINGS_ROUTE: &str = "/accounts/{account_id}/workers/scripts/{script_name}/settings";
+
+/// The secrets staging's API Worker requires.
+const SECRETS: [&str; 4] = [
+    "TALLY_WEBHOOK_SECRET",
+    "TALLY_SIGNING_SECRET",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+];
+
+/// The line of staging's manifest that declares `ALLOWED_ORIGINS`.
+const ALLOWED_ORIGINS: &str = "      ALLOWED_ORIGINS: { type: plain_text, text: \"https://lms-viewer-staging.example.workers.dev\" }\n";
+
+/// Apply staging with every secret supplied, so the sandbox's account is converged.
+fn converge(sandbox: &TestSandbox) {
+    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    command.code(0).run();
+}
+
+/// A project whose staging manifest is the LMS's own, edited by `edit`.
+fn staging_project(edit: impl FnOnce(String) -> String) -> Project {
+    let project = Project::new();
+    project.edit("staging", |text| {
+        assert!(text.contains(ALLOWED_ORIGINS), "the manifest changed");
+        edit(text)
+    });
+    project
+}
+
+/// Staging with one more plain-text binding on the API Worker.
+fn adding(name: &str) -> Project {
+    staging_project(|text| {
+        text.replace(
+            ALLOWED_ORIGINS,
+            &format!("{ALLOWED_ORIGINS}      {name}: {{ type: plain_text, text: \"on\" }}\n"),
+        )
+    })
+}
+
+/// `lmsinfra apply staging --auto-approve` in `project`, against the sandbox at `base_url`.
+fn apply_at(base_url: &str, project: &Project) -> Run {
+    let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+        .current_dir(project.path())
+        .env("CLOUDFLARE_API_BASE_URL", base_url)
+        .env("CLOUDFLARE_API_TOKEN", TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+        .env("NO_COLOR", "1")
+        .args(["--color", "never", "--dir"])
+        .arg(project.path())
+        .args(["apply", "staging", "--auto-approve"])
+        .stdin(Stdio::null())
+        .output()
+        .expect("lmsinfra runs");
+    Run::from(output)
+}
+
+/// A sandbox that runs `second` to completion when it answers the first settings read (the
+/// first apply's plan), before that answer is sent: whatever `second` writes lands between the
+/// first apply's plan and its write.
+fn sandbox_running_between_plan_and_write(
+    second: Project,
+) -> (TestSandbox, Arc<Mutex<Option<Run>>>) {
+    let base_url: Arc<OnceLock<String>> = Arc::default();
+    let armed = Arc::new(AtomicBool::new(false));
+    let ran: Arc<Mutex<Option<Run>>> = Arc::default();
+    let observer = {
+        let (base_url, armed, ran) = (base_url.clone(), armed.clone(), ran.clone());
+        move |exchange: &Exchange| {
+            let settings_read =
+                exchange.method == "GET" && exchange.route.as_deref() == Some(SETTINGS_ROUTE);
+            if !settings_read || !armed.swap(false, Ordering::SeqCst) {
+                return;
+            }
+            let url = base_url.get().expect("the sandbox's address is known");
+            // The second apply talks to this sandbox while this answer waits.
+            let run = tokio::task::block_in_place(|| apply_at(url, &second));
+            *ran.lock().expect("not poisoned") = Some(run);
+        }
+    };
+    let sandbox = TestSandbox::with(|config| config.observer = Some(Arc::new(observer)));
+    base_url
+        .set(sandbox.base_url())
+        .expect("the address is set once");
+    converge(&sandbox);
+    armed.store(true, Ordering::SeqCst);
+    (sandbox, ran)
+}
+
+fn api_bindings(sandbox: &TestSandbox) -> Vec<Value> {
+    sandbox.get(&format!("{SCRIPTS}/lms-api-staging/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .clone()
+}
+
+fn binding_names(sandbox: &TestSandbox) -> Vec<String> {
+    api_bindings(sandbox)
+        .iter()
+        .map(|b| b["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
+#[test]
+fn a_secret_put_while_apply_waits_for_yes_is_kept() {
+    use std::io::{Read, Write};
+    let sandbox = TestSandbox::new();
+    let project = adding("FEATURE_NEW_PLAYER");
+    converge(&sandbox);
+
+    let line = format!(
+        "'{}' --color never --dir '{}' apply staging",
+        env!("CARGO_BIN_EXE_lmsinfra"),
+        project.path().display()
+    );
+    let mut child = Command::new("script")
+        .args(["-qec", &line, "/dev/null"])
+        .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+        .env("CLOUDFLARE_API_TOKEN", TOKEN)
+        .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("script(1) from util-linux runs");
+    let mut stdin = child.stdin.take().expect("piped stdin");
+    let mut stdout = child.stdout.take().expect("piped stdout");
+    let (lines, seen) = std::sync::mpsc::channel();
+    let reader = std::thread::spawn(move || {
+        let mut shown = Vec::new();
+        let mut chunk = [0; 4096];
+        while let Ok(n @ 1..) = stdout.read(&mut chunk) {
+            shown.extend_from_slice(&chunk[..n]);
+            let _ = lines.send(String::from_utf8_lossy(&shown).into_owned());
+        }
+        String::from_utf8_lossy(&shown).into_owned()
+    });
+    let prompt = "Apply these changes to staging? Only 'yes' will be accepted:";
+    while !seen
+        .recv()
+        .expect("apply prompts before it ends")
+        .contains(prompt)
+    {}
+
+    // A colleague's `wrangler secret put` while the plan is on screen.
+    let put = sandbox.send(
+        "PUT",
+        &format!("{SCRIPTS}/lms-api-staging/secrets"),
+        Body::Json(json!({"name": "COLLEAGUE_SECRET", "text": "theirs", "type": "secret_text"})),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+
+    stdin.write_all(b"yes\n").expect("the answer is typed");
+    drop(stdin);
+    let status = child.wait().expect("script(1) ends");
+    let shown = reader.join().expect("stdout is drained");
+    assert!(status.success(), "{shown}");
+    assert!(
+        shown.contains("Apply complete: 1 step done. A fresh plan of staging is empty."),
+        "{shown}"
+    );
+    let names = binding_names(&sandbox);
+    for kept in [
+        "COLLEAGUE_SECRET",
+        "FEATURE_NEW_PLAYER",
+        "DB",
+        "ALLOWED_ORIGINS",
+    ] {
+        assert!(names.iter().any(|n| n == kept), "{kept} is gone: {names:?}");
+    }
+}
+
+#[test]
+fn two_applies_adding_different_bindings_keep_both() {
+    let (sandbox, second) = sandbox_running_between_plan_and_write(adding("ADDED_BY_SECOND"));
+    let first = adding("ADDED_BY_FIRST");
+    let first = Lmsinfra::new(&sandbox)
+        .project(&first)
+        .args(["apply", "staging", "--auto-approve"])
+        .run();
+    let second = second
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the second apply ran between the first one's plan and its write");
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(first.code, 0, "{first}");
+    let names = binding_names(&sandbox);
+    for kept in ["ADDED_BY_FIRST", "ADDED_BY_SECOND", "DB", "ALLOWED_ORIGINS"] {
+        assert!(names.iter().any(|n| n == kept), "{kept} is gone: {names:?}");
+    }
+}
+
+#[test]
+fn a_binding_changed_between_plan_and_write_stops_apply() {
+    let (sandbox, second) = sandbox_running_between_plan_and_write(staging_project(|text| {
+        text.replace(
+            ALLOWED_ORIGINS,
+            "      ALLOWED_ORIGINS: { type: plain_text, text: \"https://viewer.example.com\" }\n",
+        )
+    }));
+    let first = adding("ADDED_BY_FIRST");
+    let first = Lmsinfra::new(&sandbox)
+        .project(&first)
+        .args(["apply", "staging", "--auto-approve"])
+        .run();
+    let second = second
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the second apply ran between the first one's plan and its write");
+    assert_eq!(second.code, 0, "{second}");
+    lmsinfra_snapshot!(first);
+    let origins = api_bindings(&sandbox)
+        .into_iter()
+        .find(|b| b["name"] == "ALLOWED_ORIGINS")
+        .expect("ALLOWED_ORIGINS is bound");
+    assert_eq!(origins["text"], "https://viewer.example.com");
+}
