@@ -239,3 +239,36 @@ fn a_binding_changed_between_plan_and_write_stops_apply() {
         .expect("ALLOWED_ORIGINS is bound");
     assert_eq!(origins["text"], "https://viewer.example.com");
 }
+
+#[test]
+fn a_saved_plan_whose_changes_were_edited_is_refused() {
+    let sandbox = TestSandbox::new();
+    let project = adding("FEATURE_NEW_PLAYER");
+    converge(&sandbox);
+    let saved = project.path().join("staging.plan.json");
+    Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved)
+        .code(0)
+        .run();
+    let mut plan: Value =
+        serde_json::from_slice(&std::fs::read(&saved).expect("the plan is saved")).expect("JSON");
+    let changes = plan["changes"].as_array_mut().expect("changes");
+    let added = changes
+        .iter_mut()
+        .find(|c| c["address"] == "worker.api.binding.FEATURE_NEW_PLAYER")
+        .expect("the plan adds the binding");
+    added["after"]["text"] = json!("off");
+    std::fs::write(&saved, plan.to_string()).expect("the edited plan is written");
+
+    let before = binding_names(&sandbox);
+    let refused = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["apply", "staging", "--auto-approve", "--plan"])
+        .arg(&saved)
+        .run();
+    assert_eq!(refused.code, 3, "{refused}");
+    lmsinfra_snapshot!(refused);
+    assert_eq!(binding_names(&sandbox), before, "apply wrote");
+}
