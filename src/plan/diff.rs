@@ -164,7 +164,35 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     }
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
+    duplicate_databases(desired, live, &mut plan);
     plan
+}
+
+/// Warn about a declared database whose name more than one database on the account has (the
+/// API refuses a duplicate create, but an account can hold them from before): the plan uses the
+/// one with the lowest id, and a human should know which one that is.
+fn duplicate_databases(desired: &Manifest, live: &Live, plan: &mut Plan) {
+    for (key, db) in &desired.d1_databases {
+        let ids: Vec<&str> = live
+            .d1_databases
+            .iter()
+            .filter(|d| d.name == db.name)
+            .map(|d| d.uuid.as_str())
+            .collect();
+        if let [used, others @ ..] = ids.as_slice() {
+            if !others.is_empty() {
+                plan.warnings.push(Warning {
+                    address: Address::D1 { key: key.clone() },
+                    message: format!(
+                        "{} D1 databases on the account are named {}: {}; lmsinfra uses {used}, the lowest id, and leaves the others alone",
+                        ids.len(),
+                        db.name,
+                        ids.join(", ")
+                    ),
+                });
+            }
+        }
+    }
 }
 
 fn diff_worker(

@@ -272,3 +272,36 @@ fn a_saved_plan_whose_changes_were_edited_is_refused() {
     lmsinfra_snapshot!(refused);
     assert_eq!(binding_names(&sandbox), before, "apply wrote");
 }
+
+#[test]
+fn two_databases_with_one_name_are_a_warning_naming_both_ids() {
+    // The API refuses a duplicate create, so the account is seeded with one from before.
+    let seed_dir = tempfile::tempdir().expect("temp dir");
+    let seed = seed_dir.path().join("account.json");
+    let mut account: Value = serde_json::from_slice(
+        &std::fs::read(crate::support::audited_seed()).expect("the audited seed is readable"),
+    )
+    .expect("JSON");
+    account["account"]["d1_databases"]
+        .as_array_mut()
+        .expect("databases")
+        .push(json!({
+            "uuid": "af1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f",
+            "name": "lms-db",
+            "created_at": "2025-01-15T10:00:00Z",
+            "primary_location_hint": "weur",
+            "jurisdiction": null
+        }));
+    std::fs::write(&seed, account.to_string()).expect("the seed is written");
+    let sandbox = TestSandbox::with(|config| config.seed = Some(seed.clone()));
+    let planned = Lmsinfra::new(&sandbox)
+        .args(["plan", "production", "--no-probe"])
+        .run();
+    assert!(
+        planned
+            .stdout
+            .contains("9f1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f, af1c2d3e-4b5a-4c6d-8e7f-0a1b2c3d4e5f"),
+        "{planned}"
+    );
+    lmsinfra_snapshot!(planned);
+}
