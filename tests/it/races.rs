@@ -305,3 +305,42 @@ fn two_databases_with_one_name_are_a_warning_naming_both_ids() {
     );
     lmsinfra_snapshot!(planned);
 }
+
+#[test]
+fn a_database_a_worker_of_another_environment_binds_survives_allow_destroy() {
+    // Production's manifest is not in the project, so validate cannot see that lms-db is
+    // production's: staging marks it absent and unprotected, and only the plan can refuse,
+    // because production's live Worker lms-api binds it.
+    let sandbox = TestSandbox::new();
+    let project = staging_project(|text| {
+        text.replace(
+            "d1_databases:\n",
+            "d1_databases:\n  old:\n    name: lms-db\n    absent: true\n    protect: false\n",
+        )
+    });
+    std::fs::remove_file(project.manifest("production")).expect("production's manifest goes");
+    let mut command = Lmsinfra::new(&sandbox).project(&project).args([
+        "apply",
+        "staging",
+        "--auto-approve",
+        "--allow-destroy",
+    ]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    let refused = command.run();
+    assert_eq!(refused.code, 3, "{refused}");
+    lmsinfra_snapshot!(refused);
+    let databases = sandbox.get("/accounts/{account}/d1/database");
+    assert!(
+        databases
+            .as_array()
+            .expect("databases")
+            .iter()
+            .any(|d| d["name"] == "lms-db"),
+        "{databases}"
+    );
+}
