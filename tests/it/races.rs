@@ -214,6 +214,42 @@ fn two_applies_adding_different_bindings_keep_both() {
 }
 
 #[test]
+fn two_applies_adding_one_name_with_different_values_do_not_overwrite_each_other() {
+    let second = staging_project(|text| {
+        text.replace(
+            ALLOWED_ORIGINS,
+            &format!(
+                "{ALLOWED_ORIGINS}      SHARED_FLAG: {{ type: plain_text, text: \"second\" }}\n"
+            ),
+        )
+    });
+    let (sandbox, second) = sandbox_running_between_plan_and_write(second);
+    let first = adding("SHARED_FLAG");
+    let first = Lmsinfra::new(&sandbox)
+        .project(&first)
+        .args(["apply", "staging", "--auto-approve"])
+        .run();
+    let second = second
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the second apply ran between the first one's plan and its write");
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(first.code, 1, "{first}");
+    assert!(
+        first
+            .stderr
+            .contains("the bindings of lms-api-staging changed since the plan was read"),
+        "{first}"
+    );
+    let shared = api_bindings(&sandbox)
+        .into_iter()
+        .find(|b| b["name"] == "SHARED_FLAG")
+        .expect("SHARED_FLAG is bound");
+    assert_eq!(shared["text"], "second");
+}
+
+#[test]
 fn a_binding_changed_between_plan_and_write_stops_apply() {
     let (sandbox, second) = sandbox_running_between_plan_and_write(staging_project(|text| {
         text.replace(
