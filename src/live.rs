@@ -5,8 +5,10 @@
 //!
 //! `gather` reads it in one round trip: the script list, the D1 list and the settings of every
 //! declared Worker go out together (a Worker that does not exist answers 10007 and comes back
-//! absent), with the header probes alongside. Only extra list pages, and the rulesets of zones
-//! that routes name, add a second trip.
+//! absent), with the header probes alongside. Only extra list pages, the rulesets of zones
+//! that routes name, and — only when the manifest marks absent a database that exists — the
+//! settings of every other script on the account (so no Worker's database is deleted), add a
+//! second trip.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -30,6 +32,11 @@ pub struct Live {
     pub scripts: BTreeSet<String>,
     /// The settings of each Worker the manifest declares and that exists, by script name.
     pub workers: BTreeMap<String, LiveWorker>,
+    /// The settings of the account's other Workers (those the manifest does not declare), by
+    /// script name: read only when the manifest marks absent a database that exists, so a plan
+    /// can refuse to delete a database any Worker still binds.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub other_workers: BTreeMap<String, LiveWorker>,
     /// Every D1 database on the account.
     pub d1_databases: Vec<LiveDatabase>,
     /// Header probe results, by worker key (absent when probes were skipped).
@@ -163,6 +170,7 @@ pub async fn gather(
         .filter_map(|(name, settings)| Some((name.to_owned(), live_worker(name, settings?))))
         .collect();
     let zones: BTreeMap<String, LiveZone> = zones.into_iter().flatten().collect();
+    let other_workers = read_other_workers(desired, client, &scripts, &d1_databases).await?;
     let fingerprint = fingerprint(
         client.account_id(),
         &scripts,
@@ -175,11 +183,42 @@ pub async fn gather(
         account_id: client.account_id().to_owned(),
         scripts: scripts.into_iter().map(|s| s.id).collect(),
         workers,
+        other_workers,
         d1_databases,
         probes,
         zones,
         fingerprint,
     })
+}
+
+/// The settings of every script the manifest does not declare, when the manifest marks absent
+/// a database that exists (a deletion is coming); nothing otherwise. One read per script is
+/// costly on a large account, so it is paid only when a database may be deleted.
+async fn read_other_workers(
+    desired: &Manifest,
+    client: &Client,
+    scripts: &[Script],
+    databases: &[LiveDatabase],
+) -> Result<BTreeMap<String, LiveWorker>, cloudflare::Error> {
+    let deleting = desired
+        .d1_databases
+        .values()
+        .any(|db| db.absent && databases.iter().any(|d| d.name == db.name));
+    if !deleting {
+        return Ok(BTreeMap::new());
+    }
+    let others = scripts
+        .iter()
+        .map(|s| s.id.as_str())
+        .filter(|name| !desired.workers.values().any(|w| w.name == *name));
+    let read = try_join_all(others.map(|name| async move {
+        Ok::<_, cloudflare::Error>((name, client.get_settings(name).await?))
+    }))
+    .await?;
+    Ok(read
+        .into_iter()
+        .filter_map(|(name, settings)| Some((name.to_owned(), live_worker(name, settings?))))
+        .collect())
 }
 
 fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use super::{SettingsBinding, Step};
 use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
 use crate::edge;
-use crate::live::Live;
+use crate::live::{Live, LiveWorker};
 use crate::manifest::model::Manifest;
 use crate::plan;
 use crate::secret::Secret;
@@ -79,6 +79,20 @@ pub enum StepError {
         /// The version it made.
         written: u64,
     },
+    /// A Worker's bindings changed between the plan and apply's write, in a way the plan did
+    /// not account for; nothing was written over the change.
+    #[error(
+        "the bindings of {script} changed since the plan was read: {}", changed.join(", ")
+    )]
+    #[diagnostic(help(
+        "someone else changed the Worker's bindings; run `lmsinfra plan` to review the account as it is now, then apply again"
+    ))]
+    SettingsMoved {
+        /// The script.
+        script: String,
+        /// The bindings changed, removed or added under a name the manifest declares.
+        changed: Vec<String>,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -117,7 +131,7 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let outcome = match run(step, client, secrets, &mut database_ids).await {
+        let outcome = match run(step, live, client, secrets, &mut database_ids).await {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -129,6 +143,7 @@ pub async fn execute(
 
 async fn run(
     step: &Step,
+    live: &Live,
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
     database_ids: &mut BTreeMap<String, String>,
@@ -152,6 +167,8 @@ async fn run(
             compatibility_flags,
             ..
         } => {
+            let basis = live.workers.get(script);
+            let bindings = settings_to_write(client, script, bindings, basis).await?;
             let bindings = bindings
                 .iter()
                 .map(|b| wire_binding(b, database_ids))
@@ -242,6 +259,71 @@ async fn put_rules(
         phase: phase.as_str(),
         attempts: RULESET_ATTEMPTS,
     })
+}
+
+/// The binding list to write to `script`, from its settings read again just before the write.
+///
+/// A settings `PATCH` replaces the whole binding list, and the list was computed from the
+/// settings the plan read (`planned`), possibly minutes earlier, while the plan was reviewed.
+/// A binding added since (a colleague's `wrangler secret put`, another apply) is not in it and
+/// would be deleted by the write. So the settings are read again: a binding added under a name
+/// the plan does not write is inherited; a binding changed or removed since the plan, or added
+/// under a name the manifest declares, means the reviewed plan no longer describes the write,
+/// and the step stops. The API has no conditional `PATCH`, so a write landing between this read
+/// and the `PATCH` can still be lost; the re-read narrows that window from the review to one
+/// round trip.
+async fn settings_to_write(
+    client: &Client,
+    script: &str,
+    planned: &[SettingsBinding],
+    basis: Option<&LiveWorker>,
+) -> Result<Vec<SettingsBinding>, StepError> {
+    let basis = basis.map_or(&[][..], |w| w.bindings.as_slice());
+    let current = client
+        .get_settings(script)
+        .await?
+        .map(|s| s.bindings)
+        .unwrap_or_default();
+    let declared = |name: &str| {
+        planned
+            .iter()
+            .any(|b| matches!(b, SettingsBinding::Declared { name: n, .. } if n == name))
+    };
+    let mut changed: Vec<String> = basis
+        .iter()
+        .filter(|was| !current.contains(was))
+        .map(|was| was.name().to_owned())
+        .collect();
+    let added: Vec<&cloudflare::Binding> = current
+        .iter()
+        .filter(|now| !basis.iter().any(|was| was.name() == now.name()))
+        .collect();
+    changed.extend(
+        added
+            .iter()
+            .filter(|now| declared(now.name()))
+            .map(|now| now.name().to_owned()),
+    );
+    if !changed.is_empty() {
+        changed.sort();
+        changed.dedup();
+        return Err(StepError::SettingsMoved {
+            script: script.to_owned(),
+            changed,
+        });
+    }
+    let mut bindings = planned.to_vec();
+    for now in added {
+        tracing::warn!(
+            script,
+            binding = now.name(),
+            "a binding was added since the plan was read; the write keeps it"
+        );
+        bindings.push(SettingsBinding::Inherit {
+            name: now.name().to_owned(),
+        });
+    }
+    Ok(bindings)
 }
 
 /// A settings binding as the API takes it, with a d1 database's key resolved to its id.

@@ -47,7 +47,10 @@ pub(super) fn apply(
     } = plan_environment(settings, desired, no_probes, options)?;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
-        if let Some(stale) = plan::stale(&saved, &plan) {
+        // The plan as `plan --out` makes it (no secrets supplied), so its changes compare with
+        // the file's one for one.
+        let as_saved = plan::diff(&desired, &live, &plan::DiffOptions::default());
+        if let Some(stale) = plan::stale(&saved, &as_saved) {
             return Err(Error::PlanStale {
                 path: path.clone(),
                 environment: args.environment,

@@ -85,8 +85,10 @@ fn plan_environment(
 ) -> Result<Planned, Error> {
     let account = Account::connect(settings, &desired)?;
     let live = account.gather(&desired, gather)?;
+    let others = other_environments(settings, &desired.environment);
     let options = DiffOptions {
-        declared_elsewhere: declared_elsewhere(settings, &desired.environment),
+        declared_elsewhere: declared_elsewhere(&others),
+        protected_elsewhere: protected_elsewhere(&others),
         ..options
     };
     let mut plan = crate::plan::diff(&desired, &live, &options);
@@ -100,23 +102,42 @@ fn plan_environment(
     })
 }
 
-/// The Worker and database names other environments declare, so a plan does not report them
-/// as unmanaged. An environment that does not load is skipped: it is `validate`'s to report.
-fn declared_elsewhere(
-    settings: &Settings,
-    environment: &str,
-) -> std::collections::BTreeSet<String> {
+/// The manifests of the project's other environments. An environment that does not load is
+/// skipped: it is `validate`'s to report.
+fn other_environments(settings: &Settings, environment: &str) -> Vec<Manifest> {
     let Ok(files) = manifest::environment_files(&settings.dir) else {
-        return Default::default();
+        return Vec::new();
     };
     files
         .iter()
         .filter(|(name, _)| name != environment)
         .filter_map(|(name, _)| manifest::load_valid(&settings.dir, name).ok())
+        .collect()
+}
+
+/// The Worker and database names other environments declare, so a plan does not report them
+/// as unmanaged.
+fn declared_elsewhere(others: &[Manifest]) -> std::collections::BTreeSet<String> {
+    others
+        .iter()
         .flat_map(|m| {
-            let workers = m.workers.into_values().map(|w| w.name);
-            let databases = m.d1_databases.into_values().map(|d| d.name);
+            let workers = m.workers.values().map(|w| w.name.clone());
+            let databases = m.d1_databases.values().map(|d| d.name.clone());
             workers.chain(databases).collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The database names other environments protect, with the environment, so a plan never
+/// deletes one whatever this environment's manifest says.
+fn protected_elsewhere(others: &[Manifest]) -> std::collections::BTreeMap<String, String> {
+    others
+        .iter()
+        .flat_map(|m| {
+            m.d1_databases
+                .values()
+                .filter(|d| d.protect)
+                .map(|d| (d.name.clone(), m.environment.clone()))
         })
         .collect()
 }

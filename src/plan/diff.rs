@@ -4,7 +4,7 @@
 //! Order is apply's order: databases are created before the settings that bind them, Worker
 //! settings and secrets next, and databases are deleted last, after whatever stopped using them.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::convert::Infallible;
 
 use serde_json::{Map, Value, json};
@@ -27,6 +27,10 @@ pub struct DiffOptions {
     /// Physical names (scripts and databases) that other environments declare, so they are not
     /// reported as unmanaged here.
     pub declared_elsewhere: BTreeSet<String>,
+    /// Database names another environment's manifest protects, with that environment: apply
+    /// never deletes them, whatever this manifest says (protection is the union over every
+    /// environment).
+    pub protected_elsewhere: BTreeMap<String, String>,
     /// Compare intent (two manifests) rather than live state: a newly required secret or a new
     /// Worker is a change to review, not a blocker.
     pub intent: bool,
@@ -110,6 +114,9 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                             "to delete it and its data, set `protect: false` on d1_databases.{key} and run apply with --allow-destroy"
                         )],
                     });
+                } else if let Some(environment) = options.protected_elsewhere.get(&db.name) {
+                    plan.blockers
+                        .push(protected_elsewhere(&address, &db.name, environment));
                 } else if !options.allow_destroy {
                     plan.blockers.push(Blocker {
                         address,
@@ -162,9 +169,81 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
             }
         }
     }
+    bound_elsewhere(live, &deletes, &mut plan);
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
+    duplicate_databases(desired, live, &mut plan);
     plan
+}
+
+/// The blocker for deleting a database another environment's manifest protects.
+fn protected_elsewhere(address: &Address, name: &str, environment: &str) -> Blocker {
+    Blocker {
+        address: address.clone(),
+        kind: BlockerKind::ProtectedDatabase,
+        message: format!(
+            "{name} is protected by environments/{environment}.yaml; apply never deletes a database any environment protects"
+        ),
+        hints: vec![format!(
+            "remove d1_databases entries naming {name} from this manifest: it belongs to {environment}"
+        )],
+    }
+}
+
+/// Block deleting a database that a Worker this manifest does not declare still binds: it may
+/// be another environment's, or nobody's, but it is in use. `live.other_workers` holds those
+/// Workers' settings only when gather saw a deletion coming.
+fn bound_elsewhere(live: &Live, deletes: &[Change], plan: &mut Plan) {
+    for delete in deletes {
+        let Operation::DeleteDatabase { name, uuid } = &delete.operation else {
+            continue;
+        };
+        for (script, worker) in &live.other_workers {
+            for binding in &worker.bindings {
+                if matches!(binding, cloudflare::Binding::D1 { database_id, .. } if database_id == uuid)
+                {
+                    plan.blockers.push(Blocker {
+                        address: delete.address.clone(),
+                        kind: BlockerKind::DatabaseInUse,
+                        message: format!(
+                            "{name} is bound to {script} as {}, a Worker this manifest does not declare",
+                            binding.name()
+                        ),
+                        hints: vec![format!(
+                            "{script} must stop binding {name} before it can be deleted; if {name} is another environment's, remove it from this manifest"
+                        )],
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Warn about a declared database whose name more than one database on the account has (the
+/// API refuses a duplicate create, but an account can hold them from before): the plan uses the
+/// one with the lowest id, and a human should know which one that is.
+fn duplicate_databases(desired: &Manifest, live: &Live, plan: &mut Plan) {
+    for (key, db) in &desired.d1_databases {
+        let ids: Vec<&str> = live
+            .d1_databases
+            .iter()
+            .filter(|d| d.name == db.name)
+            .map(|d| d.uuid.as_str())
+            .collect();
+        if let [used, others @ ..] = ids.as_slice() {
+            if !others.is_empty() {
+                plan.warnings.push(Warning {
+                    address: Address::D1 { key: key.clone() },
+                    message: format!(
+                        "{} D1 databases on the account are named {}: {}; lmsinfra uses {used}, the lowest id, and leaves the others alone",
+                        ids.len(),
+                        db.name,
+                        ids.join(", ")
+                    ),
+                });
+            }
+        }
+    }
 }
 
 fn diff_worker(

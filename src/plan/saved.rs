@@ -2,14 +2,15 @@
 //!
 //! A saved plan is the JSON plan, which carries what it was computed from: a hash of the
 //! manifest (its meaning, not its bytes, so a comment edit does not make a plan stale) and the
-//! live fingerprint. `apply --plan` gathers again and refuses when either moved. Secret values
+//! live fingerprint. `apply --plan` gathers again and refuses when either moved, or when the
+//! changes the file lists are not the ones it would make now, so what runs is what was reviewed. Secret values
 //! never enter a plan, so a saved plan is safe to keep as a CI artifact.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use super::{FORMAT_VERSION, Plan};
+use super::{Action, Address, FORMAT_VERSION, Plan};
 use crate::manifest::model::Manifest;
 
 /// Why a saved plan cannot be applied.
@@ -88,6 +89,8 @@ pub enum Stale {
     Manifest,
     /// The live account changed since the plan was made.
     Live,
+    /// The changes in the file are not the ones apply would make now (the file was edited).
+    Changes,
 }
 
 impl std::fmt::Display for Stale {
@@ -96,8 +99,18 @@ impl std::fmt::Display for Stale {
             Self::Environment(environment) => write!(f, "it is a plan of {environment}"),
             Self::Manifest => f.write_str("the manifest changed since"),
             Self::Live => f.write_str("the live account changed since"),
+            Self::Changes => {
+                f.write_str("the changes it lists differ from the ones apply would make now")
+            }
         }
     }
+}
+
+/// What a reviewer of a plan saw of each change: where, what, and the value after apply.
+fn reviewed(plan: &Plan) -> impl Iterator<Item = (&Address, Action, Option<&serde_json::Value>)> {
+    plan.changes
+        .iter()
+        .map(|c| (&c.address, c.action, c.after.as_ref()))
 }
 
 /// Whether `saved` is stale against `fresh`, the plan made now from the same environment.
@@ -108,6 +121,8 @@ pub fn stale(saved: &Plan, fresh: &Plan) -> Option<Stale> {
         Some(Stale::Manifest)
     } else if saved.live_fingerprint != fresh.live_fingerprint {
         Some(Stale::Live)
+    } else if reviewed(saved).ne(reviewed(fresh)) {
+        Some(Stale::Changes)
     } else {
         None
     }

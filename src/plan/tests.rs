@@ -291,6 +291,57 @@ fn an_unprotected_database_needs_allow_destroy() {
 }
 
 #[test]
+fn a_database_another_environment_protects_is_never_deleted() {
+    // Validation bypassed: staging marks a database absent and unprotected that production's
+    // manifest protects.
+    let desired = with_absent_database(false);
+    let options = DiffOptions {
+        allow_destroy: true,
+        protected_elsewhere: [("lms-old-staging".to_owned(), "production".to_owned())].into(),
+        ..DiffOptions::default()
+    };
+    let plan = diff(&desired, &live_with_old_database(), &options);
+    assert_eq!(
+        blockers(&plan),
+        [("d1.old".to_owned(), BlockerKind::ProtectedDatabase)]
+    );
+    assert!(
+        plan.blockers[0]
+            .message
+            .contains("protected by environments/production.yaml"),
+        "{:?}",
+        plan.blockers
+    );
+}
+
+#[test]
+fn a_database_a_worker_of_another_environment_binds_is_not_deleted() {
+    let desired = with_absent_database(false);
+    let mut live = live_with_old_database();
+    live.other_workers.insert(
+        "lms-api".to_owned(),
+        crate::live::LiveWorker {
+            name: "lms-api".to_owned(),
+            bindings: vec![binding("DB", "d1", json!({ "database_id": "uuid-old" }))],
+            ..Default::default()
+        },
+    );
+    let options = DiffOptions {
+        allow_destroy: true,
+        ..DiffOptions::default()
+    };
+    let plan = diff(&desired, &live, &options);
+    assert_eq!(
+        blockers(&plan),
+        [("d1.old".to_owned(), BlockerKind::DatabaseInUse)]
+    );
+    assert_eq!(
+        plan.blockers[0].message,
+        "lms-old-staging is bound to lms-api as DB, a Worker this manifest does not declare"
+    );
+}
+
+#[test]
 fn an_absent_database_that_is_already_gone_is_a_no_op() {
     let plan = diff(
         &with_absent_database(false),

@@ -16,6 +16,7 @@ mod load;
 mod plan;
 mod probe;
 mod proxy;
+mod races;
 mod rulesets;
 mod sandbox;
 mod sandbox_hardening;
