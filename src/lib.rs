@@ -11,7 +11,6 @@ pub mod cloudflare;
 mod commands;
 mod edge;
 mod error;
-mod headers;
 pub mod live;
 pub mod manifest;
 pub mod plan;

@@ -186,7 +186,7 @@ fn url_report(
     probe: &Probe,
     min_grade: Option<Grade>,
 ) -> UrlReport {
-    let (drift, _) = crate::headers::header_drift(key, headers, probe);
+    let (drift, _) = crate::plan::headers::header_drift(key, headers, probe);
     let address = Address::Worker {
         key: key.to_owned(),
     };

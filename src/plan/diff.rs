@@ -466,7 +466,7 @@ fn diff_worker(
     }
 
     if let (Some(headers), Some(probe)) = (&worker.headers, live.probes.get(key)) {
-        let (drift, warnings) = crate::headers::header_drift(key, headers, probe);
+        let (drift, warnings) = super::headers::header_drift(key, headers, probe);
         plan.drift.extend(drift);
         plan.warnings.extend(warnings);
     }

@@ -6,6 +6,7 @@
 
 pub(crate) mod diff;
 pub(crate) mod edge;
+pub(crate) mod headers;
 mod intent;
 mod saved;
 #[cfg(test)]

@@ -1,9 +1,9 @@
 //! Required response headers: what a probe saw compared with what a manifest requires. Plan
 //! reports the difference as drift; check grades the same comparison.
 
+use super::{Address, Drift, Warning};
 use crate::live::Probe;
 use crate::manifest::model::Headers;
-use crate::plan::{Address, Drift, Warning};
 
 /// Compare what a probe saw with the headers a manifest requires: a drift for each required
 /// header that is missing or has another value, a warning when the URL could not be fetched or
