@@ -3,8 +3,8 @@
 //! `Live` is plain data: `gather` fills it from the API, `plan::diff` compares it with the
 //! manifest. It holds only what the manifest could ask about, so a diff never needs a second read.
 //!
-//! `gather` reads it in one round trip: the script list, the D1 list and the settings of every
-//! declared Worker go out together (a Worker that does not exist answers 10007 and comes back
+//! `gather` reads it in one round trip: the script list, the D1 list and the settings,
+//! deployments and versions of every declared Worker go out together (a Worker that does not exist answers 10007 and comes back
 //! absent), with the header probes alongside. Only extra list pages, and the rulesets of zones
 //! that routes name, add a second trip.
 
@@ -15,7 +15,9 @@ use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cloudflare::{self, Binding, Client, Phase, Ruleset, Script, ScriptSettings};
+use crate::cloudflare::{
+    self, Binding, Client, DeployedVersion, Phase, Ruleset, Script, ScriptSettings,
+};
 use crate::manifest::model::Manifest;
 /// The probes `Live` holds; the type lives with the prober that makes them.
 pub use crate::probe::Probe;
@@ -53,6 +55,30 @@ pub struct LiveWorker {
     /// Every binding as Cloudflare reports it, secrets included (without values: the API does
     /// not return them); kinds lmsinfra does not model keep every field.
     pub bindings: Vec<Binding>,
+    /// Which versions the Worker serves, and its newest version (`None` when not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+}
+
+/// Which versions a Worker serves against the newest version it has. A settings write or a
+/// secret write builds a new version from one of them, and which one the real API picks when
+/// they differ is unknown, so apply writes only to a Worker whose rollout is settled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The newest version's id (`None`: the Worker has no version).
+    pub newest: Option<String>,
+    /// The versions the current deployment serves, with their percentages.
+    pub deployed: Vec<DeployedVersion>,
+}
+
+impl Rollout {
+    /// Whether the deployment serves one version at 100% and that version is the newest.
+    pub fn is_settled(&self) -> bool {
+        match (self.deployed.as_slice(), &self.newest) {
+            ([only], Some(newest)) => only.version_id == *newest && only.percentage >= 100.0,
+            _ => false,
+        }
+    }
 }
 
 impl LiveWorker {
@@ -135,9 +161,7 @@ pub async fn gather(
         tokio::try_join!(
             client.list_scripts(),
             client.list_d1(),
-            try_join_all(script_names.iter().map(|name| async move {
-                Ok::<_, cloudflare::Error>((*name, client.get_settings(name).await?))
-            })),
+            try_join_all(script_names.iter().map(|name| read_worker(client, name))),
             try_join_all(zone_names.iter().map(|name| read_zone(client, name))),
         )
     };
@@ -160,7 +184,11 @@ pub async fn gather(
     d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
     let workers: BTreeMap<String, LiveWorker> = settings
         .into_iter()
-        .filter_map(|(name, settings)| Some((name.to_owned(), live_worker(name, settings?))))
+        .filter_map(|(name, settings, rollout)| {
+            let mut worker = live_worker(name, settings?);
+            worker.rollout = rollout;
+            Some((name.to_owned(), worker))
+        })
         .collect();
     let zones: BTreeMap<String, LiveZone> = zones.into_iter().flatten().collect();
     let fingerprint = fingerprint(
@@ -188,7 +216,30 @@ fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
         compatibility_date: settings.compatibility_date,
         compatibility_flags: settings.compatibility_flags,
         bindings: settings.bindings,
+        rollout: None,
     }
+}
+
+/// A declared Worker's settings and rollout, read together: the settings, the deployment
+/// list and the version list go out at once. The rollout is `None` when the Worker vanished
+/// between the reads.
+async fn read_worker<'a>(
+    client: &Client,
+    name: &'a str,
+) -> Result<(&'a str, Option<ScriptSettings>, Option<Rollout>), cloudflare::Error> {
+    let (settings, deployment, newest) = tokio::try_join!(
+        client.get_settings(name),
+        client.current_deployment(name),
+        client.newest_version(name),
+    )?;
+    let rollout = match (deployment, newest) {
+        (Some(deployment), Some(newest)) => Some(Rollout {
+            newest,
+            deployed: deployment.map(|d| d.versions).unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Ok((name, settings, rollout))
 }
 
 /// A zone by name and its rulesets; `None` when no zone has that name.

@@ -40,7 +40,10 @@ use self::pace::Pacer;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
-pub use self::workers::{Binding, OtherBinding, Script, ScriptSettings, SecretInfo, SettingsPatch};
+pub use self::workers::{
+    Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptSettings, SecretInfo,
+    SettingsPatch,
+};
 pub use self::zones::{Zone, ZoneAccount};
 use crate::secret::Secret;
 

@@ -164,7 +164,55 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     }
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
+    unsettled_rollouts(desired, live, &mut plan);
     plan
+}
+
+/// A blocker for each Worker the plan writes to whose deployment is not its newest version at
+/// 100%. Cloudflare builds a settings or secret write on one of the two, and which one is not
+/// documented: it may deploy an unreviewed version, or revert a gradual deployment.
+fn unsettled_rollouts(desired: &Manifest, live: &Live, plan: &mut Plan) {
+    for (key, worker) in &desired.workers {
+        let Some(rollout) = live
+            .workers
+            .get(&worker.name)
+            .and_then(|lw| lw.rollout.as_ref())
+        else {
+            continue;
+        };
+        let writes = plan.changes.iter().any(|change| match &change.operation {
+            Operation::Settings(settings) => settings.script == worker.name,
+            Operation::PutSecret { script, .. } => *script == worker.name,
+            _ => false,
+        });
+        if !writes || rollout.is_settled() {
+            continue;
+        }
+        let deployed = match rollout.deployed.as_slice() {
+            [] => "no version".to_owned(),
+            versions => versions
+                .iter()
+                .map(|v| format!("version {} at {}%", v.version_id, v.percentage))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        };
+        let newest = rollout.newest.as_deref().unwrap_or("(none)");
+        plan.blockers.push(Blocker {
+            address: Address::Worker { key: key.clone() },
+            kind: BlockerKind::UnsettledRollout,
+            message: format!(
+                "{} serves {deployed}, but its newest version is {newest}; apply writes only to a Worker that serves its newest version at 100%",
+                worker.name
+            ),
+            hints: vec![
+                format!(
+                    "to serve the newest version, deploy it: `wrangler versions deploy {newest}@100% --name {}`",
+                    worker.name
+                ),
+                "to keep what is served now, roll back by deploying that code again (`wrangler deploy`), which makes it the newest version; then run plan again".to_owned(),
+            ],
+        });
+    }
 }
 
 fn diff_worker(

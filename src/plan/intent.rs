@@ -100,6 +100,7 @@ fn as_applied(manifest: &Manifest) -> Live {
                 compatibility_date: Some(worker.compatibility_date.clone()),
                 compatibility_flags: worker.compatibility_flags.clone(),
                 bindings,
+                ..LiveWorker::default()
             },
         );
     }

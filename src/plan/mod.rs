@@ -257,6 +257,9 @@ pub enum BlockerKind {
     DatabaseInUse,
     /// A route names a zone the account does not have (or the token cannot read).
     MissingZone,
+    /// A Worker to write to serves a version other than its newest one, or splits traffic
+    /// between two versions: a write would build on a version nobody chose.
+    UnsettledRollout,
 }
 
 /// Something worth knowing that never blocks.

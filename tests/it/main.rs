@@ -14,6 +14,7 @@ mod load;
 mod plan;
 mod probe;
 mod rulesets;
+mod safe_apply;
 mod sandbox;
 mod sandbox_hardening;
 mod schema;

@@ -1,0 +1,118 @@
+//! apply is safe under every plausible answer of the real API (`cloudflare-api/FIDELITY.md`):
+//! it refuses before writing to a Worker whose rollout is unsettled, and it stops at once when
+//! a settings write loses a binding.
+
+use serde_json::{Value, json};
+
+use crate::support::{Body, Lmsinfra, Run, TestSandbox, form, lmsinfra_snapshot};
+
+const API: &str = "/accounts/{account}/workers/scripts/lms-api-staging";
+
+/// The secrets staging's API Worker requires.
+const SECRETS: [&str; 4] = [
+    "TALLY_WEBHOOK_SECRET",
+    "TALLY_SIGNING_SECRET",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+];
+
+const MODULE: &str = "export default { async fetch() { return new Response('ok'); } };";
+
+/// `apply staging --auto-approve` with every required secret.
+fn apply_staging(sandbox: &TestSandbox) -> Run {
+    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    command.run()
+}
+
+fn plan_staging(sandbox: &TestSandbox) -> Run {
+    Lmsinfra::new(sandbox)
+        .args(["plan", "staging", "--detailed-exitcode", "--no-probe"])
+        .run()
+}
+
+fn state(sandbox: &TestSandbox) -> Vec<u8> {
+    std::fs::read(sandbox.state_path()).expect("the sandbox state file is readable")
+}
+
+/// Upload a version of the staging API Worker with `POST …/versions`, not deployed; its id.
+fn upload_undeployed(sandbox: &TestSandbox) -> String {
+    let bindings: Vec<Value> = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .map(|b| json!({"name": b["name"], "type": "inherit"}))
+        .collect();
+    let metadata = json!({"main_module": "worker.js", "compatibility_date": "2024-12-01", "bindings": bindings});
+    let uploaded = sandbox.send(
+        "POST",
+        &format!("{API}/versions"),
+        form(&[
+            ("metadata", None, &metadata.to_string()),
+            ("worker.js", Some("application/javascript+module"), MODULE),
+        ]),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    uploaded.body["result"]["id"]
+        .as_str()
+        .expect("a version id")
+        .to_owned()
+}
+
+fn deployed_version(sandbox: &TestSandbox) -> String {
+    sandbox.get(&format!("{API}/deployments"))["deployments"][0]["versions"][0]["version_id"]
+        .as_str()
+        .expect("a deployed version")
+        .to_owned()
+}
+
+/// Plan shows the rollout blocker naming both versions, and apply exits 3 without changing
+/// the sandbox's state file by one byte.
+fn assert_blocked_naming(sandbox: &TestSandbox, name: &str, versions: [&str; 2]) {
+    let before = state(sandbox);
+    let planned = plan_staging(sandbox);
+    for version in versions {
+        assert!(planned.stdout.contains(version), "{version}: {planned}");
+    }
+    lmsinfra_snapshot!(format!("{name}_plan"), planned);
+    let applied = apply_staging(sandbox);
+    assert_eq!(applied.code, 3, "{applied}");
+    assert!(
+        applied.stdout.contains("serves version"),
+        "the blocker is not shown: {applied}"
+    );
+    assert!(state(sandbox) == before, "the state file changed");
+}
+
+#[test]
+fn an_undeployed_newest_version_blocks_plan_and_apply() {
+    let sandbox = TestSandbox::new();
+    let deployed = deployed_version(&sandbox);
+    let newest = upload_undeployed(&sandbox);
+    assert_blocked_naming(&sandbox, "undeployed_newest", [&deployed, &newest]);
+}
+
+#[test]
+fn a_gradual_deployment_blocks_plan_and_apply() {
+    let sandbox = TestSandbox::new();
+    let deployed = deployed_version(&sandbox);
+    let newest = upload_undeployed(&sandbox);
+    let split = sandbox.send(
+        "POST",
+        &format!("{API}/deployments"),
+        Body::Json(json!({
+            "strategy": "percentage",
+            "versions": [
+                {"version_id": deployed, "percentage": 90},
+                {"version_id": newest, "percentage": 10},
+            ],
+        })),
+    );
+    assert_eq!(split.status, 200, "{}", split.body);
+    assert_blocked_naming(&sandbox, "gradual_deployment", [&deployed, &newest]);
+}
