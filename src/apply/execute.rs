@@ -5,7 +5,7 @@
 //! not. The executor stops at the first failure; every step is derived from a fresh plan, so
 //! running apply again finishes the job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
@@ -79,6 +79,18 @@ pub enum StepError {
         /// The version it made.
         written: u64,
     },
+    /// A settings write answered success, but bindings the Worker had and the write kept are
+    /// gone from it.
+    #[error("after the settings write, {script} no longer has {}", vanished.join(", "))]
+    #[diagnostic(help(
+        "Cloudflare dropped them although apply sent them back as they were; the Worker's previous versions still hold them: roll back to one (`wrangler rollback --name {script}`) or put them again, then run apply"
+    ))]
+    BindingsVanished {
+        /// The script.
+        script: String,
+        /// The names that vanished, secrets and bindings alike.
+        vanished: Vec<String>,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -106,6 +118,7 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
+    let mut names = binding_names(live);
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         if matches!(
@@ -117,7 +130,7 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let outcome = match run(step, client, secrets, &mut database_ids).await {
+        let outcome = match run(step, client, secrets, &mut database_ids, &mut names).await {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -132,6 +145,7 @@ async fn run(
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
     database_ids: &mut BTreeMap<String, String>,
+    names: &mut BTreeMap<String, BTreeSet<String>>,
 ) -> Result<(), StepError> {
     match step {
         Step::CreateDatabase {
@@ -162,12 +176,23 @@ async fn run(
                 compatibility_flags: Some(compatibility_flags.clone()),
             };
             client.patch_settings(script, &patch).await?;
+            let sent: BTreeSet<&str> = patch
+                .bindings
+                .iter()
+                .flatten()
+                .map(cloudflare::Binding::name)
+                .collect();
+            check_kept(client, script, &sent, names).await?;
         }
         Step::PutSecret { script, name, .. } => {
             let value = secrets
                 .get(name)
                 .ok_or_else(|| StepError::NoSecretValue { name: name.clone() })?;
             client.put_secret(script, name, value).await?;
+            names
+                .entry(script.clone())
+                .or_default()
+                .insert(name.clone());
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
         Step::PutRules {
@@ -180,6 +205,59 @@ async fn run(
         } => put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?,
     }
     Ok(())
+}
+
+/// The binding names (secrets included) of each live Worker, by script.
+fn binding_names(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
+    live.workers
+        .iter()
+        .map(|(script, worker)| {
+            let names = worker
+                .bindings
+                .iter()
+                .map(|b| b.name().to_owned())
+                .collect();
+            (script.clone(), names)
+        })
+        .collect()
+}
+
+/// Read the Worker's settings again after a write and fail, naming them, if any binding or
+/// secret it had before and the write `sent` is gone. The write answered success, so only this
+/// read shows a loss at once rather than at the final convergence check; `names` then holds
+/// what the Worker has now.
+async fn check_kept(
+    client: &Client,
+    script: &str,
+    sent: &BTreeSet<&str>,
+    names: &mut BTreeMap<String, BTreeSet<String>>,
+) -> Result<(), StepError> {
+    let now: BTreeSet<String> = client
+        .get_settings(script)
+        .await?
+        .map(|settings| {
+            settings
+                .bindings
+                .iter()
+                .map(|b| b.name().to_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    let before = names
+        .insert(script.to_owned(), now.clone())
+        .unwrap_or_default();
+    let vanished: Vec<String> = before
+        .into_iter()
+        .filter(|name| sent.contains(name.as_str()) && !now.contains(name))
+        .collect();
+    if vanished.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::BindingsVanished {
+            script: script.to_owned(),
+            vanished,
+        })
+    }
 }
 
 /// How many times a ruleset is read before apply gives up on a ruleset that keeps moving.

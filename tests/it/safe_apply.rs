@@ -4,6 +4,8 @@
 
 use serde_json::{Value, json};
 
+use lmsinfra_sandbox::{Variant, Variants};
+
 use crate::support::{Body, Lmsinfra, Run, TestSandbox, form, lmsinfra_snapshot};
 
 const API: &str = "/accounts/{account}/workers/scripts/lms-api-staging";
@@ -115,4 +117,37 @@ fn a_gradual_deployment_blocks_plan_and_apply() {
     );
     assert_eq!(split.status, 200, "{}", split.body);
     assert_blocked_naming(&sandbox, "gradual_deployment", [&deployed, &newest]);
+}
+
+fn with_variants(variants: &[&str]) -> TestSandbox {
+    let variants: Variants = variants
+        .iter()
+        .map(|v| v.parse::<Variant>().expect("variant"))
+        .collect();
+    TestSandbox::with(|c| c.variants = variants)
+}
+
+/// Put a secret on the staging API Worker behind lmsinfra's back.
+fn put_unmanaged_secret(sandbox: &TestSandbox, name: &str) {
+    let put = sandbox.send(
+        "PUT",
+        &format!("{API}/secrets"),
+        Body::Json(json!({"name": name, "text": "kept", "type": "secret_text"})),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+}
+
+#[test]
+fn a_settings_write_that_drops_an_inherited_secret_stops_apply_at_once() {
+    let sandbox = with_variants(&["drop-inherited-secret=DASHBOARD_SECRET"]);
+    put_unmanaged_secret(&sandbox, "DASHBOARD_SECRET");
+    let applied = lmsinfra_snapshot!(apply_staging(&sandbox));
+    assert_eq!(applied.code, 1, "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let puts = stats
+        .routes
+        .get("PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets")
+        .copied();
+    // The one PUT is the test's own: apply wrote no secret after the loss.
+    assert_eq!(puts, Some(1), "{stats:?}");
 }
