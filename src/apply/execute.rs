@@ -118,7 +118,7 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
-    let mut names = binding_names(live);
+    let mut kinds = binding_kinds(live);
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         if matches!(
@@ -130,7 +130,7 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let outcome = match run(step, client, secrets, &mut database_ids, &mut names).await {
+        let outcome = match run(step, client, secrets, &mut database_ids, &mut kinds).await {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -145,7 +145,7 @@ async fn run(
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
     database_ids: &mut BTreeMap<String, String>,
-    names: &mut BTreeMap<String, BTreeSet<String>>,
+    kinds: &mut BTreeMap<String, BindingKinds>,
 ) -> Result<(), StepError> {
     match step {
         Step::CreateDatabase {
@@ -168,7 +168,7 @@ async fn run(
         } => {
             let bindings = bindings
                 .iter()
-                .map(|b| wire_binding(b, database_ids))
+                .map(|b| wire_binding(b, database_ids, kinds.get(script.as_str())))
                 .collect::<Result<Vec<_>, _>>()?;
             let patch = SettingsPatch {
                 bindings: Some(bindings),
@@ -182,17 +182,17 @@ async fn run(
                 .flatten()
                 .map(cloudflare::Binding::name)
                 .collect();
-            check_kept(client, script, &sent, names).await?;
+            check_kept(client, script, &sent, kinds).await?;
         }
         Step::PutSecret { script, name, .. } => {
             let value = secrets
                 .get(name)
                 .ok_or_else(|| StepError::NoSecretValue { name: name.clone() })?;
             client.put_secret(script, name, value).await?;
-            names
+            kinds
                 .entry(script.clone())
                 .or_default()
-                .insert(name.clone());
+                .insert(name.clone(), "secret_text".to_owned());
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
         Step::PutRules {
@@ -207,48 +207,45 @@ async fn run(
     Ok(())
 }
 
-/// The binding names (secrets included) of each live Worker, by script.
-fn binding_names(live: &Live) -> BTreeMap<String, BTreeSet<String>> {
+/// The type of each binding (secrets included) a Worker has, by name.
+type BindingKinds = BTreeMap<String, String>;
+
+fn kinds_of(bindings: &[cloudflare::Binding]) -> BindingKinds {
+    bindings
+        .iter()
+        .map(|b| (b.name().to_owned(), b.kind().to_owned()))
+        .collect()
+}
+
+/// The binding types of each live Worker, by script.
+fn binding_kinds(live: &Live) -> BTreeMap<String, BindingKinds> {
     live.workers
         .iter()
-        .map(|(script, worker)| {
-            let names = worker
-                .bindings
-                .iter()
-                .map(|b| b.name().to_owned())
-                .collect();
-            (script.clone(), names)
-        })
+        .map(|(script, worker)| (script.clone(), kinds_of(&worker.bindings)))
         .collect()
 }
 
 /// Read the Worker's settings again after a write and fail, naming them, if any binding or
 /// secret it had before and the write `sent` is gone. The write answered success, so only this
-/// read shows a loss at once rather than at the final convergence check; `names` then holds
+/// read shows a loss at once rather than at the final convergence check; `kinds` then holds
 /// what the Worker has now.
 async fn check_kept(
     client: &Client,
     script: &str,
     sent: &BTreeSet<&str>,
-    names: &mut BTreeMap<String, BTreeSet<String>>,
+    kinds: &mut BTreeMap<String, BindingKinds>,
 ) -> Result<(), StepError> {
-    let now: BTreeSet<String> = client
+    let now = client
         .get_settings(script)
         .await?
-        .map(|settings| {
-            settings
-                .bindings
-                .iter()
-                .map(|b| b.name().to_owned())
-                .collect()
-        })
+        .map(|settings| kinds_of(&settings.bindings))
         .unwrap_or_default();
-    let before = names
+    let before = kinds
         .insert(script.to_owned(), now.clone())
         .unwrap_or_default();
     let vanished: Vec<String> = before
-        .into_iter()
-        .filter(|name| sent.contains(name.as_str()) && !now.contains(name))
+        .into_keys()
+        .filter(|name| sent.contains(name.as_str()) && !now.contains_key(name))
         .collect();
     if vanished.is_empty() {
         Ok(())
@@ -322,13 +319,30 @@ async fn put_rules(
     })
 }
 
+/// A binding a settings write keeps as it is, sent as `{name, type}` with no value: the form
+/// wrangler sends and Cloudflare is seen to honour (`cloudflare-api/FIDELITY.md` §1).
+/// `{"type": "inherit"}` is in the schema but has not been seen on this endpoint, and plausible
+/// answers to it include refusing the whole write or dropping a secret it names, so it is sent
+/// only for a binding whose type was not read.
+fn kept_binding(name: &str, kinds: Option<&BindingKinds>) -> cloudflare::Binding {
+    match kinds.and_then(|kinds| kinds.get(name)) {
+        Some(kind) => cloudflare::Binding::Other(cloudflare::OtherBinding {
+            name: name.to_owned(),
+            kind: kind.clone(),
+            fields: serde_json::Map::new(),
+        }),
+        None => cloudflare::Binding::inherit(name),
+    }
+}
+
 /// A settings binding as the API takes it, with a d1 database's key resolved to its id.
 fn wire_binding(
     binding: &SettingsBinding,
     database_ids: &BTreeMap<String, String>,
+    kinds: Option<&BindingKinds>,
 ) -> Result<cloudflare::Binding, StepError> {
     let (name, binding) = match binding {
-        SettingsBinding::Inherit { name } => return Ok(cloudflare::Binding::inherit(name.clone())),
+        SettingsBinding::Inherit { name } => return Ok(kept_binding(name, kinds)),
         SettingsBinding::Declared { name, binding } => (name, binding),
     };
     plan::wire_binding(name, binding, |database| {

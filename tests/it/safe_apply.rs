@@ -151,3 +151,69 @@ fn a_settings_write_that_drops_an_inherited_secret_stops_apply_at_once() {
     // The one PUT is the test's own: apply wrote no secret after the loss.
     assert_eq!(puts, Some(1), "{stats:?}");
 }
+
+/// Every variant the sandbox can play of what the real API has not been seen to settle.
+pub const VARIANTS: [&str; 11] = [
+    "settings-patch-base=deployed",
+    "settings-patch-base=newest",
+    "settings-patch-base=refuse",
+    "inherit=drop-unresolvable",
+    "inherit=accepted",
+    "inherit=refused",
+    "drop-inherited-secret=TALLY_WEBHOOK_SECRET",
+    "patch-answer=full",
+    "patch-answer=no-bindings",
+    "rate-limit=block",
+    "rate-limit=sliding",
+];
+
+fn binding_names(sandbox: &TestSandbox) -> Vec<String> {
+    let mut names: Vec<String> = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .map(|b| b["name"].as_str().expect("a name").to_owned())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn apply_core_cases_hold_under_every_variant() {
+    for variant in VARIANTS {
+        // With every secret: converges, and a fresh plan is empty.
+        let sandbox = with_variants(&[variant]);
+        let applied = apply_staging(&sandbox);
+        assert_eq!(applied.code, 0, "{variant}: {applied}");
+        let planned = plan_staging(&sandbox);
+        assert_eq!(planned.code, 0, "{variant}: {planned}");
+        let mut expected = vec!["ALLOWED_ORIGINS", "DB"];
+        expected.extend(SECRETS);
+        expected.sort_unstable();
+        assert_eq!(binding_names(&sandbox), expected, "{variant}");
+
+        // Without the secrets: blocked, and the state file is untouched.
+        let sandbox = with_variants(&[variant]);
+        let before = state(&sandbox);
+        let blocked = Lmsinfra::new(&sandbox)
+            .args(["apply", "staging", "--auto-approve"])
+            .run();
+        assert_eq!(blocked.code, 3, "{variant}: {blocked}");
+        assert!(
+            state(&sandbox) == before,
+            "{variant}: the state file changed"
+        );
+
+        // Unmanaged bindings and secrets are kept.
+        let sandbox = with_variants(&[variant]);
+        put_unmanaged_secret(&sandbox, "DASHBOARD_SECRET");
+        let applied = apply_staging(&sandbox);
+        assert_eq!(applied.code, 0, "{variant}: {applied}");
+        let names = binding_names(&sandbox);
+        assert!(
+            names.iter().any(|n| n == "DASHBOARD_SECRET"),
+            "{variant}: {names:?}"
+        );
+        assert_eq!(plan_staging(&sandbox).code, 0, "{variant}");
+    }
+}
