@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use lmsinfra_sandbox::{Variant, Variants};
+use std::time::Duration;
+
+use lmsinfra_sandbox::{RateLimit, Variant, Variants};
 
 use crate::support::{Body, Lmsinfra, Run, TestSandbox, form, lmsinfra_snapshot};
 
@@ -216,4 +218,37 @@ fn apply_core_cases_hold_under_every_variant() {
         );
         assert_eq!(plan_staging(&sandbox).code, 0, "{variant}");
     }
+}
+
+#[test]
+fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
+    // Enough requests for the plan's reads and the database create; the settings PATCH that
+    // follows is blocked for five minutes, longer than the client waits.
+    let sandbox = TestSandbox::with(|c| {
+        c.rate_limit = RateLimit {
+            requests: 9,
+            window: Duration::from_secs(300),
+        };
+    });
+    let applied = lmsinfra_snapshot!(apply_staging(&sandbox));
+    assert_eq!(applied.code, 1, "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let writes: Vec<(&String, &u64)> = stats
+        .routes
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET "))
+        .collect();
+    // The create went through; the PATCH was refused; nothing was sent after it.
+    assert_eq!(
+        writes,
+        [
+            (
+                &"PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings".to_owned(),
+                &1
+            ),
+            (&"POST /accounts/{account_id}/d1/database".to_owned(), &1),
+        ],
+        "{stats:?}"
+    );
+    assert_eq!(stats.statuses.get(&429).copied(), Some(1), "{stats:?}");
 }
