@@ -39,6 +39,10 @@ pub struct Live {
     /// The zones that routes name and that exist, by zone name (empty without routes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub zones: BTreeMap<String, LiveZone>,
+    /// The plan (`legacy_id`: free, pro, business, enterprise) of each zone in `zones` that
+    /// names one, by zone name: it bounds the rate-limiting rules the zone can hold.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zone_plans: BTreeMap<String, String>,
     /// A digest of what was read (etags, modification times, version ids), for saved plans.
     pub fingerprint: String,
 }
@@ -190,7 +194,15 @@ pub async fn gather(
             Some((name.to_owned(), worker))
         })
         .collect();
-    let zones: BTreeMap<String, LiveZone> = zones.into_iter().flatten().collect();
+    let zones: Vec<(String, LiveZone, Option<String>)> = zones.into_iter().flatten().collect();
+    let zone_plans = zones
+        .iter()
+        .filter_map(|(name, _, plan)| Some((name.clone(), plan.clone()?)))
+        .collect();
+    let zones: BTreeMap<String, LiveZone> = zones
+        .into_iter()
+        .map(|(name, zone, _)| (name, zone))
+        .collect();
     let fingerprint = fingerprint(
         client.account_id(),
         &scripts,
@@ -206,6 +218,7 @@ pub async fn gather(
         d1_databases,
         probes,
         zones,
+        zone_plans,
         fingerprint,
     })
 }
@@ -242,11 +255,11 @@ async fn read_worker<'a>(
     Ok((name, settings, rollout))
 }
 
-/// A zone by name and its rulesets; `None` when no zone has that name.
+/// A zone by name, its rulesets and its plan's `legacy_id`; `None` when no zone has that name.
 async fn read_zone(
     client: &Client,
     name: &str,
-) -> Result<Option<(String, LiveZone)>, cloudflare::Error> {
+) -> Result<Option<(String, LiveZone, Option<String>)>, cloudflare::Error> {
     let Some(zone) = client
         .list_zones(Some(name))
         .await?
@@ -264,12 +277,14 @@ async fn read_zone(
         .into_iter()
         .filter_map(|(phase, ruleset)| Some((phase.as_str().to_owned(), ruleset?)))
         .collect();
+    let plan = zone.plan.and_then(|plan| plan.legacy_id);
     Ok(Some((
         name.to_owned(),
         LiveZone {
             id: zone.id,
             rulesets,
         },
+        plan,
     )))
 }
 

@@ -44,7 +44,7 @@ pub use self::workers::{
     Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptSettings, SecretInfo,
     SettingsPatch,
 };
-pub use self::zones::{Zone, ZoneAccount};
+pub use self::zones::{Zone, ZoneAccount, ZonePlan};
 use crate::secret::Secret;
 
 /// Where to reach the API, with what credentials, and how hard to push it.

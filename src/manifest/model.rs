@@ -204,9 +204,13 @@ pub struct Route {
 pub struct RateLimits {
     /// Requests allowed per client IP within one period.
     pub requests: u32,
-    /// The counting period in seconds: one of 10, 60, 120, 300, 600, 3600 (Cloudflare's set).
+    /// The counting period in seconds: one of Cloudflare's values (10, 15, 20, 30, 40, 45, 60,
+    /// 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600, 65535), within the zone
+    /// plan's limit (Free: 10, Pro: 60, Business: 600).
     pub period: u32,
-    /// How long, in seconds, a client that went over the limit is answered 429.
+    /// How long, in seconds, a client that went over the limit is answered 429: one of the
+    /// period values or 86400, within the zone plan's limit (Free: 10, Pro: 3600, Business:
+    /// 86400).
     pub mitigation_timeout: u32,
     /// Path prefixes the limit covers (each starts with `/`); every path of the routes when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

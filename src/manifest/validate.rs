@@ -246,8 +246,19 @@ fn check_worker(
     }
 }
 
-/// Cloudflare's allowed rate-limit counting periods, in seconds.
-pub(crate) const RATE_LIMIT_PERIODS: [u32; 6] = [10, 60, 120, 300, 600, 3600];
+/// Cloudflare's allowed rate-limit counting periods, in seconds (`cloudflare-api/FIDELITY.md`
+/// §5; 86400 is a mitigation timeout only, a period stops at 65535). Which of them a zone can
+/// use depends on its plan, which `plan` checks.
+pub(crate) const RATE_LIMIT_PERIODS: [u32; 20] = [
+    10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600,
+    65535,
+];
+
+/// Cloudflare's allowed mitigation timeouts, in seconds.
+pub(crate) const RATE_LIMIT_TIMEOUTS: [u32; 21] = [
+    10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600,
+    65535, 86400,
+];
 
 fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: &mut Vec<Problem>) {
     let at = |field: &str| path(&["workers", key, "rate_limits", field]);
@@ -287,7 +298,21 @@ fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: 
                 format!("`{}` is not a period Cloudflare allows", limits.period),
             )
             .label("not an allowed period")
-            .help("use one of 10, 60, 120, 300, 600 or 3600 seconds"),
+            .help(format!("use one of {}", seconds_list(&RATE_LIMIT_PERIODS))),
+        );
+    }
+    if limits.mitigation_timeout != 0 && !RATE_LIMIT_TIMEOUTS.contains(&limits.mitigation_timeout) {
+        problems.push(
+            Problem::error(
+                "manifest::rate-limit-timeout",
+                at("mitigation_timeout"),
+                format!(
+                    "`{}` is not a mitigation timeout Cloudflare allows",
+                    limits.mitigation_timeout
+                ),
+            )
+            .label("not an allowed timeout")
+            .help(format!("use one of {}", seconds_list(&RATE_LIMIT_TIMEOUTS))),
         );
     }
     for (index, prefix) in limits.paths.iter().enumerate() {
@@ -303,6 +328,13 @@ fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: 
             );
         }
     }
+}
+
+/// `10, 15, … or 86400 seconds`.
+fn seconds_list(values: &[u32]) -> String {
+    let (last, rest) = values.split_last().unwrap_or((&0, &[]));
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    format!("{} or {last} seconds", rest.join(", "))
 }
 
 /// Whether a name belongs to a binding (a mapping key) or a secret (a list item).
@@ -562,7 +594,7 @@ mod tests {
     fn rate_limits_need_positive_numbers_an_allowed_period_and_absolute_paths() {
         let manifest = rate_limited(RateLimits {
             requests: 0,
-            period: 30,
+            period: 25,
             mitigation_timeout: 0,
             paths: vec!["api/".to_owned()],
         });
@@ -573,6 +605,34 @@ mod tests {
                 "manifest::rate-limit-value",
                 "manifest::rate-limit-period",
                 "manifest::rate-limit-path",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_period_and_timeout_cloudflare_allows_is_accepted() {
+        for (period, mitigation_timeout) in [(15, 20), (20, 30), (30, 86400), (65535, 45)] {
+            let manifest = rate_limited(RateLimits {
+                period,
+                mitigation_timeout,
+                ..limits()
+            });
+            assert_eq!(
+                codes(&manifest),
+                Vec::<&str>::new(),
+                "{period}/{mitigation_timeout}"
+            );
+        }
+        let manifest = rate_limited(RateLimits {
+            period: 86400,
+            mitigation_timeout: 61,
+            ..limits()
+        });
+        assert_eq!(
+            codes(&manifest),
+            [
+                "manifest::rate-limit-period",
+                "manifest::rate-limit-timeout"
             ]
         );
     }

@@ -165,6 +165,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
     unsettled_rollouts(desired, live, &mut plan);
+    super::zone_plan::rate_limit_blockers(desired, live, &mut plan);
     plan
 }
 

@@ -10,6 +10,7 @@ mod intent;
 mod saved;
 #[cfg(test)]
 mod tests;
+mod zone_plan;
 
 pub use crate::address::{Address, AddressError, Setting, Unmanaged};
 pub(crate) use diff::wire_binding;
@@ -260,6 +261,9 @@ pub enum BlockerKind {
     /// A Worker to write to serves a version other than its newest one, or splits traffic
     /// between two versions: a write would build on a version nobody chose.
     UnsettledRollout,
+    /// A rate-limiting rule the zone's plan cannot hold (expression fields, period, mitigation
+    /// timeout, rule count).
+    ZonePlanLimit,
 }
 
 /// Something worth knowing that never blocks.

@@ -252,3 +252,52 @@ fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
     );
     assert_eq!(stats.statuses.get(&429).copied(), Some(1), "{stats:?}");
 }
+
+/// A sandbox of the audited account whose zone is on `plan`; the seed's folder goes with it.
+fn zone_on_plan(plan: &str) -> (TestSandbox, tempfile::TempDir) {
+    let mut seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::audited_seed()).expect("the seed"),
+    )
+    .expect("seed JSON");
+    seed["zones"][0]["plan"]["legacy_id"] = json!(plan);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("seed.json");
+    std::fs::write(&path, seed.to_string()).expect("seed written");
+    (TestSandbox::with(|c| c.seed = Some(path)), dir)
+}
+
+#[test]
+fn a_rate_limit_a_free_zone_cannot_hold_is_a_plan_blocker() {
+    let (sandbox, _seed) = zone_on_plan("free");
+    let routed = crate::security::routed_production();
+    assert!(
+        routed.contains("period: 60"),
+        "the example limits per minute"
+    );
+    let dir = crate::security::project(&routed, "https://lms-api.example.workers.dev/health");
+    let before = state(&sandbox);
+    let planned = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["plan", "production", "--detailed-exitcode", "--no-probe"])
+        .run();
+    let planned = lmsinfra_snapshot!(planned);
+    assert!(
+        planned
+            .stdout
+            .contains("a period of 60 s is over the plan's limit of 10 s"),
+        "{planned}"
+    );
+    let applied = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["apply", "production", "--auto-approve"])
+        .run();
+    assert_eq!(applied.code, 3, "{applied}");
+    assert!(state(&sandbox) == before, "the state file changed");
+
+    let (business, _seed) = zone_on_plan("business");
+    let applied = Lmsinfra::new(&business)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["apply", "production", "--auto-approve"])
+        .run();
+    assert_eq!(applied.code, 0, "{applied}");
+}
