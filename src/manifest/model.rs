@@ -162,6 +162,25 @@ pub enum Binding {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         entrypoint: Option<String>,
     },
+    /// A Workers rate-limiting binding: the Worker's code counts requests by any key it
+    /// chooses (a client IP, a user id), with no zone needed.
+    Ratelimit {
+        /// The namespace, a positive integer as a string, unique on the account; Workers that
+        /// share one share their counters.
+        namespace_id: String,
+        /// The limit.
+        simple: SimpleLimit,
+    },
+}
+
+/// The limit of a rate-limiting binding: `limit` requests per key within `period` seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleLimit {
+    /// Requests allowed per key within one period.
+    pub limit: u32,
+    /// The period in seconds: 10 or 60.
+    pub period: u32,
 }
 
 impl Binding {
@@ -173,6 +192,7 @@ impl Binding {
             Self::KvNamespace { .. } => "kv_namespace",
             Self::R2Bucket { .. } => "r2_bucket",
             Self::Service { .. } => "service",
+            Self::Ratelimit { .. } => "ratelimit",
         }
     }
 }

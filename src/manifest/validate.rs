@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 use super::diagnostic::{Problem, did_you_mean};
-use super::model::{Binding, Manifest, RateLimits, Worker};
+use super::model::{Binding, Manifest, RateLimits, SimpleLimit, Worker};
 use super::naming;
 use super::parity::Compared;
 use super::span::NodePath;
@@ -180,6 +180,10 @@ fn check_worker(
                     );
                 }
             }
+            Binding::Ratelimit {
+                namespace_id,
+                simple,
+            } => check_ratelimit_binding(&at, namespace_id, simple, problems),
             Binding::KvNamespace { .. } | Binding::R2Bucket { .. } | Binding::Service { .. } => {}
         }
     }
@@ -327,6 +331,59 @@ fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: 
                 .help(format!("write it as `/{}`", prefix.trim_start_matches('/'))),
             );
         }
+    }
+}
+
+/// The periods a Workers rate-limiting binding may count over, in seconds.
+const RATELIMIT_BINDING_PERIODS: [u32; 2] = [10, 60];
+
+fn check_ratelimit_binding(
+    at: &[String],
+    namespace_id: &str,
+    simple: &SimpleLimit,
+    problems: &mut Vec<Problem>,
+) {
+    let field = |names: &[&str]| {
+        let mut path = at.to_vec();
+        path.extend(names.iter().map(|n| (*n).to_owned()));
+        path
+    };
+    let positive = namespace_id.parse::<u64>().is_ok_and(|id| id > 0);
+    if !positive {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-namespace",
+                field(&["namespace_id"]),
+                format!("`{namespace_id}` is not a rate-limiting namespace id"),
+            )
+            .label("expected a positive integer")
+            .help("pick a positive integer, as a string, that no other rate limit on the account uses, e.g. `namespace_id: \"1001\"`"),
+        );
+    }
+    if simple.limit == 0 {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-limit",
+                field(&["simple", "limit"]),
+                "`limit` must be positive".to_owned(),
+            )
+            .label("expected a number above 0")
+            .help("e.g. `simple: { limit: 100, period: 60 }`"),
+        );
+    }
+    if !RATELIMIT_BINDING_PERIODS.contains(&simple.period) {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-period",
+                field(&["simple", "period"]),
+                format!(
+                    "`{}` is not a period a rate-limiting binding allows",
+                    simple.period
+                ),
+            )
+            .label("not 10 or 60")
+            .help("a rate-limiting binding counts over 10 or 60 seconds"),
+        );
     }
 }
 
@@ -633,6 +690,30 @@ mod tests {
             [
                 "manifest::rate-limit-period",
                 "manifest::rate-limit-timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ratelimit_binding_needs_a_namespace_a_limit_and_a_period_of_10_or_60() {
+        let mut manifest = manifest();
+        let binding = |namespace_id: &str, limit, period| Binding::Ratelimit {
+            namespace_id: namespace_id.to_owned(),
+            simple: SimpleLimit { limit, period },
+        };
+        let bindings = &mut manifest.workers["api"].bindings;
+        bindings.insert("RATE_LIMITER".to_owned(), binding("1001", 100, 60));
+        bindings.insert("BURST_LIMITER".to_owned(), binding("1002", 10, 10));
+        assert_eq!(codes(&manifest), Vec::<&str>::new());
+        manifest.workers["api"]
+            .bindings
+            .insert("RATE_LIMITER".to_owned(), binding("users", 0, 30));
+        assert_eq!(
+            codes(&manifest),
+            [
+                "manifest::ratelimit-namespace",
+                "manifest::ratelimit-limit",
+                "manifest::ratelimit-period",
             ]
         );
     }

@@ -504,6 +504,28 @@ pub(crate) fn wire_binding<E>(
             environment: None,
             entrypoint: entrypoint.clone(),
         },
+        Binding::Ratelimit {
+            namespace_id,
+            simple,
+        } => ratelimit_binding(name, namespace_id, simple),
+    })
+}
+
+/// A Workers rate-limiting binding as the API takes and returns it; lmsinfra's API model keeps
+/// it as a binding it does not otherwise model.
+fn ratelimit_binding(
+    name: String,
+    namespace_id: &str,
+    simple: &crate::manifest::model::SimpleLimit,
+) -> cloudflare::Binding {
+    let fields = json!({
+        "namespace_id": namespace_id,
+        "simple": { "limit": simple.limit, "period": simple.period },
+    });
+    cloudflare::Binding::Other(cloudflare::OtherBinding {
+        name,
+        kind: "ratelimit".to_owned(),
+        fields: fields.as_object().cloned().unwrap_or_default(),
     })
 }
 
@@ -551,7 +573,33 @@ pub(crate) fn same_binding(
                 ..
             },
         ) => service == live_service && entrypoint == live_entrypoint,
+        (Binding::Ratelimit { .. }, Live::Other(live)) if live.kind == "ratelimit" => {
+            let cloudflare::Binding::Other(wanted) =
+                wire_binding(&live.name, desired, |_| Ok::<_, Infallible>(String::new()))
+                    .unwrap_or_else(|never| match never {})
+            else {
+                return false;
+            };
+            wanted.fields.iter().all(|(field, value)| {
+                live.fields
+                    .get(field)
+                    .is_some_and(|live| same_json(value, live))
+            })
+        }
         _ => false,
+    }
+}
+
+/// JSON values equal as numbers where both are numbers (the API may send `60.0` for `60`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
     }
 }
 

@@ -165,7 +165,7 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
     let mut api = bindings(&sandbox, "lms-api-staging");
     api.sort_unstable();
-    let mut expected = vec!["ALLOWED_ORIGINS", "DB"];
+    let mut expected = vec!["ALLOWED_ORIGINS", "DB", "RATE_LIMITER"];
     expected.extend(SECRETS);
     expected.sort_unstable();
     assert_eq!(api, expected);

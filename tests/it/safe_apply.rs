@@ -189,7 +189,7 @@ fn apply_core_cases_hold_under_every_variant() {
         assert_eq!(applied.code, 0, "{variant}: {applied}");
         let planned = plan_staging(&sandbox);
         assert_eq!(planned.code, 0, "{variant}: {planned}");
-        let mut expected = vec!["ALLOWED_ORIGINS", "DB"];
+        let mut expected = vec!["ALLOWED_ORIGINS", "DB", "RATE_LIMITER"];
         expected.extend(SECRETS);
         expected.sort_unstable();
         assert_eq!(binding_names(&sandbox), expected, "{variant}");
@@ -300,4 +300,35 @@ fn a_rate_limit_a_free_zone_cannot_hold_is_a_plan_blocker() {
         .args(["apply", "production", "--auto-approve"])
         .run();
     assert_eq!(applied.code, 0, "{applied}");
+}
+
+#[test]
+fn the_sandbox_takes_a_ratelimit_binding_only_with_a_period_of_10_or_60() {
+    let sandbox = TestSandbox::new();
+    let patch = |period: u64| {
+        let settings = json!({"bindings": [
+            {"name": "LIMITER", "type": "ratelimit", "namespace_id": "1003", "simple": {"limit": 5, "period": period}},
+        ]});
+        sandbox.send(
+            "PATCH",
+            &format!("{API}/settings"),
+            form(&[("settings", Some("application/json"), &settings.to_string())]),
+        )
+    };
+    let refused = patch(30);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let kept = patch(10);
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let limiter = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .find(|b| b["name"] == "LIMITER")
+        .cloned();
+    assert_eq!(
+        limiter,
+        Some(
+            json!({"name": "LIMITER", "type": "ratelimit", "namespace_id": "1003", "simple": {"limit": 5, "period": 10}})
+        )
+    );
 }
