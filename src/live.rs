@@ -62,6 +62,10 @@ pub struct LiveWorker {
     /// Which versions the Worker serves, and its newest version (`None` when not read).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rollout: Option<Rollout>,
+    /// The script-level observability (Workers Logs) settings, read only when the manifest
+    /// declares them (`None`: not read, or not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<serde_json::Value>,
 }
 
 /// Which versions a Worker serves against the newest version it has. A settings write or a
@@ -165,7 +169,13 @@ pub async fn gather(
         tokio::try_join!(
             client.list_scripts(),
             client.list_d1(),
-            try_join_all(script_names.iter().map(|name| read_worker(client, name))),
+            try_join_all(script_names.iter().map(|name| {
+                let observed = desired
+                    .workers
+                    .values()
+                    .any(|w| w.name == *name && w.observability.is_some());
+                read_worker(client, name, observed)
+            })),
             try_join_all(zone_names.iter().map(|name| read_zone(client, name))),
         )
     };
@@ -188,9 +198,10 @@ pub async fn gather(
     d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
     let workers: BTreeMap<String, LiveWorker> = settings
         .into_iter()
-        .filter_map(|(name, settings, rollout)| {
+        .filter_map(|(name, settings, rollout, observability)| {
             let mut worker = live_worker(name, settings?);
             worker.rollout = rollout;
+            worker.observability = observability;
             Some((name.to_owned(), worker))
         })
         .collect();
@@ -230,21 +241,32 @@ fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
         compatibility_flags: settings.compatibility_flags,
         bindings: settings.bindings,
         rollout: None,
+        observability: None,
     }
 }
 
-/// A declared Worker's settings and rollout, read together: the settings, the deployment
-/// list and the version list go out at once. The rollout is `None` when the Worker vanished
+/// A declared Worker's settings, rollout and, when `observed`, its observability settings,
+/// read together: every read goes out at once. The rollout is `None` when the Worker vanished
 /// between the reads.
 async fn read_worker<'a>(
     client: &Client,
     name: &'a str,
-) -> Result<(&'a str, Option<ScriptSettings>, Option<Rollout>), cloudflare::Error> {
-    let (settings, deployment, newest) = tokio::try_join!(
+    observed: bool,
+) -> Result<ReadWorker<'a>, cloudflare::Error> {
+    let script_settings = async {
+        if observed {
+            client.get_script_settings(name).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (settings, deployment, newest, script_settings) = tokio::try_join!(
         client.get_settings(name),
         client.current_deployment(name),
         client.newest_version(name),
+        script_settings,
     )?;
+    let observability = script_settings.and_then(|s| s.observability);
     let rollout = match (deployment, newest) {
         (Some(deployment), Some(newest)) => Some(Rollout {
             newest,
@@ -252,8 +274,16 @@ async fn read_worker<'a>(
         }),
         _ => None,
     };
-    Ok((name, settings, rollout))
+    Ok((name, settings, rollout, observability))
 }
+
+/// A Worker's name, settings, rollout and observability, as [`read_worker`] reads them.
+type ReadWorker<'a> = (
+    &'a str,
+    Option<ScriptSettings>,
+    Option<Rollout>,
+    Option<serde_json::Value>,
+);
 
 /// A zone by name, its rulesets and its plan's `legacy_id`; `None` when no zone has that name.
 async fn read_zone(

@@ -195,6 +195,14 @@ async fn run(
                 .insert(name.clone(), "secret_text".to_owned());
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
+        Step::PatchObservability {
+            script,
+            observability,
+            ..
+        } => {
+            let changes = serde_json::json!({ "observability": observability });
+            client.patch_script_settings(script, &changes).await?;
+        }
         Step::PutRules {
             zone_id,
             phase,

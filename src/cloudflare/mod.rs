@@ -41,8 +41,8 @@ pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
 pub use self::workers::{
-    Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptSettings, SecretInfo,
-    SettingsPatch,
+    Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
+    ScriptSettings, SecretInfo, SettingsPatch,
 };
 pub use self::zones::{Zone, ZoneAccount, ZonePlan};
 use crate::secret::Secret;

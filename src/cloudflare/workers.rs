@@ -184,6 +184,15 @@ impl Binding {
     }
 }
 
+/// A script's script-level settings (`GET …/script-settings`; other fields tolerated). They
+/// belong to the script, not to a version: changing them deploys nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptLevelSettings {
+    /// Workers Logs: `{enabled, head_sampling_rate?, logs?}`.
+    #[serde(default)]
+    pub observability: Option<serde_json::Value>,
+}
+
 /// One deployment of a script: the versions it serves and their shares of traffic.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Deployment {
@@ -268,6 +277,32 @@ impl Client {
             Err(err) if err.is_not_found() => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// A script's script-level settings; `None` when the Worker does not exist (code 10007).
+    pub async fn get_script_settings(
+        &self,
+        script: &str,
+    ) -> Result<Option<ScriptLevelSettings>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "script-settings"]);
+        match self.call(Call::get(url)).await {
+            Ok(settings) => Ok(Some(settings)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Change a script's script-level settings (JSON): only the fields `changes` holds.
+    pub async fn patch_script_settings(
+        &self,
+        script: &str,
+        changes: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let url = self.account_url(&["workers", "scripts", script, "script-settings"]);
+        let _: ScriptLevelSettings = self
+            .call(Call::with(Method::PATCH, url, Body::Json(changes.clone())))
+            .await?;
+        Ok(())
     }
 
     /// Change a script's settings (multipart, one `settings` part); returns them as changed, or

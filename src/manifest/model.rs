@@ -116,6 +116,9 @@ pub struct Worker {
     /// Secrets that must exist on the live Worker (names only, never values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Workers Logs, so errors after a deploy can be seen; left as it is when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<Observability>,
     /// Security headers that responses must carry, checked by probing a URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
@@ -125,6 +128,18 @@ pub struct Worker {
     /// Per-client rate limiting of the Worker's routes, enforced at the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+}
+
+/// Workers Logs (observability), a script-level setting: it belongs to the script, not to a
+/// version, so changing it deploys nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// Whether the Worker's logs are kept.
+    pub enabled: bool,
+    /// The share of requests logged, from 0 to 1 (1 when absent: every request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_sampling_rate: Option<f64>,
 }
 
 /// A binding, as the manifest writes it.

@@ -248,6 +248,21 @@ fn check_worker(
     if let Some(limits) = &worker.rate_limits {
         check_rate_limits(key, worker, limits, problems);
     }
+    let rate = worker
+        .observability
+        .as_ref()
+        .and_then(|o| o.head_sampling_rate);
+    if let Some(rate) = rate.filter(|rate| !(0.0..=1.0).contains(rate)) {
+        problems.push(
+            Problem::error(
+                "manifest::head-sampling-rate",
+                path(&["workers", key, "observability", "head_sampling_rate"]),
+                format!("`{rate}` is not a share of requests"),
+            )
+            .label("expected a number from 0 to 1")
+            .help("1 logs every request, 0.1 one in ten"),
+        );
+    }
 }
 
 /// Cloudflare's allowed rate-limit counting periods, in seconds (`cloudflare-api/FIDELITY.md`
@@ -497,7 +512,7 @@ fn duplicate_physical_names(manifest: &Manifest, problems: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::model::{D1Database, Headers};
+    use crate::manifest::model::{D1Database, Headers, Observability};
 
     fn context() -> Context<'static> {
         Context {
@@ -538,6 +553,7 @@ mod tests {
             }),
             routes: Vec::new(),
             rate_limits: None,
+            observability: None,
         };
         worker.bindings.insert(
             "DB".to_owned(),
@@ -716,6 +732,19 @@ mod tests {
                 "manifest::ratelimit-period",
             ]
         );
+    }
+
+    #[test]
+    fn a_head_sampling_rate_is_a_share_from_0_to_1() {
+        let mut manifest = manifest();
+        for (rate, problems) in [(1.0, 0), (0.0, 0), (0.25, 0), (1.5, 1), (-0.1, 1)] {
+            manifest.workers["api"].observability = Some(Observability {
+                enabled: true,
+                head_sampling_rate: Some(rate),
+            });
+            assert_eq!(codes(&manifest).len(), problems, "{rate}");
+        }
+        assert_eq!(codes(&manifest), ["manifest::head-sampling-rate"]);
     }
 
     #[test]

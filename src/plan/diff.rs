@@ -127,6 +127,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
 
     for (key, worker) in &desired.workers {
         diff_worker(desired, key, worker, live, options, &mut plan);
+        diff_observability(key, worker, live, &mut plan);
     }
     super::edge::diff_edge(desired, live, options, &mut plan);
 
@@ -167,6 +168,52 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     unsettled_rollouts(desired, live, &mut plan);
     super::zone_plan::rate_limit_blockers(desired, live, &mut plan);
     plan
+}
+
+/// The change to a Worker's observability (Workers Logs), when the manifest declares it and
+/// the Worker exists. It is a script-level setting, written on its own.
+fn diff_observability(key: &str, worker: &Worker, live: &Live, plan: &mut Plan) {
+    let Some(wanted) = &worker.observability else {
+        return;
+    };
+    if !live.scripts.contains(&worker.name) || !live.workers.contains_key(&worker.name) {
+        return;
+    }
+    let current = live
+        .workers
+        .get(&worker.name)
+        .and_then(|lw| lw.observability.as_ref());
+    let rate = |value: Option<&Value>| value.and_then(Value::as_f64).unwrap_or(1.0);
+    let same = current.is_some_and(|current| {
+        current.get("enabled").and_then(Value::as_bool) == Some(wanted.enabled)
+            && rate(current.get("head_sampling_rate")) == wanted.head_sampling_rate.unwrap_or(1.0)
+    });
+    let mut after = json!({ "enabled": wanted.enabled });
+    if let Some(rate) = wanted.head_sampling_rate {
+        after["head_sampling_rate"] = json!(rate);
+    }
+    let (action, operation) = if same {
+        (Action::NoOp, Operation::None)
+    } else {
+        (
+            Action::Update,
+            Operation::Observability {
+                script: worker.name.clone(),
+                observability: after.clone(),
+            },
+        )
+    };
+    plan.changes.push(Change {
+        address: Address::Setting {
+            worker: key.to_owned(),
+            setting: Setting::Observability,
+        },
+        action,
+        before: current.cloned(),
+        after: Some(after),
+        reason: "Workers Logs".to_owned(),
+        operation,
+    });
 }
 
 /// A blocker for each Worker the plan writes to whose deployment is not its newest version at

@@ -133,6 +133,13 @@ pub enum Operation {
     },
     /// Write the owned rules of one zone's ruleset in one phase.
     Rules(Box<ZoneRules>),
+    /// Change a Worker's script-level observability (Workers Logs); no version is made.
+    Observability {
+        /// The script.
+        script: String,
+        /// `{enabled, head_sampling_rate?}`, as the API takes it.
+        observability: serde_json::Value,
+    },
 }
 
 /// A Worker's settings as apply writes them.

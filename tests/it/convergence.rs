@@ -238,6 +238,7 @@ impl Case {
                         mitigation_timeout: 600,
                         paths: Vec::new(),
                     }),
+                    observability: None,
                 };
                 (format!("w{j}"), worker)
             })

@@ -226,7 +226,7 @@ fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
     // follows is blocked for five minutes, longer than the client waits.
     let sandbox = TestSandbox::with(|c| {
         c.rate_limit = RateLimit {
-            requests: 9,
+            requests: 10,
             window: Duration::from_secs(300),
         };
     });
