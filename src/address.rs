@@ -103,6 +103,8 @@ pub enum Setting {
     CompatibilityDate,
     /// `compatibility_flags`.
     CompatibilityFlags,
+    /// `observability` (Workers Logs), a script-level setting.
+    Observability,
 }
 
 impl Setting {
@@ -110,6 +112,7 @@ impl Setting {
         match self {
             Self::CompatibilityDate => "compatibility_date",
             Self::CompatibilityFlags => "compatibility_flags",
+            Self::Observability => "observability",
         }
     }
 }
@@ -270,6 +273,7 @@ fn worker_address(rest: &str) -> Result<Address, AddressError> {
     let setting = match part {
         "compatibility_date" => Some(Setting::CompatibilityDate),
         "compatibility_flags" => Some(Setting::CompatibilityFlags),
+        "observability" => Some(Setting::Observability),
         _ => None,
     };
     if let Some(setting) = setting {

@@ -3,12 +3,12 @@
 //! `Live` is plain data: `gather` fills it from the API, `plan::diff` compares it with the
 //! manifest. It holds only what the manifest could ask about, so a diff never needs a second read.
 //!
-//! `gather` reads it in one round trip: the script list, the D1 list and the settings of every
-//! declared Worker go out together (a Worker that does not exist answers 10007 and comes back
-//! absent), with the header probes alongside. Only extra list pages, the rulesets of zones
-//! that routes name, and — only when the manifest marks absent a database that exists — the
-//! settings of every other script on the account (so no Worker's database is deleted), add a
-//! second trip.
+//! `gather` reads it in one round trip: the script list, the D1 list and the settings,
+//! deployments and versions of every declared Worker go out together (a Worker that does not
+//! exist answers 10007 and comes back absent), with the header probes alongside. Only extra list
+//! pages, the rulesets of zones that routes name, and — only when the manifest marks absent a
+//! database that exists — the settings of every other script on the account (so no Worker's
+//! database is deleted), add a second trip.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -17,7 +17,9 @@ use futures::future::{join_all, try_join_all};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::cloudflare::{self, Binding, Client, Phase, Ruleset, Script, ScriptSettings};
+use crate::cloudflare::{
+    self, Binding, Client, DeployedVersion, Phase, Ruleset, Script, ScriptSettings,
+};
 use crate::manifest::model::Manifest;
 /// The probes `Live` holds; the type lives with the prober that makes them.
 pub use crate::probe::Probe;
@@ -44,6 +46,10 @@ pub struct Live {
     /// The zones that routes name and that exist, by zone name (empty without routes).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub zones: BTreeMap<String, LiveZone>,
+    /// The plan (`legacy_id`: free, pro, business, enterprise) of each zone in `zones` that
+    /// names one, by zone name: it bounds the rate-limiting rules the zone can hold.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub zone_plans: BTreeMap<String, String>,
     /// A digest of what was read (etags, modification times, version ids), for saved plans.
     pub fingerprint: String,
 }
@@ -60,6 +66,34 @@ pub struct LiveWorker {
     /// Every binding as Cloudflare reports it, secrets included (without values: the API does
     /// not return them); kinds lmsinfra does not model keep every field.
     pub bindings: Vec<Binding>,
+    /// Which versions the Worker serves, and its newest version (`None` when not read).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rollout: Option<Rollout>,
+    /// The script-level observability (Workers Logs) settings, read only when the manifest
+    /// declares them (`None`: not read, or not set).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<serde_json::Value>,
+}
+
+/// Which versions a Worker serves against the newest version it has. A settings write or a
+/// secret write builds a new version from one of them, and which one the real API picks when
+/// they differ is unknown, so apply writes only to a Worker whose rollout is settled.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Rollout {
+    /// The newest version's id (`None`: the Worker has no version).
+    pub newest: Option<String>,
+    /// The versions the current deployment serves, with their percentages.
+    pub deployed: Vec<DeployedVersion>,
+}
+
+impl Rollout {
+    /// Whether the deployment serves one version at 100% and that version is the newest.
+    pub fn is_settled(&self) -> bool {
+        match (self.deployed.as_slice(), &self.newest) {
+            ([only], Some(newest)) => only.version_id == *newest && only.percentage >= 100.0,
+            _ => false,
+        }
+    }
 }
 
 impl LiveWorker {
@@ -142,8 +176,12 @@ pub async fn gather(
         tokio::try_join!(
             client.list_scripts(),
             client.list_d1(),
-            try_join_all(script_names.iter().map(|name| async move {
-                Ok::<_, cloudflare::Error>((*name, client.get_settings(name).await?))
+            try_join_all(script_names.iter().map(|name| {
+                let observed = desired
+                    .workers
+                    .values()
+                    .any(|w| w.name == *name && w.observability.is_some());
+                read_worker(client, name, observed)
             })),
             try_join_all(zone_names.iter().map(|name| read_zone(client, name))),
         )
@@ -167,9 +205,22 @@ pub async fn gather(
     d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
     let workers: BTreeMap<String, LiveWorker> = settings
         .into_iter()
-        .filter_map(|(name, settings)| Some((name.to_owned(), live_worker(name, settings?))))
+        .filter_map(|(name, settings, rollout, observability)| {
+            let mut worker = live_worker(name, settings?);
+            worker.rollout = rollout;
+            worker.observability = observability;
+            Some((name.to_owned(), worker))
+        })
         .collect();
-    let zones: BTreeMap<String, LiveZone> = zones.into_iter().flatten().collect();
+    let zones: Vec<(String, LiveZone, Option<String>)> = zones.into_iter().flatten().collect();
+    let zone_plans = zones
+        .iter()
+        .filter_map(|(name, _, plan)| Some((name.clone(), plan.clone()?)))
+        .collect();
+    let zones: BTreeMap<String, LiveZone> = zones
+        .into_iter()
+        .map(|(name, zone, _)| (name, zone))
+        .collect();
     let other_workers = read_other_workers(desired, client, &scripts, &d1_databases).await?;
     let fingerprint = fingerprint(
         client.account_id(),
@@ -187,6 +238,7 @@ pub async fn gather(
         d1_databases,
         probes,
         zones,
+        zone_plans,
         fingerprint,
     })
 }
@@ -227,14 +279,56 @@ fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
         compatibility_date: settings.compatibility_date,
         compatibility_flags: settings.compatibility_flags,
         bindings: settings.bindings,
+        rollout: None,
+        observability: None,
     }
 }
 
-/// A zone by name and its rulesets; `None` when no zone has that name.
+/// A declared Worker's settings, rollout and, when `observed`, its observability settings,
+/// read together: every read goes out at once. The rollout is `None` when the Worker vanished
+/// between the reads.
+async fn read_worker<'a>(
+    client: &Client,
+    name: &'a str,
+    observed: bool,
+) -> Result<ReadWorker<'a>, cloudflare::Error> {
+    let script_settings = async {
+        if observed {
+            client.get_script_settings(name).await
+        } else {
+            Ok(None)
+        }
+    };
+    let (settings, deployment, newest, script_settings) = tokio::try_join!(
+        client.get_settings(name),
+        client.current_deployment(name),
+        client.newest_version(name),
+        script_settings,
+    )?;
+    let observability = script_settings.and_then(|s| s.observability);
+    let rollout = match (deployment, newest) {
+        (Some(deployment), Some(newest)) => Some(Rollout {
+            newest,
+            deployed: deployment.map(|d| d.versions).unwrap_or_default(),
+        }),
+        _ => None,
+    };
+    Ok((name, settings, rollout, observability))
+}
+
+/// A Worker's name, settings, rollout and observability, as [`read_worker`] reads them.
+type ReadWorker<'a> = (
+    &'a str,
+    Option<ScriptSettings>,
+    Option<Rollout>,
+    Option<serde_json::Value>,
+);
+
+/// A zone by name, its rulesets and its plan's `legacy_id`; `None` when no zone has that name.
 async fn read_zone(
     client: &Client,
     name: &str,
-) -> Result<Option<(String, LiveZone)>, cloudflare::Error> {
+) -> Result<Option<(String, LiveZone, Option<String>)>, cloudflare::Error> {
     let Some(zone) = client
         .list_zones(Some(name))
         .await?
@@ -252,12 +346,14 @@ async fn read_zone(
         .into_iter()
         .filter_map(|(phase, ruleset)| Some((phase.as_str().to_owned(), ruleset?)))
         .collect();
+    let plan = zone.plan.and_then(|plan| plan.legacy_id);
     Ok(Some((
         name.to_owned(),
         LiveZone {
             id: zone.id,
             rulesets,
         },
+        plan,
     )))
 }
 

@@ -78,6 +78,7 @@ pub(crate) fn converged() -> Live {
                 secret("TALLY_WEBHOOK_SECRET"),
                 secret("TALLY_SIGNING_SECRET"),
             ],
+            ..LiveWorker::default()
         },
     );
     live

@@ -5,7 +5,7 @@
 //! not. The executor stops at the first failure; every step is derived from a fresh plan, so
 //! running apply again finishes the job.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
@@ -93,6 +93,18 @@ pub enum StepError {
         /// The bindings changed, removed or added under a name the manifest declares.
         changed: Vec<String>,
     },
+    /// A settings write answered success, but bindings the Worker had and the write kept are
+    /// gone from it.
+    #[error("after the settings write, {script} no longer has {}", vanished.join(", "))]
+    #[diagnostic(help(
+        "Cloudflare dropped them although apply sent them back as they were; the Worker's previous versions still hold them: roll back to one (`wrangler rollback --name {script}`) or put them again, then run apply"
+    ))]
+    BindingsVanished {
+        /// The script.
+        script: String,
+        /// The names that vanished, secrets and bindings alike.
+        vanished: Vec<String>,
+    },
 }
 
 /// Watches steps start and end (progress lines, a spinner).
@@ -120,6 +132,7 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
+    let mut kinds = binding_kinds(live);
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         if matches!(
@@ -131,7 +144,7 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let outcome = match run(step, live, client, secrets, &mut database_ids).await {
+        let outcome = match run(step, live, client, secrets, &mut database_ids, &mut kinds).await {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -147,6 +160,7 @@ async fn run(
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
     database_ids: &mut BTreeMap<String, String>,
+    kinds: &mut BTreeMap<String, BindingKinds>,
 ) -> Result<(), StepError> {
     match step {
         Step::CreateDatabase {
@@ -168,10 +182,10 @@ async fn run(
             ..
         } => {
             let basis = live.workers.get(script);
-            let bindings = settings_to_write(client, script, bindings, basis).await?;
+            let bindings = settings_to_write(client, script, bindings, basis, kinds).await?;
             let bindings = bindings
                 .iter()
-                .map(|b| wire_binding(b, database_ids))
+                .map(|b| wire_binding(b, database_ids, kinds.get(script.as_str())))
                 .collect::<Result<Vec<_>, _>>()?;
             let patch = SettingsPatch {
                 bindings: Some(bindings),
@@ -179,14 +193,33 @@ async fn run(
                 compatibility_flags: Some(compatibility_flags.clone()),
             };
             client.patch_settings(script, &patch).await?;
+            let sent: BTreeSet<&str> = patch
+                .bindings
+                .iter()
+                .flatten()
+                .map(cloudflare::Binding::name)
+                .collect();
+            check_kept(client, script, &sent, kinds).await?;
         }
         Step::PutSecret { script, name, .. } => {
             let value = secrets
                 .get(name)
                 .ok_or_else(|| StepError::NoSecretValue { name: name.clone() })?;
             client.put_secret(script, name, value).await?;
+            kinds
+                .entry(script.clone())
+                .or_default()
+                .insert(name.clone(), "secret_text".to_owned());
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
+        Step::PatchObservability {
+            script,
+            observability,
+            ..
+        } => {
+            let changes = serde_json::json!({ "observability": observability });
+            client.patch_script_settings(script, &changes).await?;
+        }
         Step::PutRules {
             zone_id,
             phase,
@@ -197,6 +230,56 @@ async fn run(
         } => put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?,
     }
     Ok(())
+}
+
+/// The type of each binding (secrets included) a Worker has, by name.
+type BindingKinds = BTreeMap<String, String>;
+
+fn kinds_of(bindings: &[cloudflare::Binding]) -> BindingKinds {
+    bindings
+        .iter()
+        .map(|b| (b.name().to_owned(), b.kind().to_owned()))
+        .collect()
+}
+
+/// The binding types of each live Worker, by script.
+fn binding_kinds(live: &Live) -> BTreeMap<String, BindingKinds> {
+    live.workers
+        .iter()
+        .map(|(script, worker)| (script.clone(), kinds_of(&worker.bindings)))
+        .collect()
+}
+
+/// Read the Worker's settings again after a write and fail, naming them, if any binding or
+/// secret it had before and the write `sent` is gone. The write answered success, so only this
+/// read shows a loss at once rather than at the final convergence check; `kinds` then holds
+/// what the Worker has now.
+async fn check_kept(
+    client: &Client,
+    script: &str,
+    sent: &BTreeSet<&str>,
+    kinds: &mut BTreeMap<String, BindingKinds>,
+) -> Result<(), StepError> {
+    let now = client
+        .get_settings(script)
+        .await?
+        .map(|settings| kinds_of(&settings.bindings))
+        .unwrap_or_default();
+    let before = kinds
+        .insert(script.to_owned(), now.clone())
+        .unwrap_or_default();
+    let vanished: Vec<String> = before
+        .into_keys()
+        .filter(|name| sent.contains(name.as_str()) && !now.contains_key(name))
+        .collect();
+    if vanished.is_empty() {
+        Ok(())
+    } else {
+        Err(StepError::BindingsVanished {
+            script: script.to_owned(),
+            vanished,
+        })
+    }
 }
 
 /// How many times a ruleset is read before apply gives up on a ruleset that keeps moving.
@@ -277,6 +360,7 @@ async fn settings_to_write(
     script: &str,
     planned: &[SettingsBinding],
     basis: Option<&LiveWorker>,
+    kinds: &mut BTreeMap<String, BindingKinds>,
 ) -> Result<Vec<SettingsBinding>, StepError> {
     let basis = basis.map_or(&[][..], |w| w.bindings.as_slice());
     let current = client
@@ -284,6 +368,8 @@ async fn settings_to_write(
         .await?
         .map(|s| s.bindings)
         .unwrap_or_default();
+    // The types of what is there now, so every binding kept is sent in its `{name, type}` form.
+    kinds.insert(script.to_owned(), kinds_of(&current));
     let declared = |name: &str| {
         planned
             .iter()
@@ -326,13 +412,30 @@ async fn settings_to_write(
     Ok(bindings)
 }
 
+/// A binding a settings write keeps as it is, sent as `{name, type}` with no value: the form
+/// wrangler sends and Cloudflare is seen to honour (`cloudflare-api/FIDELITY.md` §1).
+/// `{"type": "inherit"}` is in the schema but has not been seen on this endpoint, and plausible
+/// answers to it include refusing the whole write or dropping a secret it names, so it is sent
+/// only for a binding whose type was not read.
+fn kept_binding(name: &str, kinds: Option<&BindingKinds>) -> cloudflare::Binding {
+    match kinds.and_then(|kinds| kinds.get(name)) {
+        Some(kind) => cloudflare::Binding::Other(cloudflare::OtherBinding {
+            name: name.to_owned(),
+            kind: kind.clone(),
+            fields: serde_json::Map::new(),
+        }),
+        None => cloudflare::Binding::inherit(name),
+    }
+}
+
 /// A settings binding as the API takes it, with a d1 database's key resolved to its id.
 fn wire_binding(
     binding: &SettingsBinding,
     database_ids: &BTreeMap<String, String>,
+    kinds: Option<&BindingKinds>,
 ) -> Result<cloudflare::Binding, StepError> {
     let (name, binding) = match binding {
-        SettingsBinding::Inherit { name } => return Ok(cloudflare::Binding::inherit(name.clone())),
+        SettingsBinding::Inherit { name } => return Ok(kept_binding(name, kinds)),
         SettingsBinding::Declared { name, binding } => (name, binding),
     };
     plan::wire_binding(name, binding, |database| {

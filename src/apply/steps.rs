@@ -66,6 +66,15 @@ pub enum Step {
         /// The ruleset as the plan read it (`None`: the zone had none in this phase).
         basis: Option<Ruleset>,
     },
+    /// `PATCH …/scripts/SCRIPT/script-settings` with the observability settings only.
+    PatchObservability {
+        /// `worker.KEY.observability`.
+        address: Address,
+        /// The script.
+        script: String,
+        /// `{enabled, head_sampling_rate?}`.
+        observability: serde_json::Value,
+    },
     /// `DELETE …/d1/database/UUID`.
     DeleteDatabase {
         /// `d1.KEY`.
@@ -85,6 +94,7 @@ impl Step {
             | Self::PatchSettings { address, .. }
             | Self::PutSecret { address, .. }
             | Self::PutRules { address, .. }
+            | Self::PatchObservability { address, .. }
             | Self::DeleteDatabase { address, .. } => address,
         }
     }
@@ -99,6 +109,9 @@ impl Step {
             Self::PutSecret { script, name, .. } => format!("put secret {name} on {script}"),
             Self::PutRules { address, rules, .. } => {
                 format!("write {} owned rule(s) to {address}", rules.len())
+            }
+            Self::PatchObservability { script, .. } => {
+                format!("update Workers Logs of {script}")
             }
             Self::DeleteDatabase { name, .. } => format!("delete D1 database {name}"),
         }
@@ -118,6 +131,7 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     let mut workers: Vec<WorkerSteps> = Vec::new();
     let mut rulesets: Vec<&ZoneRules> = Vec::new();
     let mut deletes = Vec::new();
+    let mut observability = Vec::new();
     for change in plan.effective_changes() {
         match &change.operation {
             Operation::None => {}
@@ -155,6 +169,14 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                     name: name.clone(),
                 });
             }
+            Operation::Observability {
+                script,
+                observability: wanted,
+            } => observability.push(Step::PatchObservability {
+                address: change.address.clone(),
+                script: script.clone(),
+                observability: wanted.clone(),
+            }),
             Operation::Rules(zone) => {
                 let written = rulesets
                     .iter()
@@ -171,6 +193,7 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
         steps.extend(worker.settings);
         steps.extend(worker.secrets);
     }
+    steps.extend(observability);
     steps.extend(rulesets.into_iter().map(|zone| Step::PutRules {
         address: Address::Ruleset {
             zone: zone.zone.clone(),

@@ -48,8 +48,11 @@ use self::pace::Pacer;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
-pub use self::workers::{Binding, OtherBinding, Script, ScriptSettings, SecretInfo, SettingsPatch};
-pub use self::zones::{Zone, ZoneAccount};
+pub use self::workers::{
+    Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
+    ScriptSettings, SecretInfo, SettingsPatch,
+};
+pub use self::zones::{Zone, ZoneAccount, ZonePlan};
 use crate::secret::Secret;
 
 /// Where to reach the API, with what credentials, and how hard to push it.

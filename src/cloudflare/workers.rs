@@ -184,6 +184,48 @@ impl Binding {
     }
 }
 
+/// A script's script-level settings (`GET …/script-settings`; other fields tolerated). They
+/// belong to the script, not to a version: changing them deploys nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScriptLevelSettings {
+    /// Workers Logs: `{enabled, head_sampling_rate?, logs?}`.
+    #[serde(default)]
+    pub observability: Option<serde_json::Value>,
+}
+
+/// One deployment of a script: the versions it serves and their shares of traffic.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployment {
+    /// The deployment's id.
+    pub id: String,
+    /// The versions served, with their percentages (one at 100, or two splitting traffic).
+    pub versions: Vec<DeployedVersion>,
+}
+
+/// A version a deployment serves.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployedVersion {
+    /// The version's id.
+    pub version_id: String,
+    /// Its share of traffic, in percent.
+    pub percentage: f64,
+}
+
+#[derive(Deserialize)]
+struct Deployments {
+    deployments: Vec<Deployment>,
+}
+
+#[derive(Deserialize)]
+struct Versions {
+    items: Vec<VersionId>,
+}
+
+#[derive(Deserialize)]
+struct VersionId {
+    id: String,
+}
+
 /// A secret's name and type, as the secrets list shows them (never a value).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SecretInfo {
@@ -209,6 +251,58 @@ impl Client {
             Err(err) if err.is_not_found() => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// The deployment serving a script now (the newest in the list); `Ok(None)` when the script
+    /// does not exist, `Ok(Some(None))` when it has no deployment.
+    pub async fn current_deployment(
+        &self,
+        script: &str,
+    ) -> Result<Option<Option<Deployment>>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "deployments"]);
+        match self.call::<Deployments>(Call::get(url)).await {
+            Ok(list) => Ok(Some(list.deployments.into_iter().next())),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// The id of a script's newest version, deployed or not (the list is newest first);
+    /// `Ok(None)` when the script does not exist, `Ok(Some(None))` when it has no version.
+    pub async fn newest_version(&self, script: &str) -> Result<Option<Option<String>>, Error> {
+        let mut url = self.account_url(&["workers", "scripts", script, "versions"]);
+        url.query_pairs_mut().append_pair("per_page", "10");
+        match self.call::<Versions>(Call::get(url)).await {
+            Ok(list) => Ok(Some(list.items.into_iter().next().map(|v| v.id))),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A script's script-level settings; `None` when the Worker does not exist (code 10007).
+    pub async fn get_script_settings(
+        &self,
+        script: &str,
+    ) -> Result<Option<ScriptLevelSettings>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "script-settings"]);
+        match self.call(Call::get(url)).await {
+            Ok(settings) => Ok(Some(settings)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Change a script's script-level settings (JSON): only the fields `changes` holds.
+    pub async fn patch_script_settings(
+        &self,
+        script: &str,
+        changes: &serde_json::Value,
+    ) -> Result<(), Error> {
+        let url = self.account_url(&["workers", "scripts", script, "script-settings"]);
+        let _: ScriptLevelSettings = self
+            .call(Call::with(Method::PATCH, url, Body::Json(changes.clone())))
+            .await?;
+        Ok(())
     }
 
     /// Change a script's settings (multipart, one `settings` part); returns them as changed, or

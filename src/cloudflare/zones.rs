@@ -17,6 +17,20 @@ pub struct Zone {
     /// The account that owns it.
     #[serde(default)]
     pub account: Option<ZoneAccount>,
+    /// The zone's plan, which bounds the rate-limiting rules it can hold.
+    #[serde(default)]
+    pub plan: Option<ZonePlan>,
+}
+
+/// A zone's plan (other fields tolerated).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ZonePlan {
+    /// `free`, `pro`, `business` or `enterprise`.
+    #[serde(default)]
+    pub legacy_id: Option<String>,
+    /// The plan's name, e.g. `Free Website`.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// The account that owns a zone.

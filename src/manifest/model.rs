@@ -116,6 +116,9 @@ pub struct Worker {
     /// Secrets that must exist on the live Worker (names only, never values).
     #[serde(default)]
     pub secrets: Vec<String>,
+    /// Workers Logs, so errors after a deploy can be seen; left as it is when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub observability: Option<Observability>,
     /// Security headers that responses must carry, checked by probing a URL.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub headers: Option<Headers>,
@@ -125,6 +128,18 @@ pub struct Worker {
     /// Per-client rate limiting of the Worker's routes, enforced at the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+}
+
+/// Workers Logs (observability), a script-level setting: it belongs to the script, not to a
+/// version, so changing it deploys nothing.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Observability {
+    /// Whether the Worker's logs are kept.
+    pub enabled: bool,
+    /// The share of requests logged, from 0 to 1 (1 when absent: every request).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub head_sampling_rate: Option<f64>,
 }
 
 /// A binding, as the manifest writes it.
@@ -162,6 +177,25 @@ pub enum Binding {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         entrypoint: Option<String>,
     },
+    /// A Workers rate-limiting binding: the Worker's code counts requests by any key it
+    /// chooses (a client IP, a user id), with no zone needed.
+    Ratelimit {
+        /// The namespace, a positive integer as a string, unique on the account; Workers that
+        /// share one share their counters.
+        namespace_id: String,
+        /// The limit.
+        simple: SimpleLimit,
+    },
+}
+
+/// The limit of a rate-limiting binding: `limit` requests per key within `period` seconds.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SimpleLimit {
+    /// Requests allowed per key within one period.
+    pub limit: u32,
+    /// The period in seconds: 10 or 60.
+    pub period: u32,
 }
 
 impl Binding {
@@ -173,6 +207,7 @@ impl Binding {
             Self::KvNamespace { .. } => "kv_namespace",
             Self::R2Bucket { .. } => "r2_bucket",
             Self::Service { .. } => "service",
+            Self::Ratelimit { .. } => "ratelimit",
         }
     }
 }
@@ -204,9 +239,13 @@ pub struct Route {
 pub struct RateLimits {
     /// Requests allowed per client IP within one period.
     pub requests: u32,
-    /// The counting period in seconds: one of 10, 60, 120, 300, 600, 3600 (Cloudflare's set).
+    /// The counting period in seconds: one of Cloudflare's values (10, 15, 20, 30, 40, 45, 60,
+    /// 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600, 65535), within the zone
+    /// plan's limit (Free: 10, Pro: 60, Business: 600).
     pub period: u32,
-    /// How long, in seconds, a client that went over the limit is answered 429.
+    /// How long, in seconds, a client that went over the limit is answered 429: one of the
+    /// period values or 86400, within the zone plan's limit (Free: 10, Pro: 3600, Business:
+    /// 86400).
     pub mitigation_timeout: u32,
     /// Path prefixes the limit covers (each starts with `/`); every path of the routes when empty.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]

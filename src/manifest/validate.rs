@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 use super::diagnostic::{Problem, did_you_mean};
-use super::model::{Binding, Manifest, RateLimits, Worker};
+use super::model::{Binding, Manifest, RateLimits, SimpleLimit, Worker};
 use super::naming;
 use super::parity::Compared;
 use super::span::NodePath;
@@ -180,6 +180,10 @@ fn check_worker(
                     );
                 }
             }
+            Binding::Ratelimit {
+                namespace_id,
+                simple,
+            } => check_ratelimit_binding(&at, namespace_id, simple, problems),
             Binding::KvNamespace { .. } | Binding::R2Bucket { .. } | Binding::Service { .. } => {}
         }
     }
@@ -244,10 +248,36 @@ fn check_worker(
     if let Some(limits) = &worker.rate_limits {
         check_rate_limits(key, worker, limits, problems);
     }
+    let rate = worker
+        .observability
+        .as_ref()
+        .and_then(|o| o.head_sampling_rate);
+    if let Some(rate) = rate.filter(|rate| !(0.0..=1.0).contains(rate)) {
+        problems.push(
+            Problem::error(
+                "manifest::head-sampling-rate",
+                path(&["workers", key, "observability", "head_sampling_rate"]),
+                format!("`{rate}` is not a share of requests"),
+            )
+            .label("expected a number from 0 to 1")
+            .help("1 logs every request, 0.1 one in ten"),
+        );
+    }
 }
 
-/// Cloudflare's allowed rate-limit counting periods, in seconds.
-pub(crate) const RATE_LIMIT_PERIODS: [u32; 6] = [10, 60, 120, 300, 600, 3600];
+/// Cloudflare's allowed rate-limit counting periods, in seconds (`cloudflare-api/FIDELITY.md`
+/// §5; 86400 is a mitigation timeout only, a period stops at 65535). Which of them a zone can
+/// use depends on its plan, which `plan` checks.
+pub(crate) const RATE_LIMIT_PERIODS: [u32; 20] = [
+    10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600,
+    65535,
+];
+
+/// Cloudflare's allowed mitigation timeouts, in seconds.
+pub(crate) const RATE_LIMIT_TIMEOUTS: [u32; 21] = [
+    10, 15, 20, 30, 40, 45, 60, 90, 120, 180, 240, 300, 480, 600, 900, 1200, 1800, 2400, 3600,
+    65535, 86400,
+];
 
 fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: &mut Vec<Problem>) {
     let at = |field: &str| path(&["workers", key, "rate_limits", field]);
@@ -287,7 +317,21 @@ fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: 
                 format!("`{}` is not a period Cloudflare allows", limits.period),
             )
             .label("not an allowed period")
-            .help("use one of 10, 60, 120, 300, 600 or 3600 seconds"),
+            .help(format!("use one of {}", seconds_list(&RATE_LIMIT_PERIODS))),
+        );
+    }
+    if limits.mitigation_timeout != 0 && !RATE_LIMIT_TIMEOUTS.contains(&limits.mitigation_timeout) {
+        problems.push(
+            Problem::error(
+                "manifest::rate-limit-timeout",
+                at("mitigation_timeout"),
+                format!(
+                    "`{}` is not a mitigation timeout Cloudflare allows",
+                    limits.mitigation_timeout
+                ),
+            )
+            .label("not an allowed timeout")
+            .help(format!("use one of {}", seconds_list(&RATE_LIMIT_TIMEOUTS))),
         );
     }
     for (index, prefix) in limits.paths.iter().enumerate() {
@@ -303,6 +347,66 @@ fn check_rate_limits(key: &str, worker: &Worker, limits: &RateLimits, problems: 
             );
         }
     }
+}
+
+/// The periods a Workers rate-limiting binding may count over, in seconds.
+const RATELIMIT_BINDING_PERIODS: [u32; 2] = [10, 60];
+
+fn check_ratelimit_binding(
+    at: &[String],
+    namespace_id: &str,
+    simple: &SimpleLimit,
+    problems: &mut Vec<Problem>,
+) {
+    let field = |names: &[&str]| {
+        let mut path = at.to_vec();
+        path.extend(names.iter().map(|n| (*n).to_owned()));
+        path
+    };
+    let positive = namespace_id.parse::<u64>().is_ok_and(|id| id > 0);
+    if !positive {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-namespace",
+                field(&["namespace_id"]),
+                format!("`{namespace_id}` is not a rate-limiting namespace id"),
+            )
+            .label("expected a positive integer")
+            .help("pick a positive integer, as a string, that no other rate limit on the account uses, e.g. `namespace_id: \"1001\"`"),
+        );
+    }
+    if simple.limit == 0 {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-limit",
+                field(&["simple", "limit"]),
+                "`limit` must be positive".to_owned(),
+            )
+            .label("expected a number above 0")
+            .help("e.g. `simple: { limit: 100, period: 60 }`"),
+        );
+    }
+    if !RATELIMIT_BINDING_PERIODS.contains(&simple.period) {
+        problems.push(
+            Problem::error(
+                "manifest::ratelimit-period",
+                field(&["simple", "period"]),
+                format!(
+                    "`{}` is not a period a rate-limiting binding allows",
+                    simple.period
+                ),
+            )
+            .label("not 10 or 60")
+            .help("a rate-limiting binding counts over 10 or 60 seconds"),
+        );
+    }
+}
+
+/// `10, 15, … or 86400 seconds`.
+fn seconds_list(values: &[u32]) -> String {
+    let (last, rest) = values.split_last().unwrap_or((&0, &[]));
+    let rest: Vec<String> = rest.iter().map(u32::to_string).collect();
+    format!("{} or {last} seconds", rest.join(", "))
 }
 
 /// Whether a name belongs to a binding (a mapping key) or a secret (a list item).
@@ -408,7 +512,7 @@ fn duplicate_physical_names(manifest: &Manifest, problems: &mut Vec<Problem>) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::model::{D1Database, Headers};
+    use crate::manifest::model::{D1Database, Headers, Observability};
 
     fn context() -> Context<'static> {
         Context {
@@ -449,6 +553,7 @@ mod tests {
             }),
             routes: Vec::new(),
             rate_limits: None,
+            observability: None,
         };
         worker.bindings.insert(
             "DB".to_owned(),
@@ -562,7 +667,7 @@ mod tests {
     fn rate_limits_need_positive_numbers_an_allowed_period_and_absolute_paths() {
         let manifest = rate_limited(RateLimits {
             requests: 0,
-            period: 30,
+            period: 25,
             mitigation_timeout: 0,
             paths: vec!["api/".to_owned()],
         });
@@ -575,6 +680,71 @@ mod tests {
                 "manifest::rate-limit-path",
             ]
         );
+    }
+
+    #[test]
+    fn every_period_and_timeout_cloudflare_allows_is_accepted() {
+        for (period, mitigation_timeout) in [(15, 20), (20, 30), (30, 86400), (65535, 45)] {
+            let manifest = rate_limited(RateLimits {
+                period,
+                mitigation_timeout,
+                ..limits()
+            });
+            assert_eq!(
+                codes(&manifest),
+                Vec::<&str>::new(),
+                "{period}/{mitigation_timeout}"
+            );
+        }
+        let manifest = rate_limited(RateLimits {
+            period: 86400,
+            mitigation_timeout: 61,
+            ..limits()
+        });
+        assert_eq!(
+            codes(&manifest),
+            [
+                "manifest::rate-limit-period",
+                "manifest::rate-limit-timeout"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_ratelimit_binding_needs_a_namespace_a_limit_and_a_period_of_10_or_60() {
+        let mut manifest = manifest();
+        let binding = |namespace_id: &str, limit, period| Binding::Ratelimit {
+            namespace_id: namespace_id.to_owned(),
+            simple: SimpleLimit { limit, period },
+        };
+        let bindings = &mut manifest.workers["api"].bindings;
+        bindings.insert("RATE_LIMITER".to_owned(), binding("1001", 100, 60));
+        bindings.insert("BURST_LIMITER".to_owned(), binding("1002", 10, 10));
+        assert_eq!(codes(&manifest), Vec::<&str>::new());
+        manifest.workers["api"]
+            .bindings
+            .insert("RATE_LIMITER".to_owned(), binding("users", 0, 30));
+        assert_eq!(
+            codes(&manifest),
+            [
+                "manifest::ratelimit-namespace",
+                "manifest::ratelimit-limit",
+                "manifest::ratelimit-period",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_head_sampling_rate_is_a_share_from_0_to_1() {
+        let mut manifest = manifest();
+        for (rate, problems) in [(1.0, 0), (0.0, 0), (0.25, 0), (1.5, 1), (-0.1, 1)] {
+            manifest.workers["api"].observability = Some(Observability {
+                enabled: true,
+                head_sampling_rate: Some(rate),
+            });
+            assert_eq!(codes(&manifest).len(), problems, "{rate}");
+        }
+        assert_eq!(codes(&manifest), ["manifest::head-sampling-rate"]);
     }
 
     #[test]

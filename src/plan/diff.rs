@@ -134,6 +134,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
 
     for (key, worker) in &desired.workers {
         diff_worker(desired, key, worker, live, options, &mut plan);
+        diff_observability(key, worker, live, &mut plan);
     }
     super::edge::diff_edge(desired, live, options, &mut plan);
 
@@ -173,6 +174,8 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
     duplicate_databases(desired, live, &mut plan);
+    unsettled_rollouts(desired, live, &mut plan);
+    super::zone_plan::rate_limit_blockers(desired, live, &mut plan);
     plan
 }
 
@@ -243,6 +246,99 @@ fn duplicate_databases(desired: &Manifest, live: &Live, plan: &mut Plan) {
                 });
             }
         }
+    }
+}
+
+/// The change to a Worker's observability (Workers Logs), when the manifest declares it and
+/// the Worker exists. It is a script-level setting, written on its own.
+fn diff_observability(key: &str, worker: &Worker, live: &Live, plan: &mut Plan) {
+    let Some(wanted) = &worker.observability else {
+        return;
+    };
+    if !live.scripts.contains(&worker.name) || !live.workers.contains_key(&worker.name) {
+        return;
+    }
+    let current = live
+        .workers
+        .get(&worker.name)
+        .and_then(|lw| lw.observability.as_ref());
+    let rate = |value: Option<&Value>| value.and_then(Value::as_f64).unwrap_or(1.0);
+    let same = current.is_some_and(|current| {
+        current.get("enabled").and_then(Value::as_bool) == Some(wanted.enabled)
+            && rate(current.get("head_sampling_rate")) == wanted.head_sampling_rate.unwrap_or(1.0)
+    });
+    let mut after = json!({ "enabled": wanted.enabled });
+    if let Some(rate) = wanted.head_sampling_rate {
+        after["head_sampling_rate"] = json!(rate);
+    }
+    let (action, operation) = if same {
+        (Action::NoOp, Operation::None)
+    } else {
+        (
+            Action::Update,
+            Operation::Observability {
+                script: worker.name.clone(),
+                observability: after.clone(),
+            },
+        )
+    };
+    plan.changes.push(Change {
+        address: Address::Setting {
+            worker: key.to_owned(),
+            setting: Setting::Observability,
+        },
+        action,
+        before: current.cloned(),
+        after: Some(after),
+        reason: "Workers Logs".to_owned(),
+        operation,
+    });
+}
+
+/// A blocker for each Worker the plan writes to whose deployment is not its newest version at
+/// 100%. Cloudflare builds a settings or secret write on one of the two, and which one is not
+/// documented: it may deploy an unreviewed version, or revert a gradual deployment.
+fn unsettled_rollouts(desired: &Manifest, live: &Live, plan: &mut Plan) {
+    for (key, worker) in &desired.workers {
+        let Some(rollout) = live
+            .workers
+            .get(&worker.name)
+            .and_then(|lw| lw.rollout.as_ref())
+        else {
+            continue;
+        };
+        let writes = plan.changes.iter().any(|change| match &change.operation {
+            Operation::Settings(settings) => settings.script == worker.name,
+            Operation::PutSecret { script, .. } => *script == worker.name,
+            _ => false,
+        });
+        if !writes || rollout.is_settled() {
+            continue;
+        }
+        let deployed = match rollout.deployed.as_slice() {
+            [] => "no version".to_owned(),
+            versions => versions
+                .iter()
+                .map(|v| format!("version {} at {}%", v.version_id, v.percentage))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        };
+        let newest = rollout.newest.as_deref().unwrap_or("(none)");
+        plan.blockers.push(Blocker {
+            address: Address::Worker { key: key.clone() },
+            kind: BlockerKind::UnsettledRollout,
+            message: format!(
+                "{} serves {deployed}, but its newest version is {newest}; apply writes only to a Worker that serves its newest version at 100%",
+                worker.name
+            ),
+            hints: vec![
+                format!(
+                    "to serve the newest version, deploy it: `wrangler versions deploy {newest}@100% --name {}`",
+                    worker.name
+                ),
+                "to keep what is served now, roll back by deploying that code again (`wrangler deploy`), which makes it the newest version; then run plan again".to_owned(),
+            ],
+        });
     }
 }
 
@@ -534,6 +630,28 @@ pub(crate) fn wire_binding<E>(
             environment: None,
             entrypoint: entrypoint.clone(),
         },
+        Binding::Ratelimit {
+            namespace_id,
+            simple,
+        } => ratelimit_binding(name, namespace_id, simple),
+    })
+}
+
+/// A Workers rate-limiting binding as the API takes and returns it; lmsinfra's API model keeps
+/// it as a binding it does not otherwise model.
+fn ratelimit_binding(
+    name: String,
+    namespace_id: &str,
+    simple: &crate::manifest::model::SimpleLimit,
+) -> cloudflare::Binding {
+    let fields = json!({
+        "namespace_id": namespace_id,
+        "simple": { "limit": simple.limit, "period": simple.period },
+    });
+    cloudflare::Binding::Other(cloudflare::OtherBinding {
+        name,
+        kind: "ratelimit".to_owned(),
+        fields: fields.as_object().cloned().unwrap_or_default(),
     })
 }
 
@@ -581,7 +699,33 @@ pub(crate) fn same_binding(
                 ..
             },
         ) => service == live_service && entrypoint == live_entrypoint,
+        (Binding::Ratelimit { .. }, Live::Other(live)) if live.kind == "ratelimit" => {
+            let cloudflare::Binding::Other(wanted) =
+                wire_binding(&live.name, desired, |_| Ok::<_, Infallible>(String::new()))
+                    .unwrap_or_else(|never| match never {})
+            else {
+                return false;
+            };
+            wanted.fields.iter().all(|(field, value)| {
+                live.fields
+                    .get(field)
+                    .is_some_and(|live| same_json(value, live))
+            })
+        }
         _ => false,
+    }
+}
+
+/// JSON values equal as numbers where both are numbers (the API may send `60.0` for `60`).
+fn same_json(a: &Value, b: &Value) -> bool {
+    match (a, b) {
+        (Value::Number(a), Value::Number(b)) => a.as_f64() == b.as_f64(),
+        (Value::Object(a), Value::Object(b)) => {
+            a.len() == b.len()
+                && a.iter()
+                    .all(|(k, v)| b.get(k).is_some_and(|w| same_json(v, w)))
+        }
+        _ => a == b,
     }
 }
 

@@ -100,6 +100,11 @@ fn as_applied(manifest: &Manifest) -> Live {
                 compatibility_date: Some(worker.compatibility_date.clone()),
                 compatibility_flags: worker.compatibility_flags.clone(),
                 bindings,
+                observability: worker
+                    .observability
+                    .as_ref()
+                    .and_then(|o| serde_json::to_value(o).ok()),
+                ..LiveWorker::default()
             },
         );
     }

@@ -11,6 +11,7 @@ mod intent;
 mod saved;
 #[cfg(test)]
 mod tests;
+mod zone_plan;
 
 pub use crate::address::{Address, AddressError, Setting, Unmanaged};
 pub(crate) use diff::wire_binding;
@@ -133,6 +134,13 @@ pub enum Operation {
     },
     /// Write the owned rules of one zone's ruleset in one phase.
     Rules(Box<ZoneRules>),
+    /// Change a Worker's script-level observability (Workers Logs); no version is made.
+    Observability {
+        /// The script.
+        script: String,
+        /// `{enabled, head_sampling_rate?}`, as the API takes it.
+        observability: serde_json::Value,
+    },
 }
 
 /// A Worker's settings as apply writes them.
@@ -258,6 +266,12 @@ pub enum BlockerKind {
     DatabaseInUse,
     /// A route names a zone the account does not have (or the token cannot read).
     MissingZone,
+    /// A Worker to write to serves a version other than its newest one, or splits traffic
+    /// between two versions: a write would build on a version nobody chose.
+    UnsettledRollout,
+    /// A rate-limiting rule the zone's plan cannot hold (expression fields, period, mitigation
+    /// timeout, rule count).
+    ZonePlanLimit,
 }
 
 /// Something worth knowing that never blocks.

@@ -186,6 +186,9 @@ fn describe(binding: &ConfigBinding) -> String {
             format!("a services entry for Worker {service}")
         }
         ConfigBinding::Other(Binding::D1 { database }) => format!("database {database}"),
+        ConfigBinding::Other(Binding::Ratelimit { namespace_id, .. }) => {
+            format!("a ratelimits entry in namespace {namespace_id}")
+        }
     }
 }
 

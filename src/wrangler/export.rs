@@ -38,6 +38,7 @@ pub(crate) fn export(
     let mut kv = Vec::new();
     let mut r2 = Vec::new();
     let mut services = Vec::new();
+    let mut ratelimits = Vec::new();
     for (name, binding) in &worker.bindings {
         match binding {
             Binding::PlainText { text } => {
@@ -81,6 +82,16 @@ pub(crate) fn export(
                 }
                 services.push(bound);
             }
+            Binding::Ratelimit {
+                namespace_id,
+                simple,
+            } => {
+                ratelimits.push(json!({
+                    "name": name,
+                    "namespace_id": namespace_id,
+                    "simple": { "limit": simple.limit, "period": simple.period },
+                }));
+            }
         }
     }
     section.insert("vars".into(), Value::Object(vars));
@@ -89,6 +100,7 @@ pub(crate) fn export(
         ("kv_namespaces", kv),
         ("r2_buckets", r2),
         ("services", services),
+        ("ratelimits", ratelimits),
     ] {
         if !list.is_empty() {
             section.insert(field.into(), Value::Array(list));
@@ -162,6 +174,7 @@ mod tests {
                     headers: None,
                     routes: Vec::new(),
                     rate_limits: None,
+                    observability: None,
                 },
             )]),
             parity: Parity::default(),

@@ -151,6 +151,11 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
         writes(&stats),
         [
             (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings"
+                    .to_owned(),
+                1
+            ),
+            (
                 "PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings".to_owned(),
                 1
             ),
@@ -165,7 +170,7 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
     let mut api = bindings(&sandbox, "lms-api-staging");
     api.sort_unstable();
-    let mut expected = vec!["ALLOWED_ORIGINS", "DB"];
+    let mut expected = vec!["ALLOWED_ORIGINS", "DB", "RATE_LIMITER"];
     expected.extend(SECRETS);
     expected.sort_unstable();
     assert_eq!(api, expected);
@@ -650,7 +655,7 @@ fn apply_on_a_terminal_asks_and_goes_ahead_only_on_yes() {
     assert!(
         accepted
             .stdout
-            .contains("Apply complete: 6 steps done. A fresh plan of staging is empty."),
+            .contains("Apply complete: 7 steps done. A fresh plan of staging is empty."),
         "{accepted}"
     );
     let planned = plan_staging(&sandbox, None);

@@ -22,6 +22,8 @@ use lmsinfra::manifest::model::{Binding, D1Database, Headers, RateLimits, Route,
 use proptest::prelude::*;
 use serde_json::{Value, json};
 
+use lmsinfra_sandbox::{Variant, Variants};
+
 use crate::support::{ACCOUNT_ID, Lmsinfra, TestSandbox, binding_names_by_script};
 
 const BINDING_NAMES: [&str; 4] = ["DB", "APP_ORIGIN", "MODE", "FEATURE_FLAGS"];
@@ -236,6 +238,7 @@ impl Case {
                         mitigation_timeout: 600,
                         paths: Vec::new(),
                     }),
+                    observability: None,
                 };
                 (format!("w{j}"), worker)
             })
@@ -435,8 +438,12 @@ fn zone_rules(state: &Value, phase: &str) -> Vec<Value> {
         .unwrap_or_default()
 }
 
-/// Apply `case` and plan again; `faults` is a sandbox fault spec.
-fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseError> {
+/// Apply `case` and plan again; `faults` is a sandbox fault spec, `variant` one `--variant`.
+fn apply_then_plan(
+    case: &Case,
+    faults: Option<&str>,
+    variant: Option<&str>,
+) -> Result<(), TestCaseError> {
     let project = tempfile::tempdir().expect("temp dir");
     let manifest = case.manifest();
     let yaml = yaml_serde::to_string(&manifest).expect("a manifest serialises to YAML");
@@ -449,6 +456,10 @@ fn apply_then_plan(case: &Case, faults: Option<&str>) -> Result<(), TestCaseErro
     let sandbox = TestSandbox::with(|config| {
         config.seed = Some(seed);
         config.faults = spec;
+        config.variants = variant
+            .map(|v| v.parse::<Variant>().expect("variant"))
+            .into_iter()
+            .collect::<Variants>();
     });
 
     let secrets: BTreeSet<&String> = manifest.workers.values().flat_map(|w| &w.secrets).collect();
@@ -530,7 +541,7 @@ proptest! {
 
     #[test]
     fn apply_then_plan_is_empty_for_any_manifest_and_account(case in case()) {
-        apply_then_plan(&case, None)?;
+        apply_then_plan(&case, None, None)?;
     }
 }
 
@@ -540,6 +551,20 @@ proptest! {
     #[test]
     fn apply_then_plan_is_empty_when_a_fifth_of_requests_fail(case in case(), seed in 0u64..1000) {
         let faults = format!("seed={seed},429=0.1:1s,500=0.05,503=0.05");
-        apply_then_plan(&case, Some(&faults))?;
+        apply_then_plan(&case, Some(&faults), None)?;
+    }
+}
+
+/// The property under each variant of what the real API has not been seen to settle, with a
+/// quarter of the cases each.
+#[test]
+fn apply_then_plan_is_empty_under_every_variant() {
+    for variant in crate::safe_apply::VARIANTS {
+        let config = ProptestConfig::with_cases(cases().div_ceil(4));
+        let mut runner = proptest::test_runner::TestRunner::new(config);
+        let result = runner.run(&case(), |case| apply_then_plan(&case, None, Some(variant)));
+        if let Err(err) = result {
+            panic!("under {variant}: {err}");
+        }
     }
 }

@@ -440,7 +440,7 @@ fn script_settings_change_observability_and_keep_every_binding() {
         .len();
     assert_eq!(
         sandbox.get(&format!("{API}/script-settings")),
-        json!({"logpush": false, "tail_consumers": [], "tags": []})
+        json!({"logpush": false, "tail_consumers": [], "tags": [], "observability": {"enabled": true, "head_sampling_rate": 1}})
     );
     let change = json!({
         "logpush": true,

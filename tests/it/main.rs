@@ -18,6 +18,7 @@ mod probe;
 mod proxy;
 mod races;
 mod rulesets;
+mod safe_apply;
 mod sandbox;
 mod sandbox_hardening;
 mod schema;

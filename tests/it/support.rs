@@ -77,8 +77,47 @@ fn openapi() -> &'static Value {
         // (`versions deploy` takes 0 to 100): a version at 0 % serves overridden requests only.
         doc["components"]["schemas"]["workers_deployments-strategy-percentage"]["properties"]
             ["versions"]["items"]["properties"]["percentage"]["minimum"] = json!(0);
+        add_ratelimit_binding(&mut doc);
         doc
     })
+}
+
+/// The 2024 spec predates the Workers rate-limiting binding; its shape is the one the current
+/// SDKs type (`WorkersBindingKindRatelimit`: `namespace_id` and `simple: {limit, period}`), added
+/// to every binding list beside the service binding.
+fn add_ratelimit_binding(doc: &mut Value) {
+    const REF: &str = "#/components/schemas/workers_binding_kind_ratelimit";
+    doc["components"]["schemas"]["workers_binding_kind_ratelimit"] = json!({
+        "type": "object",
+        "required": ["name", "type", "namespace_id", "simple"],
+        "properties": {
+            "name": {"type": "string"},
+            "type": {"type": "string", "enum": ["ratelimit"]},
+            "namespace_id": {"type": "string"},
+            "simple": {
+                "type": "object",
+                "required": ["limit", "period"],
+                "properties": {
+                    "limit": {"type": "number"},
+                    "period": {"type": "integer", "enum": [10, 60]}
+                }
+            }
+        }
+    });
+    fn visit(value: &mut Value) {
+        match value {
+            Value::Array(items) => {
+                let service = json!({"$ref": "#/components/schemas/workers_binding_kind_service"});
+                if items.contains(&service) {
+                    items.push(json!({"$ref": REF}));
+                }
+                items.iter_mut().for_each(visit);
+            }
+            Value::Object(fields) => fields.values_mut().for_each(visit),
+            _ => {}
+        }
+    }
+    visit(doc);
 }
 
 /// `{"type": T, "nullable": true}` means `{"type": [T, "null"]}`; an `enum` beside it gains `null`.

@@ -161,9 +161,9 @@ fn warnings_in_json_name_both_files() {
     assert_eq!(warning["severity"], "warning");
     assert_eq!(warning["code"], "manifest::parity");
     assert_eq!(warning["file"], "environments/production.yaml");
-    assert_eq!(warning["line"], 29);
+    assert_eq!(warning["line"], 31);
     assert_eq!(warning["related"][0]["file"], "environments/staging.yaml");
-    assert_eq!(warning["related"][0]["line"], 27);
+    assert_eq!(warning["related"][0]["line"], 29);
 }
 
 #[test]
@@ -323,7 +323,7 @@ fn a_worker_two_environments_declare_is_an_error() {
         diagnostic["related"][0]["file"],
         "environments/production.yaml"
     );
-    assert_eq!(diagnostic["related"][0]["line"], 38);
+    assert_eq!(diagnostic["related"][0]["line"], 42);
 }
 
 #[test]

@@ -137,6 +137,7 @@ pub(super) fn resolve_bindings(
             "r2_bucket" => copy(&["bucket_name", "jurisdiction?"])?,
             "service" => copy(&["service", "environment?", "entrypoint?"])?,
             "queue" => copy(&["queue_name"])?,
+            "ratelimit" => ratelimit(name, object)?,
             "durable_object_namespace" => copy(&[
                 "class_name",
                 "script_name?",
@@ -184,6 +185,40 @@ pub(super) fn resolve_bindings(
         out.bindings.push(binding);
     }
     Ok(out)
+}
+
+/// A Workers rate-limiting binding: `namespace_id` a positive integer (as a string), and
+/// `simple: {limit, period}` with a positive limit and a period of 10 or 60 seconds.
+fn ratelimit(name: &str, object: &serde_json::Map<String, Value>) -> Result<Value, ApiError> {
+    let namespace = object
+        .get("namespace_id")
+        .and_then(Value::as_str)
+        .filter(|id| id.parse::<u64>().is_ok_and(|id| id > 0))
+        .ok_or_else(|| {
+            invalid(format!(
+                "ratelimit binding `{name}` needs `namespace_id`, a positive integer as a string"
+            ))
+        })?;
+    let simple = object.get("simple");
+    let limit = simple
+        .and_then(|s| s.get("limit"))
+        .and_then(Value::as_u64)
+        .filter(|limit| *limit > 0);
+    let period = simple
+        .and_then(|s| s.get("period"))
+        .and_then(Value::as_u64)
+        .filter(|period| [10, 60].contains(period));
+    let (Some(limit), Some(period)) = (limit, period) else {
+        return Err(invalid(format!(
+            "ratelimit binding `{name}` needs `simple: {{\"limit\": N, \"period\": 10 or 60}}`"
+        )));
+    };
+    Ok(json!({
+        "name": name,
+        "type": "ratelimit",
+        "namespace_id": namespace,
+        "simple": {"limit": limit, "period": period},
+    }))
 }
 
 pub(super) fn check_size(name: &str, text: &str) -> Result<(), ApiError> {

@@ -1,0 +1,330 @@
+//! apply is safe under every plausible answer of the real API (`cloudflare-api/FIDELITY.md`):
+//! it refuses before writing to a Worker whose rollout is unsettled, and it stops at once when
+//! a settings write loses a binding.
+
+use serde_json::{Value, json};
+
+use std::time::Duration;
+
+use lmsinfra_sandbox::{RateLimit, Variant, Variants};
+
+use crate::support::{Body, Lmsinfra, Run, TestSandbox, form, lmsinfra_snapshot};
+
+const API: &str = "/accounts/{account}/workers/scripts/lms-api-staging";
+
+/// The secrets staging's API Worker requires.
+const SECRETS: [&str; 4] = [
+    "TALLY_WEBHOOK_SECRET",
+    "TALLY_SIGNING_SECRET",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+    "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+];
+
+const MODULE: &str = "export default { async fetch() { return new Response('ok'); } };";
+
+/// `apply staging --auto-approve` with every required secret.
+fn apply_staging(sandbox: &TestSandbox) -> Run {
+    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    command.run()
+}
+
+fn plan_staging(sandbox: &TestSandbox) -> Run {
+    Lmsinfra::new(sandbox)
+        .args(["plan", "staging", "--detailed-exitcode", "--no-probe"])
+        .run()
+}
+
+fn state(sandbox: &TestSandbox) -> Vec<u8> {
+    std::fs::read(sandbox.state_path()).expect("the sandbox state file is readable")
+}
+
+/// Upload a version of the staging API Worker with `POST …/versions`, not deployed; its id.
+fn upload_undeployed(sandbox: &TestSandbox) -> String {
+    let bindings: Vec<Value> = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .map(|b| json!({"name": b["name"], "type": "inherit"}))
+        .collect();
+    let metadata = json!({"main_module": "worker.js", "compatibility_date": "2024-12-01", "bindings": bindings});
+    let uploaded = sandbox.send(
+        "POST",
+        &format!("{API}/versions"),
+        form(&[
+            ("metadata", None, &metadata.to_string()),
+            ("worker.js", Some("application/javascript+module"), MODULE),
+        ]),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    uploaded.body["result"]["id"]
+        .as_str()
+        .expect("a version id")
+        .to_owned()
+}
+
+fn deployed_version(sandbox: &TestSandbox) -> String {
+    sandbox.get(&format!("{API}/deployments"))["deployments"][0]["versions"][0]["version_id"]
+        .as_str()
+        .expect("a deployed version")
+        .to_owned()
+}
+
+/// Plan shows the rollout blocker naming both versions, and apply exits 3 without changing
+/// the sandbox's state file by one byte.
+fn assert_blocked_naming(sandbox: &TestSandbox, name: &str, versions: [&str; 2]) {
+    let before = state(sandbox);
+    let planned = plan_staging(sandbox);
+    for version in versions {
+        assert!(planned.stdout.contains(version), "{version}: {planned}");
+    }
+    lmsinfra_snapshot!(format!("{name}_plan"), planned);
+    let applied = apply_staging(sandbox);
+    assert_eq!(applied.code, 3, "{applied}");
+    assert!(
+        applied.stdout.contains("serves version"),
+        "the blocker is not shown: {applied}"
+    );
+    assert!(state(sandbox) == before, "the state file changed");
+}
+
+#[test]
+fn an_undeployed_newest_version_blocks_plan_and_apply() {
+    let sandbox = TestSandbox::new();
+    let deployed = deployed_version(&sandbox);
+    let newest = upload_undeployed(&sandbox);
+    assert_blocked_naming(&sandbox, "undeployed_newest", [&deployed, &newest]);
+}
+
+#[test]
+fn a_gradual_deployment_blocks_plan_and_apply() {
+    let sandbox = TestSandbox::new();
+    let deployed = deployed_version(&sandbox);
+    let newest = upload_undeployed(&sandbox);
+    let split = sandbox.send(
+        "POST",
+        &format!("{API}/deployments"),
+        Body::Json(json!({
+            "strategy": "percentage",
+            "versions": [
+                {"version_id": deployed, "percentage": 90},
+                {"version_id": newest, "percentage": 10},
+            ],
+        })),
+    );
+    assert_eq!(split.status, 200, "{}", split.body);
+    assert_blocked_naming(&sandbox, "gradual_deployment", [&deployed, &newest]);
+}
+
+fn with_variants(variants: &[&str]) -> TestSandbox {
+    let variants: Variants = variants
+        .iter()
+        .map(|v| v.parse::<Variant>().expect("variant"))
+        .collect();
+    TestSandbox::with(|c| c.variants = variants)
+}
+
+/// Put a secret on the staging API Worker behind lmsinfra's back.
+fn put_unmanaged_secret(sandbox: &TestSandbox, name: &str) {
+    let put = sandbox.send(
+        "PUT",
+        &format!("{API}/secrets"),
+        Body::Json(json!({"name": name, "text": "kept", "type": "secret_text"})),
+    );
+    assert_eq!(put.status, 200, "{}", put.body);
+}
+
+#[test]
+fn a_settings_write_that_drops_an_inherited_secret_stops_apply_at_once() {
+    let sandbox = with_variants(&["drop-inherited-secret=DASHBOARD_SECRET"]);
+    put_unmanaged_secret(&sandbox, "DASHBOARD_SECRET");
+    let applied = lmsinfra_snapshot!(apply_staging(&sandbox));
+    assert_eq!(applied.code, 1, "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let puts = stats
+        .routes
+        .get("PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets")
+        .copied();
+    // The one PUT is the test's own: apply wrote no secret after the loss.
+    assert_eq!(puts, Some(1), "{stats:?}");
+}
+
+/// Every variant the sandbox can play of what the real API has not been seen to settle.
+pub const VARIANTS: [&str; 11] = [
+    "settings-patch-base=deployed",
+    "settings-patch-base=newest",
+    "settings-patch-base=refuse",
+    "inherit=drop-unresolvable",
+    "inherit=accepted",
+    "inherit=refused",
+    "drop-inherited-secret=TALLY_WEBHOOK_SECRET",
+    "patch-answer=full",
+    "patch-answer=no-bindings",
+    "rate-limit=block",
+    "rate-limit=sliding",
+];
+
+fn binding_names(sandbox: &TestSandbox) -> Vec<String> {
+    let mut names: Vec<String> = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .map(|b| b["name"].as_str().expect("a name").to_owned())
+        .collect();
+    names.sort_unstable();
+    names
+}
+
+#[test]
+fn apply_core_cases_hold_under_every_variant() {
+    for variant in VARIANTS {
+        // With every secret: converges, and a fresh plan is empty.
+        let sandbox = with_variants(&[variant]);
+        let applied = apply_staging(&sandbox);
+        assert_eq!(applied.code, 0, "{variant}: {applied}");
+        let planned = plan_staging(&sandbox);
+        assert_eq!(planned.code, 0, "{variant}: {planned}");
+        let mut expected = vec!["ALLOWED_ORIGINS", "DB", "RATE_LIMITER"];
+        expected.extend(SECRETS);
+        expected.sort_unstable();
+        assert_eq!(binding_names(&sandbox), expected, "{variant}");
+
+        // Without the secrets: blocked, and the state file is untouched.
+        let sandbox = with_variants(&[variant]);
+        let before = state(&sandbox);
+        let blocked = Lmsinfra::new(&sandbox)
+            .args(["apply", "staging", "--auto-approve"])
+            .run();
+        assert_eq!(blocked.code, 3, "{variant}: {blocked}");
+        assert!(
+            state(&sandbox) == before,
+            "{variant}: the state file changed"
+        );
+
+        // Unmanaged bindings and secrets are kept.
+        let sandbox = with_variants(&[variant]);
+        put_unmanaged_secret(&sandbox, "DASHBOARD_SECRET");
+        let applied = apply_staging(&sandbox);
+        assert_eq!(applied.code, 0, "{variant}: {applied}");
+        let names = binding_names(&sandbox);
+        assert!(
+            names.iter().any(|n| n == "DASHBOARD_SECRET"),
+            "{variant}: {names:?}"
+        );
+        assert_eq!(plan_staging(&sandbox).code, 0, "{variant}");
+    }
+}
+
+#[test]
+fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
+    // Enough requests for the plan's reads and the database create; the settings step that
+    // follows (its re-read of the Worker, then its PATCH) is blocked for five minutes, longer
+    // than the client waits.
+    let sandbox = TestSandbox::with(|c| {
+        c.rate_limit = RateLimit {
+            requests: 10,
+            window: Duration::from_secs(300),
+        };
+    });
+    let applied = lmsinfra_snapshot!(apply_staging(&sandbox));
+    assert_eq!(applied.code, 1, "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let writes: Vec<(&String, &u64)> = stats
+        .routes
+        .iter()
+        .filter(|(route, _)| !route.starts_with("GET "))
+        .collect();
+    // The create went through; the settings step's re-read was refused, so its PATCH and
+    // everything after it were never sent.
+    assert_eq!(
+        writes,
+        [(&"POST /accounts/{account_id}/d1/database".to_owned(), &1)],
+        "{stats:?}"
+    );
+    assert_eq!(stats.statuses.get(&429).copied(), Some(1), "{stats:?}");
+}
+
+/// A sandbox of the audited account whose zone is on `plan`; the seed's folder goes with it.
+fn zone_on_plan(plan: &str) -> (TestSandbox, tempfile::TempDir) {
+    let mut seed: Value = serde_json::from_str(
+        &std::fs::read_to_string(crate::support::audited_seed()).expect("the seed"),
+    )
+    .expect("seed JSON");
+    seed["zones"][0]["plan"]["legacy_id"] = json!(plan);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let path = dir.path().join("seed.json");
+    std::fs::write(&path, seed.to_string()).expect("seed written");
+    (TestSandbox::with(|c| c.seed = Some(path)), dir)
+}
+
+#[test]
+fn a_rate_limit_a_free_zone_cannot_hold_is_a_plan_blocker() {
+    let (sandbox, _seed) = zone_on_plan("free");
+    let routed = crate::security::routed_production();
+    assert!(
+        routed.contains("period: 60"),
+        "the example limits per minute"
+    );
+    let dir = crate::security::project(&routed, "https://lms-api.example.workers.dev/health");
+    let before = state(&sandbox);
+    let planned = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["plan", "production", "--detailed-exitcode", "--no-probe"])
+        .run();
+    let planned = lmsinfra_snapshot!(planned);
+    assert!(
+        planned
+            .stdout
+            .contains("a period of 60 s is over the plan's limit of 10 s"),
+        "{planned}"
+    );
+    let applied = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["apply", "production", "--auto-approve"])
+        .run();
+    assert_eq!(applied.code, 3, "{applied}");
+    assert!(state(&sandbox) == before, "the state file changed");
+
+    let (business, _seed) = zone_on_plan("business");
+    let applied = Lmsinfra::new(&business)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["apply", "production", "--auto-approve"])
+        .run();
+    assert_eq!(applied.code, 0, "{applied}");
+}
+
+#[test]
+fn the_sandbox_takes_a_ratelimit_binding_only_with_a_period_of_10_or_60() {
+    let sandbox = TestSandbox::new();
+    let patch = |period: u64| {
+        let settings = json!({"bindings": [
+            {"name": "LIMITER", "type": "ratelimit", "namespace_id": "1003", "simple": {"limit": 5, "period": period}},
+        ]});
+        sandbox.send(
+            "PATCH",
+            &format!("{API}/settings"),
+            form(&[("settings", Some("application/json"), &settings.to_string())]),
+        )
+    };
+    let refused = patch(30);
+    assert_eq!(refused.status, 400, "{}", refused.body);
+    let kept = patch(10);
+    assert_eq!(kept.status, 200, "{}", kept.body);
+    let limiter = sandbox.get(&format!("{API}/settings"))["bindings"]
+        .as_array()
+        .expect("bindings")
+        .iter()
+        .find(|b| b["name"] == "LIMITER")
+        .cloned();
+    assert_eq!(
+        limiter,
+        Some(
+            json!({"name": "LIMITER", "type": "ratelimit", "namespace_id": "1003", "simple": {"limit": 5, "period": 10}})
+        )
+    );
+}
