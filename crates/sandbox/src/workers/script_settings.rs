@@ -8,6 +8,7 @@
 
 use serde_json::{Map, Value, json};
 
+use super::settings::apply_settings;
 use super::{invalid, script, script_mut};
 use crate::envelope::{ApiError, Reply};
 use crate::request::Call;
@@ -29,41 +30,17 @@ fn script_settings_json(settings: &Settings) -> Value {
 /// The fields this endpoint changes; every other setting belongs to a version.
 const NON_VERSIONED: [&str; 4] = ["logpush", "tail_consumers", "observability", "tags"];
 
-/// The script-level fields of `object`, checked, applied onto `settings`.
+/// The script-level fields of `object`, checked, applied onto `settings`: the versioned
+/// settings' own rules, with observability's shape checked first.
 fn apply(settings: &mut Settings, object: &Map<String, Value>) -> Result<(), ApiError> {
-    if let Some(tags) = object.get("tags") {
-        settings.tags = tags
-            .as_array()
-            .filter(|items| items.iter().all(Value::is_string))
-            .ok_or_else(|| invalid("`tags` must be an array of strings"))?
-            .iter()
-            .filter_map(|t| t.as_str().map(str::to_owned))
-            .collect();
-    }
-    if let Some(logpush) = object.get("logpush") {
-        settings.logpush = logpush
-            .as_bool()
-            .ok_or_else(|| invalid("`logpush` must be true or false"))?;
-    }
-    if let Some(consumers) = object.get("tail_consumers") {
-        settings.tail_consumers = consumers
-            .as_array()
-            .filter(|items| {
-                items
-                    .iter()
-                    .all(|c| c.get("service").is_some_and(Value::is_string))
-            })
-            .ok_or_else(|| invalid("`tail_consumers` must be an array of {\"service\": \"…\"}"))?
-            .clone();
-    }
     if let Some(observability) = object.get("observability") {
-        settings.observability = Some(checked_observability(observability)?);
+        checked_observability(observability)?;
     }
-    Ok(())
+    apply_settings(settings, object)
 }
 
 /// `{enabled: bool, head_sampling_rate?: 0..=1, logs?: {…}}`.
-fn checked_observability(value: &Value) -> Result<Value, ApiError> {
+fn checked_observability(value: &Value) -> Result<(), ApiError> {
     let object = value
         .as_object()
         .ok_or_else(|| invalid("`observability` must be an object"))?;
@@ -82,7 +59,7 @@ fn checked_observability(value: &Value) -> Result<Value, ApiError> {
     if object.get("logs").is_some_and(|logs| !logs.is_object()) {
         return Err(invalid("`observability.logs` must be an object"));
     }
-    Ok(value.clone())
+    Ok(())
 }
 
 /// `GET …/script-settings`.
