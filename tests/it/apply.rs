@@ -26,7 +26,7 @@ const SECRETS: [&str; 4] = [
 ];
 
 /// `--secret NAME=env:VAR` for every required secret, with the variables set on the child.
-fn with_secrets(mut command: Lmsinfra) -> Lmsinfra {
+pub(crate) fn with_secrets(mut command: Lmsinfra) -> Lmsinfra {
     for (i, name) in SECRETS.iter().enumerate() {
         let var = format!("LMSINFRA_TEST_SECRET_{i}");
         command = command

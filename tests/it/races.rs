@@ -10,6 +10,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use lmsinfra_sandbox::Exchange;
 use serde_json::{Value, json};
 
+use crate::apply::with_secrets;
 use crate::support::{
     ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox, lmsinfra_snapshot,
 };
@@ -17,27 +18,14 @@ use crate::support::{
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const SETTINGS_ROUTE: &str = "/accounts/{account_id}/workers/scripts/{script_name}/settings";
 
-/// The secrets staging's API Worker requires.
-const SECRETS: [&str; 4] = [
-    "TALLY_WEBHOOK_SECRET",
-    "TALLY_SIGNING_SECRET",
-    "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
-    "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
-];
-
 /// The line of staging's manifest that declares `ALLOWED_ORIGINS`.
 const ALLOWED_ORIGINS: &str = "      ALLOWED_ORIGINS: { type: plain_text, text: \"https://lms-viewer-staging.example.workers.dev\" }\n";
 
 /// Apply staging with every secret supplied, so the sandbox's account is converged.
 fn converge(sandbox: &TestSandbox) {
-    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
-    for (i, name) in SECRETS.iter().enumerate() {
-        let var = format!("LMSINFRA_TEST_SECRET_{i}");
-        command = command
-            .env(&var, format!("value of {name}"))
-            .args(["--secret", &format!("{name}=env:{var}")]);
-    }
-    command.code(0).run();
+    with_secrets(Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]))
+        .code(0)
+        .run();
 }
 
 /// A project whose staging manifest is the LMS's own, edited by `edit`.
@@ -355,19 +343,13 @@ fn a_database_a_worker_of_another_environment_binds_survives_allow_destroy() {
         )
     });
     std::fs::remove_file(project.manifest("production")).expect("production's manifest goes");
-    let mut command = Lmsinfra::new(&sandbox).project(&project).args([
+    let refused = with_secrets(Lmsinfra::new(&sandbox).project(&project).args([
         "apply",
         "staging",
         "--auto-approve",
         "--allow-destroy",
-    ]);
-    for (i, name) in SECRETS.iter().enumerate() {
-        let var = format!("LMSINFRA_TEST_SECRET_{i}");
-        command = command
-            .env(&var, format!("value of {name}"))
-            .args(["--secret", &format!("{name}=env:{var}")]);
-    }
-    let refused = command.run();
+    ]))
+    .run();
     assert_eq!(refused.code, 3, "{refused}");
     lmsinfra_snapshot!(refused);
     let databases = sandbox.get("/accounts/{account}/d1/database");
