@@ -97,6 +97,22 @@ fn sandbox_running_between_plan_and_write(
     (sandbox, ran)
 }
 
+/// Apply `first` on a sandbox that runs `second`'s apply between `first`'s plan and its write
+/// (see [`sandbox_running_between_plan_and_write`]): the sandbox, then both runs.
+fn applies_racing(first: &Project, second: Project) -> (TestSandbox, Run, Run) {
+    let (sandbox, second) = sandbox_running_between_plan_and_write(second);
+    let first = Lmsinfra::new(&sandbox)
+        .project(first)
+        .args(["apply", "staging", "--auto-approve"])
+        .run();
+    let second = second
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the second apply ran between the first one's plan and its write");
+    (sandbox, first, second)
+}
+
 fn api_bindings(sandbox: &TestSandbox) -> Vec<Value> {
     sandbox.get(&format!("{SCRIPTS}/lms-api-staging/settings"))["bindings"]
         .as_array()
@@ -182,17 +198,8 @@ fn a_secret_put_while_apply_waits_for_yes_is_kept() {
 
 #[test]
 fn two_applies_adding_different_bindings_keep_both() {
-    let (sandbox, second) = sandbox_running_between_plan_and_write(adding("ADDED_BY_SECOND"));
-    let first = adding("ADDED_BY_FIRST");
-    let first = Lmsinfra::new(&sandbox)
-        .project(&first)
-        .args(["apply", "staging", "--auto-approve"])
-        .run();
-    let second = second
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .expect("the second apply ran between the first one's plan and its write");
+    let (sandbox, first, second) =
+        applies_racing(&adding("ADDED_BY_FIRST"), adding("ADDED_BY_SECOND"));
     assert_eq!(second.code, 0, "{second}");
     assert_eq!(first.code, 0, "{first}");
     let names = binding_names(&sandbox);
@@ -211,17 +218,7 @@ fn two_applies_adding_one_name_with_different_values_do_not_overwrite_each_other
             ),
         )
     });
-    let (sandbox, second) = sandbox_running_between_plan_and_write(second);
-    let first = adding("SHARED_FLAG");
-    let first = Lmsinfra::new(&sandbox)
-        .project(&first)
-        .args(["apply", "staging", "--auto-approve"])
-        .run();
-    let second = second
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .expect("the second apply ran between the first one's plan and its write");
+    let (sandbox, first, second) = applies_racing(&adding("SHARED_FLAG"), second);
     assert_eq!(second.code, 0, "{second}");
     assert_eq!(first.code, 1, "{first}");
     assert!(
@@ -239,22 +236,13 @@ fn two_applies_adding_one_name_with_different_values_do_not_overwrite_each_other
 
 #[test]
 fn a_binding_changed_between_plan_and_write_stops_apply() {
-    let (sandbox, second) = sandbox_running_between_plan_and_write(staging_project(|text| {
+    let changed = staging_project(|text| {
         text.replace(
             ALLOWED_ORIGINS,
             "      ALLOWED_ORIGINS: { type: plain_text, text: \"https://viewer.example.com\" }\n",
         )
-    }));
-    let first = adding("ADDED_BY_FIRST");
-    let first = Lmsinfra::new(&sandbox)
-        .project(&first)
-        .args(["apply", "staging", "--auto-approve"])
-        .run();
-    let second = second
-        .lock()
-        .expect("not poisoned")
-        .take()
-        .expect("the second apply ran between the first one's plan and its write");
+    });
+    let (sandbox, first, second) = applies_racing(&adding("ADDED_BY_FIRST"), changed);
     assert_eq!(second.code, 0, "{second}");
     lmsinfra_snapshot!(first);
     let origins = api_bindings(&sandbox)
