@@ -6,9 +6,15 @@
 //! `gather` reads it in one round trip: the script list, the D1 list and the settings,
 //! deployments and versions of every declared Worker go out together (a Worker that does not
 //! exist answers 10007 and comes back absent), with the header probes alongside. Only extra list
-//! pages, the rulesets of zones that routes name, and — only when the manifest marks absent a
-//! database that exists — the settings of every other script on the account (so no Worker's
-//! database is deleted), add a second trip.
+//! pages, the zones' rulesets, and — only when the manifest marks absent a database that exists
+//! — the settings of every other script on the account (so no Worker's database is deleted),
+//! add a second trip.
+//!
+//! Every zone of the account is read, not only those today's routes name: a rule this
+//! environment wrote stays in its zone after the route that asked for it leaves the manifest,
+//! and lmsinfra keeps no state of its own that would remember the zone. Like `kubectl apply
+//! --prune`, it finds what it owns by looking. That costs one zone list and two ruleset reads
+//! per zone, in the same two trips as before.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -43,9 +49,13 @@ pub struct Live {
     pub d1_databases: Vec<LiveDatabase>,
     /// Header probe results, by worker key (absent when probes were skipped).
     pub probes: BTreeMap<String, Probe>,
-    /// The zones that routes name and that exist, by zone name (empty without routes).
+    /// Every zone of the account whose rulesets could be read, by zone name.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub zones: BTreeMap<String, LiveZone>,
+    /// Zones of the account that no route names and whose rulesets the token may not read
+    /// (403): rules this environment once wrote there cannot be seen.
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub unread_zones: BTreeSet<String>,
     /// The plan (`legacy_id`: free, pro, business, enterprise) of each zone in `zones` that
     /// names one, by zone name: it bounds the rate-limiting rules the zone can hold.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
@@ -111,7 +121,7 @@ impl LiveWorker {
     }
 }
 
-/// A zone that a route names, with its entrypoint rulesets.
+/// A zone of the account, with its entrypoint rulesets.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct LiveZone {
     /// The zone's id.
@@ -156,7 +166,7 @@ impl Default for GatherOptions {
     }
 }
 
-/// The ruleset phases read for each zone a route names.
+/// The ruleset phases read for each zone.
 const ZONE_PHASES: [Phase; 2] = [Phase::HttpResponseHeadersTransform, Phase::HttpRatelimit];
 
 /// Read the live state of the environment `desired` describes, on the client's account.
@@ -183,7 +193,7 @@ pub async fn gather(
                     .any(|w| w.name == *name && w.observability.is_some());
                 read_worker(client, name, observed)
             })),
-            try_join_all(zone_names.iter().map(|name| read_zone(client, name))),
+            client.list_zones(None),
         )
     };
     let probes = async {
@@ -200,6 +210,11 @@ pub async fn gather(
     };
     let (api, probes) = tokio::join!(api, probes);
     let (scripts, databases, settings, zones) = api?;
+    let zones = try_join_all(zones.into_iter().map(|zone| {
+        let routed = zone_names.contains(zone.name.as_str());
+        read_zone(client, zone, routed)
+    }))
+    .await?;
 
     let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
     d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
@@ -212,15 +227,23 @@ pub async fn gather(
             Some((name.to_owned(), worker))
         })
         .collect();
-    let zones: Vec<(String, LiveZone, Option<String>)> = zones.into_iter().flatten().collect();
-    let zone_plans = zones
-        .iter()
-        .filter_map(|(name, _, plan)| Some((name.clone(), plan.clone()?)))
-        .collect();
-    let zones: BTreeMap<String, LiveZone> = zones
-        .into_iter()
-        .map(|(name, zone, _)| (name, zone))
-        .collect();
+    let mut zone_plans = BTreeMap::new();
+    let mut unread_zones = BTreeSet::new();
+    let mut live_zones = BTreeMap::new();
+    for (name, zone, plan) in zones {
+        if let Some(plan) = plan {
+            zone_plans.insert(name.clone(), plan);
+        }
+        match zone {
+            Some(zone) => {
+                live_zones.insert(name, zone);
+            }
+            None => {
+                unread_zones.insert(name);
+            }
+        }
+    }
+    let zones = live_zones;
     let other_workers = read_other_workers(desired, client, &scripts, &d1_databases).await?;
     let fingerprint = fingerprint(
         client.account_id(),
@@ -238,6 +261,7 @@ pub async fn gather(
         d1_databases,
         probes,
         zones,
+        unread_zones,
         zone_plans,
         fingerprint,
     })
@@ -324,37 +348,36 @@ type ReadWorker<'a> = (
     Option<serde_json::Value>,
 );
 
-/// A zone by name, its rulesets and its plan's `legacy_id`; `None` when no zone has that name.
+/// A zone's name, its rulesets (`None` when the token may not read them and no route names
+/// the zone) and its plan's `legacy_id`.
 async fn read_zone(
     client: &Client,
-    name: &str,
-) -> Result<Option<(String, LiveZone, Option<String>)>, cloudflare::Error> {
-    let Some(zone) = client
-        .list_zones(Some(name))
-        .await?
-        .into_iter()
-        .find(|zone| zone.name == name)
-    else {
-        return Ok(None);
-    };
+    zone: cloudflare::Zone,
+    routed: bool,
+) -> Result<(String, Option<LiveZone>, Option<String>), cloudflare::Error> {
     let zone_id = zone.id.as_str();
     let rulesets = try_join_all(ZONE_PHASES.map(|phase| async move {
         Ok::<_, cloudflare::Error>((phase, client.get_ruleset(zone_id, phase).await?))
     }))
-    .await?;
+    .await;
+    let plan = zone.plan.and_then(|plan| plan.legacy_id);
+    let rulesets = match rulesets {
+        Ok(rulesets) => rulesets,
+        Err(err) if !routed && err.status() == Some(403) => return Ok((zone.name, None, plan)),
+        Err(err) => return Err(err),
+    };
     let rulesets = rulesets
         .into_iter()
         .filter_map(|(phase, ruleset)| Some((phase.as_str().to_owned(), ruleset?)))
         .collect();
-    let plan = zone.plan.and_then(|plan| plan.legacy_id);
-    Ok(Some((
-        name.to_owned(),
-        LiveZone {
+    Ok((
+        zone.name,
+        Some(LiveZone {
             id: zone.id,
             rulesets,
-        },
+        }),
         plan,
-    )))
+    ))
 }
 
 /// A digest of everything a plan depends on: which scripts exist, the declared scripts'

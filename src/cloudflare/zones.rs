@@ -47,9 +47,13 @@ pub struct ZoneAccount {
 const ZONES_PER_PAGE: u32 = 50;
 
 impl Client {
-    /// The zones the token can see, only those called `name` when given; every page is read.
+    /// The zones of the client's account that the token can see, only those called `name`
+    /// when given; every page is read. A token may see zones of other accounts too: they are
+    /// never the environment's.
     pub async fn list_zones(&self, name: Option<&str>) -> Result<Vec<Zone>, Error> {
         let mut url = self.url(&["zones"]);
+        url.query_pairs_mut()
+            .append_pair("account.id", self.account_id());
         if let Some(name) = name {
             url.query_pairs_mut().append_pair("name", name);
         }

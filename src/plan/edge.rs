@@ -4,7 +4,9 @@
 
 use serde_json::{Value, json};
 
-use super::{Action, Blocker, BlockerKind, Change, DiffOptions, Operation, Plan, ZoneRules};
+use super::{
+    Action, Address, Blocker, BlockerKind, Change, DiffOptions, Operation, Plan, Warning, ZoneRules,
+};
 use crate::cloudflare::{Phase, Rule};
 use crate::edge::{self, OwnedRule, owner, parse_ref, same_rule};
 use crate::live::{Live, LiveZone};
@@ -50,7 +52,7 @@ fn zone_rules(
 }
 
 /// The changes to the owned rules of every zone the manifest's routes name, and the owned
-/// rules no longer wanted there.
+/// rules no longer wanted in any zone of the account.
 pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, plan: &mut Plan) {
     let owner = owner(&desired.environment);
     let wanted = edge::desired(desired);
@@ -154,7 +156,21 @@ pub(super) fn diff_edge(desired: &Manifest, live: &Live, options: &DiffOptions, 
             }
         }
     }
+    for zone in &live.unread_zones {
+        for phase in ZONE_PHASES {
+            plan.warnings.push(Warning {
+                address: Address::Ruleset {
+                    zone: zone.clone(),
+                    phase,
+                },
+                message: format!(
+                    "the API token may not read this ruleset (403), so rules this environment once wrote in {zone} are not planned; give the token Zone Read on {zone} to see them"
+                ),
+            });
+        }
+    }
 }
+
 #[cfg(test)]
 #[cfg(test)]
 mod tests {
@@ -266,6 +282,27 @@ mod tests {
                 ),
             ]
         );
+    }
+
+    #[test]
+    fn a_zone_whose_rulesets_the_token_may_not_read_is_a_warning_per_phase() {
+        let mut live = converged();
+        live.unread_zones.insert("other.example".to_owned());
+        let plan = diff(&manifest(STAGING), &live, &DiffOptions::default());
+        let warned: Vec<String> = plan
+            .warnings
+            .iter()
+            .map(|w| w.address.to_string())
+            .collect();
+        assert_eq!(
+            warned,
+            [
+                "zone.other.example.http_response_headers_transform",
+                "zone.other.example.http_ratelimit"
+            ]
+        );
+        assert!(plan.blockers.is_empty(), "{:?}", plan.blockers);
+        assert!(plan.warnings[0].message.contains("(403)"));
     }
 
     #[test]

@@ -736,3 +736,56 @@ fn removing_rate_limits_or_headers_from_a_routed_worker_deletes_only_that_rule()
         assert_eq!(plan.code, 0, "without {what}: {plan}");
     }
 }
+
+#[test]
+fn removing_a_workers_routes_deletes_its_rules_from_the_zone_no_route_names_any_more() {
+    let sandbox = TestSandbox::new();
+    let routed = crate::security::routed_production();
+    let dir = crate::security::project(&routed, "https://lms-api.example.workers.dev/health");
+    let run = |args: &[&str]| {
+        Lmsinfra::new(&sandbox)
+            .args(["--dir".as_ref(), dir.path().as_os_str()])
+            .args(args)
+            .run()
+    };
+    let first = run(&["apply", "production", "--auto-approve"]);
+    assert_eq!(first.code, 0, "{first}");
+    let phases = ["http_ratelimit", "http_response_headers_transform"];
+    for phase in phases {
+        assert_eq!(example_com_refs(&sandbox, phase).len(), 1, "{phase}");
+    }
+
+    // Rate limits need routes, so both leave together; the headers block stays (it probes).
+    let unrouted: String = routed
+        .lines()
+        .filter(|line| {
+            let line = line.trim_start();
+            !(line.starts_with("routes:")
+                || line.starts_with("- { zone: example.com")
+                || line.starts_with("rate_limits:"))
+        })
+        .map(|line| format!("{line}\n"))
+        .collect();
+    assert!(!unrouted.contains("example.com,"), "{unrouted}");
+    let manifest = dir.path().join("environments/production.yaml");
+    std::fs::write(&manifest, unrouted).expect("the manifest is written");
+
+    let plan = run(&["plan", "production", "--no-probe"]);
+    assert_eq!(plan.code, 0, "{plan}");
+    for address in ["- rate_limit.example.com {", "- headers_rule.example.com {"] {
+        assert!(plan.stdout.contains(address), "{address} in:\n{plan}");
+    }
+    let d1_before = d1_writes(&sandbox.sandbox().stats());
+    let second = run(&["apply", "production", "--auto-approve"]);
+    assert_eq!(second.code, 0, "{second}");
+    assert_eq!(
+        d1_writes(&sandbox.sandbox().stats()),
+        d1_before,
+        "apply wrote to D1: {second}"
+    );
+    for phase in phases {
+        assert!(example_com_refs(&sandbox, phase).is_empty(), "{phase}");
+    }
+    let again = run(&["plan", "production", "--detailed-exitcode", "--no-probe"]);
+    assert_eq!(again.code, 0, "{again}");
+}

@@ -93,7 +93,14 @@ fn gather_reads_the_seeded_account_as_it_is() {
     let names: Vec<_> = live.d1_databases.iter().map(|d| d.name.as_str()).collect();
     assert_eq!(names, ["lms-db"], "staging has no database yet");
     assert!(live.probes.is_empty());
-    assert!(live.zones.is_empty());
+    // No route names example.com, but it is the account's zone: it is read, with no rulesets.
+    let zones: Vec<_> = live
+        .zones
+        .iter()
+        .map(|(n, z)| (n.as_str(), z.rulesets.len()))
+        .collect();
+    assert_eq!(zones, [("example.com", 0)]);
+    assert!(live.unread_zones.is_empty());
 
     let live = gather_with(&sandbox, &production(), NO_PROBES);
     let api = &live.workers["lms-api"];
@@ -116,15 +123,16 @@ fn gather_reads_the_seeded_account_as_it_is() {
 }
 
 #[test]
-fn gather_of_staging_takes_three_requests_per_worker_plus_two_lists() {
+fn gather_of_staging_takes_three_requests_per_worker_three_lists_and_two_per_zone() {
     let sandbox = TestSandbox::new();
     let manifest = staging("https://unused.invalid/");
     gather_with(&sandbox, &manifest, NO_PROBES);
     let stats = sandbox.sandbox().stats();
     let workers = manifest.workers.len() as u64;
-    // Counters are per route template: one script list, one D1 page, and one settings,
-    // deployments and versions read per declared worker, and nothing else, so no request was
-    // sent twice.
+    // Counters are per route template: one script list, one D1 page, one zone list, one
+    // settings, deployments and versions read per declared worker, and both entrypoint
+    // rulesets of the account's one zone (no route names it: owned rules may still be there),
+    // and nothing else, so no request was sent twice.
     let per_route = |route: &str| stats.routes.get(route).copied().unwrap_or(0);
     assert_eq!(per_route("GET /accounts/{account_id}/workers/scripts"), 1);
     assert_eq!(per_route("GET /accounts/{account_id}/d1/database"), 1);
@@ -140,7 +148,12 @@ fn gather_of_staging_takes_three_requests_per_worker_plus_two_lists() {
         per_route("GET /accounts/{account_id}/workers/scripts/{script_name}/versions"),
         workers
     );
-    assert_eq!(stats.total, 3 * workers + 2, "{stats:?}");
+    assert_eq!(per_route("GET /zones"), 1);
+    assert_eq!(
+        per_route("GET /zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint"),
+        2
+    );
+    assert_eq!(stats.total, 3 * workers + 3 + 2, "{stats:?}");
 }
 
 #[test]
@@ -166,10 +179,10 @@ fn gather_under_throttling_and_server_errors_returns_the_same_state() {
         count(429) + count(500) > 0,
         "no fault was injected: {stats:?}"
     );
-    let succeeded = count(200);
+    // The seeded zone has no entrypoint rulesets: those two reads answer 404 (10003).
     assert_eq!(
-        succeeded,
-        3 * manifest.workers.len() as u64 + 2,
+        count(200),
+        3 * manifest.workers.len() as u64 + 3,
         "{stats:?}"
     );
 }

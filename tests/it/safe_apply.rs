@@ -222,12 +222,12 @@ fn apply_core_cases_hold_under_every_variant() {
 
 #[test]
 fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
-    // Enough requests for the plan's reads and the database create; the settings step that
-    // follows (its re-read of the Worker, then its PATCH) is blocked for five minutes, longer
-    // than the client waits.
+    // Enough requests for the plan's reads (the account's zone and its two rulesets among
+    // them) and the database create; the settings step that follows (its re-read of the
+    // Worker, then its PATCH) is blocked for five minutes, longer than the client waits.
     let sandbox = TestSandbox::with(|c| {
         c.rate_limit = RateLimit {
-            requests: 10,
+            requests: 13,
             window: Duration::from_secs(300),
         };
     });
