@@ -8,6 +8,7 @@ use crate::live::GatherOptions;
 use crate::manifest;
 use crate::plan;
 use crate::printer::Printer;
+use crate::release;
 use crate::render;
 use crate::settings::Settings;
 
@@ -39,12 +40,17 @@ pub(super) fn apply(
         probes: false,
         ..GatherOptions::default()
     };
+    let mut planned = plan_environment(settings, desired.clone(), no_probes, options.clone())?;
+    let revision = release::Revision::of(&settings.dir);
+    if args.roll_forward && roll_forward(&planned, &args.environment, printer)? {
+        planned = plan_environment(settings, desired, no_probes, options)?;
+    }
     let Planned {
         desired,
         account,
         live,
         plan,
-    } = plan_environment(settings, desired, no_probes, options)?;
+    } = planned;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
         // The plan as `plan --out` makes it (no secrets supplied), so its changes compare with
@@ -71,6 +77,8 @@ pub(super) fn apply(
     if !args.auto_approve && !confirm(printer, &args.environment)? {
         return Err(Error::ApplyCancelled);
     }
+    let annotations =
+        release::apply_annotations(&args.environment, &revision, &apply::plan_digest(&plan));
     let mut progress = apply::ProgressLines::new(steps.len(), printer.quiet());
     let applied = account.runtime.block_on(apply::run(
         &steps,
@@ -78,6 +86,7 @@ pub(super) fn apply(
         &live,
         &account.client,
         &secrets,
+        &annotations,
         &mut progress,
     ))?;
     printer.status(format_args!(
@@ -87,6 +96,51 @@ pub(super) fn apply(
         args.environment
     ));
     Ok(Outcome::Success)
+}
+
+/// Serve each rolled-back Worker's newest version again at 100 %, as it was before the
+/// rollback, so the plan that follows compares the manifest with it; whether any was.
+fn roll_forward(planned: &Planned, environment: &str, printer: Printer) -> Result<bool, Error> {
+    let mut rolled = false;
+    for worker in planned.desired.workers.values() {
+        let Some(rollout) = planned
+            .live
+            .workers
+            .get(&worker.name)
+            .and_then(|lw| lw.rollout.as_ref())
+            .filter(|r| release::is_rollback(r.message.as_deref()))
+        else {
+            continue;
+        };
+        let Some(newest) = &rollout.newest else {
+            continue;
+        };
+        let annotations = crate::cloudflare::Annotations {
+            message: Some(format!("lmsinfra apply {environment} --roll-forward")),
+            ..Default::default()
+        };
+        let versions = [crate::cloudflare::DeployedVersion {
+            version_id: newest.clone(),
+            percentage: 100.0,
+        }];
+        // The newest version's secrets are the ones the rollback reverted: bringing them back
+        // is the point, so Cloudflare's secret check is passed.
+        planned
+            .account
+            .runtime
+            .block_on(planned.account.client.create_deployment(
+                &worker.name,
+                &versions,
+                &annotations,
+                true,
+            ))?;
+        printer.status(format_args!(
+            "Rolled {} forward: its newest version {newest} serves again.",
+            worker.name
+        ));
+        rolled = true;
+    }
+    Ok(rolled)
 }
 
 /// Ask on the terminal; only `yes` goes ahead.
