@@ -402,3 +402,35 @@ fn rollback_to_a_version_whose_database_is_gone_is_refused_before_any_write() {
     );
     assert_eq!(route(&sandbox, POST_DEPLOYMENT), 0);
 }
+
+#[test]
+fn releases_lists_deployments_and_versions_with_their_annotations() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let applied = apply(&sandbox, &project, "staging", "", &[]);
+    assert_eq!(applied.code, 0, "{applied}");
+    let listed = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["releases", "staging", "--worker", "api"])
+        .run();
+    assert_eq!(listed.code, 0, "{listed}");
+    let mut settings = crate::support::snapshot_settings();
+    settings.add_filter(r"\d{4}-\d{2}-\d{2}T[0-9:.]+Z", "[TIME]");
+    settings.add_filter(r"plan [0-9a-f]{8}", "plan [DIGEST]");
+    settings.bind(|| insta::assert_snapshot!(listed.to_string()));
+}
+
+#[test]
+fn releases_of_an_unknown_worker_names_the_ones_there_are() {
+    let sandbox = TestSandbox::new();
+    let listed = Lmsinfra::new(&sandbox)
+        .args(["releases", "staging", "--worker", "nope"])
+        .run();
+    assert_eq!(listed.code, 1, "{listed}");
+    assert!(
+        listed
+            .stderr
+            .contains("staging has no Worker nope (its Workers: api, viewer)"),
+        "{listed}"
+    );
+}
