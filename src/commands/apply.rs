@@ -42,7 +42,7 @@ pub(super) fn apply(
     };
     let mut planned = plan_environment(settings, desired.clone(), no_probes, options.clone())?;
     let revision = release::Revision::of(&settings.dir);
-    if args.roll_forward && roll_forward(&planned, &args.environment, printer)? {
+    if args.roll_forward && roll_forward(&planned, &args, printer)? {
         planned = plan_environment(settings, desired, no_probes, options)?;
     }
     let Planned {
@@ -100,25 +100,30 @@ pub(super) fn apply(
 
 /// Serve each rolled-back Worker's newest version again at 100 %, as it was before the
 /// rollback, so the plan that follows compares the manifest with it; whether any was.
-fn roll_forward(planned: &Planned, environment: &str, printer: Printer) -> Result<bool, Error> {
-    let mut rolled = false;
-    for worker in planned.desired.workers.values() {
-        let Some(rollout) = planned
-            .live
-            .workers
-            .get(&worker.name)
-            .and_then(|lw| lw.rollout.as_ref())
-            .filter(|r| release::is_rollback(r.message.as_deref()))
-        else {
-            continue;
-        };
-        let Some(newest) = &rollout.newest else {
-            continue;
-        };
-        let annotations = crate::cloudflare::Annotations {
-            message: Some(format!("lmsinfra apply {environment} --roll-forward")),
-            ..Default::default()
-        };
+fn roll_forward(planned: &Planned, args: &ApplyArgs, printer: Printer) -> Result<bool, Error> {
+    let environment = args.environment.as_str();
+    let rolled_back: Vec<(&String, &String)> = planned
+        .desired
+        .workers
+        .values()
+        .filter_map(|worker| {
+            let rollout = planned.live.workers.get(&worker.name)?.rollout.as_ref()?;
+            let newest = rollout.newest.as_ref()?;
+            release::is_rollback(rollout.message.as_deref()).then_some((&worker.name, newest))
+        })
+        .collect();
+    if rolled_back.is_empty() {
+        return Ok(false);
+    }
+    let names: Vec<&str> = rolled_back.iter().map(|(name, _)| name.as_str()).collect();
+    if !args.auto_approve && !confirm_roll_forward(printer, environment, &names.join(", "))? {
+        return Err(Error::ApplyCancelled);
+    }
+    let annotations = crate::cloudflare::Annotations {
+        message: Some(format!("lmsinfra apply {environment} --roll-forward")),
+        ..Default::default()
+    };
+    for (name, newest) in rolled_back {
         let versions = [crate::cloudflare::DeployedVersion {
             version_id: newest.clone(),
             percentage: 100.0,
@@ -129,18 +134,28 @@ fn roll_forward(planned: &Planned, environment: &str, printer: Printer) -> Resul
             .account
             .runtime
             .block_on(planned.account.client.create_deployment(
-                &worker.name,
+                name,
                 &versions,
                 &annotations,
                 true,
             ))?;
         printer.status(format_args!(
-            "Rolled {} forward: its newest version {newest} serves again.",
-            worker.name
+            "Rolled {name} forward: its newest version {newest} serves again."
         ));
-        rolled = true;
     }
-    Ok(rolled)
+    Ok(true)
+}
+
+/// Ask on the terminal before serving the newest versions again; only `yes` goes ahead.
+fn confirm_roll_forward(printer: Printer, environment: &str, scripts: &str) -> Result<bool, Error> {
+    printer.prompt(format_args!(
+        "\n{environment} is rolled back. Serve the newest version of {scripts} again, then apply? Only 'yes' will be accepted: "
+    ));
+    let mut answer = String::new();
+    std::io::stdin()
+        .read_line(&mut answer)
+        .map_err(|source| Error::Answer { source })?;
+    Ok(answer.trim() == "yes")
 }
 
 /// Ask on the terminal; only `yes` goes ahead.

@@ -161,20 +161,23 @@ pub async fn prepare(
         .unwrap_or_default();
     let target_id = match target {
         Target::Version(id) => id.clone(),
-        Target::Tag(tag) => history
-            .deployable
-            .iter()
-            .find(|v| {
-                v.annotations
-                    .tag
-                    .as_deref()
-                    .is_some_and(|t| t.starts_with(tag.as_str()))
-            })
-            .map(|v| v.id.clone())
-            .ok_or_else(|| Error::TagUnknown {
-                script: script.clone(),
-                tag: tag.clone(),
-            })?,
+        Target::Tag(tag) => {
+            let tagged = |matches: &dyn Fn(&str) -> bool| {
+                history
+                    .deployable
+                    .iter()
+                    .find(|v| v.annotations.tag.as_deref().is_some_and(matches))
+            };
+            // The version made from exactly that commit, before one made from a tree that
+            // differed from it (`SHA-dirty`) or a longer sha it abbreviates.
+            tagged(&|t| t == tag.as_str())
+                .or_else(|| tagged(&|t| t.starts_with(tag.as_str())))
+                .map(|v| v.id.clone())
+                .ok_or_else(|| Error::TagUnknown {
+                    script: script.clone(),
+                    tag: tag.clone(),
+                })?
+        }
         Target::Previous { steps } => {
             previous_full(&history.deployments, *steps).ok_or_else(|| {
                 Error::NoEarlierDeployment {

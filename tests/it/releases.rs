@@ -434,3 +434,52 @@ fn releases_of_an_unknown_worker_names_the_ones_there_are() {
         "{listed}"
     );
 }
+
+#[test]
+fn rollback_targets_by_tag_and_by_steps_are_checked_in_a_dry_run() {
+    let (sandbox, project, sha) = production_twice();
+    let history = versions(&sandbox, "lms-api");
+    let first_apply = history[1]["id"].as_str().unwrap().to_owned();
+    assert_eq!(history[1]["annotations"]["workers/tag"], json!(sha));
+    assert_eq!(
+        history[0]["annotations"]["workers/tag"],
+        json!(format!("{sha}-dirty"))
+    );
+    let dry = |target: &[&str]| {
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .args(["rollback", "production", "--worker", "api", "--dry-run"])
+            .args(target)
+            .run()
+    };
+
+    // The version made from exactly that commit, not the newer one made from a changed tree.
+    let by_tag = dry(&["--to-tag", &sha]);
+    assert_eq!(by_tag.code, 0, "{by_tag}");
+    assert!(
+        by_tag
+            .stdout
+            .contains(&format!("rollback target {first_apply}")),
+        "{by_tag}"
+    );
+
+    // Two deployments back is the seeded version, from before the secrets were set.
+    let by_steps = dry(&["--steps", "2"]);
+    assert_eq!(by_steps.code, 3, "{by_steps}");
+    assert!(
+        by_steps
+            .stderr
+            .contains("CLOUDFLARE_STREAM_SIGNING_KEY_PEM"),
+        "{by_steps}"
+    );
+
+    let no_tag = dry(&["--to-tag", "0000000"]);
+    assert_eq!(no_tag.code, 1, "{no_tag}");
+    assert!(
+        no_tag
+            .stderr
+            .contains("no deployable version of lms-api is tagged 0000000"),
+        "{no_tag}"
+    );
+    assert_eq!(route(&sandbox, POST_DEPLOYMENT), 0, "a dry run deployed");
+}
