@@ -329,11 +329,16 @@ fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
                 .join(" and "),
         };
         let since = rollout.deployed_on.as_deref().unwrap_or("an unknown time");
+        let differences = match differences {
+            0 => String::new(),
+            1 => "; the one difference from the manifest is the rollback's, not drift".to_owned(),
+            n => format!("; the {n} differences from the manifest are the rollback's, not drift"),
+        };
         plan.blockers.push(Blocker {
             address: Address::Worker { key: key.clone() },
             kind: BlockerKind::RolledBack,
             message: format!(
-                "{} is rolled back to {version} since {since} ({}: {}); the {differences} difference(s) from the manifest are the rollback's, not drift",
+                "{} is rolled back to {version} since {since} ({}: {}){differences}",
                 desired.environment,
                 worker.name,
                 rollout.message.as_deref().unwrap_or_default()
