@@ -436,7 +436,7 @@ fn releases_of_an_unknown_worker_names_the_ones_there_are() {
 }
 
 #[test]
-fn rollback_targets_by_tag_and_by_steps_are_checked_in_a_dry_run() {
+fn rollback_targets_by_tag_steps_and_all_are_checked_before_any_write() {
     let (sandbox, project, sha) = production_twice();
     let history = versions(&sandbox, "lms-api");
     let first_apply = history[1]["id"].as_str().unwrap().to_owned();
@@ -471,6 +471,29 @@ fn rollback_targets_by_tag_and_by_steps_are_checked_in_a_dry_run() {
             .stderr
             .contains("CLOUDFLARE_STREAM_SIGNING_KEY_PEM"),
         "{by_steps}"
+    );
+
+    // Every Worker is checked before any is deployed; the viewer has nothing to go back to.
+    let all = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["rollback", "production", "--all", "--auto-approve"])
+        .run();
+    assert_eq!(all.code, 3, "{all}");
+    assert!(
+        all.stderr
+            .contains("lms-viewer has no earlier deployment that served one version at 100%"),
+        "{all}"
+    );
+    let unnamed = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["rollback", "production", "--auto-approve"])
+        .run();
+    assert_eq!(unnamed.code, 1, "{unnamed}");
+    assert!(
+        unnamed
+            .stderr
+            .contains("production has several Workers (api, viewer)"),
+        "{unnamed}"
     );
 
     let no_tag = dry(&["--to-tag", "0000000"]);
