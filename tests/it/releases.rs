@@ -506,3 +506,33 @@ fn rollback_targets_by_tag_steps_and_all_are_checked_before_any_write() {
     );
     assert_eq!(route(&sandbox, POST_DEPLOYMENT), 0, "a dry run deployed");
 }
+
+#[test]
+fn rollback_to_a_version_outside_the_deployable_window_is_refused_before_any_write() {
+    let sandbox = TestSandbox::new();
+    let api = script("lms-api-staging");
+    let oldest = versions(&sandbox, "lms-api-staging")[0]["id"].clone();
+    for _ in 0..100 {
+        let settings = json!({ "compatibility_flags": ["nodejs_compat"] }).to_string();
+        let patched = sandbox.send(
+            "PATCH",
+            &format!("{api}/settings"),
+            form(&[("settings", None, &settings)]),
+        );
+        assert_eq!(patched.status, 200, "{}", patched.body);
+    }
+    let refused = Lmsinfra::new(&sandbox)
+        .args([
+            "rollback",
+            "staging",
+            "--worker",
+            "api",
+            "--auto-approve",
+            "--to-version",
+            oldest.as_str().unwrap(),
+        ])
+        .run();
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(refused.stderr.contains("newest 100 versions"), "{refused}");
+    assert_eq!(route(&sandbox, POST_DEPLOYMENT), 0);
+}
