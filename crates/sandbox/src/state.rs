@@ -451,6 +451,9 @@ impl Script {
         version.triggered_by = Some(triggered_by.to_owned());
         let id = version.id.clone();
         self.versions.push(version);
+        // A deployment's message is at most 50 characters in Cloudflare's schema, a version's
+        // 1000 bytes: the deployment gets the start of the version's.
+        let message = message.map(|m| m.chars().take(50).collect());
         self.deployments.push(Deployment {
             id: uuid::Uuid::new_v4().to_string(),
             created_on: created_on.clone(),
