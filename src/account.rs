@@ -49,7 +49,28 @@ impl Account {
         })
     }
 
+    /// Where the Workers' URLs are answered when they are not on the Internet: the sandbox's
+    /// Worker traffic, when the API is a sandbox (in-process with `--sandbox`, or an API base
+    /// URL of `http://<loopback>/client/v4`, as `lmsinfra sandbox` serves it).
+    pub(crate) fn worker_traffic(&self) -> Option<std::net::SocketAddr> {
+        let base = match &self._sandbox {
+            Some(sandbox) => sandbox.base_url(),
+            None => self.client.base_url().to_owned(),
+        };
+        let base = url::Url::parse(&base).ok()?;
+        let loopback = matches!(base.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !loopback || base.scheme() != "http" || base.path().trim_end_matches('/') != "/client/v4"
+        {
+            return None;
+        }
+        base.socket_addrs(|| None).ok()?.into_iter().next()
+    }
+
     pub(crate) fn gather(&self, desired: &Manifest, options: GatherOptions) -> Result<Live, Error> {
+        let options = GatherOptions {
+            worker_traffic: self.worker_traffic(),
+            ..options
+        };
         Ok(self
             .runtime
             .block_on(live::gather(desired, &self.client, options))?)

@@ -334,6 +334,24 @@ impl Client {
             })
     }
 
+    /// Deploy `versions` of a script at their percentages, annotated with `message`; returns
+    /// the new deployment.
+    pub async fn create_deployment(
+        &self,
+        script: &str,
+        versions: &[DeployedVersion],
+        message: &str,
+    ) -> Result<Deployment, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "deployments"]);
+        let body = serde_json::json!({
+            "strategy": "percentage",
+            "versions": versions,
+            "annotations": {"workers/message": message},
+        });
+        self.call(Call::with(Method::POST, url, Body::Json(body)))
+            .await
+    }
+
     /// Create or replace a secret (this makes a new version and deploys it).
     pub async fn put_secret(&self, script: &str, name: &str, value: &Secret) -> Result<(), Error> {
         let url = self.account_url(&["workers", "scripts", script, "secrets"]);

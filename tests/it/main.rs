@@ -26,5 +26,6 @@ mod security;
 mod support;
 mod traffic;
 mod validate;
+mod verify;
 mod workflow;
 mod wrangler;
