@@ -252,12 +252,12 @@ pub fn text(environment: &str, version: Option<&str>, outcomes: &[Outcome]) -> S
         );
         match &outcome.failure {
             Some(failure) => {
-                let tries = if outcome.attempts == 1 {
-                    "try"
+                let attempts = if outcome.attempts == 1 {
+                    "attempt"
                 } else {
-                    "tries"
+                    "attempts"
                 };
-                let _ = writeln!(out, "\n      {failure} ({} {tries})", outcome.attempts);
+                let _ = writeln!(out, "\n      {failure} ({} {attempts})", outcome.attempts);
             }
             None => out.push('\n'),
         }

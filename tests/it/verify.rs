@@ -7,7 +7,9 @@ use std::process::Command;
 use serde_json::{Value, json};
 
 use crate::apply::with_secrets;
-use crate::support::{Lmsinfra, Project, Run, TestSandbox, audited_seed, root};
+use crate::support::{
+    Body, Lmsinfra, Project, Run, TestSandbox, audited_seed, form, lmsinfra_snapshot, root,
+};
 
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 
@@ -309,4 +311,114 @@ fn a_deploy_that_breaks_health_with_on_failure_stop_keeps_serving_and_exits_4() 
         before,
         "no smoke check was sent"
     );
+}
+
+#[test]
+fn verify_reports_each_check_and_why_it_failed() {
+    let sandbox = TestSandbox::new();
+    lmsinfra_snapshot!(Lmsinfra::new(&sandbox).args(["verify", "staging"]).run());
+}
+
+/// Upload a version of `script` that keeps its D1, plain-text and secret bindings, and deploy
+/// it at 0 % beside the serving version; its id and the serving version's.
+fn canary(sandbox: &TestSandbox, script: &str) -> (String, String) {
+    let first = serving_version(sandbox, script);
+    let metadata = json!({
+        "main_module": "index.js",
+        "keep_bindings": ["d1", "plain_text", "secret_text"]
+    })
+    .to_string();
+    let uploaded = sandbox.send(
+        "POST",
+        &format!("{SCRIPTS}/{script}/versions"),
+        form(&[
+            ("metadata", Some("application/json"), &metadata),
+            (
+                "index.js",
+                Some("application/javascript+module"),
+                "export default { fetch() { return new Response('x') } }",
+            ),
+        ]),
+    );
+    assert_eq!(uploaded.status, 200, "{}", uploaded.body);
+    let canary = uploaded.body["result"]["id"]
+        .as_str()
+        .expect("version id")
+        .to_owned();
+    let deployed = sandbox.send(
+        "POST",
+        &format!("{SCRIPTS}/{script}/deployments"),
+        Body::Json(json!({
+            "strategy": "percentage",
+            "versions": [
+                {"version_id": first, "percentage": 100.0},
+                {"version_id": canary, "percentage": 0.0}
+            ]
+        })),
+    );
+    assert_eq!(deployed.status, 200, "{}", deployed.body);
+    (canary, first)
+}
+
+#[test]
+fn verify_version_checks_a_canary_at_0_percent_and_fails_when_another_version_answers() {
+    let sandbox = TestSandbox::new();
+    let (canary_id, _) = canary(&sandbox, "lms-api");
+    let verified = Lmsinfra::new(&sandbox)
+        .args([
+            "verify",
+            "production",
+            "--worker",
+            "api",
+            "--version",
+            &canary_id,
+        ])
+        .run();
+    assert_eq!(verified.code, 0, "{verified}");
+    let log = traffic(&sandbox);
+    assert!(
+        log.iter().all(|e| e["version"] == json!(canary_id)),
+        "{log:?}"
+    );
+
+    // While overrides are ignored (a deployment still spreading), the serving version answers.
+    let ignoring = TestSandbox::with(|config| {
+        config.faults = Some("override_delay=3600s".parse().expect("a fault spec"));
+    });
+    let (canary_id, first) = canary(&ignoring, "lms-api");
+    let refused = Lmsinfra::new(&ignoring)
+        .args([
+            "verify",
+            "production",
+            "--worker",
+            "api",
+            "--version",
+            &canary_id,
+        ])
+        .run();
+    assert_eq!(refused.code, 4, "{refused}");
+    assert!(
+        refused.stdout.contains(&format!(
+            "`/version` is \"{first}\", expected \"{canary_id}\" (another version answered)"
+        )),
+        "{refused}"
+    );
+}
+
+#[test]
+fn a_deploy_that_breaks_health_with_on_failure_warn_warns_and_exits_0() {
+    let (sandbox, _seed) = breakable_staging();
+    let good = serving_version(&sandbox, "lms-api-staging");
+    let applied = Lmsinfra::new(&sandbox)
+        .project(&breaking_project("warn"))
+        .args(["apply", "staging", "--auto-approve"])
+        .run();
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied
+            .stderr
+            .contains("warning: worker.api failed its smoke checks (health)"),
+        "{applied}"
+    );
+    assert_ne!(serving_version(&sandbox, "lms-api-staging"), good);
 }
