@@ -422,3 +422,25 @@ fn a_deploy_that_breaks_health_with_on_failure_warn_warns_and_exits_0() {
     );
     assert_ne!(serving_version(&sandbox, "lms-api-staging"), good);
 }
+
+#[test]
+fn an_auto_rollback_across_a_secret_change_is_refused_and_the_new_version_keeps_serving() {
+    let (sandbox, _seed) = breakable_staging();
+    let good = serving_version(&sandbox, "lms-api-staging");
+    let applied = Lmsinfra::new(&sandbox)
+        .project(&breaking_project("rollback"))
+        .env("LMSINFRA_TEST_ROTATED", "a rotated webhook secret")
+        .args(["apply", "staging", "--auto-approve"])
+        .args(["--secret", "TALLY_WEBHOOK_SECRET=env:LMSINFRA_TEST_ROTATED"])
+        .run();
+    assert_eq!(applied.code, 4, "{applied}");
+    assert!(
+        applied
+            .stderr
+            .contains("was refused, so the new version keeps serving")
+            && applied.stderr.contains("TALLY_WEBHOOK_SECRET (10220)"),
+        "{applied}"
+    );
+    assert!(!applied.stderr.contains("a rotated webhook secret"));
+    assert_ne!(serving_version(&sandbox, "lms-api-staging"), good);
+}
