@@ -14,7 +14,7 @@ const SANDBOX_TOKEN: &str = "sandbox";
 pub(crate) struct Account {
     pub(crate) client: Client,
     pub(crate) runtime: tokio::runtime::Runtime,
-    _sandbox: Option<Sandbox>,
+    sandbox: Option<Sandbox>,
 }
 
 impl Account {
@@ -28,7 +28,7 @@ impl Account {
             return Ok(Self {
                 client,
                 runtime,
-                _sandbox: None,
+                sandbox: None,
             });
         }
         let sandbox = Sandbox::start(SandboxConfig::for_project(&settings.dir))?;
@@ -45,7 +45,7 @@ impl Account {
         Ok(Self {
             client: Client::new(config)?,
             runtime,
-            _sandbox: Some(sandbox),
+            sandbox: Some(sandbox),
         })
     }
 
@@ -53,7 +53,7 @@ impl Account {
     /// Worker traffic, when the API is a sandbox (in-process with `--sandbox`, or an API base
     /// URL of `http://<loopback>/client/v4`, as `lmsinfra sandbox` serves it).
     pub(crate) fn worker_traffic(&self) -> Option<std::net::SocketAddr> {
-        let base = match &self._sandbox {
+        let base = match &self.sandbox {
             Some(sandbox) => sandbox.base_url(),
             None => self.client.base_url().to_owned(),
         };

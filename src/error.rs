@@ -126,17 +126,15 @@ pub enum Error {
         /// The keys of the Workers that have smoke checks.
         with: String,
     },
-    /// `verify --version` named a version the serving deployment does not have.
-    #[error("version {version} is not in the deployment serving {script}: it serves {serving}")]
+    /// `verify --version` named a version no serving deployment has.
+    #[error("version {version} is in no serving deployment: {serving}")]
     #[diagnostic(help(
         "Cloudflare answers with a version through the override header only when the serving deployment has it (at any percentage)"
     ))]
     VersionNotDeployed {
         /// The version asked for.
         version: String,
-        /// The Worker's script name.
-        script: String,
-        /// What the deployment serves.
+        /// What each Worker's deployment serves.
         serving: String,
     },
     /// A wrangler configuration could not be imported, written or compared.

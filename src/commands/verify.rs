@@ -59,8 +59,9 @@ pub(super) fn verify(
 }
 
 /// Run the smoke checks of the Workers `keys` (those without checks are skipped) against the
-/// deployment serving each now, or against `version` of it. Every deployment is read, and
-/// `version` found in each, before the first check is sent.
+/// deployment serving each now, or against `version` of it: a version id belongs to one
+/// Worker, so the Workers whose deployment lacks it are skipped, and it is an error when none
+/// has it. Every deployment is read before the first check is sent.
 pub(super) fn verify_workers(
     account: &Account,
     desired: &Manifest,
@@ -68,6 +69,7 @@ pub(super) fn verify_workers(
     version: Option<&str>,
 ) -> Result<Vec<CheckOutcome>, Error> {
     let mut targets = Vec::new();
+    let mut lacking = Vec::new();
     for key in keys {
         let Some((key, worker)) = desired.workers.get_key_value(*key) else {
             continue;
@@ -84,11 +86,8 @@ pub(super) fn verify_workers(
         let versions = match version {
             Some(version) => {
                 if !deployed.iter().any(|d| d.version_id == version) {
-                    return Err(Error::VersionNotDeployed {
-                        version: version.to_owned(),
-                        script: worker.name.clone(),
-                        serving: serving(&deployed),
-                    });
+                    lacking.push(format!("{} serves {}", worker.name, serving(&deployed)));
+                    continue;
                 }
                 vec![version.to_owned()]
             }
@@ -104,6 +103,12 @@ pub(super) fn verify_workers(
             smoke,
             version,
             versions,
+        });
+    }
+    if let (Some(version), true) = (version, targets.is_empty()) {
+        return Err(Error::VersionNotDeployed {
+            version: version.to_owned(),
+            serving: lacking.join("; "),
         });
     }
     let traffic = account.worker_traffic();

@@ -177,7 +177,7 @@ fn verify_sends_no_token_follows_no_redirect_and_refuses_a_version_outside_the_d
     assert!(
         outside
             .stderr
-            .contains("version 00000000-0000-4000-8000-000000000000 is not in the deployment"),
+            .contains("version 00000000-0000-4000-8000-000000000000 is in no serving"),
         "{outside}"
     );
     assert_eq!(traffic(&sandbox).len(), before, "no check was sent");
