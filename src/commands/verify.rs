@@ -61,7 +61,8 @@ pub(super) fn verify(
 /// Run the smoke checks of the Workers `keys` (those without checks are skipped) against the
 /// deployment serving each now, or against `version` of it: a version id belongs to one
 /// Worker, so the Workers whose deployment lacks it are skipped, and it is an error when none
-/// has it. Every deployment is read before the first check is sent.
+/// has it. Every deployment is read before the first check is sent; the Workers are checked at
+/// once, each one's checks in order.
 pub(super) fn verify_workers(
     account: &Account,
     desired: &Manifest,
@@ -112,11 +113,9 @@ pub(super) fn verify_workers(
         });
     }
     let traffic = account.worker_traffic();
-    let mut outcomes = Vec::new();
-    for target in &targets {
-        outcomes.extend(account.runtime.block_on(smoke::run(target, traffic)));
-    }
-    Ok(outcomes)
+    let runs = targets.iter().map(|target| smoke::run(target, traffic));
+    let outcomes = account.runtime.block_on(futures::future::join_all(runs));
+    Ok(outcomes.into_iter().flatten().collect())
 }
 
 /// A deployment's versions for people: `ID (100%)`, or `nothing` when there is none.

@@ -180,8 +180,20 @@ pub(crate) fn check(key: &str, smoke: &Smoke, problems: &mut Vec<Problem>) {
             );
         }
     }
+    let mut names = std::collections::HashSet::new();
     for (index, check) in smoke.checks.iter().enumerate() {
         let index = index.to_string();
+        if check.name.trim().is_empty() || !names.insert(check.name.as_str()) {
+            problems.push(
+                Problem::error(
+                    "manifest::smoke-check-name",
+                    at(key, &["checks", &index, "name"]),
+                    format!("`{}` does not name one check", check.name),
+                )
+                .label("expected a name no other check of this Worker has")
+                .help("reports and rollback annotations name the failing check: give each its own name"),
+            );
+        }
         let joined = base
             .as_ref()
             .map(|base| base.join(check.path.trim_start_matches('/')));
@@ -306,6 +318,32 @@ mod tests {
         assert!(json_pointer("version").is_err());
         assert!(json_pointer("/a~2").is_err());
         assert!(json_pointer("/a~").is_err());
+    }
+
+    #[test]
+    fn each_check_needs_a_name_of_its_own() {
+        let smoke: Smoke = serde_json::from_value(serde_json::json!({
+            "base_url": "https://lms-api.example.workers.dev",
+            "checks": [
+                {"name": "health", "path": "/health"},
+                {"name": "health", "path": "/api/courses"},
+                {"name": " ", "path": "/"}
+            ]
+        }))
+        .expect("a smoke block");
+        let mut problems = Vec::new();
+        check("api", &smoke, &mut problems);
+        let paths: Vec<String> = problems
+            .iter()
+            .map(|p| p.path().map(|p| p.join(".")).unwrap_or_default())
+            .collect();
+        assert_eq!(
+            paths,
+            [
+                "workers.api.smoke.checks.1.name",
+                "workers.api.smoke.checks.2.name"
+            ]
+        );
     }
 
     #[test]
