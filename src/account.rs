@@ -14,7 +14,7 @@ const SANDBOX_TOKEN: &str = "sandbox";
 pub(crate) struct Account {
     pub(crate) client: Client,
     pub(crate) runtime: tokio::runtime::Runtime,
-    _sandbox: Option<Sandbox>,
+    sandbox: Option<Sandbox>,
 }
 
 impl Account {
@@ -28,7 +28,7 @@ impl Account {
             return Ok(Self {
                 client,
                 runtime,
-                _sandbox: None,
+                sandbox: None,
             });
         }
         let sandbox = Sandbox::start(SandboxConfig::for_project(&settings.dir))?;
@@ -45,11 +45,32 @@ impl Account {
         Ok(Self {
             client: Client::new(config)?,
             runtime,
-            _sandbox: Some(sandbox),
+            sandbox: Some(sandbox),
         })
     }
 
+    /// Where the Workers' URLs are answered when they are not on the Internet: the sandbox's
+    /// Worker traffic, when the API is a sandbox (in-process with `--sandbox`, or an API base
+    /// URL of `http://<loopback>/client/v4`, as `lmsinfra sandbox` serves it).
+    pub(crate) fn worker_traffic(&self) -> Option<std::net::SocketAddr> {
+        let base = match &self.sandbox {
+            Some(sandbox) => sandbox.base_url(),
+            None => self.client.base_url().to_owned(),
+        };
+        let base = url::Url::parse(&base).ok()?;
+        let loopback = matches!(base.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+        if !loopback || base.scheme() != "http" || base.path().trim_end_matches('/') != "/client/v4"
+        {
+            return None;
+        }
+        base.socket_addrs(|| None).ok()?.into_iter().next()
+    }
+
     pub(crate) fn gather(&self, desired: &Manifest, options: GatherOptions) -> Result<Live, Error> {
+        let options = GatherOptions {
+            worker_traffic: self.worker_traffic(),
+            ..options
+        };
         Ok(self
             .runtime
             .block_on(live::gather(desired, &self.client, options))?)

@@ -70,6 +70,9 @@ pub enum Command {
     /// Report on an environment's security: graded headers, CORS, credentials, secrets, rate
     /// limits. Exits 3 when a check fails or a grade is below --min-grade.
     Check(CheckArgs),
+    /// Send the Workers' smoke checks (`workers.KEY.smoke`) to what serves now, or to one
+    /// version. Exits 4 when a check fails.
+    Verify(VerifyArgs),
     /// Show what a manifest change means: the manifests at a git revision against the work tree.
     /// No network, no credentials.
     Diff(DiffArgs),
@@ -151,6 +154,9 @@ pub struct ApplyArgs {
     /// again, then make the account equal to the manifest.
     #[arg(long)]
     pub roll_forward: bool,
+    /// Do not run the smoke checks of the Workers apply changed.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// `lmsinfra releases`.
@@ -200,6 +206,21 @@ pub struct RollbackArgs {
     /// Roll back even when it brings back old secret values.
     #[arg(long)]
     pub allow_secret_revert: bool,
+}
+
+/// `lmsinfra verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// Only this Worker's checks (its key in the manifest).
+    #[arg(long, value_name = "KEY")]
+    pub worker: Option<String>,
+    /// Check this version of the serving deployment, asked for with Cloudflare's override
+    /// header; a check fails when another version answers.
+    #[arg(long, value_name = "ID")]
+    pub version: Option<String>,
 }
 
 /// `lmsinfra check`.

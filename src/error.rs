@@ -11,6 +11,8 @@ pub enum Outcome {
     Changes,
     /// Blocked: a plan with blockers (missing secrets, a protected resource), a failed check.
     Blocked,
+    /// A smoke check failed; with `on_failure: rollback`, apply rolled the change back.
+    SmokeFailed,
 }
 
 impl Outcome {
@@ -20,6 +22,7 @@ impl Outcome {
             Self::Success => 0,
             Self::Changes => 2,
             Self::Blocked => 3,
+            Self::SmokeFailed => 4,
         }
     }
 }
@@ -144,6 +147,30 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
+    /// `verify --worker` named a Worker the manifest lacks, or one without smoke checks.
+    #[error("{environment} has no smoke checks for Worker `{key}`")]
+    #[diagnostic(help(
+        "smoke checks are declared under `workers.KEY.smoke`; Workers with them: {with}"
+    ))]
+    NoSmokeChecks {
+        /// The environment.
+        environment: String,
+        /// The key given.
+        key: String,
+        /// The keys of the Workers that have smoke checks.
+        with: String,
+    },
+    /// `verify --version` named a version no serving deployment has.
+    #[error("version {version} is in no serving deployment: {serving}")]
+    #[diagnostic(help(
+        "Cloudflare answers with a version through the override header only when the serving deployment has it (at any percentage)"
+    ))]
+    VersionNotDeployed {
+        /// The version asked for.
+        version: String,
+        /// What each Worker's deployment serves.
+        serving: String,
+    },
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]

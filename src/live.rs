@@ -161,6 +161,8 @@ pub struct GatherOptions {
     pub probes: bool,
     /// How long one probe may take.
     pub probe_timeout: Duration,
+    /// The in-process sandbox whose Worker traffic answers for the Workers' URLs (`--sandbox`).
+    pub worker_traffic: Option<std::net::SocketAddr>,
 }
 
 impl Default for GatherOptions {
@@ -168,6 +170,7 @@ impl Default for GatherOptions {
         Self {
             probes: true,
             probe_timeout: Duration::from_secs(5),
+            worker_traffic: None,
         }
     }
 }
@@ -206,11 +209,14 @@ pub async fn gather(
         if !options.probes {
             return BTreeMap::new();
         }
-        let prober = Prober::new(options.probe_timeout);
+        let mut prober = Prober::new(options.probe_timeout);
+        if let Some(addr) = options.worker_traffic {
+            prober = prober.onto_sandbox(addr);
+        }
         let prober = &prober;
         let probes = desired.workers.iter().filter_map(|(key, worker)| {
             let url = &worker.headers.as_ref()?.url;
-            Some(async move { (key.clone(), prober.probe(url).await) })
+            Some(async move { (key.clone(), prober.probe_worker(url, &worker.name).await) })
         });
         join_all(probes).await.into_iter().collect()
     };

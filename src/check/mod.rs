@@ -8,6 +8,7 @@
 //! is rate limited at the edge. [`report`] is pure: manifest and live state in, report out.
 
 pub mod observatory;
+pub mod smoke;
 
 use serde::Serialize;
 

@@ -239,6 +239,11 @@ impl Client {
         Self::new(ClientConfig::from_env(concurrency, manifest_account_id)?)
     }
 
+    /// The API root this client calls.
+    pub fn base_url(&self) -> &str {
+        self.inner.base.as_str()
+    }
+
     /// The account this client addresses.
     pub fn account_id(&self) -> &str {
         &self.inner.account_id

@@ -1,11 +1,17 @@
-//! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan.
+//! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan,
+//! then run the smoke checks of the Workers it deployed.
 
+use super::verify::{serving, verify_workers};
 use super::{Planned, plan_environment};
+use crate::account::Account;
 use crate::apply;
+use crate::check::smoke;
 use crate::cli::ApplyArgs;
+use crate::cloudflare::DeployedVersion;
 use crate::error::{Error, Outcome};
-use crate::live::GatherOptions;
-use crate::manifest;
+use crate::live::{GatherOptions, Live};
+use crate::manifest::model::{OnFailure, Smoke};
+use crate::manifest::{self, Manifest};
 use crate::plan;
 use crate::printer::Printer;
 use crate::release;
@@ -95,7 +101,136 @@ pub(super) fn apply(
         if applied.steps == 1 { "" } else { "s" },
         args.environment
     ));
-    Ok(Outcome::Success)
+    if args.no_verify {
+        return Ok(Outcome::Success);
+    }
+    verify_deployed(printer, &account, &desired, &live)
+}
+
+/// Run the smoke checks of every Worker whose serving deployment apply changed, and act on a
+/// failure as each Worker's `on_failure` says: roll back to the deployment `live` saw before
+/// apply (then check again), stop, or warn.
+fn verify_deployed(
+    printer: Printer,
+    account: &Account,
+    desired: &Manifest,
+    live: &Live,
+) -> Result<Outcome, Error> {
+    let mut changed: Vec<(&str, Vec<DeployedVersion>)> = Vec::new();
+    for (key, worker) in &desired.workers {
+        if worker.smoke.is_none() {
+            continue;
+        }
+        let before = live
+            .workers
+            .get(&worker.name)
+            .and_then(|w| w.rollout.as_ref())
+            .map(|r| r.deployed.clone())
+            .unwrap_or_default();
+        let now = account
+            .runtime
+            .block_on(account.client.current_deployment(&worker.name))?
+            .flatten()
+            .map(|d| d.versions)
+            .unwrap_or_default();
+        if now != before {
+            changed.push((key, before));
+        }
+    }
+    if changed.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    let smoke_of = |key: &str| desired.workers[key].smoke.as_ref();
+    settle(changed.iter().filter_map(|(key, _)| smoke_of(key)));
+    let keys: Vec<&str> = changed.iter().map(|(key, _)| *key).collect();
+    let outcomes = verify_workers(account, desired, &keys, None)?;
+    printer.data(&format!(
+        "\n{}",
+        smoke::text(&desired.environment, None, &outcomes)
+    ))?;
+    let mut result = Outcome::Success;
+    let mut rolled_back = Vec::new();
+    for (key, before) in &changed {
+        let failed: Vec<&str> = outcomes
+            .iter()
+            .filter(|o| o.worker == *key && !o.passed)
+            .map(|o| o.check.as_str())
+            .collect();
+        if failed.is_empty() {
+            continue;
+        }
+        let worker = &desired.workers[*key];
+        match smoke_of(key).map(|s| s.on_failure).unwrap_or_default() {
+            OnFailure::Warn => printer.status(format_args!(
+                "warning: worker.{key} failed its smoke checks ({}); the new version keeps serving (on_failure: warn)",
+                failed.join(", ")
+            )),
+            OnFailure::Stop => {
+                result = Outcome::SmokeFailed;
+                printer.status(format_args!(
+                    "worker.{key} failed its smoke checks ({}); the new version keeps serving (on_failure: stop)",
+                    failed.join(", ")
+                ));
+            }
+            OnFailure::Rollback if before.is_empty() => {
+                result = Outcome::SmokeFailed;
+                printer.status(format_args!(
+                    "worker.{key} failed its smoke checks ({}) and had no deployment before this apply to roll back to",
+                    failed.join(", ")
+                ));
+            }
+            OnFailure::Rollback => {
+                result = Outcome::SmokeFailed;
+                let message = format!(
+                    "{}: {}",
+                    crate::plan::AUTO_ROLLBACK_MESSAGE,
+                    failed.join(", ")
+                );
+                let annotations = crate::cloudflare::Annotations {
+                    message: Some(message),
+                    ..Default::default()
+                };
+                let deployed = account.runtime.block_on(account.client.create_deployment(
+                    &worker.name,
+                    before,
+                    &annotations,
+                    false,
+                ));
+                match deployed {
+                    Ok(_) => {
+                        printer.status(format_args!(
+                            "worker.{key} failed its smoke checks ({}); rolled back to {} (on_failure: rollback)",
+                            failed.join(", "),
+                            serving(before)
+                        ));
+                        rolled_back.push(*key);
+                    }
+                    Err(err) => printer.status(format_args!(
+                        "worker.{key} failed its smoke checks ({}) and the rollback to {} was refused, so the new version keeps serving: {err}",
+                        failed.join(", "),
+                        serving(before)
+                    )),
+                }
+            }
+        }
+    }
+    if !rolled_back.is_empty() {
+        settle(rolled_back.iter().filter_map(|key| smoke_of(key)));
+        let again = verify_workers(account, desired, &rolled_back, None)?;
+        printer.data(&format!(
+            "\nAfter the rollback:\n{}",
+            smoke::text(&desired.environment, None, &again)
+        ))?;
+    }
+    Ok(result)
+}
+
+/// Wait the longest settle delay of these smoke blocks, while a new deployment spreads.
+fn settle<'a>(smokes: impl Iterator<Item = &'a Smoke>) {
+    let seconds = smokes.map(|s| s.settle_seconds).fold(0.0, f64::max);
+    if seconds > 0.0 {
+        std::thread::sleep(std::time::Duration::from_secs_f64(seconds));
+    }
 }
 
 /// Serve each rolled-back Worker's newest version again at 100 %, as it was before the

@@ -15,7 +15,7 @@ pub(super) fn check(
 ) -> Result<Outcome, Error> {
     let desired = manifest::load_valid(&settings.dir, &args.environment)?;
     let account = Account::connect(settings, &desired)?;
-    let options = probe_options(settings, printer, &desired, args.no_probe);
+    let options = probe_options(args.no_probe);
     let live = account.gather(&desired, options)?;
     let report = crate::check::report(&desired, &live, args.min_grade);
     let text = match args.format {

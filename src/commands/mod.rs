@@ -13,6 +13,7 @@ mod rollback;
 mod sandbox;
 mod schema;
 mod validate;
+mod verify;
 mod wrangler_config;
 
 use crate::account::Account;
@@ -22,7 +23,7 @@ use crate::live::{GatherOptions, Live};
 use crate::manifest::{self, Manifest};
 use crate::plan::{DiffOptions, Plan};
 use crate::printer::Printer;
-use crate::settings::{Settings, Target};
+use crate::settings::Settings;
 
 /// Run one subcommand.
 pub(crate) fn run(
@@ -37,6 +38,7 @@ pub(crate) fn run(
         Command::Releases(args) => releases::releases(settings, printer, args),
         Command::Rollback(args) => rollback::rollback(settings, printer, args),
         Command::Check(args) => check::check(settings, printer, args),
+        Command::Verify(args) => verify::verify(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
         Command::Sandbox(args) => sandbox::sandbox(args),
@@ -47,24 +49,11 @@ pub(crate) fn run(
     }
 }
 
-/// Whether to probe: not with `--no-probe`, and not with `--sandbox`, whose Workers serve no
-/// traffic (their URLs are the real account's).
-fn probe_options(
-    settings: &Settings,
-    printer: Printer,
-    desired: &Manifest,
-    no_probe: bool,
-) -> GatherOptions {
-    if settings.target == Target::Sandbox && !no_probe {
-        let probed = desired.workers.values().any(|w| w.headers.is_some());
-        if probed {
-            printer.status(
-                "note: header probes are skipped with --sandbox, whose Workers serve no traffic",
-            );
-        }
-    }
+/// Whether to probe: not with `--no-probe`. With `--sandbox` the probes go to the sandbox's own
+/// Worker traffic (see [`Account::gather`]).
+fn probe_options(no_probe: bool) -> GatherOptions {
     GatherOptions {
-        probes: !no_probe && settings.target == Target::Cloudflare,
+        probes: !no_probe,
         ..GatherOptions::default()
     }
 }

@@ -15,7 +15,7 @@ pub(super) fn plan(
     args: PlanArgs,
 ) -> Result<Outcome, Error> {
     let desired = manifest::load_valid(&settings.dir, &args.environment)?;
-    let gather = probe_options(settings, printer, &desired, args.no_probe);
+    let gather = probe_options(args.no_probe);
     let Planned { plan, .. } =
         plan_environment(settings, desired, gather, plan::DiffOptions::default())?;
     if let Some(path) = &args.out {

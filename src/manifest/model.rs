@@ -128,6 +128,128 @@ pub struct Worker {
     /// Per-client rate limiting of the Worker's routes, enforced at the edge.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rate_limits: Option<RateLimits>,
+    /// Requests that must answer as expected after a deploy (`verify`, and apply after it
+    /// changed this Worker).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smoke: Option<Smoke>,
+}
+
+/// A Worker's smoke checks: requests sent without the API token, redirects not followed.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Smoke {
+    /// Where the Worker answers: https (http only for localhost and 127.0.0.1); each check's
+    /// `path` is appended to it.
+    pub base_url: String,
+    /// How many times a failing check is tried before it counts as failed (at least 1).
+    #[serde(default = "default_attempts")]
+    pub attempts: u32,
+    /// Seconds between two attempts of a check.
+    #[serde(default = "default_interval")]
+    pub interval_seconds: f64,
+    /// Seconds one request may take.
+    #[serde(default = "default_timeout")]
+    pub timeout_seconds: f64,
+    /// Seconds to wait after a deploy before the first check, while the new version spreads.
+    #[serde(default)]
+    pub settle_seconds: f64,
+    /// What apply does when a check fails after it changed this Worker.
+    #[serde(default)]
+    pub on_failure: OnFailure,
+    /// The checks, run in order.
+    pub checks: Vec<SmokeCheck>,
+}
+
+fn default_attempts() -> u32 {
+    3
+}
+
+fn default_interval() -> f64 {
+    2.0
+}
+
+fn default_timeout() -> f64 {
+    10.0
+}
+
+/// What apply does when a smoke check fails after it deployed a change.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum OnFailure {
+    /// Deploy the versions that served before, at their percentages, check again, exit 4.
+    #[default]
+    Rollback,
+    /// Exit 4 and leave the new version serving.
+    Stop,
+    /// Warn and finish as apply would.
+    Warn,
+}
+
+/// One smoke check. `{{version}}` in an expected value stands for the version under test.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SmokeCheck {
+    /// The check's name, as reports and rollback annotations show it.
+    pub name: String,
+    /// The request method.
+    #[serde(default)]
+    pub method: Method,
+    /// The path (with query) after `base_url`, starting with `/`.
+    pub path: String,
+    /// Request headers to send (never a credential: the manifest is not secret).
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub request_headers: IndexMap<String, String>,
+    /// The statuses that pass (200 when empty).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub status: Vec<u16>,
+    /// Response header name → exact value.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers: IndexMap<String, String>,
+    /// Response header name → regular expression its value must match.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub headers_match: IndexMap<String, String>,
+    /// Text the body must contain.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body_contains: Option<String>,
+    /// JSON pointer (RFC 6901) into the JSON body → the value it must equal.
+    #[serde(default, skip_serializing_if = "IndexMap::is_empty")]
+    pub json: IndexMap<String, serde_json::Value>,
+}
+
+/// The HTTP methods a smoke check may send.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum Method {
+    /// GET.
+    #[default]
+    Get,
+    /// HEAD.
+    Head,
+    /// POST.
+    Post,
+    /// PUT.
+    Put,
+    /// PATCH.
+    Patch,
+    /// DELETE.
+    Delete,
+    /// OPTIONS.
+    Options,
+}
+
+impl Method {
+    /// The method as HTTP spells it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Get => "GET",
+            Self::Head => "HEAD",
+            Self::Post => "POST",
+            Self::Put => "PUT",
+            Self::Patch => "PATCH",
+            Self::Delete => "DELETE",
+            Self::Options => "OPTIONS",
+        }
+    }
 }
 
 /// Workers Logs (observability), a script-level setting: it belongs to the script, not to a

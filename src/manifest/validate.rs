@@ -248,6 +248,9 @@ fn check_worker(
     if let Some(limits) = &worker.rate_limits {
         check_rate_limits(key, worker, limits, problems);
     }
+    if let Some(smoke) = &worker.smoke {
+        super::smoke::check(key, smoke, problems);
+    }
     let rate = worker
         .observability
         .as_ref()
@@ -553,6 +556,7 @@ mod tests {
             }),
             routes: Vec::new(),
             rate_limits: None,
+            smoke: None,
             observability: None,
         };
         worker.bindings.insert(

@@ -296,7 +296,8 @@ fn diff_observability(key: &str, worker: &Worker, live: &Live, plan: &mut Plan) 
     });
 }
 
-/// A blocker for each Worker whose serving deployment `lmsinfra rollback` made, in place of
+/// A blocker for each Worker whose serving deployment `lmsinfra rollback` (or apply's
+/// auto-rollback after a failed smoke check) made, in place of
 /// the changes to its versioned settings: those differences are the rollback itself, not
 /// drift, and only `apply --roll-forward` undoes them.
 fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
@@ -308,7 +309,10 @@ fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
             .filter(|r| {
                 r.message
                     .as_deref()
-                    .is_some_and(|m| m.starts_with(super::ROLLBACK_MESSAGE))
+                    .is_some_and(|m| {
+                        m.starts_with(super::ROLLBACK_MESSAGE)
+                            || m.starts_with(super::AUTO_ROLLBACK_MESSAGE)
+                    })
             })
         else {
             continue;

@@ -279,6 +279,10 @@ pub enum BlockerKind {
 /// The start of the `workers/message` of a deployment `lmsinfra rollback` made.
 pub const ROLLBACK_MESSAGE: &str = "lmsinfra rollback";
 
+/// The start of the `workers/message` of a deployment apply made when a smoke check failed
+/// (`on_failure: rollback`): a rollback too, which plan reports the same way.
+pub const AUTO_ROLLBACK_MESSAGE: &str = "lmsinfra auto-rollback";
+
 /// Something worth knowing that never blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

@@ -174,6 +174,7 @@ mod tests {
                     headers: None,
                     routes: Vec::new(),
                     rate_limits: None,
+                    smoke: None,
                     observability: None,
                 },
             )]),

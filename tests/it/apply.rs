@@ -18,7 +18,7 @@ const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const D1: &str = "/accounts/{account}/d1/database";
 
 /// The secrets staging's API Worker requires.
-const SECRETS: [&str; 4] = [
+pub(crate) const SECRETS: [&str; 4] = [
     "TALLY_WEBHOOK_SECRET",
     "TALLY_SIGNING_SECRET",
     "CLOUDFLARE_STREAM_SIGNING_KEY_ID",

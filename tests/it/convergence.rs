@@ -239,6 +239,7 @@ impl Case {
                         paths: Vec::new(),
                     }),
                     observability: None,
+                    smoke: None,
                 };
                 (format!("w{j}"), worker)
             })

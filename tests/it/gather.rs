@@ -15,6 +15,7 @@ use crate::support::{ACCOUNT_ID, TestSandbox};
 const NO_PROBES: GatherOptions = GatherOptions {
     probes: false,
     probe_timeout: Duration::from_secs(1),
+    worker_traffic: None,
 };
 
 /// The LMS staging manifest (environments/staging.yaml), with `probe_url` for header checks.
@@ -270,6 +271,7 @@ fn probes_run_alongside_and_stay_out_of_the_fingerprint() {
         GatherOptions {
             probes: true,
             probe_timeout: Duration::from_secs(5),
+            worker_traffic: None,
         },
     );
     let Probe::Answered {

@@ -27,5 +27,6 @@ mod security;
 mod support;
 mod traffic;
 mod validate;
+mod verify;
 mod workflow;
 mod wrangler;

@@ -131,13 +131,17 @@ fn the_sandbox_flag_plans_against_a_seeded_local_account() {
     let dir = project(|s| s);
     lmsinfra_snapshot!(with_sandbox_flag(dir.path(), &["plan", "staging"]));
     assert!(dir.path().join(".lmsinfra/sandbox.json").exists());
-    for detailed in [&[][..], &["--detailed-exitcode"][..]] {
+    // Production's settings match; its Workers, probed through the sandbox's own Worker
+    // traffic, serve none of the required headers (the audit's finding).
+    for (detailed, code) in [(&[][..], 0), (&["--detailed-exitcode"][..], 2)] {
         let args = [&["plan", "production"][..], detailed].concat();
         let run = with_sandbox_flag(dir.path(), &args);
-        assert_eq!(run.code, 0, "{run}");
-        assert_eq!(
-            run.stdout,
-            "No changes. Live infrastructure matches the manifest.\n"
+        assert_eq!(run.code, code, "{run}");
+        assert!(
+            run.stdout.ends_with(
+                "Plan: 0 to add, 0 to change, 0 to destroy. 10 drifted headers apply cannot fix.\n"
+            ),
+            "{run}"
         );
     }
 }

@@ -323,7 +323,7 @@ fn a_worker_two_environments_declare_is_an_error() {
         diagnostic["related"][0]["file"],
         "environments/production.yaml"
     );
-    assert_eq!(diagnostic["related"][0]["line"], 42);
+    assert_eq!(diagnostic["related"][0]["line"], 69);
 }
 
 #[test]
