@@ -5,6 +5,7 @@
 //! then gathers again and requires an empty plan.
 
 mod execute;
+mod migrate;
 mod progress;
 mod secrets;
 mod steps;

@@ -7,12 +7,15 @@
 //! mention is lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with
 //! the whole rule list, other owners' rules carried over (see `crate::edge`).
 //!
-//! Order: databases are created first, then each Worker's settings before its secrets, then
+//! Order: databases are created first, then their pending migrations (expand first: the code
+//! that needs a new column comes after it), then each Worker's settings before its secrets, then
 //! the zone rulesets, and databases are deleted last, after whatever stopped using them.
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::manifest::model::LocationHint;
-use crate::plan::{Address, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules};
+use crate::plan::{
+    Address, MigrationRun, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules,
+};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -27,6 +30,13 @@ pub enum Step {
         name: String,
         /// Where to place it.
         location_hint: Option<LocationHint>,
+    },
+    /// One pending migration: its SQL and its ledger rows, through `/import` or `/query`.
+    Migrate {
+        /// `d1.KEY.migration.NAME`.
+        address: Address,
+        /// What to run, on which database.
+        run: Box<MigrationRun>,
     },
     /// `PATCH …/scripts/SCRIPT/settings` with the whole binding list.
     PatchSettings {
@@ -91,6 +101,7 @@ impl Step {
     pub fn address(&self) -> &Address {
         match self {
             Self::CreateDatabase { address, .. }
+            | Self::Migrate { address, .. }
             | Self::PatchSettings { address, .. }
             | Self::PutSecret { address, .. }
             | Self::PutRules { address, .. }
@@ -103,6 +114,9 @@ impl Step {
     pub fn describe(&self) -> String {
         match self {
             Self::CreateDatabase { name, .. } => format!("create D1 database {name}"),
+            Self::Migrate { run, .. } => {
+                format!("migrate {} with {}", run.database, run.migration.name)
+            }
             Self::PatchSettings {
                 script, bindings, ..
             } => format!("update settings of {script} ({} bindings)", bindings.len()),
@@ -128,6 +142,7 @@ struct WorkerSteps {
 /// The steps that carry out `plan`. The plan must not be blocked.
 pub fn steps(plan: &Plan) -> Vec<Step> {
     let mut creates = Vec::new();
+    let mut migrations = Vec::new();
     let mut workers: Vec<WorkerSteps> = Vec::new();
     let mut rulesets: Vec<&ZoneRules> = Vec::new();
     let mut deletes = Vec::new();
@@ -144,6 +159,10 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                 key: key.clone(),
                 name: name.clone(),
                 location_hint: *location_hint,
+            }),
+            Operation::Migrate(run) => migrations.push(Step::Migrate {
+                address: change.address.clone(),
+                run: run.clone(),
             }),
             Operation::DeleteDatabase { name, uuid } => deletes.push(Step::DeleteDatabase {
                 address: change.address.clone(),
@@ -189,6 +208,7 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     }
     rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
     let mut steps = creates;
+    steps.extend(migrations);
     for worker in workers {
         steps.extend(worker.settings);
         steps.extend(worker.secrets);

@@ -16,6 +16,7 @@
 
 mod d1;
 mod d1_import;
+mod d1_query;
 mod envelope;
 mod error;
 mod pace;
@@ -42,6 +43,7 @@ use url::{Host, Url};
 
 pub use self::d1::Database;
 pub use self::d1_import::{Imported, POLL_LIMIT as IMPORT_POLL_LIMIT};
+pub use self::d1_query::StatementResult;
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;

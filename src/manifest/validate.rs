@@ -537,6 +537,7 @@ mod tests {
                 location_hint: None,
                 protect: true,
                 absent: false,
+                migrations: None,
             },
         );
         let mut worker = Worker {
