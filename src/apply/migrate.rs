@@ -22,6 +22,9 @@ use crate::manifest::model::Transport;
 use crate::migrations::ledger;
 use crate::plan::MigrationRun;
 
+/// How many times an import whose outcome is unknown is sent again.
+const UNKNOWN_RETRIES: usize = 3;
+
 /// What a migration step needs from the apply around it.
 pub(super) struct Migrating<'a> {
     /// The environment, for the restore command.
@@ -73,7 +76,18 @@ pub(super) async fn migrate(
     let outcome = match run.transport {
         Transport::Import => {
             let file = ledger::apply_file(&run.table, &run.migration, text, &bookmark);
-            client.import_d1(uuid, file.as_bytes()).await.map(drop)
+            let mut outcome = client.import_d1(uuid, file.as_bytes()).await.map(drop);
+            // An import that may not have run is sent again while the ledger says it did not:
+            // it is atomic, and the ledger's unique name stops a second application.
+            for _ in 0..UNKNOWN_RETRIES {
+                if !matches!(outcome, Err(cloudflare::Error::ImportUnknown { .. }))
+                    || ledger::read(client, uuid, &run.table).await?.has(name)
+                {
+                    break;
+                }
+                outcome = client.import_d1(uuid, file.as_bytes()).await.map(drop);
+            }
+            outcome
         }
         Transport::Query => {
             let start = ledger::query_start(&run.table, &run.migration, &bookmark);

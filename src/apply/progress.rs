@@ -54,7 +54,9 @@ impl Progress for ProgressLines {
     }
 
     fn note(&mut self, step: &Step, text: &str) {
-        self.line(format!("{}: {text}", step.address()));
+        if !self.quiet {
+            self.line(format!("{}: {text}", step.address()));
+        }
     }
 
     fn ended(&mut self, index: usize, step: &Step, outcome: &StepOutcome) {

@@ -733,6 +733,11 @@ pub fn snapshot_filters() -> Vec<(String, &'static str)> {
             "[UUID]",
         ),
         (r"\b[0-9a-f]{64}\b".to_owned(), "[SHA256]"),
+        // D1 Time Travel bookmarks carry the time they were taken.
+        (
+            r"\b[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}\b".to_owned(),
+            "[BOOKMARK]",
+        ),
         (r"\(\d+ ms\)".to_owned(), "([N] ms)"),
         (r"\(os error \d+\)".to_owned(), "(os error [N])"),
     ]
