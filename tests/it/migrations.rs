@@ -510,3 +510,24 @@ fn validate_refuses_a_transaction_statement_naming_file_and_line_before_any_requ
     assert!(run.stderr.contains("0001_a.sql:2"), "{run}");
     assert!(run.stderr.contains("BEGIN"), "{run}");
 }
+
+#[test]
+fn validate_refuses_a_ledger_table_wrangler_cannot_name_and_a_directory_outside_the_project() {
+    let project = project(&TWO, "import");
+    project.edit("staging", |text| {
+        text.replace(
+            "    migrations: { directory: migrations }\n",
+            "    migrations: { directory: ../elsewhere, table: \"d1-migrations\" }\n",
+        )
+    });
+    let run = Lmsinfra::new(&TestSandbox::new())
+        .project(&project)
+        .args(["validate", "staging"])
+        .run();
+    assert_eq!(run.code, 1, "{run}");
+    assert!(run.stderr.contains("manifest::migrations-table"), "{run}");
+    assert!(
+        run.stderr.contains("manifest::migrations-directory"),
+        "{run}"
+    );
+}
