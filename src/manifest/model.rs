@@ -89,6 +89,10 @@ pub struct Migrations {
     pub transport: Transport,
 }
 
+/// lmsinfra's own table of facts about the migrations it ran, beside wrangler's ledger: no
+/// manifest may name it as the ledger.
+pub const FACTS_TABLE: &str = "lmsinfra_migrations";
+
 fn default_migrations_table() -> String {
     "d1_migrations".to_owned()
 }

@@ -78,7 +78,7 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
                 .next()
                 .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
                 && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
-            if !plain || table == crate::migrations::FACTS_TABLE {
+            if !plain || table == super::model::FACTS_TABLE {
                 problems.push(
                     Problem::error(
                         "manifest::migrations-table",

@@ -21,8 +21,7 @@ pub use files::{DownFile, Migration, MigrationSet, ReadError, read_set};
 pub use ledger::{Applied, Facts, Ledger};
 pub use status::{State, Status, status};
 
-/// lmsinfra's own table of facts about each migration it ran.
-pub const FACTS_TABLE: &str = "lmsinfra_migrations";
+pub use crate::manifest::model::FACTS_TABLE;
 
 /// The migration files of every database in `manifest` that declares migrations, by key.
 pub fn read_all(
