@@ -531,3 +531,57 @@ fn validate_refuses_a_ledger_table_wrangler_cannot_name_and_a_directory_outside_
         "{run}"
     );
 }
+
+#[test]
+fn baseline_records_a_hand_made_schema_without_running_it_or_refuses_with_the_differences() {
+    let sandbox = TestSandbox::new();
+    assert_eq!(apply(&sandbox, &project_without_migrations()).code, 0);
+    let id = staging_db(&sandbox);
+    let schema = "CREATE TABLE a (x);\nCREATE INDEX a_x ON a (x);\n";
+    rows(&sandbox, &id, schema);
+    let project = project(&[], "import");
+    std::fs::write(
+        project.path().join("schema.sql"),
+        "CREATE TABLE a (x, y);\n",
+    )
+    .expect("written");
+    let args = [
+        "migrate",
+        "baseline",
+        "staging",
+        "--db",
+        "main",
+        "--schema",
+        "schema.sql",
+    ];
+    let refused = lmsinfra(&sandbox, &project, &args).run();
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(refused.stderr.contains("~ table a"), "{refused}");
+    assert!(refused.stderr.contains("+ index a_x"), "{refused}");
+    assert_eq!(tables(&sandbox, &id), ["a"]);
+
+    std::fs::write(project.path().join("schema.sql"), schema).expect("written");
+    let recorded = lmsinfra(&sandbox, &project, &args).run();
+    assert_eq!(recorded.code, 0, "{recorded}");
+    assert_eq!(ledger(&sandbox, &id), ["0001_baseline.sql"]);
+    assert_eq!(
+        std::fs::read_to_string(project.path().join("db/0001_baseline.sql")).expect("written"),
+        schema
+    );
+    let planned = plan(&sandbox, &project);
+    assert_eq!(planned.code, 0, "{planned}");
+
+    let new = lmsinfra(
+        &sandbox,
+        &project,
+        &["migrate", "new", "staging", "--db", "main", "add quiz"],
+    )
+    .run();
+    assert_eq!(new.code, 0, "{new}");
+    let written = std::fs::read_to_string(project.path().join("db/0002_add_quiz.sql"))
+        .expect("migrate new writes the next file");
+    assert!(
+        written.starts_with("-- Migration number: 0002 \t "),
+        "{written}"
+    );
+}
