@@ -251,8 +251,22 @@ fn apply_runs_pending_migrations_before_worker_settings_on_wranglers_ledger() {
         tables(&sandbox, &id),
         ["a", "b", "d1_migrations", "lmsinfra_migrations"]
     );
+    let queries = |sandbox: &TestSandbox| {
+        let stats = sandbox.sandbox().stats();
+        stats
+            .routes
+            .get("POST /accounts/{account_id}/d1/database/{database_id}/query")
+            .copied()
+            .unwrap_or_default()
+    };
+    let before = queries(&sandbox);
     let again = plan(&sandbox, &project);
     assert_eq!(again.code, 0, "{again}");
+    assert_eq!(
+        queries(&sandbox) - before,
+        1,
+        "one ledger read per database"
+    );
 }
 
 fn hex_sha256(text: &str) -> String {
@@ -303,6 +317,21 @@ fn a_partial_query_transport_run_is_reported_by_status_and_blocks_apply() {
         "{status}"
     );
     assert!(status.stdout.contains("partially applied"), "{status}");
+    let json = lmsinfra(
+        &sandbox,
+        &project,
+        &["migrate", "status", "staging", "--format", "json"],
+    )
+    .run();
+    assert_eq!(json.code, 3, "{json}");
+    let document: Value = serde_json::from_str(&json.stdout).expect("JSON");
+    let partial = &document["databases"][0]["migrations"][0];
+    assert_eq!(
+        (&partial["name"], &partial["state"]),
+        (&json!("0001_bad.sql"), &json!("partial")),
+        "{document:#}"
+    );
+    assert!(partial["bookmark_before"].is_string(), "{document:#}");
     let again = apply(&sandbox, &project);
     assert_eq!(again.code, 3, "{again}");
     assert!(again.stdout.contains("0001_bad.sql"), "{again}");
