@@ -25,6 +25,13 @@ pub enum Address {
         /// The database's key in the manifest.
         key: String,
     },
+    /// `d1.KEY.migration.NAME`: one migration file of a database (`NAME` without `.sql`).
+    Migration {
+        /// The database's key in the manifest.
+        database: String,
+        /// The migration's file name without `.sql`.
+        name: String,
+    },
     /// `worker.KEY`: a Worker the manifest declares.
     Worker {
         /// The Worker's key in the manifest.
@@ -150,8 +157,13 @@ pub enum AddressError {
 
 impl Address {
     /// The resource the address belongs to, as plans group changes: a Worker for anything
-    /// below `worker.KEY`, the address itself otherwise.
+    /// below `worker.KEY`, a database for its migrations, the address itself otherwise.
     pub fn resource(&self) -> Cow<'_, Address> {
+        if let Self::Migration { database, .. } = self {
+            return Cow::Owned(Self::D1 {
+                key: database.clone(),
+            });
+        }
         match self.worker() {
             Some(key) if !matches!(self, Self::Worker { .. }) => Cow::Owned(Self::Worker {
                 key: key.to_owned(),
@@ -171,9 +183,11 @@ impl Address {
             | Self::Header { worker, .. }
             | Self::HeaderRule { worker, .. }
             | Self::RateLimit { worker, .. } => Some(worker),
-            Self::D1 { .. } | Self::Ruleset { .. } | Self::Unmanaged { .. } | Self::Wrangler => {
-                None
-            }
+            Self::D1 { .. }
+            | Self::Migration { .. }
+            | Self::Ruleset { .. }
+            | Self::Unmanaged { .. }
+            | Self::Wrangler => None,
         }
     }
 
@@ -188,6 +202,7 @@ impl Address {
             Self::Header { name, .. } => Some(format!("headers.{name}")),
             Self::HeaderRule { zone, .. } => Some(format!("headers_rule.{zone}")),
             Self::RateLimit { zone, .. } => Some(format!("rate_limit.{zone}")),
+            Self::Migration { name, .. } => Some(format!("migration.{name}")),
             Self::D1 { .. }
             | Self::Worker { .. }
             | Self::Ruleset { .. }
@@ -201,6 +216,7 @@ impl fmt::Display for Address {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::D1 { key } => write!(f, "d1.{key}"),
+            Self::Migration { database, name } => write!(f, "d1.{database}.migration.{name}"),
             Self::Ruleset { zone, phase } => write!(f, "zone.{zone}.{}", phase.as_str()),
             Self::Unmanaged {
                 kind: Unmanaged::Worker,
@@ -235,7 +251,13 @@ impl FromStr for Address {
         let (root, rest) = text.split_once('.').ok_or(AddressError::Parts)?;
         let owned = |s: &str| s.to_owned();
         match root {
-            "d1" => Ok(Self::D1 { key: owned(rest) }),
+            "d1" => match rest.split_once(".migration.") {
+                Some((database, name)) => Ok(Self::Migration {
+                    database: owned(database),
+                    name: owned(name),
+                }),
+                None => Ok(Self::D1 { key: owned(rest) }),
+            },
             "worker" => worker_address(rest),
             "zone" => {
                 let (zone, phase) = rest.rsplit_once('.').ok_or(AddressError::Parts)?;
@@ -336,6 +358,7 @@ mod tests {
     fn every_address_prints_and_parses_as_the_same_text() {
         for text in [
             "d1.main",
+            "d1.main.migration.0002_add_quiz_attempts",
             "worker.api",
             "worker.api.compatibility_date",
             "worker.api.compatibility_flags",

@@ -85,10 +85,90 @@ pub enum Command {
     /// Print the wrangler configuration of one Worker whose bindings, vars and compatibility
     /// settings are the manifest's, so `wrangler deploy` keeps what apply set.
     WranglerConfig(WranglerConfigArgs),
+    /// D1 migrations on wrangler's ledger: status, a new file, undo, or record a database made by
+    /// hand as migrated.
+    #[command(subcommand)]
+    Migrate(MigrateCommand),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page, or write one per command into a folder.
     Man(ManArgs),
+}
+
+/// `lmsinfra migrate`.
+#[derive(Debug, Subcommand)]
+pub enum MigrateCommand {
+    /// Each migration's state: applied, pending, edited, out of order, partial, missing. Exits 3
+    /// when one of them blocks apply.
+    Status(MigrateStatusArgs),
+    /// Write the next migration file, numbered as wrangler numbers it.
+    New(MigrateNewArgs),
+    /// Undo applied migrations newest first with their down files, each in one import with the
+    /// removal of its ledger rows.
+    Down(MigrateDownArgs),
+    /// Record a database made from a schema file by hand as migrated: when its live schema
+    /// equals the file's, the file becomes the first migration, recorded without running it.
+    Baseline(MigrateBaselineArgs),
+}
+
+/// `lmsinfra migrate status`.
+#[derive(Debug, Args)]
+pub struct MigrateStatusArgs {
+    /// The environment.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// Only this database (its key in `d1_databases`).
+    #[arg(long, value_name = "KEY")]
+    pub db: Option<String>,
+    /// How to print the status.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+/// `lmsinfra migrate new`.
+#[derive(Debug, Args)]
+pub struct MigrateNewArgs {
+    /// The environment.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database (its key in `d1_databases`).
+    #[arg(long, value_name = "KEY")]
+    pub db: String,
+    /// What the migration does; spaces become `_`.
+    #[arg(value_name = "NAME")]
+    pub name: String,
+}
+
+/// `lmsinfra migrate down`.
+#[derive(Debug, Args)]
+pub struct MigrateDownArgs {
+    /// The environment.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database (its key in `d1_databases`).
+    #[arg(long, value_name = "KEY")]
+    pub db: String,
+    /// The number of the migration to go back to: every applied migration numbered above it is
+    /// undone.
+    #[arg(long, value_name = "NNNN")]
+    pub to: u64,
+    /// Do not ask for confirmation.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+/// `lmsinfra migrate baseline`.
+#[derive(Debug, Args)]
+pub struct MigrateBaselineArgs {
+    /// The environment.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database (its key in `d1_databases`).
+    #[arg(long, value_name = "KEY")]
+    pub db: String,
+    /// The schema file the database was made from.
+    #[arg(long, value_name = "FILE")]
+    pub schema: PathBuf,
 }
 
 /// `lmsinfra validate`.

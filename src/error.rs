@@ -139,6 +139,19 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Manifest(#[from] crate::manifest::Error),
+    /// A `migrate` command refused before any write.
+    #[error("{message}")]
+    #[diagnostic(help("{help}"))]
+    MigrateRefused {
+        /// Why.
+        message: String,
+        /// What to do instead.
+        help: String,
+    },
+    /// A migrations directory could not be read.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Migrations(#[from] crate::migrations::ReadError),
     /// A Cloudflare API call failed.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -182,7 +195,9 @@ impl Error {
     /// 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Self::PlanBlocked { .. } | Self::PlanStale { .. } => Outcome::Blocked.code(),
+            Self::PlanBlocked { .. } | Self::PlanStale { .. } | Self::MigrateRefused { .. } => {
+                Outcome::Blocked.code()
+            }
             Self::Rollback(err) if err.is_refusal() => Outcome::Blocked.code(),
             _ => 1,
         }

@@ -13,6 +13,7 @@ mod edge;
 mod error;
 pub mod live;
 pub mod manifest;
+pub mod migrations;
 pub mod plan;
 mod printer;
 pub mod probe;

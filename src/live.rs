@@ -27,6 +27,7 @@ use crate::cloudflare::{
     self, Binding, Client, DeployedVersion, Phase, Ruleset, Script, ScriptSettings,
 };
 use crate::manifest::model::Manifest;
+use crate::migrations::{self, Ledger};
 /// The probes `Live` holds; the type lives with the prober that makes them.
 pub use crate::probe::Probe;
 use crate::probe::Prober;
@@ -47,6 +48,10 @@ pub struct Live {
     pub other_workers: BTreeMap<String, LiveWorker>,
     /// Every D1 database on the account.
     pub d1_databases: Vec<LiveDatabase>,
+    /// The migration ledgers of each declared database that has migrations and exists, by
+    /// database name.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub ledgers: BTreeMap<String, Ledger>,
     /// Header probe results, by worker key (absent when probes were skipped).
     pub probes: BTreeMap<String, Probe>,
     /// Every zone of the account whose rulesets could be read, by zone name.
@@ -194,7 +199,7 @@ pub async fn gather(
     let api = async {
         tokio::try_join!(
             client.list_scripts(),
-            client.list_d1(),
+            read_databases(desired, client),
             try_join_all(script_names.iter().map(|name| {
                 let observed = desired
                     .workers
@@ -221,7 +226,7 @@ pub async fn gather(
         join_all(probes).await.into_iter().collect()
     };
     let (api, probes) = tokio::join!(api, probes);
-    let (scripts, databases, settings, zones) = api?;
+    let (scripts, (databases, ledgers), settings, zones) = api?;
     let zones = try_join_all(zones.into_iter().map(|zone| {
         let routed = zone_names.contains(zone.name.as_str());
         read_zone(client, zone, routed)
@@ -271,12 +276,32 @@ pub async fn gather(
         workers,
         other_workers,
         d1_databases,
+        ledgers,
         probes,
         zones,
         unread_zones,
         zone_plans,
         fingerprint,
     })
+}
+
+/// The D1 list, then the migration ledgers of the declared databases with migrations that
+/// exist (one `/query` each), while the other reads of the round trip are under way.
+async fn read_databases(
+    desired: &Manifest,
+    client: &Client,
+) -> Result<(Vec<cloudflare::Database>, BTreeMap<String, Ledger>), cloudflare::Error> {
+    let databases = client.list_d1().await?;
+    let reads = desired.d1_databases.values().filter_map(|db| {
+        let table = &db.migrations.as_ref()?.table;
+        let found = databases.iter().find(|d| d.name == db.name)?;
+        Some(async move {
+            let ledger = migrations::ledger::read(client, &found.uuid, table).await?;
+            Ok::<_, cloudflare::Error>((db.name.clone(), ledger))
+        })
+    });
+    let ledgers = try_join_all(reads).await?.into_iter().collect();
+    Ok((databases, ledgers))
 }
 
 /// The settings of every script the manifest does not declare, when the manifest marks absent

@@ -19,6 +19,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use super::migrate::{Migrating, migrate};
 use super::{SettingsBinding, Step};
 use crate::cloudflare::{self, Annotations, Client, Phase, Rule, Ruleset, SettingsPatch};
 use crate::edge;
@@ -58,6 +59,39 @@ pub enum StepError {
         binding: String,
         /// The database's key in the manifest.
         database: String,
+    },
+    /// A migration's database has no id: it was neither found nor created.
+    #[error("migration {name} needs the id of database {database}, which was not created")]
+    MigrationNoDatabase {
+        /// The file.
+        name: String,
+        /// The database's key in the manifest.
+        database: String,
+    },
+    /// A migration file is not UTF-8 text (`validate` says where).
+    #[error("{name} is not UTF-8 text")]
+    #[diagnostic(help("run `lmsinfra validate` for the file's diagnostics"))]
+    MigrationNotText {
+        /// The file.
+        name: String,
+    },
+    /// A `query`-transport migration failed part way: statements before the failing one may
+    /// have run, and no ledger row says so.
+    #[error(
+        "{name} failed on {database} over D1's query endpoint, which may have kept the statements before the failure: {source}"
+    )]
+    #[diagnostic(help(
+        "`lmsinfra migrate status` shows it as partial and apply refuses until it is repaired; the bookmark before it ran is {bookmark}: `lmsinfra restore ENV --db KEY --bookmark {bookmark}` undoes it"
+    ))]
+    MigrationPartial {
+        /// The file.
+        name: String,
+        /// The database.
+        database: String,
+        /// The bookmark recorded before it ran.
+        bookmark: String,
+        /// Why it failed.
+        source: Box<cloudflare::Error>,
     },
     /// A ruleset kept changing under apply; nothing was written over the other changes.
     #[error(
@@ -124,6 +158,8 @@ pub trait Progress {
     fn started(&mut self, index: usize, step: &Step);
     /// A step ended.
     fn ended(&mut self, index: usize, step: &Step, outcome: &StepOutcome);
+    /// Something the user must know about a step under way (how to undo it, who else did it).
+    fn note(&mut self, _step: &Step, _text: &str) {}
 }
 
 /// Run `steps` in order and say how each ended; the steps after a failure are `NotStarted`.
@@ -145,6 +181,7 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
+    let mut bookmarks = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         if matches!(
@@ -156,8 +193,18 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let ran = run(step, live, client, secrets, annotations, &mut database_ids).await;
-        let outcome = match ran {
+        let outcome = match step {
+            Step::Migrate { run, .. } => {
+                let migrating = Migrating {
+                    environment: &desired.environment,
+                    database_ids: &database_ids,
+                    bookmarks: &mut bookmarks,
+                };
+                migrate(step, run, client, migrating, progress).await
+            }
+            _ => run(step, live, client, secrets, annotations, &mut database_ids).await,
+        };
+        let outcome = match outcome {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -215,6 +262,8 @@ async fn run(
             write_worker(client, &write, database_ids).await?;
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
+        // Run by `migrate`, which needs the bookmarks and the progress lines.
+        Step::Migrate { .. } => {}
         Step::PatchObservability {
             script,
             observability,

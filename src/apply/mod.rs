@@ -6,6 +6,7 @@
 //! empty plan.
 
 pub(crate) mod execute;
+mod migrate;
 mod progress;
 mod secrets;
 mod steps;

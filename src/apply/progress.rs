@@ -53,6 +53,12 @@ impl Progress for ProgressLines {
         self.spinner = Some(spinner);
     }
 
+    fn note(&mut self, step: &Step, text: &str) {
+        if !self.quiet {
+            self.line(format!("{}: {text}", step.address()));
+        }
+    }
+
     fn ended(&mut self, index: usize, step: &Step, outcome: &StepOutcome) {
         let (word, took) = match outcome {
             StepOutcome::Done(took) => ("done", took),

@@ -9,12 +9,13 @@
 //! lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with the whole
 //! rule list, other owners' rules carried over (see `crate::edge`).
 //!
-//! Order: databases are created first, then each Worker's one write, then the zone rulesets,
-//! and databases are deleted last, after whatever stopped using them.
+//! Order: databases are created first, then their pending migrations (expand first: the code
+//! that needs a new column comes after it), then each Worker's one write, then the zone
+//! rulesets, and databases are deleted last, after whatever stopped using them.
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::manifest::model::LocationHint;
-use crate::plan::{Address, Operation, Plan, WorkerSettings, ZoneRules};
+use crate::plan::{Address, MigrationRun, Operation, Plan, WorkerSettings, ZoneRules};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +30,13 @@ pub enum Step {
         name: String,
         /// Where to place it.
         location_hint: Option<LocationHint>,
+    },
+    /// One pending migration: its SQL and its ledger rows, through `/import` or `/query`.
+    Migrate {
+        /// `d1.KEY.migration.NAME`.
+        address: Address,
+        /// What to run, on which database.
+        run: Box<MigrationRun>,
     },
     /// `PATCH …/scripts/SCRIPT/settings`: everything the apply changes on one Worker, so one
     /// new version.
@@ -84,6 +92,7 @@ impl Step {
     pub fn address(&self) -> &Address {
         match self {
             Self::CreateDatabase { address, .. }
+            | Self::Migrate { address, .. }
             | Self::WriteWorker { address, .. }
             | Self::PutRules { address, .. }
             | Self::PatchObservability { address, .. }
@@ -118,6 +127,9 @@ impl Step {
                     None => format!("put {secrets} on {script}"),
                 }
             }
+            Self::Migrate { run, .. } => {
+                format!("migrate {} with {}", run.database, run.migration.name)
+            }
             Self::PutRules { address, rules, .. } => {
                 format!("write {} owned rule(s) to {address}", rules.len())
             }
@@ -140,6 +152,7 @@ struct WorkerSteps {
 /// The steps that carry out `plan`. The plan must not be blocked.
 pub fn steps(plan: &Plan) -> Vec<Step> {
     let mut creates = Vec::new();
+    let mut migrations = Vec::new();
     let mut workers: Vec<WorkerSteps> = Vec::new();
     let mut rulesets: Vec<&ZoneRules> = Vec::new();
     let mut deletes = Vec::new();
@@ -156,6 +169,10 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                 key: key.clone(),
                 name: name.clone(),
                 location_hint: *location_hint,
+            }),
+            Operation::Migrate(run) => migrations.push(Step::Migrate {
+                address: change.address.clone(),
+                run: run.clone(),
             }),
             Operation::DeleteDatabase { name, uuid } => deletes.push(Step::DeleteDatabase {
                 address: change.address.clone(),
@@ -198,6 +215,7 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     }
     rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
     let mut steps = creates;
+    steps.extend(migrations);
     steps.extend(workers.into_iter().map(|worker| Step::WriteWorker {
         address: Address::Worker { key: worker.worker },
         script: worker.script,

@@ -15,6 +15,8 @@
 //! announced as a warning, so a slow or failing API is never silence.
 
 mod d1;
+mod d1_import;
+mod d1_query;
 mod envelope;
 mod error;
 mod pace;
@@ -40,6 +42,8 @@ use tracing::Instrument;
 use url::{Host, Url};
 
 pub use self::d1::Database;
+pub use self::d1_import::{Imported, POLL_LIMIT as IMPORT_POLL_LIMIT};
+pub use self::d1_query::StatementResult;
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;

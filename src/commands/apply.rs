@@ -61,7 +61,14 @@ pub(super) fn apply(
         let saved = plan::read_saved(path)?;
         // The plan as `plan --out` makes it (no secrets supplied), so its changes compare with
         // the file's one for one.
-        let as_saved = plan::diff(&desired, &live, &plan::DiffOptions::default());
+        let as_saved = plan::diff(
+            &desired,
+            &live,
+            &plan::DiffOptions {
+                migrations: crate::migrations::read_all(&settings.dir, &desired)?,
+                ..plan::DiffOptions::default()
+            },
+        );
         if let Some(stale) = plan::stale(&saved, &as_saved) {
             return Err(Error::PlanStale {
                 path: path.clone(),

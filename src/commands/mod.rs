@@ -7,6 +7,7 @@ mod completions;
 mod diff;
 mod import;
 mod man;
+mod migrate;
 mod plan;
 mod releases;
 mod rollback;
@@ -44,6 +45,7 @@ pub(crate) fn run(
         Command::Sandbox(args) => sandbox::sandbox(args),
         Command::Import(args) => import::import(settings, printer, args),
         Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
+        Command::Migrate(command) => migrate::migrate(settings, printer, command),
         Command::Completions(args) => completions::completions(printer, args),
         Command::Man(args) => man::man(printer, args),
     }
@@ -76,12 +78,14 @@ fn plan_environment(
     gather: GatherOptions,
     options: DiffOptions,
 ) -> Result<Planned, Error> {
+    let migrations = crate::migrations::read_all(&settings.dir, &desired)?;
     let account = Account::connect(settings, &desired)?;
     let live = account.gather(&desired, gather)?;
     let others = other_environments(settings, &desired.environment);
     let options = DiffOptions {
         declared_elsewhere: declared_elsewhere(&others),
         protected_elsewhere: protected_elsewhere(&others),
+        migrations,
         ..options
     };
     let mut plan = crate::plan::diff(&desired, &live, &options);

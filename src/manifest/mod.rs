@@ -351,7 +351,7 @@ mod tests {
             "{rendered}"
         );
         assert!(
-            rendered.contains("[HEAD~1:environments/staging.yaml:25:23]"),
+            rendered.contains("[HEAD~1:environments/staging.yaml:26:23]"),
             "{rendered}"
         );
         assert!(rendered.contains("did you mean `database`?"), "{rendered}");

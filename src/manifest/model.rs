@@ -61,10 +61,51 @@ pub struct D1Database {
     /// command says `--allow-destroy`; removing a database from the manifest never deletes it.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub absent: bool,
+    /// Schema migrations, applied by `apply` after the database exists and before any Worker
+    /// changes, on wrangler's ledger.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migrations: Option<Migrations>,
 }
 
 fn default_true() -> bool {
     true
+}
+
+/// A database's migrations: `NNNN_name.sql` files, as `wrangler d1 migrations` names them, with
+/// optional down files in `down/NNNN_name.down.sql`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Migrations {
+    /// The folder of migration files, relative to the project root (wrangler's
+    /// `migrations_dir`).
+    pub directory: String,
+    /// wrangler's ledger table (`migrations_table`): a plain SQL name.
+    #[serde(default = "default_migrations_table")]
+    pub table: String,
+    /// How migrations are sent: `import` (the default: the migration and its ledger rows in
+    /// one atomic import, which blocks the database while it runs) or `query` (D1's query
+    /// endpoint, which may leave a failed migration half applied).
+    #[serde(default)]
+    pub transport: Transport,
+}
+
+/// lmsinfra's own table of facts about the migrations it ran, beside wrangler's ledger: no
+/// manifest may name it as the ledger.
+pub const FACTS_TABLE: &str = "lmsinfra_migrations";
+
+fn default_migrations_table() -> String {
+    "d1_migrations".to_owned()
+}
+
+/// How migrations reach D1.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum Transport {
+    /// D1's import: one transaction per migration.
+    #[default]
+    Import,
+    /// D1's query endpoint: possibly not atomic.
+    Query,
 }
 
 /// Cloudflare's `primary_location_hint` values.

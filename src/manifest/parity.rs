@@ -36,6 +36,7 @@ impl FromStr for Compared {
             | Address::Secret { .. }
             | Address::Header { .. } => Ok(Self(address)),
             Address::Setting { .. }
+            | Address::Migration { .. }
             | Address::Headers { .. }
             | Address::HeaderRule { .. }
             | Address::RateLimit { .. }

@@ -71,6 +71,44 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
                 .help("D1 names use lowercase letters, digits, `-` and `_`, start with a letter or digit, at most 64 characters"),
             );
         }
+        if let Some(migrations) = &database.migrations {
+            let table = &migrations.table;
+            let plain = table
+                .chars()
+                .next()
+                .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+                && table.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+            if !plain || table == super::model::FACTS_TABLE {
+                problems.push(
+                    Problem::error(
+                        "manifest::migrations-table",
+                        path(&["d1_databases", key, "migrations", "table"]),
+                        format!("`{table}` cannot be the migrations ledger"),
+                    )
+                    .label("not a plain SQL name, or lmsinfra's own table")
+                    .help("wrangler writes the name into its SQL unquoted: use letters, digits and `_`, starting with a letter (wrangler's default is d1_migrations)"),
+                );
+            }
+            let directory = std::path::Path::new(&migrations.directory);
+            let outside = directory.is_absolute()
+                || directory
+                    .components()
+                    .any(|c| matches!(c, std::path::Component::ParentDir));
+            if outside || migrations.directory.trim().is_empty() {
+                problems.push(
+                    Problem::error(
+                        "manifest::migrations-directory",
+                        path(&["d1_databases", key, "migrations", "directory"]),
+                        format!(
+                            "`{}` is not a folder inside the project",
+                            migrations.directory
+                        ),
+                    )
+                    .label("outside the project")
+                    .help("give the folder relative to the project root, e.g. `migrations`"),
+                );
+            }
+        }
     }
     for (key, worker) in &manifest.workers {
         check_worker(manifest, key, worker, context, &mut problems);
@@ -540,6 +578,7 @@ mod tests {
                 location_hint: None,
                 protect: true,
                 absent: false,
+                migrations: None,
             },
         );
         let mut worker = Worker {

@@ -31,6 +31,9 @@ pub struct DiffOptions {
     /// never deletes them, whatever this manifest says (protection is the union over every
     /// environment).
     pub protected_elsewhere: BTreeMap<String, String>,
+    /// The migration files of each database that declares migrations, by database key, as
+    /// the project holds them; a database without an entry has its migrations left out.
+    pub migrations: BTreeMap<String, crate::migrations::MigrationSet>,
     /// Compare intent (two manifests) rather than live state: a newly required secret or a new
     /// Worker is a change to review, not a blocker.
     pub intent: bool,
@@ -130,6 +133,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                 }
             }
         }
+        super::migrations::diff(&mut plan, desired, key, db, live, options);
     }
 
     for (key, worker) in &desired.workers {

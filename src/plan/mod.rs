@@ -8,6 +8,7 @@ pub(crate) mod diff;
 pub(crate) mod edge;
 pub(crate) mod headers;
 mod intent;
+mod migrations;
 mod saved;
 #[cfg(test)]
 mod tests;
@@ -25,7 +26,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
-use crate::manifest::model::{Binding, LocationHint};
+use crate::manifest::model::{Binding, LocationHint, Transport};
+use crate::migrations::Migration;
 
 /// The version of the JSON plan format; bumped when a field changes meaning or goes away.
 pub const FORMAT_VERSION: &str = "1";
@@ -134,6 +136,8 @@ pub enum Operation {
     },
     /// Write the owned rules of one zone's ruleset in one phase.
     Rules(Box<ZoneRules>),
+    /// Run a pending migration on a database.
+    Migrate(Box<MigrationRun>),
     /// Change a Worker's script-level observability (Workers Logs); no version is made.
     Observability {
         /// The script.
@@ -141,6 +145,22 @@ pub enum Operation {
         /// `{enabled, head_sampling_rate?}`, as the API takes it.
         observability: serde_json::Value,
     },
+}
+
+/// A migration as apply runs it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MigrationRun {
+    /// The database's key in the manifest, so the step finds its id (it may be created by an
+    /// earlier step).
+    pub key: String,
+    /// The database's name.
+    pub database: String,
+    /// wrangler's ledger table.
+    pub table: String,
+    /// How it is sent.
+    pub transport: Transport,
+    /// The file.
+    pub migration: Migration,
 }
 
 /// A Worker's settings as apply writes them.
@@ -274,6 +294,9 @@ pub enum BlockerKind {
     ZonePlanLimit,
     /// `lmsinfra rollback` deployed an earlier version; only `apply --roll-forward` undoes it.
     RolledBack,
+    /// A migration the ledger contradicts: an applied file edited, renamed or deleted, a
+    /// pending file numbered below an applied one, or a run that stopped half way.
+    Migration,
 }
 
 /// The start of the `workers/message` of a deployment `lmsinfra rollback` made.

@@ -223,11 +223,12 @@ fn apply_core_cases_hold_under_every_variant() {
 #[test]
 fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
     // Enough requests for the plan's reads (the account's zone and its two rulesets among
-    // them) and the database create; the settings step that follows (its re-read of the
-    // Worker, then its PATCH) is blocked for five minutes, longer than the client waits.
+    // them), the database create and its two migrations (a bookmark read, then three import
+    // calls each); the settings step that follows (its re-read of the Worker, then its PATCH)
+    // is blocked for five minutes, longer than the client waits.
     let sandbox = TestSandbox::with(|c| {
         c.rate_limit = RateLimit {
-            requests: 13,
+            requests: 20,
             window: Duration::from_secs(300),
         };
     });
@@ -239,11 +240,17 @@ fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
         .iter()
         .filter(|(route, _)| !route.starts_with("GET "))
         .collect();
-    // The create went through; the settings step's re-read was refused, so its PATCH and
-    // everything after it were never sent.
+    // The create and the migrations went through; the settings step's re-read was refused,
+    // so its PATCH and everything after it were never sent.
     assert_eq!(
         writes,
-        [(&"POST /accounts/{account_id}/d1/database".to_owned(), &1)],
+        [
+            (&"POST /accounts/{account_id}/d1/database".to_owned(), &1),
+            (
+                &"POST /accounts/{account_id}/d1/database/{database_id}/import".to_owned(),
+                &6
+            )
+        ],
         "{stats:?}"
     );
     assert_eq!(stats.statuses.get(&429).copied(), Some(1), "{stats:?}");

@@ -733,6 +733,11 @@ pub fn snapshot_filters() -> Vec<(String, &'static str)> {
             "[UUID]",
         ),
         (r"\b[0-9a-f]{64}\b".to_owned(), "[SHA256]"),
+        // D1 Time Travel bookmarks carry the time they were taken.
+        (
+            r"\b[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}\b".to_owned(),
+            "[BOOKMARK]",
+        ),
         (r"\(\d+ ms\)".to_owned(), "([N] ms)"),
         (r"\(os error \d+\)".to_owned(), "(os error [N])"),
     ]
@@ -802,6 +807,7 @@ impl Project {
             std::fs::copy(entry.path(), environments.join(entry.file_name()))
                 .expect("a manifest is copied");
         }
+        copy_tree(&root().join("migrations"), &dir.path().join("migrations"));
         Project { dir }
     }
 
@@ -824,6 +830,20 @@ impl Project {
             .join(format!("{environment}.yaml"));
         let text = std::fs::read_to_string(original).expect("the LMS manifest is readable");
         std::fs::write(self.manifest(environment), edit(text)).expect("the manifest is written");
+    }
+}
+
+/// Copy the folder `from` (files and folders) to `to`.
+fn copy_tree(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("a folder is made");
+    for entry in std::fs::read_dir(from).expect("a folder of the repository") {
+        let entry = entry.expect("an entry");
+        let target = to.join(entry.file_name());
+        if entry.file_type().expect("a file type").is_dir() {
+            copy_tree(&entry.path(), &target);
+        } else {
+            std::fs::copy(entry.path(), target).expect("a file is copied");
+        }
     }
 }
 

@@ -141,7 +141,7 @@ fn json_format_lists_diagnostics_for_machines() {
     assert_eq!(typo["file"], "environments/staging.yaml");
     assert_eq!(
         (typo["line"].as_u64(), typo["column"].as_u64()),
-        (Some(25), Some(23))
+        (Some(26), Some(23))
     );
     assert_eq!(typo["help"], "did you mean `database`?");
     assert!(
@@ -163,7 +163,7 @@ fn warnings_in_json_name_both_files() {
     assert_eq!(warning["file"], "environments/production.yaml");
     assert_eq!(warning["line"], 31);
     assert_eq!(warning["related"][0]["file"], "environments/staging.yaml");
-    assert_eq!(warning["related"][0]["line"], 29);
+    assert_eq!(warning["related"][0]["line"], 30);
 }
 
 #[test]
@@ -293,7 +293,7 @@ fn a_database_two_environments_declare_is_an_error_naming_both_files() {
         .expect("an error in staging");
     assert_eq!(
         (in_staging["line"].as_u64(), in_staging["column"].as_u64()),
-        (Some(18), Some(19))
+        (Some(19), Some(19))
     );
     assert_eq!(
         in_staging["related"][0]["file"],

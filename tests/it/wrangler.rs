@@ -728,3 +728,60 @@ fn wrangler_imports_exports_and_restores_d1_through_the_sandbox() {
         "wrangler called routes the sandbox does not serve: {stats:?}"
     );
 }
+
+#[test]
+fn wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations() {
+    let Some(bin) =
+        wrangler_for("wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations")
+    else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    crate::apply::with_secrets(Lmsinfra::new(&sandbox).args([
+        "apply",
+        "staging",
+        "--auto-approve",
+    ]))
+    .code(0)
+    .run();
+    let found = sandbox.get("/accounts/{account}/d1/database?name=lms-db-staging");
+    let id = found[0]["uuid"].as_str().expect("lms-db-staging exists");
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
+    };
+    let project = wrangler.home.path().join("project");
+    let migrations = project.join("migrations");
+    std::fs::create_dir_all(&migrations).expect("migrations/ is made");
+    for entry in std::fs::read_dir(root().join("migrations")).expect("the LMS's migrations") {
+        let entry = entry.expect("an entry");
+        if entry.file_type().expect("a type").is_file() {
+            std::fs::copy(entry.path(), migrations.join(entry.file_name())).expect("copied");
+        }
+    }
+    let config = project.join("wrangler.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "name = \"lms-api-staging\"\ncompatibility_date = \"2024-12-01\"\n\n[[d1_databases]]\nbinding = \"DB\"\ndatabase_name = \"lms-db-staging\"\ndatabase_id = \"{id}\"\nmigrations_dir = \"migrations\"\n"
+        ),
+    )
+    .expect("wrangler.toml is written");
+    let config = config.to_str().expect("a UTF-8 path");
+    let listed = wrangler.run(&[
+        "d1",
+        "migrations",
+        "list",
+        "lms-db-staging",
+        "--remote",
+        "--config",
+        config,
+    ]);
+    assert!(
+        listed.stdout.contains("No migrations to apply"),
+        "{}\n{}",
+        listed.stdout,
+        listed.stderr
+    );
+}
