@@ -152,6 +152,7 @@ fn word(state: &State) -> &'static str {
         State::OutOfOrder { .. } => "OUT-OF-ORDER",
         State::Edited { .. } => "EDITED",
         State::Partial => "PARTIAL",
+        State::Renamed { .. } => "RENAMED",
         State::Missing { .. } => "MISSING",
     }
 }
@@ -164,6 +165,7 @@ fn detail(state: &State) -> String {
             format!(": edited after it was applied (SHA-256 then: {recorded})")
         }
         State::Partial => ": partially applied: started over the query endpoint and not recorded as applied; some of its statements may have run".to_owned(),
+        State::Renamed { from } => format!(": the content of {from}, which is applied under that name"),
         State::Missing { renamed_to: Some(new) } => format!(": applied, and renamed to {new}"),
         State::Missing { renamed_to: None } => ": applied, but no file has this name".to_owned(),
     }

@@ -30,6 +30,12 @@ pub enum State {
     /// A `query`-transport run started it and did not record it as applied: some of its
     /// statements may have run.
     Partial,
+    /// Not in the ledger, but its content is that of an applied migration whose file is gone:
+    /// the file was renamed, and wrangler would run it again.
+    Renamed {
+        /// The name it was applied under.
+        from: String,
+    },
     /// In the ledger, but no file has its name (the file was deleted or renamed).
     Missing {
         /// The file that now holds the same content, when one does (a rename).
@@ -78,6 +84,15 @@ pub fn status(set: &MigrationSet, ledger: &Ledger) -> Vec<Status> {
             }
         } else if facts.is_some_and(|f| f.state == STARTED) {
             State::Partial
+        } else if let Some(from) = ledger.applied.iter().find(|row| {
+            set.get(&row.name).is_none()
+                && ledger
+                    .facts(&row.name)
+                    .is_some_and(|f| f.sha256 == migration.sha256)
+        }) {
+            State::Renamed {
+                from: from.name.clone(),
+            }
         } else {
             match (migration.number, highest_applied) {
                 (Some(n), Some((top, after))) if n < top => State::OutOfOrder {
@@ -198,8 +213,8 @@ mod tests {
                 ),
                 (
                     "0004_c2.sql".to_owned(),
-                    State::OutOfOrder {
-                        after: "0005_d.sql".to_owned()
+                    State::Renamed {
+                        from: "0004_c.sql".to_owned()
                     }
                 ),
                 ("0005_d.sql".to_owned(), State::Applied),

@@ -45,7 +45,8 @@ pub(super) fn diff(
         let file = set.directory.join(&status.name);
         let file = file.display();
         match status.state {
-            State::Applied => {}
+            // The ledger row it was applied under blocks, naming both files.
+            State::Applied | State::Renamed { .. } => {}
             State::Pending => {
                 let Some(migration) = set.get(&status.name) else {
                     continue;

@@ -11,7 +11,9 @@ use serde_json::{Value, json};
 
 use crate::apply::with_secrets;
 use crate::client::{block_on, client_for};
-use crate::support::{ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox};
+use crate::support::{
+    ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox, lmsinfra_snapshot,
+};
 
 fn create_db(sandbox: &TestSandbox, name: &str) -> String {
     let answer = sandbox.send(
@@ -613,4 +615,21 @@ fn baseline_records_a_hand_made_schema_without_running_it_or_refuses_with_the_di
         written.starts_with("-- Migration number: 0002 \t "),
         "{written}"
     );
+}
+
+#[test]
+fn migrate_status_shows_each_file_with_what_blocks() {
+    let sandbox = TestSandbox::new();
+    let project = project(&TWO, "import");
+    assert_eq!(apply(&sandbox, &project).code, 0);
+    write(&project, "0002_b.sql", "CREATE TABLE b (y, z);\n");
+    write(&project, "0003_c.sql", "CREATE TABLE c (z);\n");
+    std::fs::rename(
+        project.path().join("db/0001_a.sql"),
+        project.path().join("db/0001_first.sql"),
+    )
+    .expect("renamed");
+    let status = lmsinfra(&sandbox, &project, &["migrate", "status", "staging"]).run();
+    assert_eq!(status.code, 3, "{status}");
+    lmsinfra_snapshot!(status);
 }
