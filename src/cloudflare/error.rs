@@ -145,6 +145,12 @@ pub enum Error {
         /// Why the outcome is unknown.
         detail: String,
     },
+    /// `LMSINFRA_API_RESERVE` is not a number of requests.
+    #[error("LMSINFRA_API_RESERVE is `{value}`, not a whole number of requests from 0 to 1200")]
+    ReserveInvalid {
+        /// The value as given.
+        value: String,
+    },
     /// The answer was not the shape the API documents.
     #[error("{method} {path} answered something lmsinfra cannot read: {detail}")]
     Decode {

@@ -1,7 +1,8 @@
 //! The Cloudflare API client: one request path that every call goes through.
 //!
 //! Every request passes, in order: the shared rate-limit gate (a 429 holds back all requests),
-//! the pacer (1,100 requests per 5 minutes over a long run), and a concurrency permit; then its
+//! a concurrency permit, and the pacer (the budget Cloudflare reports on every answer, or 1,100
+//! requests per 5 minutes when it reports none); then its
 //! answer's envelope is decoded in one place. Retries happen here too, so the API families
 //! (`workers`, `d1`, `zones`, `rulesets`) only say what to send and what comes back.
 //!
@@ -48,7 +49,7 @@ pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
 pub use self::pace::PacePolicy;
-use self::pace::Pacer;
+use self::pace::{Pacer, Report};
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
@@ -134,6 +135,9 @@ impl ClientConfig {
         if let Some(seconds) = set("LMSINFRA_API_TIMEOUT") {
             config.set_deadline(&seconds)?;
         }
+        if let Some(reserve) = set("LMSINFRA_API_RESERVE") {
+            config.set_reserve(&reserve)?;
+        }
         Ok(config)
     }
 }
@@ -152,6 +156,20 @@ impl ClientConfig {
             })?;
         self.deadline = Duration::from_secs(seconds);
         self.request_timeout = self.request_timeout.min(self.deadline);
+        Ok(())
+    }
+
+    /// `LMSINFRA_API_RESERVE`: requests of the reported budget left for the account's other
+    /// users (the dashboard, wrangler, other pipelines); never less than the concurrency.
+    fn set_reserve(&mut self, requests: &str) -> Result<(), Error> {
+        self.pace.reserve = requests
+            .trim()
+            .parse::<u32>()
+            .ok()
+            .filter(|r| *r <= 1_200)
+            .ok_or_else(|| Error::ReserveInvalid {
+                value: crate::secret::scrub(requests),
+            })?;
         Ok(())
     }
 }
@@ -232,7 +250,7 @@ impl Client {
                 retry: config.retry,
                 permits: Semaphore::new(config.concurrency.max(1)),
                 gate: Gate::default(),
-                pacer: Pacer::new(config.pace),
+                pacer: Pacer::new(config.pace, config.concurrency),
                 rng: Mutex::new(SmallRng::from_os_rng()),
             }),
         })
@@ -409,13 +427,16 @@ impl Client {
             let mut retries = 0;
             loop {
                 self.inner.gate.pass().await;
-                self.inner.pacer.slot().await;
                 let budget = self
                     .inner
                     .request_timeout
                     .min(self.inner.deadline.saturating_sub(spent));
                 let attempt = {
                     let _permit = self.inner.permits.acquire().await.ok();
+                    // Paced after the permit: a request the pacer lets go is sent at once, so
+                    // the requests still unanswered never outnumber the concurrency, which the
+                    // pacer's reserve covers.
+                    self.inner.pacer.slot().await;
                     let attempt_started = Instant::now();
                     let attempt = tokio::time::timeout(budget, self.attempt(&call))
                         .await
@@ -540,11 +561,11 @@ impl Client {
         };
         let mut response = request.send().await.map_err(Failure::transport)?;
         let status = response.status();
-        let retry_after = response
-            .headers()
-            .get(RETRY_AFTER)
-            .and_then(|v| v.to_str().ok())
-            .and_then(retry::parse_retry_after);
+        let header = |name: &str| response.headers().get(name).and_then(|v| v.to_str().ok());
+        let retry_after = header(RETRY_AFTER.as_str()).and_then(retry::parse_retry_after);
+        if let Some(report) = Report::parse(header("ratelimit"), header("ratelimit-policy")) {
+            self.inner.pacer.observe(report);
+        }
         if response
             .content_length()
             .is_some_and(|length| length > ANSWER_SIZE_LIMIT as u64)
@@ -883,6 +904,23 @@ mod tests {
         for wrong in ["0", "soon", "1.5", "99999"] {
             let err = ClientConfig::from_vars(vars(wrong), 4, "a").unwrap_err();
             assert!(matches!(err, Error::TimeoutInvalid { .. }), "{wrong}");
+        }
+    }
+
+    #[test]
+    fn the_reserve_comes_from_lmsinfra_api_reserve() {
+        let vars = |reserve: &'static str| {
+            move |name: &str| match name {
+                "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
+                "LMSINFRA_API_RESERVE" => Some(reserve.to_owned()),
+                _ => None,
+            }
+        };
+        let config = ClientConfig::from_vars(vars("250"), 4, "a").unwrap();
+        assert_eq!(config.pace.reserve, 250);
+        for wrong in ["-1", "many", "1201"] {
+            let err = ClientConfig::from_vars(vars(wrong), 4, "a").unwrap_err();
+            assert!(matches!(err, Error::ReserveInvalid { .. }), "{wrong}");
         }
     }
 

@@ -90,10 +90,13 @@ fn retry_after_is_honoured_and_holds_back_every_request() {
             window: Duration::from_secs(1),
         }
     });
+    // Another user of the account (the dashboard, another pipeline) spends the window before
+    // the client has heard anything of the budget.
+    let other = client_for(&sandbox, |_| {});
     let client = client_for(&sandbox, |_| {});
     block_on(async {
-        client.list_scripts().await.unwrap();
-        client.list_d1().await.unwrap();
+        other.list_scripts().await.unwrap();
+        other.list_d1().await.unwrap();
         // Over the limit: the sandbox answers 429 with retry-after. A retry sent before that
         // time would be refused again, so a single 429 per request shows the wait was kept.
         let (a, b) = tokio::join!(client.list_scripts(), client.get_settings("lms-api"));
@@ -104,6 +107,30 @@ fn retry_after_is_honoured_and_holds_back_every_request() {
     let limited = stats.statuses.get(&429).copied().unwrap_or(0);
     assert!((1..=2).contains(&limited), "{stats:?}");
     assert_eq!(stats.statuses[&200], 4, "{stats:?}");
+}
+
+#[test]
+fn the_reported_budget_is_spent_down_to_the_reserve_and_never_overdrawn() {
+    // A small window, so that 150 requests need three of them; over the limit the sandbox
+    // blocks the token for a whole window, as Cloudflare does.
+    let sandbox = TestSandbox::with(|config| {
+        config.rate_limit = RateLimit {
+            requests: 60,
+            window: Duration::from_secs(2),
+        }
+    });
+    let client = client_for(&sandbox, |config| {
+        config.concurrency = 8;
+        config.pace.reserve = 10;
+    });
+    let client = &client;
+    block_on(futures::future::try_join_all(
+        (0..150).map(|_| async move { client.list_scripts().await }),
+    ))
+    .expect("every request is answered");
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(stats.statuses.get(&429), None, "{stats:?}");
+    assert_eq!(stats.total, 150, "{stats:?}");
 }
 
 #[test]

@@ -661,6 +661,7 @@ fn sandbox_help_documents_the_variants() {
         "drop-inherited-secret=NAME",
         "patch-answer=full|no-bindings",
         "rate-limit=block|sliding",
+        "rate-limit-headers=sent|absent",
         "do_binding",
     ] {
         assert!(help.contains(needle), "{needle} missing from:\n{help}");

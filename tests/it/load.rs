@@ -55,3 +55,29 @@ fn twenty_concurrent_plans_all_succeed_without_a_single_429() {
         stats.total
     );
 }
+
+#[test]
+fn a_plan_past_the_reported_budget_waits_for_the_reset_and_says_so() {
+    // Cloudflare's budget, shrunk: 12 requests per 2 s. A plan of production takes more than
+    // the eight left above the reserve of four, so it must wait once for the window.
+    let sandbox = TestSandbox::with(|config| {
+        config.rate_limit = lmsinfra_sandbox::RateLimit {
+            requests: 12,
+            window: std::time::Duration::from_secs(2),
+        };
+    });
+    let planned = Lmsinfra::new(&sandbox)
+        .env("LMSINFRA_API_RESERVE", "4")
+        .args(["--concurrency", "4", "plan", "production", "--no-probe"])
+        .run();
+    assert_eq!(planned.code, 0, "{planned}");
+    assert!(
+        planned.stderr.contains("for Cloudflare's rate limit")
+            && planned
+                .stderr
+                .contains("4 kept for other users of the account"),
+        "{planned}"
+    );
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(stats.statuses.get(&429), None, "throttled: {stats:?}");
+}

@@ -375,7 +375,11 @@ fn app(config: SandboxConfig, addr: SocketAddr) -> Result<server::App, Error> {
         token: config.token,
         latency: config.latency,
         faults: config.faults.map(faults::Injector::new),
-        limiter: ratelimit::Limiter::new(config.rate_limit, config.variants.rate_limit),
+        limiter: ratelimit::Limiter::new(
+            config.rate_limit,
+            config.variants.rate_limit,
+            config.variants.rate_limit_headers,
+        ),
         counters: stats::Counters::default(),
         observer: config.observer,
         d1_query_timeout,

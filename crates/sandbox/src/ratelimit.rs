@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 use axum::http::StatusCode;
 
 use super::envelope::ApiError;
-use super::variants::RateLimitRegime;
+use super::variants::{RateLimitHeaders, RateLimitRegime};
 
 /// How many requests one token may make per window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,24 +52,30 @@ impl Default for RateLimit {
 pub(crate) struct Limiter {
     limit: RateLimit,
     regime: RateLimitRegime,
+    headers: RateLimitHeaders,
     log: Mutex<HashMap<String, VecDeque<Instant>>>,
     /// Under `block`, when each blocked token may call again.
     blocked: Mutex<HashMap<String, Instant>>,
 }
 
 impl Limiter {
-    pub(crate) fn new(limit: RateLimit, regime: RateLimitRegime) -> Limiter {
+    pub(crate) fn new(
+        limit: RateLimit,
+        regime: RateLimitRegime,
+        headers: RateLimitHeaders,
+    ) -> Limiter {
         Limiter {
             limit,
             regime,
+            headers,
             log: Mutex::new(HashMap::new()),
             blocked: Mutex::new(HashMap::new()),
         }
     }
 
     /// Admit a request for `token` and return the `ratelimit` and `ratelimit-policy` headers
-    /// Cloudflare sends, or the 429 to answer.
-    pub(crate) fn admit(&self, token: &str) -> Result<[(&'static str, String); 2], ApiError> {
+    /// Cloudflare sends (none under `rate-limit-headers=absent`), or the 429 to answer.
+    pub(crate) fn admit(&self, token: &str) -> Result<Vec<(&'static str, String)>, ApiError> {
         let now = Instant::now();
         if self.regime == RateLimitRegime::Block {
             let mut blocked = self.blocked.lock().unwrap_or_else(|p| p.into_inner());
@@ -94,10 +100,16 @@ impl Limiter {
             let remaining = self.limit.requests as usize - times.len();
             let oldest = times.front().copied().unwrap_or(now);
             let reset = self.limit.window.saturating_sub(now.duration_since(oldest));
-            return Ok([
+            if self.headers == RateLimitHeaders::Absent {
+                return Ok(Vec::new());
+            }
+            return Ok(vec![
                 (
                     "ratelimit",
-                    format!("\"default\";r={remaining};t={}", reset.as_secs()),
+                    format!(
+                        "\"default\";r={remaining};t={}",
+                        reset.as_secs_f64().ceil() as u64
+                    ),
                 ),
                 (
                     "ratelimit-policy",
@@ -164,10 +176,12 @@ mod tests {
                 window: Duration::from_secs(60),
             },
             RateLimitRegime::Sliding,
+            RateLimitHeaders::Sent,
         );
         assert!(limiter.admit("a").is_ok());
         let headers = limiter.admit("a").unwrap();
-        assert_eq!(headers[0].1, "\"default\";r=0;t=59");
+        // Rounded up, as Cloudflare rounds `Retry-After`: a client never comes back early.
+        assert_eq!(headers[0].1, "\"default\";r=0;t=60");
         assert_eq!(headers[1].1, "\"default\";q=2;w=60");
         let refused = limiter.admit("a").unwrap_err();
         assert_eq!(refused.code, 1015);
@@ -183,6 +197,7 @@ mod tests {
                 window: Duration::from_secs(300),
             },
             RateLimitRegime::Block,
+            RateLimitHeaders::Sent,
         );
         assert!(limiter.admit("a").is_ok());
         let refused = limiter.admit("a").unwrap_err();
@@ -190,5 +205,19 @@ mod tests {
         let again = limiter.admit("a").unwrap_err();
         assert!((299..=300).contains(&retry_after(&again)), "{again:?}");
         assert!(limiter.admit("b").is_ok());
+    }
+
+    #[test]
+    fn without_headers_the_limit_still_holds() {
+        let limiter = Limiter::new(
+            RateLimit {
+                requests: 1,
+                window: Duration::from_secs(60),
+            },
+            RateLimitRegime::Block,
+            RateLimitHeaders::Absent,
+        );
+        assert_eq!(limiter.admit("a").unwrap(), Vec::new());
+        assert_eq!(limiter.admit("a").unwrap_err().code, 10100);
     }
 }

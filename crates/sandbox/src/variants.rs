@@ -27,6 +27,9 @@
 //!     past the limit, every call is blocked for the whole window with `Retry-After` set to
 //!     its length and code 10100 (default, as Cloudflare documents it), or a sliding window
 //!     whose `Retry-After` is the time until the oldest counted request leaves it (code 1015)
+//! rate-limit-headers=sent|absent
+//!     answers carry `Ratelimit` and `Ratelimit-Policy` (default, as Cloudflare documents
+//!     them), or not, as behind a proxy that strips them: a client cannot see the budget
 //! ```
 //!
 //! Durable Object bindings failing the PATCH with 10061 is a fault (`do_binding`, see
@@ -53,7 +56,9 @@ Repeat for several. KEY=VALUE, defaults first:
       the settings PATCH answer carries its bindings, or leaves them out
   rate-limit=block|sliding
       past the limit: a block for the whole window (Retry-After: 300, code 10100),
-      or a sliding window (code 1015)";
+      or a sliding window (code 1015)
+  rate-limit-headers=sent|absent
+      answers carry Ratelimit and Ratelimit-Policy, or not (a proxy strips them)";
 
 /// What a settings PATCH builds on while the newest version is not the deployed one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -99,6 +104,16 @@ pub enum RateLimitRegime {
     Sliding,
 }
 
+/// Whether answers say how much of the rate limit is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum RateLimitHeaders {
+    /// `Ratelimit` and `Ratelimit-Policy` on every admitted answer.
+    #[default]
+    Sent,
+    /// Neither.
+    Absent,
+}
+
 /// The variants a sandbox plays; [`Default`] is the documented behaviour.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct Variants {
@@ -108,6 +123,7 @@ pub struct Variants {
     pub drop_inherited_secret: Option<String>,
     pub patch_answer: PatchAnswer,
     pub rate_limit: RateLimitRegime,
+    pub rate_limit_headers: RateLimitHeaders,
 }
 
 /// One `KEY=VALUE` choice, as `--variant` takes it.
@@ -118,6 +134,7 @@ pub enum Variant {
     DropInheritedSecret(String),
     PatchAnswer(PatchAnswer),
     RateLimit(RateLimitRegime),
+    RateLimitHeaders(RateLimitHeaders),
 }
 
 /// Why a `--variant` was refused.
@@ -198,9 +215,17 @@ impl FromStr for Variant {
                     ("sliding", RateLimitRegime::Sliding),
                 ],
             )?),
+            "rate-limit-headers" => Variant::RateLimitHeaders(choose(
+                key,
+                value,
+                &[
+                    ("sent", RateLimitHeaders::Sent),
+                    ("absent", RateLimitHeaders::Absent),
+                ],
+            )?),
             other => {
                 return Err(VariantError(format!(
-                    "unknown variant `{other}`: expected one of settings-patch-base, inherit, drop-inherited-secret, patch-answer, rate-limit"
+                    "unknown variant `{other}`: expected one of settings-patch-base, inherit, drop-inherited-secret, patch-answer, rate-limit, rate-limit-headers"
                 )));
             }
         })
@@ -216,6 +241,7 @@ impl Variants {
             Variant::DropInheritedSecret(name) => self.drop_inherited_secret = Some(name),
             Variant::PatchAnswer(v) => self.patch_answer = v,
             Variant::RateLimit(v) => self.rate_limit = v,
+            Variant::RateLimitHeaders(v) => self.rate_limit_headers = v,
         }
     }
 }
@@ -240,6 +266,7 @@ mod tests {
             "drop-inherited-secret=SESSION_KEY",
             "patch-answer=no-bindings",
             "rate-limit=sliding",
+            "rate-limit-headers=absent",
             "inherit=accepted",
         ]
         .iter()
@@ -253,6 +280,7 @@ mod tests {
                 drop_inherited_secret: Some("SESSION_KEY".to_owned()),
                 patch_answer: PatchAnswer::NoBindings,
                 rate_limit: RateLimitRegime::Sliding,
+                rate_limit_headers: RateLimitHeaders::Absent,
             }
         );
     }
