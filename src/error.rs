@@ -110,6 +110,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
+    /// A backup, restore or restore drill refused or failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Backup(#[from] crate::backup::Error),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -122,6 +126,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::PlanBlocked { .. } | Self::PlanStale { .. } => Outcome::Blocked.code(),
+            Self::Backup(err) => err.exit_code(),
             _ => 1,
         }
     }

@@ -15,11 +15,15 @@
 //! announced as a warning, so a slow or failing API is never silence.
 
 mod d1;
+mod d1_export;
+mod d1_import;
 mod envelope;
 mod error;
 mod pace;
+mod r2;
 mod retry;
 mod rulesets;
+mod time_travel;
 mod workers;
 mod zones;
 
@@ -40,6 +44,8 @@ use tracing::Instrument;
 use url::{Host, Url};
 
 pub use self::d1::Database;
+pub use self::d1_export::{Download, Export, SignedUrl};
+pub use self::d1_import::Imported;
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
@@ -47,7 +53,9 @@ pub use self::pace::PacePolicy;
 use self::pace::Pacer;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
+pub use self::r2::R2Object;
 pub use self::rulesets::{Phase, Rule, Ruleset};
+pub use self::time_travel::{Restored, TimeTravelTarget};
 pub use self::workers::{
     Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
     ScriptSettings, SecretInfo, SettingsPatch,
@@ -419,7 +427,7 @@ impl Client {
                     }
                     Err(Failure::Transport(err)) => retry::judge_transport(err, call.replay),
                     Err(Failure::TimedOut(_)) => retry::judge_timeout(call.replay),
-                    Err(Failure::TooLarge) => Verdict::Final,
+                    Err(Failure::TooLarge | Failure::Read(_)) => Verdict::Final,
                 };
                 let rate_limited = matches!(verdict, Verdict::RateLimited(_));
                 let wait = match verdict {
@@ -495,6 +503,11 @@ impl Client {
                                         path,
                                         limit_mib: ANSWER_SIZE_LIMIT >> 20,
                                     },
+                                    Failure::Read(source) => Error::FileRead {
+                                        method,
+                                        path,
+                                        source,
+                                    },
                                 })
                             }
                         };
@@ -526,6 +539,16 @@ impl Client {
                     .mime_str("application/json")
                     .map_err(Failure::transport)?;
                 request.multipart(reqwest::multipart::Form::new().part("settings", part))
+            }
+            Body::File(path) => {
+                let file = tokio::fs::File::open(path)
+                    .await
+                    .map_err(Failure::Read)?;
+                let length = file.metadata().await.map_err(Failure::Read)?.len();
+                let stream = tokio_util::io::ReaderStream::new(file);
+                request
+                    .header(reqwest::header::CONTENT_LENGTH, length)
+                    .body(reqwest::Body::wrap_stream(stream))
             }
         };
         let mut response = request.send().await.map_err(Failure::transport)?;
@@ -599,6 +622,8 @@ enum Failure {
     TimedOut(Duration),
     /// The answer was larger than [`ANSWER_SIZE_LIMIT`].
     TooLarge,
+    /// The file a request sends could not be read.
+    Read(std::io::Error),
 }
 
 impl Failure {
@@ -621,6 +646,7 @@ impl std::fmt::Display for Failure {
             }
             Self::TimedOut(budget) => write!(f, "no complete answer within {}", seconds(*budget)),
             Self::TooLarge => write!(f, "an answer larger than {} MiB", ANSWER_SIZE_LIMIT >> 20),
+            Self::Read(err) => write!(f, "could not read the file to send: {err}"),
         }
     }
 }
@@ -711,6 +737,8 @@ enum Body {
     Json(serde_json::Value),
     /// `multipart/form-data` with one `settings` part holding this JSON.
     SettingsForm(String),
+    /// The raw bytes of this file, streamed (read again for each attempt).
+    File(std::path::PathBuf),
 }
 
 struct Reply {

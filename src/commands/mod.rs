@@ -2,12 +2,15 @@
 //! and returns how it ended. What more than one command needs sits here.
 
 mod apply;
+mod backup;
 mod check;
 mod completions;
 mod diff;
 mod import;
 mod man;
 mod plan;
+mod restore;
+mod restore_drill;
 mod sandbox;
 mod schema;
 mod validate;
@@ -38,6 +41,9 @@ pub(crate) fn run(
         Command::Sandbox(args) => sandbox::sandbox(args),
         Command::Import(args) => import::import(settings, printer, args),
         Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
+        Command::Backup(args) => backup::backup(settings, printer, args),
+        Command::Restore(args) => restore::restore(settings, printer, args),
+        Command::RestoreDrill(args) => restore_drill::restore_drill(settings, printer, args),
         Command::Completions(args) => completions::completions(printer, args),
         Command::Man(args) => man::man(printer, args),
     }

@@ -148,6 +148,7 @@ mod tests {
                     location_hint: None,
                     protect: true,
                     absent: false,
+                    backup: None,
                 },
             )]),
             workers: IndexMap::from([(

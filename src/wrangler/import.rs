@@ -159,6 +159,7 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                             location_hint: None,
                             protect: true,
                             absent: false,
+                            backup: None,
                         },
                     );
                     Binding::D1 { database }

@@ -192,6 +192,7 @@ impl Case {
                     location_hint: None,
                     protect: true,
                     absent: false,
+                    backup: None,
                 };
                 (format!("db{i}"), db)
             })
