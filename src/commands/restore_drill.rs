@@ -37,8 +37,12 @@ struct Drill {
     /// The scratch database, and whether it was deleted.
     scratch: String,
     scratch_deleted: bool,
-    #[serde(flatten)]
-    comparison: Comparison,
+    /// Whether the drill passed: the copy equals the source and the scratch database is gone.
+    passed: bool,
+    /// Why the import into the scratch database failed, when it did (D1 rolled it back).
+    import_error: Option<String>,
+    /// The copy against the source, when the import succeeded.
+    comparison: Option<Comparison>,
 }
 
 pub(super) fn restore_drill(
@@ -65,11 +69,17 @@ pub(super) fn restore_drill(
         printer.status(format_args!("Importing it into scratch database {scratch_name}"));
         let scratch = client.create_d1(&scratch_name, None).await?;
         let restored = interruptible(async {
-            client.import_d1(&scratch.uuid, &source_file).await?;
+            match client.import_d1(&scratch.uuid, &source_file).await {
+                Ok(_) => {}
+                Err(crate::cloudflare::Error::ImportFailed { reason, .. }) => {
+                    return Ok(Err(reason));
+                }
+                Err(err) => return Err(err.into()),
+            }
             let copy = export(client, &scratch.uuid).await?;
             let copy_file = work.path("restored.sql");
             copy.signed_url.download(&scratch.uuid, &copy_file).await?;
-            Ok::<Summary, Error>(summarise(&copy_file)?)
+            Ok::<_, Error>(Ok(summarise(&copy_file)?))
         })
         .await;
         let deleted = client.delete_d1(&scratch.uuid).await;
@@ -100,6 +110,10 @@ pub(super) fn restore_drill(
             }
             (Ok(restored), _) => restored,
         };
+        let (comparison, import_error) = match restored {
+            Ok(restored) => (Some(backup::compare(&source_summary, &restored)), None),
+            Err(reason) => (None, Some(reason)),
+        };
         Ok::<Drill, Error>(Drill {
             environment: desired.environment.clone(),
             database: key.to_owned(),
@@ -108,7 +122,9 @@ pub(super) fn restore_drill(
             dump_bytes: download.bytes,
             scratch: scratch_name,
             scratch_deleted: deleted.is_ok(),
-            comparison: backup::compare(&source_summary, &restored),
+            passed: deleted.is_ok() && comparison.as_ref().is_some_and(|c| c.passed),
+            import_error,
+            comparison,
         })
     })?;
     let text = match args.format {
@@ -118,7 +134,7 @@ pub(super) fn restore_drill(
         }
     };
     printer.data(text.trim_end())?;
-    Ok(if drill.comparison.passed && drill.scratch_deleted {
+    Ok(if drill.passed {
         Outcome::Success
     } else {
         Outcome::Blocked
@@ -243,58 +259,72 @@ impl Drop for Workdir {
 /// The one-screen report.
 fn report(drill: &Drill) -> String {
     let mark = |ok: bool| if ok { "✓" } else { "✗" };
-    let c = &drill.comparison;
     let mut out = format!(
         "Restore drill of d1.{} ({}) in {}\n",
         drill.database, drill.name, drill.environment
     );
-    let _ = writeln!(out, "  export   at bookmark {} ({} bytes)", drill.at_bookmark, drill.dump_bytes);
+    let _ = writeln!(
+        out,
+        "  export   at bookmark {} ({} bytes)",
+        drill.at_bookmark, drill.dump_bytes
+    );
     let _ = writeln!(
         out,
         "  scratch  {} ({})",
         drill.scratch,
         if drill.scratch_deleted {
-            "created, imported, exported, deleted"
+            "created, deleted"
         } else {
             "NOT deleted: delete it by hand"
         }
     );
-    let _ = writeln!(
-        out,
-        "\n  {} schema: {} objects{}",
-        mark(c.schema_equal),
-        c.schema_objects,
-        if c.schema_equal { ", equal" } else { ", different" }
-    );
-    for missing in &c.schema_missing {
-        let _ = writeln!(out, "      missing: {}", first_line(missing));
+    if let Some(reason) = &drill.import_error {
+        let _ = writeln!(out, "\n  ✗ import: {reason}");
     }
-    for extra in &c.schema_extra {
-        let _ = writeln!(out, "      extra:   {}", first_line(extra));
-    }
-    let width = c.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
-    let _ = writeln!(out, "\n    {:width$}  {:>10}  {:>10}  content", "table", "source", "restored");
-    let rows = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
-    for t in &c.tables {
-        let ok = t.content_equal && t.source_rows == t.restored_rows;
+    if let Some(c) = &drill.comparison {
         let _ = writeln!(
             out,
-            "  {} {:width$}  {:>10}  {:>10}  {}",
-            mark(ok),
-            t.table,
-            rows(t.source_rows),
-            rows(t.restored_rows),
-            if t.content_equal { "equal" } else { "differs" }
+            "\n  {} schema: {} objects, {}",
+            mark(c.schema_equal),
+            c.schema_objects,
+            if c.schema_equal { "equal" } else { "different" }
         );
+        for missing in &c.schema_missing {
+            let _ = writeln!(out, "      missing: {}", first_line(missing));
+        }
+        for extra in &c.schema_extra {
+            let _ = writeln!(out, "      extra:   {}", first_line(extra));
+        }
+        let width = c.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
+        let _ = writeln!(
+            out,
+            "\n    {:width$}  {:>10}  {:>10}  content",
+            "table", "source", "restored"
+        );
+        let rows = |n: Option<u64>| n.map_or("-".to_owned(), |n| n.to_string());
+        for t in &c.tables {
+            let ok = t.content_equal && t.source_rows == t.restored_rows;
+            let _ = writeln!(
+                out,
+                "  {} {:width$}  {:>10}  {:>10}  {}",
+                mark(ok),
+                t.table,
+                rows(t.source_rows),
+                rows(t.restored_rows),
+                if t.content_equal { "equal" } else { "differs" }
+            );
+        }
     }
-    let verdict = if c.passed && drill.scratch_deleted {
-        "\nDrill passed: the backup restores to what the database held at its bookmark."
-    } else if c.passed {
-        "\nDrill FAILED: the copy matched, but the scratch database was left behind."
-    } else {
-        "\nDrill FAILED: the restored copy differs from the database at its bookmark."
-    };
-    out.push_str(verdict);
+    out.push_str(match (&drill.comparison, drill.passed) {
+        (_, true) => "\nDrill passed: the backup restores to what the database held at its bookmark.",
+        (None, false) => "\nDrill FAILED: the backup did not import.",
+        (Some(c), false) if c.passed => {
+            "\nDrill FAILED: the copy matched, but the scratch database was left behind."
+        }
+        (Some(_), false) => {
+            "\nDrill FAILED: the restored copy differs from the database at its bookmark."
+        }
+    });
     out
 }
 
