@@ -163,7 +163,7 @@ impl Client {
 }
 
 /// The signed URL, when it may be fetched: https, or plain http to this machine (the sandbox).
-pub(super) fn checked_signed_url(raw: &str) -> Option<SignedUrl> {
+fn checked_signed_url(raw: &str) -> Option<SignedUrl> {
     let url = Url::parse(raw).ok()?;
     let host = url.host()?;
     match url.scheme() {
@@ -174,7 +174,7 @@ pub(super) fn checked_signed_url(raw: &str) -> Option<SignedUrl> {
 }
 
 /// An HTTP client for signed URLs: no token, no default headers, no redirects to follow.
-pub(super) fn unauthenticated() -> Result<reqwest::Client, String> {
+fn unauthenticated() -> Result<reqwest::Client, String> {
     reqwest::Client::builder()
         .user_agent(concat!("lmsinfra/", env!("CARGO_PKG_VERSION")))
         .redirect(reqwest::redirect::Policy::none())
@@ -185,10 +185,6 @@ pub(super) fn unauthenticated() -> Result<reqwest::Client, String> {
 }
 
 impl SignedUrl {
-    pub(super) fn url(&self) -> &Url {
-        &self.0
-    }
-
     /// Stream the dump of database `database` into `destination`, atomically: it is written
     /// beside it under a temporary name, synced, then renamed.
     pub async fn download(&self, database: &str, destination: &Path) -> Result<Download, Error> {

@@ -135,14 +135,6 @@ pub enum Error {
         /// What the API said.
         reason: String,
     },
-    /// An import into a D1 database failed; D1 rolled it back.
-    #[error("the import into D1 database {database} failed: {reason}")]
-    ImportFailed {
-        /// The database's id.
-        database: String,
-        /// What the API said.
-        reason: String,
-    },
     /// The download of a signed URL (an export's dump) failed.
     #[error("could not download the export of D1 database {database}: {reason}")]
     Download {
@@ -156,6 +148,32 @@ pub enum Error {
     TimeoutInvalid {
         /// The value as given.
         value: String,
+    },
+    /// A D1 import ran a statement that failed: D1 rolled the whole file back.
+    #[error("the import into D1 database {database} failed and was rolled back: {message}")]
+    ImportRolledBack {
+        /// The database's id.
+        database: String,
+        /// D1's error, scrubbed.
+        message: String,
+    },
+    /// A D1 import could not be carried out (the upload failed or was damaged, an answer
+    /// lacked what the protocol needs); nothing was ingested.
+    #[error("the import into D1 database {database} failed: {detail}")]
+    Import {
+        /// The database's id.
+        database: String,
+        /// What went wrong.
+        detail: String,
+    },
+    /// A D1 import may or may not have run: read the database to learn what happened.
+    #[error("the import into D1 database {database} has an unknown outcome: {detail}")]
+    #[diagnostic(help("read the database to learn whether the import ran before trying again"))]
+    ImportUnknown {
+        /// The database's id.
+        database: String,
+        /// Why the outcome is unknown.
+        detail: String,
     },
     /// The answer was not the shape the API documents.
     #[error("{method} {path} answered something lmsinfra cannot read: {detail}")]

@@ -45,7 +45,7 @@ use url::{Host, Url};
 
 pub use self::d1::Database;
 pub use self::d1_export::{Download, Export, SignedUrl};
-pub use self::d1_import::Imported;
+pub use self::d1_import::{Imported, POLL_LIMIT as IMPORT_POLL_LIMIT};
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;

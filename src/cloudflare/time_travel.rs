@@ -1,7 +1,7 @@
 //! D1 Time Travel: a database's bookmarks, and restoring it in place to one of them.
 //!
-//! `GET …/time_travel/bookmark[?timestamp=]` names the current bookmark, or the newest at or
-//! before a time; `POST …/time_travel/restore?bookmark=|timestamp=` (query parameters, no body)
+//! `GET …/time_travel/bookmark?timestamp=` names the newest bookmark at or before a time (the
+//! current one is read by `d1_import`'s `d1_bookmark`); `POST …/time_travel/restore?bookmark=|timestamp=` (query parameters, no body)
 //! restores and answers the `previous_bookmark` that undoes it. A restore is retried only when it
 //! surely never reached the API: sent twice, the second one's `previous_bookmark` would be the
 //! first one's result, and the way back would be lost.
@@ -41,13 +41,12 @@ struct BookmarkAnswer {
 }
 
 impl Client {
-    /// The current bookmark of database `uuid`, or the newest at or before `at`.
-    pub async fn d1_bookmark(&self, uuid: &str, at: Option<Timestamp>) -> Result<String, Error> {
+    /// The newest bookmark of database `uuid` at or before `at` (the current one is
+    /// [`Client::d1_bookmark`]).
+    pub async fn d1_bookmark_at(&self, uuid: &str, at: Timestamp) -> Result<String, Error> {
         let mut url = self.account_url(&["d1", "database", uuid, "time_travel", "bookmark"]);
-        if let Some(at) = at {
-            url.query_pairs_mut()
-                .append_pair("timestamp", &at.to_string());
-        }
+        url.query_pairs_mut()
+            .append_pair("timestamp", &at.to_string());
         let answer: BookmarkAnswer = self.call(Call::get(url)).await?;
         Ok(answer.bookmark)
     }

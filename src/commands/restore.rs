@@ -45,7 +45,7 @@ pub(super) fn restore(
         // As wrangler does: a time becomes the bookmark it stands for, shown before confirming.
         let (bookmark, described) = match &target {
             TimeTravelTarget::Timestamp(at) => {
-                let bookmark = client.d1_bookmark(&uuid, Some(*at)).await?;
+                let bookmark = client.d1_bookmark_at(&uuid, *at).await?;
                 let described = format!("bookmark {bookmark} (the newest at or before {at})");
                 (bookmark, described)
             }

@@ -69,10 +69,11 @@ pub(super) fn restore_drill(
         printer.status(format_args!("Importing it into scratch database {scratch_name}"));
         let scratch = client.create_d1(&scratch_name, None).await?;
         let restored = interruptible(async {
-            match client.import_d1(&scratch.uuid, &source_file).await {
+            let sql = read(&source_file)?;
+            match client.import_d1(&scratch.uuid, &sql).await {
                 Ok(_) => {}
-                Err(crate::cloudflare::Error::ImportFailed { reason, .. }) => {
-                    return Ok(Err(reason));
+                Err(crate::cloudflare::Error::ImportRolledBack { message, .. }) => {
+                    return Ok(Err(message));
                 }
                 Err(err) => return Err(err.into()),
             }
@@ -168,7 +169,8 @@ pub(super) fn restore_into(
         }
         printer.status(format_args!("Creating {into} and importing {}", from.display()));
         let created = client.create_d1(into, None).await?;
-        if let Err(err) = client.import_d1(&created.uuid, from).await {
+        let sql = read(from)?;
+        if let Err(err) = client.import_d1(&created.uuid, &sql).await {
             if let Err(gone) = client.delete_d1(&created.uuid).await {
                 printer.notice(format_args!(
                     "warning: {into} ({}) could not be deleted after the failed import: {gone}",
@@ -187,6 +189,17 @@ pub(super) fn restore_into(
         }
         printer.data(out.trim_end())?;
         Ok(Outcome::Success)
+    })
+}
+
+/// The bytes of the dump at `path`, for the import (which sends them whole).
+fn read(path: &Path) -> Result<Vec<u8>, Error> {
+    std::fs::read(path).map_err(|source| {
+        backup::Error::File {
+            path: path.to_owned(),
+            source,
+        }
+        .into()
     })
 }
 

@@ -14,6 +14,7 @@ mod gather;
 mod hostile;
 mod inputs;
 mod load;
+mod migrations;
 mod plan;
 mod probe;
 mod proxy;
