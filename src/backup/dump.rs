@@ -28,7 +28,9 @@ pub(crate) enum NotADump {
     NotText { statement: usize },
     #[error("statement {statement} is longer than {} KiB", STATEMENT_LIMIT / 1024)]
     TooLong { statement: usize },
-    #[error("statement {statement} (`{start}`) is not one a D1 dump holds (PRAGMA, CREATE, INSERT)")]
+    #[error(
+        "statement {statement} (`{start}`) is not one a D1 dump holds (PRAGMA, CREATE, INSERT)"
+    )]
     Foreign { statement: usize, start: String },
     #[error("statement {statement} does not end with `;`")]
     Unterminated { statement: usize },
@@ -254,14 +256,14 @@ fn inside_trigger(statement: &[u8]) -> bool {
     let words: Vec<&str> = text.split_whitespace().take(4).collect();
     let is_trigger = words.first() == Some(&"CREATE")
         && (words.get(1) == Some(&"TRIGGER")
-            || (matches!(words.get(1), Some(&"TEMP" | &"TEMPORARY")) && words.get(2) == Some(&"TRIGGER")));
+            || (matches!(words.get(1), Some(&"TEMP" | &"TEMPORARY"))
+                && words.get(2) == Some(&"TRIGGER")));
     if !is_trigger {
         return false;
     }
     let trimmed = text.trim_end();
     let ends_with_end = trimmed.ends_with("END")
-        && !trimmed[..trimmed.len() - 3]
-            .ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
+        && !trimmed[..trimmed.len() - 3].ends_with(|c: char| c.is_ascii_alphanumeric() || c == '_');
     !ends_with_end
 }
 
@@ -318,7 +320,9 @@ fn strip_comments(statement: &[u8]) -> Vec<u8> {
 }
 
 fn only_comments(statement: &[u8]) -> bool {
-    strip_comments(statement).iter().all(u8::is_ascii_whitespace)
+    strip_comments(statement)
+        .iter()
+        .all(u8::is_ascii_whitespace)
 }
 
 #[cfg(test)]
@@ -364,15 +368,27 @@ mod tests {
             summary("BEGIN TRANSACTION;\nCREATE TABLE t (x);\nCOMMIT;\n"),
             Err(NotADump::Foreign { statement: 1, .. })
         ));
-        assert!(matches!(summary("CREATE TABLE t (x)"), Err(NotADump::Unterminated { .. })));
+        assert!(matches!(
+            summary("CREATE TABLE t (x)"),
+            Err(NotADump::Unterminated { .. })
+        ));
         assert!(matches!(summary("-- nothing\n"), Err(NotADump::NoTable)));
         assert!(matches!(
             summarise(&b"CREATE TABLE t (x);\nINSERT INTO t VALUES(X'\xff');\xff\xfe;"[..]),
             Err(NotADump::NotText { .. } | NotADump::Foreign { .. })
         ));
-        assert!(matches!(summary("hello world, this is a note\n"), Err(NotADump::Unterminated { .. })));
-        let long = format!("CREATE TABLE t (x);\nINSERT INTO t VALUES('{}');", "a".repeat(STATEMENT_LIMIT + 1));
-        assert!(matches!(summary(&long), Err(NotADump::TooLong { statement: 2 })));
+        assert!(matches!(
+            summary("hello world, this is a note\n"),
+            Err(NotADump::Unterminated { .. })
+        ));
+        let long = format!(
+            "CREATE TABLE t (x);\nINSERT INTO t VALUES('{}');",
+            "a".repeat(STATEMENT_LIMIT + 1)
+        );
+        assert!(matches!(
+            summary(&long),
+            Err(NotADump::TooLong { statement: 2 })
+        ));
     }
 
     #[test]

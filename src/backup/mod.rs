@@ -63,14 +63,18 @@ pub(crate) enum Error {
     #[error("{at} is in the future (now is {now}); nothing was sent")]
     TimestampFuture { at: Timestamp, now: Timestamp },
     /// `--timestamp` is before the Time Travel window.
-    #[error("{at} is older than Time Travel's {WINDOW_DAYS}-day window (it reaches back to {oldest}); nothing was sent")]
+    #[error(
+        "{at} is older than Time Travel's {WINDOW_DAYS}-day window (it reaches back to {oldest}); nothing was sent"
+    )]
     #[diagnostic(help(
         "restore an older backup into a new database instead: lmsinfra restore ENV --db KEY --from FILE --into NAME"
     ))]
     TimestampTooOld { at: Timestamp, oldest: Timestamp },
     /// `--into` names a database that exists.
     #[error("D1 database {name} already exists; restore --from only fills a new database")]
-    #[diagnostic(help("pick a name no database has; a restore never writes into an existing database"))]
+    #[diagnostic(help(
+        "pick a name no database has; a restore never writes into an existing database"
+    ))]
     IntoExists { name: String },
     /// `--into` is not a D1 name.
     #[error("`{name}` is not a valid D1 database name: {reason}")]
@@ -291,7 +295,9 @@ mod tests {
     #[test]
     fn a_restore_point_is_inside_the_window_and_not_in_the_future() {
         assert_eq!(
-            restore_point("2026-12-06T07:00:00Z", now()).unwrap().to_string(),
+            restore_point("2026-12-06T07:00:00Z", now())
+                .unwrap()
+                .to_string(),
             "2026-12-06T07:00:00Z"
         );
         assert!(restore_point("1796544000", now()).is_ok());
@@ -320,7 +326,10 @@ mod tests {
             bucket: "b".into(),
             prefix: None,
         };
-        assert_eq!(r2_key(&r2, "lms-db", at, "bm"), "d1/lms-db/20261206T081500Z_bm.sql");
+        assert_eq!(
+            r2_key(&r2, "lms-db", at, "bm"),
+            "d1/lms-db/20261206T081500Z_bm.sql"
+        );
     }
 
     #[test]

@@ -50,7 +50,12 @@ pub struct SignedUrl(Url);
 
 impl std::fmt::Debug for SignedUrl {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "SignedUrl({}{})", self.0.origin().ascii_serialization(), self.0.path())
+        write!(
+            f,
+            "SignedUrl({}{})",
+            self.0.origin().ascii_serialization(),
+            self.0.path()
+        )
     }
 }
 

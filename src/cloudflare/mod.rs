@@ -51,9 +51,9 @@ use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
 pub use self::pace::PacePolicy;
 use self::pace::Pacer;
+pub use self::r2::R2Object;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
-pub use self::r2::R2Object;
 pub use self::rulesets::{Phase, Rule, Ruleset};
 pub use self::time_travel::{Restored, TimeTravelTarget};
 pub use self::workers::{
@@ -541,9 +541,7 @@ impl Client {
                 request.multipart(reqwest::multipart::Form::new().part("settings", part))
             }
             Body::File(path) => {
-                let file = tokio::fs::File::open(path)
-                    .await
-                    .map_err(Failure::Read)?;
+                let file = tokio::fs::File::open(path).await.map_err(Failure::Read)?;
                 let length = file.metadata().await.map_err(Failure::Read)?.len();
                 let stream = tokio_util::io::ReaderStream::new(file);
                 request

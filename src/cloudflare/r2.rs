@@ -68,7 +68,11 @@ impl Client {
                 })?;
             let truncated = answer.info.and_then(|info| info.is_truncated);
             let got = items.len();
-            if all.last().zip(items.first()).is_some_and(|(a, b)| b.key <= a.key) {
+            if all
+                .last()
+                .zip(items.first())
+                .is_some_and(|(a, b)| b.key <= a.key)
+            {
                 return Err(Error::Paging {
                     method: Method::GET,
                     path,

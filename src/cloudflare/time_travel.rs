@@ -52,7 +52,11 @@ impl Client {
     }
 
     /// Restore database `uuid` in place to `target`.
-    pub async fn d1_restore(&self, uuid: &str, target: &TimeTravelTarget) -> Result<Restored, Error> {
+    pub async fn d1_restore(
+        &self,
+        uuid: &str,
+        target: &TimeTravelTarget,
+    ) -> Result<Restored, Error> {
         let mut url = self.account_url(&["d1", "database", uuid, "time_travel", "restore"]);
         match target {
             TimeTravelTarget::Bookmark(bookmark) => {

@@ -167,7 +167,10 @@ pub(super) fn restore_into(
             }
             .into());
         }
-        printer.status(format_args!("Creating {into} and importing {}", from.display()));
+        printer.status(format_args!(
+            "Creating {into} and importing {}",
+            from.display()
+        ));
         let created = client.create_d1(into, None).await?;
         let sql = read(from)?;
         if let Err(err) = client.import_d1(&created.uuid, &sql).await {
@@ -308,7 +311,13 @@ fn report(drill: &Drill) -> String {
         for extra in &c.schema_extra {
             let _ = writeln!(out, "      extra:   {}", first_line(extra));
         }
-        let width = c.tables.iter().map(|t| t.table.len()).max().unwrap_or(5).max(5);
+        let width = c
+            .tables
+            .iter()
+            .map(|t| t.table.len())
+            .max()
+            .unwrap_or(5)
+            .max(5);
         let _ = writeln!(
             out,
             "\n    {:width$}  {:>10}  {:>10}  content",
@@ -329,7 +338,9 @@ fn report(drill: &Drill) -> String {
         }
     }
     out.push_str(match (&drill.comparison, drill.passed) {
-        (_, true) => "\nDrill passed: the backup restores to what the database held at its bookmark.",
+        (_, true) => {
+            "\nDrill passed: the backup restores to what the database held at its bookmark."
+        }
         (None, false) => "\nDrill FAILED: the backup did not import.",
         (Some(c), false) if c.passed => {
             "\nDrill FAILED: the copy matched, but the scratch database was left behind."

@@ -19,7 +19,10 @@ fn create_db(sandbox: &TestSandbox, name: &str) -> String {
         Body::Json(json!({ "name": name })),
     );
     assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body["result"]["uuid"].as_str().expect("uuid").to_owned()
+    answer.body["result"]["uuid"]
+        .as_str()
+        .expect("uuid")
+        .to_owned()
 }
 
 fn uuid_of(sandbox: &TestSandbox, name: &str) -> Option<String> {
@@ -103,7 +106,11 @@ fn shape(sandbox: &TestSandbox, id: &str) -> (Vec<String>, Vec<(String, i64)>) {
     let counts = tables
         .into_iter()
         .map(|table| {
-            let n = rows(sandbox, id, &format!("SELECT count(*) AS n FROM \"{table}\""))[0]["n"]
+            let n = rows(
+                sandbox,
+                id,
+                &format!("SELECT count(*) AS n FROM \"{table}\""),
+            )[0]["n"]
                 .as_i64()
                 .expect("a count");
             (table, n)
@@ -168,7 +175,10 @@ fn a_backup_restored_into_a_new_database_has_the_schema_and_rows_and_its_downloa
         run.stdout.contains(&format!("at bookmark {bookmark}")),
         "{run}"
     );
-    let files: Vec<_> = std::fs::read_dir(&out).unwrap().map(|e| e.unwrap().path()).collect();
+    let files: Vec<_> = std::fs::read_dir(&out)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
     assert_eq!(files.len(), 1, "one file and no temporary one: {files:?}");
     let file = &files[0];
     let name = file.file_name().unwrap().to_string_lossy().into_owned();
@@ -178,8 +188,14 @@ fn a_backup_restored_into_a_new_database_has_the_schema_and_rows_and_its_downloa
     );
     let downloads = downloads.lock().unwrap().clone();
     assert_eq!(downloads.len(), 1, "{downloads:?}");
-    assert!(downloads[0].0.starts_with("/__sandbox/blob/"), "{downloads:?}");
-    assert_eq!(downloads[0].1, "", "the download carried an Authorization header");
+    assert!(
+        downloads[0].0.starts_with("/__sandbox/blob/"),
+        "{downloads:?}"
+    );
+    assert_eq!(
+        downloads[0].1, "",
+        "the download carried an Authorization header"
+    );
 
     lmsinfra(&sandbox, &project)
         .args(["restore", "staging", "--db", "main", "--from"])
@@ -206,7 +222,11 @@ fn a_backup_restored_into_a_new_database_has_the_schema_and_rows_and_its_downloa
 fn restore_by_timestamp_brings_back_the_past_and_the_printed_bookmark_brings_back_the_rest() {
     let sandbox = TestSandbox::new();
     let id = create_db(&sandbox, "lms-db-staging");
-    rows(&sandbox, &id, "CREATE TABLE t (name TEXT); INSERT INTO t VALUES ('before')");
+    rows(
+        &sandbox,
+        &id,
+        "CREATE TABLE t (name TEXT); INSERT INTO t VALUES ('before')",
+    );
     std::thread::sleep(std::time::Duration::from_millis(5));
     let t = Timestamp::now();
     std::thread::sleep(std::time::Duration::from_millis(5));
@@ -219,7 +239,13 @@ fn restore_by_timestamp_brings_back_the_past_and_the_printed_bookmark_brings_bac
     };
     let project = Project::new();
     let run = lmsinfra(&sandbox, &project)
-        .args(["restore", "staging", "--timestamp", &t.to_string(), "--auto-approve"])
+        .args([
+            "restore",
+            "staging",
+            "--timestamp",
+            &t.to_string(),
+            "--auto-approve",
+        ])
         .code(0)
         .run();
     assert_eq!(names(&sandbox), ["before"], "{run}");
@@ -231,8 +257,9 @@ fn restore_by_timestamp_brings_back_the_past_and_the_printed_bookmark_brings_bac
         .trim()
         .to_owned();
     assert!(
-        run.stdout
-            .contains(&format!("lmsinfra restore staging --db main --bookmark {undo}")),
+        run.stdout.contains(&format!(
+            "lmsinfra restore staging --db main --bookmark {undo}"
+        )),
         "{run}"
     );
     lmsinfra(&sandbox, &project)
@@ -245,7 +272,10 @@ fn restore_by_timestamp_brings_back_the_past_and_the_printed_bookmark_brings_bac
 fn refused(run: &Run, reason: &str) {
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains(reason), "{run}");
-    assert!(!run.stderr.contains("127.0.0.1:9"), "a request was sent\n{run}");
+    assert!(
+        !run.stderr.contains("127.0.0.1:9"),
+        "a request was sent\n{run}"
+    );
 }
 
 #[test]
@@ -264,7 +294,13 @@ fn bad_restore_input_is_refused_before_anything_is_written() {
     };
     let future = (Timestamp::now() + SignedDuration::from_hours(1)).to_string();
     refused(
-        &nowhere(&["restore", "staging", "--timestamp", &future, "--auto-approve"]),
+        &nowhere(&[
+            "restore",
+            "staging",
+            "--timestamp",
+            &future,
+            "--auto-approve",
+        ]),
         "is in the future",
     );
     let old = (Timestamp::now() - SignedDuration::from_hours(31 * 24)).to_string();
@@ -273,7 +309,13 @@ fn bad_restore_input_is_refused_before_anything_is_written() {
         "older than Time Travel's 30-day window",
     );
     refused(
-        &nowhere(&["restore", "staging", "--timestamp", "last tuesday", "--auto-approve"]),
+        &nowhere(&[
+            "restore",
+            "staging",
+            "--timestamp",
+            "last tuesday",
+            "--auto-approve",
+        ]),
         "is not a time",
     );
     refused(
@@ -297,11 +339,20 @@ fn bad_restore_input_is_refused_before_anything_is_written() {
     // A bookmark of another database: D1 refuses it, and nothing changes.
     let foreign = current_bookmark(&sandbox, &other);
     let run = lmsinfra(&sandbox, &project)
-        .args(["restore", "staging", "--bookmark", &foreign, "--auto-approve"])
+        .args([
+            "restore",
+            "staging",
+            "--bookmark",
+            &foreign,
+            "--auto-approve",
+        ])
         .run();
     assert_eq!(run.code, 1, "{run}");
     assert!(run.stderr.contains("(7400)"), "{run}");
-    assert_eq!((current_bookmark(&sandbox, &id), shape(&sandbox, &id)), before);
+    assert_eq!(
+        (current_bookmark(&sandbox, &id), shape(&sandbox, &id)),
+        before
+    );
     assert_eq!(
         database_names(&sandbox),
         ["lms-db", "lms-db-other", "lms-db-staging"]
@@ -310,7 +361,10 @@ fn bad_restore_input_is_refused_before_anything_is_written() {
 
 fn drill_snapshot_settings() -> insta::Settings {
     let mut settings = super::support::snapshot_settings();
-    settings.add_filter(r"\b[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}\b", "[BOOKMARK]");
+    settings.add_filter(
+        r"\b[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{8}-[0-9a-f]{32}\b",
+        "[BOOKMARK]",
+    );
     settings.add_filter(r"-drill-\d{14}", "-drill-[TIME]");
     settings
 }
@@ -328,7 +382,14 @@ fn the_restore_drill_passes_and_leaves_no_scratch_database() {
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
 
     let run = lmsinfra(&sandbox, &project)
-        .args(["restore-drill", "staging", "--db", "main", "--format", "json"])
+        .args([
+            "restore-drill",
+            "staging",
+            "--db",
+            "main",
+            "--format",
+            "json",
+        ])
         .code(0)
         .run();
     let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
@@ -364,7 +425,10 @@ fn the_restore_drill_fails_when_the_import_fails() {
     let report: Value = serde_json::from_str(&run.stdout).expect("JSON");
     assert_eq!(report["passed"], false);
     assert!(
-        report["import_error"].as_str().unwrap().contains("FOREIGN KEY"),
+        report["import_error"]
+            .as_str()
+            .unwrap()
+            .contains("FOREIGN KEY"),
         "{report}"
     );
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
@@ -393,7 +457,10 @@ fn backups_go_to_r2_and_check_fails_when_the_newest_is_too_old() {
         .args(["backup", "staging"])
         .code(0)
         .run();
-    assert!(run.stdout.contains("r2    lms-backups/d1/lms-db-staging/"), "{run}");
+    assert!(
+        run.stdout.contains("r2    lms-backups/d1/lms-db-staging/"),
+        "{run}"
+    );
     let files: Vec<_> = std::fs::read_dir(project.path())
         .unwrap()
         .map(|e| e.unwrap().file_name())
@@ -413,7 +480,10 @@ fn backups_go_to_r2_and_check_fails_when_the_newest_is_too_old() {
         .lines()
         .find(|l| l.contains("backup-age"))
         .unwrap_or_else(|| panic!("no backup-age line\n{run}"));
-    assert!(line.starts_with("  ✗") && line.contains("is 27 h 00 min old (at most 26 h)"), "{line}");
+    assert!(
+        line.starts_with("  ✗") && line.contains("is 27 h 00 min old (at most 26 h)"),
+        "{line}"
+    );
 
     lmsinfra(&sandbox, &project)
         .args(["backup", "staging"])
@@ -422,6 +492,13 @@ fn backups_go_to_r2_and_check_fails_when_the_newest_is_too_old() {
     let run = lmsinfra(&sandbox, &project)
         .args(["check", "staging", "--no-probe"])
         .run();
-    let line = run.stdout.lines().find(|l| l.contains("backup-age")).unwrap();
-    assert!(line.starts_with("  ✓") && line.contains("is 0 h 00 min old"), "{line}");
+    let line = run
+        .stdout
+        .lines()
+        .find(|l| l.contains("backup-age"))
+        .unwrap();
+    assert!(
+        line.starts_with("  ✓") && line.contains("is 0 h 00 min old"),
+        "{line}"
+    );
 }
