@@ -23,12 +23,14 @@ pub(super) fn restore(
         return super::restore_drill::restore_into(settings, printer, &args, from, into);
     }
     // Everything that can be refused is refused before the first request.
+    // clap lets exactly one of --timestamp, --bookmark and --from through.
     let target = match (&args.timestamp, &args.bookmark) {
-        (Some(timestamp), None) => {
+        (Some(timestamp), _) => {
             TimeTravelTarget::Timestamp(backup::restore_point(timestamp, Timestamp::now())?)
         }
-        (None, Some(bookmark)) => TimeTravelTarget::Bookmark(bookmark.trim().to_owned()),
-        _ => unreachable!("clap requires exactly one of --timestamp, --bookmark and --from"),
+        (None, bookmark) => {
+            TimeTravelTarget::Bookmark(bookmark.as_deref().unwrap_or_default().trim().to_owned())
+        }
     };
     use std::io::IsTerminal;
     let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
