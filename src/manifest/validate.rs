@@ -637,6 +637,30 @@ mod tests {
     }
 
     #[test]
+    fn a_backup_needs_an_r2_bucket_name_and_an_age_of_an_hour_or_more() {
+        use crate::manifest::model::{Backup, R2Backup};
+        let with = |bucket: Option<&str>, max_age_hours: Option<u32>| {
+            let mut manifest = manifest();
+            manifest.d1_databases.get_mut("main").unwrap().backup = Some(Backup {
+                r2: bucket.map(|bucket| R2Backup {
+                    bucket: bucket.to_owned(),
+                    prefix: None,
+                }),
+                max_age_hours,
+            });
+            codes(&manifest)
+        };
+        assert!(with(Some("lms-backups"), Some(26)).is_empty());
+        assert!(with(Some("lms-backups"), None).is_empty());
+        assert_eq!(with(Some("LMS_Backups"), None), ["manifest::backup-bucket"]);
+        assert_eq!(
+            with(Some("lms-backups"), Some(0)),
+            ["manifest::backup-max-age"]
+        );
+        assert_eq!(with(None, Some(26)), ["manifest::backup-max-age"]);
+    }
+
+    #[test]
     fn a_binding_to_a_database_marked_absent_is_an_error() {
         let mut manifest = manifest();
         manifest.d1_databases.get_mut("main").unwrap().absent = true;
