@@ -19,6 +19,7 @@ use super::backup::{database_id, export};
 use crate::account::Account;
 use crate::backup::{self, Comparison, Summary};
 use crate::cli::{DiagnosticFormat, RestoreArgs, RestoreDrillArgs};
+use crate::cloudflare::Client;
 use crate::error::{Error, Outcome};
 use crate::manifest;
 use crate::printer::Printer;
@@ -67,8 +68,10 @@ pub(super) fn restore_drill(
         let source_summary = summarise(&source_file)?;
         let scratch_name = scratch_name(&database.name, Timestamp::now());
         printer.status(format_args!("Importing it into scratch database {scratch_name}"));
-        let scratch = client.create_d1(&scratch_name, None).await?;
+        // The create is inside the interruptible part too: a Ctrl-C while it is under way may
+        // leave a database, so cleanup looks the scratch database up by name.
         let restored = interruptible(async {
+            let scratch = client.create_d1(&scratch_name, None).await?;
             let sql = read(&source_file)?;
             match client.import_d1(&scratch.uuid, &sql).await {
                 Ok(_) => {}
@@ -83,28 +86,24 @@ pub(super) fn restore_drill(
             Ok::<_, Error>(Ok(summarise(&copy_file)?))
         })
         .await;
-        let deleted = client.delete_d1(&scratch.uuid).await;
+        let deleted = delete_scratch(client, &scratch_name).await;
         let restored = match (restored, &deleted) {
             (Err(Interrupt::Ctrl), Ok(())) => {
                 return Err(backup::Error::Interrupted {
-                    cleanup: format!("scratch database {scratch_name} was deleted"),
+                    cleanup: format!("scratch database {scratch_name} is gone"),
                 }
                 .into());
             }
             (Err(Interrupt::Ctrl), Err(err)) => {
                 return Err(backup::Error::Interrupted {
-                    cleanup: format!(
-                        "scratch database {scratch_name} ({}) could not be deleted: {err}",
-                        scratch.uuid
-                    ),
+                    cleanup: format!("scratch database {scratch_name} could not be deleted: {err}"),
                 }
                 .into());
             }
             (Err(Interrupt::Failed(err)), _) => {
                 if let Err(gone) = &deleted {
                     printer.notice(format_args!(
-                        "warning: scratch database {scratch_name} ({}) could not be deleted: {gone}",
-                        scratch.uuid
+                        "warning: scratch database {scratch_name} could not be deleted: {gone}"
                     ));
                 }
                 return Err(err);
@@ -219,6 +218,14 @@ fn summarise(path: &Path) -> Result<Summary, Error> {
         }
         .into()
     })
+}
+
+/// Delete the scratch database called `name`, if it exists.
+async fn delete_scratch(client: &Client, name: &str) -> Result<(), crate::cloudflare::Error> {
+    match client.find_d1(name).await? {
+        Some(scratch) => client.delete_d1(&scratch.uuid).await,
+        None => Ok(()),
+    }
 }
 
 /// `<name>-drill-<time>`, cut so it stays a valid D1 name (64 characters).

@@ -502,3 +502,57 @@ fn backups_go_to_r2_and_check_fails_when_the_newest_is_too_old() {
         "{line}"
     );
 }
+
+#[test]
+fn an_export_that_lapses_fails_clearly_and_leaves_no_file() {
+    let sandbox = TestSandbox::new();
+    staging_with_data(&sandbox);
+    let project = Project::new();
+    // Between two polls, more than the sandbox's 60 s pass on its clock: the export lapses.
+    let clock = sandbox.sandbox().clock();
+    let api = Proxy::start(sandbox.base_url(), move |request| {
+        let polled = String::from_utf8_lossy(&request.body).contains("current_bookmark");
+        if request.path.ends_with("/export") && polled {
+            clock.advance(SignedDuration::from_secs(61));
+        }
+        Reply::Forward
+    });
+    let out = project.path().join("backups");
+    std::fs::create_dir(&out).unwrap();
+    let run = lmsinfra(&sandbox, &project)
+        .env("CLOUDFLARE_API_BASE_URL", api.base_url())
+        .args(["backup", "staging", "--out"])
+        .arg(&out)
+        .code(1)
+        .run();
+    assert!(run.stderr.contains("Export cancelled"), "{run}");
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0, "{run}");
+}
+
+#[test]
+fn a_drill_interrupted_by_ctrl_c_deletes_its_scratch_database() {
+    let sandbox = TestSandbox::with(|c| c.latency = std::time::Duration::from_millis(150));
+    staging_with_data(&sandbox);
+    let project = Project::new();
+    let child = lmsinfra(&sandbox, &project)
+        .args(["restore-drill", "staging"])
+        .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    while !database_names(&sandbox)
+        .iter()
+        .any(|n| n.contains("-drill-"))
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no scratch database appeared"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    // SAFETY: sending a signal to our own child process.
+    unsafe { libc::kill(child.id() as libc::pid_t, libc::SIGINT) };
+    let output = super::support::wait_within(child, std::time::Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(130), "{stderr}");
+    assert!(stderr.contains("interrupted; scratch database"), "{stderr}");
+    assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
+}
