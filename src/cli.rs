@@ -89,6 +89,15 @@ pub enum Command {
     /// hand as migrated.
     #[command(subcommand)]
     Migrate(MigrateCommand),
+    /// Export a D1 database to a SQL dump: a file named after its Time Travel bookmark, and/or
+    /// R2 (the manifest's `backup.r2`).
+    Backup(BackupArgs),
+    /// Restore a D1 database in place with Time Travel (--timestamp, --bookmark), or a backup
+    /// file into a new database (--from FILE --into NAME).
+    Restore(RestoreArgs),
+    /// Prove a backup restores: export, import into a scratch database, compare schema, row
+    /// counts and content, delete the scratch database. Exits 3 when they differ.
+    RestoreDrill(RestoreDrillArgs),
     /// Print a shell completion script.
     Completions(CompletionsArgs),
     /// Print the man page, or write one per command into a folder.
@@ -426,6 +435,63 @@ pub struct WranglerConfigArgs {
     /// The entry point to name as `main`.
     #[arg(long, value_name = "PATH")]
     pub main: Option<String>,
+}
+
+/// `lmsinfra backup`.
+#[derive(Debug, Args)]
+pub struct BackupArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database's key (needed when the manifest has more than one).
+    #[arg(long, value_name = "KEY")]
+    pub db: Option<String>,
+    /// Write the dump to FILE (into it, under the default name, when FILE is a folder). Without
+    /// it the dump goes to R2 when the manifest says `backup.r2`, else to the current folder.
+    #[arg(long, value_name = "FILE")]
+    pub out: Option<PathBuf>,
+}
+
+/// `lmsinfra restore`.
+#[derive(Debug, Args)]
+#[command(group(clap::ArgGroup::new("point").required(true).args(["timestamp", "bookmark", "from"])))]
+pub struct RestoreArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database's key (needed when the manifest has more than one).
+    #[arg(long, value_name = "KEY")]
+    pub db: Option<String>,
+    /// Restore in place to the newest bookmark at or before this time (RFC 3339 or Unix
+    /// seconds, within the last 30 days).
+    #[arg(long, value_name = "TIME")]
+    pub timestamp: Option<String>,
+    /// Restore in place to this Time Travel bookmark.
+    #[arg(long, value_name = "BOOKMARK")]
+    pub bookmark: Option<String>,
+    /// A backup file to import into a new database (needs --into).
+    #[arg(long, value_name = "FILE", requires = "into")]
+    pub from: Option<PathBuf>,
+    /// The new database --from fills; it must not exist.
+    #[arg(long, value_name = "NAME", requires = "from")]
+    pub into: Option<String>,
+    /// Restore in place without asking (needed without a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+/// `lmsinfra restore-drill`.
+#[derive(Debug, Args)]
+pub struct RestoreDrillArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The database's key (needed when the manifest has more than one).
+    #[arg(long, value_name = "KEY")]
+    pub db: Option<String>,
+    /// How to print the report.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
 }
 
 /// `lmsinfra completions`.

@@ -184,6 +184,10 @@ pub enum Error {
         /// What each Worker's deployment serves.
         serving: String,
     },
+    /// A backup, restore or restore drill refused or failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Backup(#[from] crate::backup::Error),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]
@@ -199,6 +203,7 @@ impl Error {
                 Outcome::Blocked.code()
             }
             Self::Rollback(err) if err.is_refusal() => Outcome::Blocked.code(),
+            Self::Backup(err) => err.exit_code(),
             _ => 1,
         }
     }

@@ -5,6 +5,7 @@
 mod account;
 mod address;
 mod apply;
+mod backup;
 mod check;
 mod cli;
 pub mod cloudflare;

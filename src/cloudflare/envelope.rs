@@ -31,6 +31,8 @@ pub(crate) struct ResultInfo {
     pub(crate) per_page: Option<u32>,
     pub(crate) total_count: Option<u64>,
     pub(crate) total_pages: Option<u32>,
+    /// R2's object lists: whether more objects follow this page.
+    pub(crate) is_truncated: Option<bool>,
 }
 
 #[derive(Debug, Deserialize)]

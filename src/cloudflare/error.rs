@@ -113,6 +113,36 @@ pub enum Error {
         /// What was wrong.
         detail: String,
     },
+    /// A file a request sends (a backup uploaded to R2) could not be read.
+    #[error("{method} {path}: could not read the file to send")]
+    FileRead {
+        /// The request method.
+        method: Method,
+        /// The request path, relative to the base URL.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An export of a D1 database ended without a dump.
+    #[error("the export of D1 database {database} failed: {reason}")]
+    #[diagnostic(help(
+        "an export must be polled without pause and blocks the database while it runs; run the backup again"
+    ))]
+    ExportFailed {
+        /// The database's id.
+        database: String,
+        /// What the API said.
+        reason: String,
+    },
+    /// The download of a signed URL (an export's dump) failed.
+    #[error("could not download the export of D1 database {database}: {reason}")]
+    Download {
+        /// The database's id.
+        database: String,
+        /// Why (never the URL, whose query is a credential).
+        reason: String,
+    },
     /// `LMSINFRA_API_TIMEOUT` is not a number of seconds.
     #[error("LMSINFRA_API_TIMEOUT is `{value}`, not a whole number of seconds from 1 to 3600")]
     TimeoutInvalid {

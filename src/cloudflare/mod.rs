@@ -18,11 +18,14 @@
 mod d1;
 mod d1_import;
 mod d1_query;
+mod d1_export;
 mod envelope;
 mod error;
 mod pace;
+mod r2;
 mod retry;
 mod rulesets;
+mod time_travel;
 mod workers;
 mod zones;
 
@@ -45,14 +48,17 @@ use url::{Host, Url};
 pub use self::d1::Database;
 pub use self::d1_import::{Imported, POLL_LIMIT as IMPORT_POLL_LIMIT};
 pub use self::d1_query::StatementResult;
+pub use self::d1_export::{Download, Export, SignedUrl};
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
 pub use self::pace::PacePolicy;
 use self::pace::{Pacer, Report};
+pub use self::r2::R2Object;
 pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
+pub use self::time_travel::{Restored, TimeTravelTarget};
 pub use self::workers::{
     Annotations, Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
     ScriptSettings, SecretInfo, SettingsPatch, Version, VersionDetail, VersionMetadata,
@@ -450,7 +456,7 @@ impl Client {
                     }
                     Err(Failure::Transport(err)) => retry::judge_transport(err, call.replay),
                     Err(Failure::TimedOut(_)) => retry::judge_timeout(call.replay),
-                    Err(Failure::TooLarge) => Verdict::Final,
+                    Err(Failure::TooLarge | Failure::Read(_)) => Verdict::Final,
                 };
                 let rate_limited = matches!(verdict, Verdict::RateLimited(_));
                 let wait = match verdict {
@@ -526,6 +532,11 @@ impl Client {
                                         path,
                                         limit_mib: ANSWER_SIZE_LIMIT >> 20,
                                     },
+                                    Failure::Read(source) => Error::FileRead {
+                                        method,
+                                        path,
+                                        source,
+                                    },
                                 })
                             }
                         };
@@ -557,6 +568,14 @@ impl Client {
                     .mime_str("application/json")
                     .map_err(Failure::transport)?;
                 request.multipart(reqwest::multipart::Form::new().part("settings", part))
+            }
+            Body::File(path) => {
+                let file = tokio::fs::File::open(path).await.map_err(Failure::Read)?;
+                let length = file.metadata().await.map_err(Failure::Read)?.len();
+                let stream = tokio_util::io::ReaderStream::new(file);
+                request
+                    .header(reqwest::header::CONTENT_LENGTH, length)
+                    .body(reqwest::Body::wrap_stream(stream))
             }
         };
         let mut response = request.send().await.map_err(Failure::transport)?;
@@ -630,6 +649,8 @@ enum Failure {
     TimedOut(Duration),
     /// The answer was larger than [`ANSWER_SIZE_LIMIT`].
     TooLarge,
+    /// The file a request sends could not be read.
+    Read(std::io::Error),
 }
 
 impl Failure {
@@ -652,6 +673,7 @@ impl std::fmt::Display for Failure {
             }
             Self::TimedOut(budget) => write!(f, "no complete answer within {}", seconds(*budget)),
             Self::TooLarge => write!(f, "an answer larger than {} MiB", ANSWER_SIZE_LIMIT >> 20),
+            Self::Read(err) => write!(f, "could not read the file to send: {err}"),
         }
     }
 }
@@ -742,6 +764,8 @@ enum Body {
     Json(serde_json::Value),
     /// `multipart/form-data` with one `settings` part holding this JSON.
     SettingsForm(String),
+    /// The raw bytes of this file, streamed (read again for each attempt).
+    File(std::path::PathBuf),
 }
 
 struct Reply {

@@ -2,9 +2,13 @@
 
 use super::probe_options;
 use crate::account::Account;
+use crate::address::Address;
+use crate::backup;
+use crate::check::Finding;
 use crate::cli::{CheckArgs, DiagnosticFormat};
+use crate::cloudflare::Client;
 use crate::error::{Error, Outcome};
-use crate::manifest;
+use crate::manifest::{self, Manifest};
 use crate::printer::Printer;
 use crate::settings::Settings;
 
@@ -17,7 +21,12 @@ pub(super) fn check(
     let account = Account::connect(settings, &desired)?;
     let options = probe_options(args.no_probe);
     let live = account.gather(&desired, options)?;
-    let report = crate::check::report(&desired, &live, args.min_grade);
+    let mut report = crate::check::report(&desired, &live, args.min_grade);
+    let ages = account
+        .runtime
+        .block_on(backup_ages(&account.client, &desired))?;
+    report.passed &= ages.iter().all(|finding| finding.passed);
+    report.checks.extend(ages);
     let text = match args.format {
         DiagnosticFormat::Text => crate::check::text(&report),
         DiagnosticFormat::Json => {
@@ -30,4 +39,46 @@ pub(super) fn check(
     } else {
         Outcome::Blocked
     })
+}
+
+/// For each database whose manifest sets `backup.max_age_hours`: how old its newest backup in R2
+/// is, failing when older than that or when there is none.
+async fn backup_ages(client: &Client, desired: &Manifest) -> Result<Vec<Finding>, Error> {
+    let mut findings = Vec::new();
+    for (key, database) in &desired.d1_databases {
+        let Some(policy) = &database.backup else {
+            continue;
+        };
+        let (Some(r2), Some(max_age_hours)) = (&policy.r2, policy.max_age_hours) else {
+            continue;
+        };
+        let prefix = backup::r2_prefix(r2, &database.name);
+        let objects = client.r2_list(&r2.bucket, &prefix).await?;
+        let limit = jiff::SignedDuration::from_hours(i64::from(max_age_hours));
+        let (passed, message) = match backup::newest(&objects, jiff::Timestamp::now()) {
+            Some(newest) => (
+                newest.age <= limit,
+                format!(
+                    "newest backup {}/{} is {} old (at most {max_age_hours} h)",
+                    r2.bucket,
+                    newest.key,
+                    backup::hours(newest.age)
+                ),
+            ),
+            None => (
+                false,
+                format!(
+                    "no backup under {}/{prefix}; run `lmsinfra backup {} --db {key}`",
+                    r2.bucket, desired.environment
+                ),
+            ),
+        };
+        findings.push(Finding {
+            check: "backup-age",
+            address: Address::D1 { key: key.clone() },
+            passed,
+            message,
+        });
+    }
+    Ok(findings)
 }

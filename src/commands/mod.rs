@@ -2,6 +2,7 @@
 //! and returns how it ended. What more than one command needs sits here.
 
 mod apply;
+mod backup;
 mod check;
 mod completions;
 mod diff;
@@ -11,6 +12,8 @@ mod migrate;
 mod plan;
 mod releases;
 mod rollback;
+mod restore;
+mod restore_drill;
 mod sandbox;
 mod schema;
 mod validate;
@@ -46,6 +49,9 @@ pub(crate) fn run(
         Command::Import(args) => import::import(settings, printer, args),
         Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
         Command::Migrate(command) => migrate::migrate(settings, printer, command),
+        Command::Backup(args) => backup::backup(settings, printer, args),
+        Command::Restore(args) => restore::restore(settings, printer, args),
+        Command::RestoreDrill(args) => restore_drill::restore_drill(settings, printer, args),
         Command::Completions(args) => completions::completions(printer, args),
         Command::Man(args) => man::man(printer, args),
     }

@@ -10,7 +10,7 @@ mod files;
 mod limits;
 mod load;
 pub mod model;
-mod naming;
+pub(crate) mod naming;
 mod nesting;
 mod ownership;
 mod parity;

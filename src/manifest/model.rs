@@ -65,6 +65,34 @@ pub struct D1Database {
     /// changes, on wrangler's ledger.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migrations: Option<Migrations>,
+    /// Backups of this database: where `lmsinfra backup` uploads them, and how old the newest
+    /// may be before `check` fails.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup: Option<Backup>,
+}
+
+/// Where a database's backups go and how fresh they must be.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Backup {
+    /// Upload each backup to this R2 bucket (instead of a local file, unless `--out` is given).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub r2: Option<R2Backup>,
+    /// `check` fails when the newest backup in `r2` is older than this many hours.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_age_hours: Option<u32>,
+}
+
+/// An R2 bucket and key prefix for backups.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct R2Backup {
+    /// The bucket's name on Cloudflare; it must exist (lmsinfra does not create buckets).
+    pub bucket: String,
+    /// The start of every backup's object key, e.g. `d1/lms-db-production/`
+    /// (default: `d1/<database name>/`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<String>,
 }
 
 fn default_true() -> bool {

@@ -109,6 +109,9 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
                 );
             }
         }
+        if let Some(backup) = &database.backup {
+            check_backup(key, backup, &mut problems);
+        }
     }
     for (key, worker) in &manifest.workers {
         check_worker(manifest, key, worker, context, &mut problems);
@@ -129,6 +132,50 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
         }
     }
     problems
+}
+
+fn check_backup(key: &str, backup: &super::model::Backup, problems: &mut Vec<Problem>) {
+    if let Some(r2) = &backup.r2 {
+        let valid = (3..=63).contains(&r2.bucket.len())
+            && r2
+                .bucket
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+            && !r2.bucket.starts_with('-')
+            && !r2.bucket.ends_with('-');
+        if !valid {
+            problems.push(
+                Problem::error(
+                    "manifest::backup-bucket",
+                    path(&["d1_databases", key, "backup", "r2", "bucket"]),
+                    format!("`{}` is not an R2 bucket name", r2.bucket),
+                )
+                .label("invalid R2 bucket name")
+                .help("R2 bucket names are 3 to 63 lowercase letters, digits and `-`, not starting or ending with `-`"),
+            );
+        }
+    }
+    match backup.max_age_hours {
+        Some(0) => problems.push(
+            Problem::error(
+                "manifest::backup-max-age",
+                path(&["d1_databases", key, "backup", "max_age_hours"]),
+                "`max_age_hours` is 0: no backup is ever that fresh",
+            )
+            .label("expected 1 or more")
+            .help("a nightly backup fits `max_age_hours: 26` (a day, plus slack for a slow run)"),
+        ),
+        Some(_) if backup.r2.is_none() => problems.push(
+            Problem::error(
+                "manifest::backup-max-age",
+                path(&["d1_databases", key, "backup", "max_age_hours"]),
+                "`max_age_hours` needs `backup.r2`: `check` reads the newest backup's age from R2",
+            )
+            .label("no `r2` to read backups from")
+            .help("add `r2: {bucket: NAME}` beside it"),
+        ),
+        _ => {}
+    }
 }
 
 fn check_worker(
@@ -579,6 +626,7 @@ mod tests {
                 protect: true,
                 absent: false,
                 migrations: None,
+                backup: None,
             },
         );
         let mut worker = Worker {
@@ -629,6 +677,30 @@ mod tests {
         let problems = validate(&manifest, &context());
         assert_eq!(problems.len(), 1);
         assert_eq!(problems[0].help.as_deref(), Some("did you mean `main`?"));
+    }
+
+    #[test]
+    fn a_backup_needs_an_r2_bucket_name_and_an_age_of_an_hour_or_more() {
+        use crate::manifest::model::{Backup, R2Backup};
+        let with = |bucket: Option<&str>, max_age_hours: Option<u32>| {
+            let mut manifest = manifest();
+            manifest.d1_databases.get_mut("main").unwrap().backup = Some(Backup {
+                r2: bucket.map(|bucket| R2Backup {
+                    bucket: bucket.to_owned(),
+                    prefix: None,
+                }),
+                max_age_hours,
+            });
+            codes(&manifest)
+        };
+        assert!(with(Some("lms-backups"), Some(26)).is_empty());
+        assert!(with(Some("lms-backups"), None).is_empty());
+        assert_eq!(with(Some("LMS_Backups"), None), ["manifest::backup-bucket"]);
+        assert_eq!(
+            with(Some("lms-backups"), Some(0)),
+            ["manifest::backup-max-age"]
+        );
+        assert_eq!(with(None, Some(26)), ["manifest::backup-max-age"]);
     }
 
     #[test]

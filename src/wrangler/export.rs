@@ -149,6 +149,7 @@ mod tests {
                     protect: true,
                     absent: false,
                     migrations: None,
+                    backup: None,
                 },
             )]),
             workers: IndexMap::from([(

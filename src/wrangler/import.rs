@@ -160,6 +160,7 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                             protect: true,
                             absent: false,
                             migrations: None,
+                            backup: None,
                         },
                     );
                     Binding::D1 { database }

@@ -193,6 +193,7 @@ impl Case {
                     protect: true,
                     absent: false,
                     migrations: None,
+                    backup: None,
                 };
                 (format!("db{i}"), db)
             })

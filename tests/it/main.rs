@@ -2,6 +2,7 @@
 //! One test binary with a module per area keeps link time down.
 
 mod apply;
+mod backup;
 mod check;
 mod client;
 mod convergence;
