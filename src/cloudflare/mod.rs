@@ -25,6 +25,7 @@ mod zones;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -39,7 +40,7 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::{Host, Url};
 
-pub use self::d1::Database;
+pub use self::d1::{Database, DatabaseDetails};
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
@@ -183,6 +184,8 @@ struct Inner {
     gate: Gate,
     pacer: Pacer,
     rng: Mutex<SmallRng>,
+    /// Attempts sent so far, retries included: what the account's API budget counts.
+    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -229,6 +232,7 @@ impl Client {
                 gate: Gate::default(),
                 pacer: Pacer::new(config.pace),
                 rng: Mutex::new(SmallRng::from_os_rng()),
+                sent: AtomicU64::new(0),
             }),
         })
     }
@@ -236,6 +240,11 @@ impl Client {
     /// The client the command line uses, configured by [`ClientConfig::from_env`].
     pub fn from_env(concurrency: usize, manifest_account_id: &str) -> Result<Self, Error> {
         Self::new(ClientConfig::from_env(concurrency, manifest_account_id)?)
+    }
+
+    /// How many requests this client (and its clones) has sent, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
     }
 
     /// The account this client addresses.
@@ -513,6 +522,7 @@ impl Client {
 
     /// One attempt: the request, its headers, and its body, read up to [`ANSWER_SIZE_LIMIT`].
     async fn attempt(&self, call: &Call) -> Result<Reply, Failure> {
+        self.inner.sent.fetch_add(1, Ordering::Relaxed);
         let request = self
             .inner
             .http

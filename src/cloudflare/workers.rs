@@ -279,6 +279,18 @@ impl Client {
         }
     }
 
+    /// The ids of a script's deployable versions, newest first (`?deployable=true`: at most
+    /// the newest 100, unpaged); `None` when the script does not exist.
+    pub async fn deployable_versions(&self, script: &str) -> Result<Option<Vec<String>>, Error> {
+        let mut url = self.account_url(&["workers", "scripts", script, "versions"]);
+        url.query_pairs_mut().append_pair("deployable", "true");
+        match self.call::<Versions>(Call::get(url)).await {
+            Ok(list) => Ok(Some(list.items.into_iter().map(|v| v.id).collect())),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// A script's script-level settings; `None` when the Worker does not exist (code 10007).
     pub async fn get_script_settings(
         &self,

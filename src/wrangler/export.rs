@@ -178,6 +178,7 @@ mod tests {
                 },
             )]),
             parity: Parity::default(),
+            capacity: Default::default(),
         }
     }
 
