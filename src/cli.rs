@@ -62,9 +62,13 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the live account match the manifest.
     Apply(ApplyArgs),
-    /// Report on an environment's security: graded headers, CORS, credentials, secrets, rate
-    /// limits. Exits 3 when a check fails or a grade is below --min-grade.
+    /// Report on an environment's security (graded headers, CORS, credentials, secrets, rate
+    /// limits) and capacity (D1 sizes, version window, API budget). Exits 3 when a check fails,
+    /// a grade is below --min-grade or a capacity threshold is crossed.
     Check(CheckArgs),
+    /// Draw an environment: its Workers, their bindings, databases and edge rules, marked by
+    /// what its plan changes.
+    Graph(GraphArgs),
     /// Show what a manifest change means: the manifests at a git revision against the work tree.
     /// No network, no credentials.
     Diff(DiffArgs),
@@ -159,6 +163,21 @@ pub struct CheckArgs {
     /// Do not fetch the Workers' probe URLs (no grades, no header comparison).
     #[arg(long)]
     pub no_probe: bool,
+}
+
+/// `lmsinfra graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The diagram language.
+    #[arg(long, value_enum, default_value_t = crate::render::graph::GraphFormat::Mermaid)]
+    pub format: crate::render::graph::GraphFormat,
+    /// Mark changes from this saved plan (`plan --out FILE`) instead of planning against the
+    /// live account; nothing is read from the network.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `lmsinfra diff`.

@@ -5,6 +5,7 @@ mod apply;
 mod check;
 mod completions;
 mod diff;
+mod graph;
 mod import;
 mod man;
 mod plan;
@@ -34,6 +35,7 @@ pub(crate) fn run(
         Command::Apply(args) => apply::apply(settings, printer, args),
         Command::Check(args) => check::check(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
+        Command::Graph(args) => graph::graph(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
         Command::Sandbox(args) => sandbox::sandbox(args),
         Command::Import(args) => import::import(settings, printer, args),
