@@ -2,6 +2,7 @@
 //! One test binary with a module per area keeps link time down.
 
 mod apply;
+mod capacity;
 mod check;
 mod client;
 mod convergence;
@@ -10,6 +11,7 @@ mod d1_lifecycle;
 mod fidelity;
 mod fuzz_corpus;
 mod gather;
+mod graph;
 mod hostile;
 mod inputs;
 mod load;
