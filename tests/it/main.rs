@@ -1,6 +1,7 @@
 //! Integration tests: the real binary and the real HTTP client against an in-process sandbox.
 //! One test binary with a module per area keeps link time down.
 
+mod action;
 mod apply;
 mod capacity;
 mod check;
