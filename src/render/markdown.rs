@@ -246,6 +246,28 @@ mod tests {
     }
 
     #[test]
+    fn the_diagram_comes_last_and_is_left_out_when_it_would_pass_the_limit() {
+        let plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
+        let small = markdown_with_diagram(&plan, Some("flowchart LR\n  a --> b"));
+        assert!(
+            small.ends_with("```mermaid\nflowchart LR\n  a --> b\n```\n\n</details>\n"),
+            "{small}"
+        );
+        let huge = format!(
+            "flowchart LR\n{}",
+            "  a --> b\n".repeat(MARKDOWN_LIMIT / 10)
+        );
+        let cut = markdown_with_diagram(&plan, Some(&huge));
+        assert!(cut.len() <= MARKDOWN_LIMIT, "{}", cut.len());
+        assert!(!cut.contains("```mermaid"));
+        assert!(
+            cut.contains("**Cut to fit a comment:** 1 more section"),
+            "{cut}"
+        );
+        assert!(cut.starts_with(&markdown(&plan)));
+    }
+
+    #[test]
     fn code_spans_pad_text_that_starts_or_ends_with_a_backtick() {
         assert_eq!(code("plain"), "`plain`");
         assert_eq!(code("`x"), "`` `x ``");

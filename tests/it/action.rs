@@ -50,8 +50,11 @@ fn release(dir: &Path, checksum: Option<&str>) -> PathBuf {
         std::fs::copy(&packed, tag.join(&asset)).expect("asset");
         let bytes = std::fs::read(tag.join(&asset)).expect("asset");
         let sum = checksum.map_or_else(|| hex::encode(Sha256::digest(&bytes)), str::to_owned);
-        std::fs::write(tag.join(format!("{asset}.sha256")), format!("{sum}  {asset}\n"))
-            .expect("checksum");
+        std::fs::write(
+            tag.join(format!("{asset}.sha256")),
+            format!("{sum}  {asset}\n"),
+        )
+        .expect("checksum");
     }
     base
 }
