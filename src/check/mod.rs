@@ -195,6 +195,22 @@ pub fn text(report: &Report) -> String {
         report.urls.len(),
         report.checks.len()
     );
+    if let Some(capacity) = &report.capacity {
+        let levels: Vec<capacity::Level> = capacity
+            .databases
+            .iter()
+            .map(|d| d.level)
+            .chain(capacity.workers.iter().map(|w| w.level))
+            .chain([capacity.api.level])
+            .collect();
+        let over = levels.iter().filter(|l| **l != capacity::Level::Ok).count();
+        out.pop();
+        let _ = write!(
+            out,
+            "; {over} of {} capacity findings at or above a threshold.",
+            levels.len()
+        );
+    }
     out
 }
 
