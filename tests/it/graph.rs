@@ -8,6 +8,7 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::Command;
 
+use crate::security::{project, routed_production};
 use crate::support::{Lmsinfra, Run, TestSandbox, lmsinfra_snapshot};
 
 /// The mermaid validator, or `None` after saying why the check is skipped (a failure under CI).
@@ -136,4 +137,29 @@ fn a_saved_plan_marks_the_graph_without_reading_the_account() {
             .contains("is a plan of staging, not of production"),
         "{other}"
     );
+}
+
+#[test]
+fn routed_workers_point_at_their_zone_through_the_edge_rules_apply_would_write() {
+    let sandbox = TestSandbox::new();
+    let dir = project(&routed_production(), "https://api.example.com/health");
+    let run = lmsinfra_snapshot!(
+        "graph_routed_production",
+        Lmsinfra::new(&sandbox)
+            .args(["--dir".as_ref(), dir.path().as_os_str()])
+            .args(["graph", "production"])
+            .run()
+    );
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stdout
+            .contains("worker_api -.->|rate limit: added| zone_example_2ecom"),
+        "{run}"
+    );
+    assert!(
+        run.stdout
+            .contains("zone_example_2ecom{{\"zone<br/>example.com\"}}"),
+        "{run}"
+    );
+    assert_parses("routed_production", &run.stdout, "mmd");
 }
