@@ -67,9 +67,13 @@ pub enum Command {
     Releases(ReleasesArgs),
     /// Deploy an earlier version of a Worker again, after checking it with reads.
     Rollback(RollbackArgs),
-    /// Report on an environment's security: graded headers, CORS, credentials, secrets, rate
-    /// limits. Exits 3 when a check fails or a grade is below --min-grade.
+    /// Report on an environment's security (graded headers, CORS, credentials, secrets, rate
+    /// limits) and capacity (D1 sizes, version window, API budget). Exits 3 when a check fails,
+    /// a grade is below --min-grade or a capacity threshold is crossed.
     Check(CheckArgs),
+    /// Draw an environment: its Workers, their bindings, databases and edge rules, marked by
+    /// what its plan changes.
+    Graph(GraphArgs),
     /// Send the Workers' smoke checks (`workers.KEY.smoke`) to what serves now, or to one
     /// version. Exits 4 when a check fails.
     Verify(VerifyArgs),
@@ -327,6 +331,21 @@ pub struct CheckArgs {
     /// Do not fetch the Workers' probe URLs (no grades, no header comparison).
     #[arg(long)]
     pub no_probe: bool,
+}
+
+/// `lmsinfra graph`.
+#[derive(Debug, Args)]
+pub struct GraphArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The diagram language.
+    #[arg(long, value_enum, default_value_t = crate::render::graph::GraphFormat::Mermaid)]
+    pub format: crate::render::graph::GraphFormat,
+    /// Mark changes from this saved plan (`plan --out FILE`) instead of planning against the
+    /// live account; nothing is read from the network.
+    #[arg(long, value_name = "FILE")]
+    pub plan: Option<PathBuf>,
 }
 
 /// `lmsinfra diff`.

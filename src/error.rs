@@ -110,6 +110,17 @@ pub enum Error {
         /// What moved since the plan was made.
         stale: crate::plan::Stale,
     },
+    /// `graph --plan FILE` was given another environment's plan.
+    #[error("{} is a plan of {planned}, not of {environment}", path.display())]
+    #[diagnostic(help("run `lmsinfra plan {environment} --out FILE` and draw that plan"))]
+    GraphPlanEnvironment {
+        /// The saved plan.
+        path: PathBuf,
+        /// The environment the plan is of.
+        planned: String,
+        /// The environment drawn.
+        environment: String,
+    },
     /// The answer at the confirmation prompt was not `yes`.
     #[error("apply cancelled; nothing was changed")]
     ApplyCancelled,

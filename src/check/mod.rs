@@ -6,7 +6,9 @@
 //! plan makes), whether the CORS allow-list is strict, whether a credential sits in a plain-text
 //! variable, whether every required secret is on the live Worker, and whether every routed Worker
 //! is rate limited at the edge. [`report`] is pure: manifest and live state in, report out.
+//! [`capacity`] adds how much of the platform's limits the environment uses.
 
+pub mod capacity;
 pub mod observatory;
 pub mod smoke;
 
@@ -33,6 +35,9 @@ pub struct Report {
     pub urls: Vec<UrlReport>,
     /// The other checks, one per Worker each applies to.
     pub checks: Vec<Finding>,
+    /// How much of the platform's limits the environment uses, when it was read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub capacity: Option<capacity::Capacity>,
     /// Whether everything passed; `check` exits 3 when not.
     pub passed: bool,
 }
@@ -102,7 +107,17 @@ pub fn report(desired: &Manifest, live: &Live, min_grade: Option<Grade>) -> Repo
         min_grade,
         urls,
         checks,
+        capacity: None,
         passed,
+    }
+}
+
+impl Report {
+    /// The report with its capacity findings; a warning or a failure among them fails it.
+    pub fn with_capacity(mut self, capacity: capacity::Capacity) -> Self {
+        self.passed &= capacity.passed;
+        self.capacity = Some(capacity);
+        self
     }
 }
 
@@ -169,6 +184,9 @@ pub fn text(report: &Report) -> String {
             check.message
         );
     }
+    if let Some(capacity) = &report.capacity {
+        capacity_text(&mut out, capacity);
+    }
     let failed_urls = report.urls.iter().filter(|u| u.failed).count();
     let failed_checks = report.checks.iter().filter(|c| !c.passed).count();
     let _ = write!(
@@ -178,7 +196,69 @@ pub fn text(report: &Report) -> String {
         report.urls.len(),
         report.checks.len()
     );
+    if let Some(capacity) = &report.capacity {
+        let levels: Vec<capacity::Level> = capacity
+            .databases
+            .iter()
+            .map(|d| d.level)
+            .chain(capacity.workers.iter().map(|w| w.level))
+            .chain([capacity.api.level])
+            .collect();
+        let over = levels.iter().filter(|l| **l != capacity::Level::Ok).count();
+        out.pop();
+        let _ = write!(
+            out,
+            "; {over} of {} capacity findings at or above a threshold.",
+            levels.len()
+        );
+    }
     out
+}
+
+/// The capacity section: one line per database, Worker and the API budget, marked by level.
+fn capacity_text(out: &mut String, capacity: &capacity::Capacity) {
+    use std::fmt::Write;
+    let mark = |level: capacity::Level| match level {
+        capacity::Level::Ok => "✓",
+        capacity::Level::Warn => "!",
+        capacity::Level::Fail => "✗",
+    };
+    let plan = match capacity.plan {
+        crate::manifest::model::AccountPlan::Paid => "Workers Paid",
+        crate::manifest::model::AccountPlan::Free => "Workers Free",
+    };
+    let _ = writeln!(
+        out,
+        "\nCapacity ({plan}; warns at {} %, fails at {} %):",
+        capacity.warn_percent, capacity.fail_percent
+    );
+    for db in &capacity.databases {
+        let _ = writeln!(
+            out,
+            "  {} {:<22} {}: {}",
+            mark(db.level),
+            "d1-size",
+            db.address,
+            db.message
+        );
+    }
+    for worker in &capacity.workers {
+        let _ = writeln!(
+            out,
+            "  {} {:<22} {}: {}",
+            mark(worker.level),
+            "version-window",
+            worker.address,
+            worker.message
+        );
+    }
+    let _ = writeln!(
+        out,
+        "  {} {:<22} {}",
+        mark(capacity.api.level),
+        "api-budget",
+        capacity.api.message
+    );
 }
 
 fn url_report(

@@ -1,4 +1,4 @@
-//! D1 databases: list (paged), create, delete.
+//! D1 databases: list (paged), details, create, delete.
 //!
 //! Creating is the one write that cannot simply be sent again: if the answer to a create is
 //! lost (a 5xx after the database was made, a dropped connection), a second create would make
@@ -23,7 +23,35 @@ pub struct Database {
     pub created_at: Option<String>,
 }
 
+/// A D1 database's details (`GET …/d1/database/{id}`): the list leaves size and tables out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DatabaseDetails {
+    /// The database's id.
+    pub uuid: String,
+    /// The database's name.
+    pub name: String,
+    /// Its size in bytes, when reported.
+    #[serde(default)]
+    pub file_size: Option<u64>,
+    /// How many tables it holds, when reported.
+    #[serde(default)]
+    pub num_tables: Option<u64>,
+    /// `alpha`, `beta` or `production`: an alpha database has no Time Travel.
+    #[serde(default)]
+    pub version: Option<String>,
+}
+
 impl Client {
+    /// A database's details; `None` when it does not exist.
+    pub async fn get_d1(&self, uuid: &str) -> Result<Option<DatabaseDetails>, Error> {
+        let url = self.account_url(&["d1", "database", uuid]);
+        match self.call(Call::get(url)).await {
+            Ok(details) => Ok(Some(details)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
     /// Every D1 database on the account, following every page.
     pub async fn list_d1(&self) -> Result<Vec<Database>, Error> {
         let url = self.account_url(&["d1", "database"]);

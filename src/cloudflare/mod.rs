@@ -16,9 +16,9 @@
 //! announced as a warning, so a slow or failing API is never silence.
 
 mod d1;
+mod d1_export;
 mod d1_import;
 mod d1_query;
-mod d1_export;
 mod envelope;
 mod error;
 mod pace;
@@ -31,6 +31,7 @@ mod zones;
 
 use std::collections::HashMap;
 use std::net::IpAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -45,10 +46,10 @@ use tokio::time::Instant;
 use tracing::Instrument;
 use url::{Host, Url};
 
-pub use self::d1::Database;
+pub use self::d1::{Database, DatabaseDetails};
+pub use self::d1_export::{Download, Export, SignedUrl};
 pub use self::d1_import::{Imported, POLL_LIMIT as IMPORT_POLL_LIMIT};
 pub use self::d1_query::StatementResult;
-pub use self::d1_export::{Download, Export, SignedUrl};
 pub use self::envelope::ApiMessage;
 use self::envelope::{Decoded, ResultInfo};
 pub use self::error::Error;
@@ -212,6 +213,8 @@ struct Inner {
     gate: Gate,
     pacer: Pacer,
     rng: Mutex<SmallRng>,
+    /// Attempts sent so far, retries included: what the account's API budget counts.
+    sent: AtomicU64,
 }
 
 impl std::fmt::Debug for Client {
@@ -258,6 +261,7 @@ impl Client {
                 gate: Gate::default(),
                 pacer: Pacer::new(config.pace, config.concurrency),
                 rng: Mutex::new(SmallRng::from_os_rng()),
+                sent: AtomicU64::new(0),
             }),
         })
     }
@@ -270,6 +274,11 @@ impl Client {
     /// The API root this client calls.
     pub fn base_url(&self) -> &str {
         self.inner.base.as_str()
+    }
+
+    /// How many requests this client (and its clones) has sent, retries included.
+    pub fn requests_sent(&self) -> u64 {
+        self.inner.sent.load(Ordering::Relaxed)
     }
 
     /// The account this client addresses.
@@ -555,6 +564,7 @@ impl Client {
 
     /// One attempt: the request, its headers, and its body, read up to [`ANSWER_SIZE_LIMIT`].
     async fn attempt(&self, call: &Call) -> Result<Reply, Failure> {
+        self.inner.sent.fetch_add(1, Ordering::Relaxed);
         let request = self
             .inner
             .http

@@ -5,9 +5,11 @@ use crate::account::Account;
 use crate::address::Address;
 use crate::backup;
 use crate::check::Finding;
+use crate::check::capacity::{self, Capacity};
 use crate::cli::{CheckArgs, DiagnosticFormat};
 use crate::cloudflare::Client;
 use crate::error::{Error, Outcome};
+use crate::live::Live;
 use crate::manifest::{self, Manifest};
 use crate::printer::Printer;
 use crate::settings::Settings;
@@ -21,12 +23,21 @@ pub(super) fn check(
     let account = Account::connect(settings, &desired)?;
     let options = probe_options(args.no_probe);
     let live = account.gather(&desired, options)?;
+    let plan_requests = account.client.requests_sent();
     let mut report = crate::check::report(&desired, &live, args.min_grade);
     let ages = account
         .runtime
         .block_on(backup_ages(&account.client, &desired))?;
     report.passed &= ages.iter().all(|finding| finding.passed);
     report.checks.extend(ages);
+    let migrations = crate::migrations::read_all(&settings.dir, &desired)?;
+    let report = report.with_capacity(capacity(
+        &account,
+        &desired,
+        &live,
+        plan_requests,
+        migrations,
+    )?);
     let text = match args.format {
         DiagnosticFormat::Text => crate::check::text(&report),
         DiagnosticFormat::Json => {
@@ -81,4 +92,37 @@ async fn backup_ages(client: &Client, desired: &Manifest) -> Result<Vec<Finding>
         });
     }
     Ok(findings)
+}
+
+/// The capacity findings: the reads they need beyond the plan's, and the cost of the apply
+/// the live account calls for now, with every required secret given and the pending
+/// `migrations` run.
+fn capacity(
+    account: &Account,
+    desired: &Manifest,
+    live: &Live,
+    plan_requests: u64,
+    migrations: std::collections::BTreeMap<String, crate::migrations::MigrationSet>,
+) -> Result<Capacity, Error> {
+    let readings = account
+        .runtime
+        .block_on(capacity::read(desired, live, &account.client))?;
+    let options = crate::plan::DiffOptions {
+        supplied_secrets: desired
+            .workers
+            .values()
+            .flat_map(|w| w.secrets.iter().cloned())
+            .collect(),
+        migrations,
+        ..crate::plan::DiffOptions::default()
+    };
+    let steps = crate::apply::steps(&crate::plan::diff(desired, live, &options));
+    let apply_requests = capacity::apply_requests(plan_requests, &steps);
+    Ok(capacity::assess(
+        desired,
+        live,
+        &readings,
+        plan_requests,
+        apply_requests,
+    ))
 }

@@ -6,14 +6,15 @@ mod backup;
 mod check;
 mod completions;
 mod diff;
+mod graph;
 mod import;
 mod man;
 mod migrate;
 mod plan;
 mod releases;
-mod rollback;
 mod restore;
 mod restore_drill;
+mod rollback;
 mod sandbox;
 mod schema;
 mod validate;
@@ -44,6 +45,7 @@ pub(crate) fn run(
         Command::Check(args) => check::check(settings, printer, args),
         Command::Verify(args) => verify::verify(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
+        Command::Graph(args) => graph::graph(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
         Command::Sandbox(args) => sandbox::sandbox(args),
         Command::Import(args) => import::import(settings, printer, args),

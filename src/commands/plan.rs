@@ -16,12 +16,19 @@ pub(super) fn plan(
 ) -> Result<Outcome, Error> {
     let desired = manifest::load_valid(&settings.dir, &args.environment)?;
     let gather = probe_options(args.no_probe);
-    let Planned { plan, .. } =
+    let Planned { plan, desired, .. } =
         plan_environment(settings, desired, gather, plan::DiffOptions::default())?;
     if let Some(path) = &args.out {
         write_atomically(path, render::json(&plan).as_bytes())?;
     }
-    printer.data(render::render(&plan, args.format, printer.stdout_color()).trim_end())?;
+    let rendered = match args.format {
+        render::Format::Markdown => {
+            let diagram = render::graph::Graph::new(&desired, Some(&plan)).mermaid();
+            render::markdown_with_diagram(&plan, Some(&diagram))
+        }
+        format => render::render(&plan, format, printer.stdout_color()),
+    };
+    printer.data(rendered.trim_end())?;
     Ok(if plan.is_blocked() {
         Outcome::Blocked
     } else if args.detailed_exitcode && !plan.is_empty() {

@@ -13,7 +13,7 @@ use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Location, Problem, Source, did_you_mean, floor_char_boundary};
-use super::model::{Binding, D1Database, Manifest, Parity, Worker};
+use super::model::{Binding, Capacity, D1Database, Manifest, Parity, Worker};
 use super::span::{NodePath, SpanIndex};
 use super::validate::{self, Context};
 
@@ -28,6 +28,7 @@ const MANIFEST_FIELDS: &[&str] = &[
     "d1_databases",
     "workers",
     "parity",
+    "capacity",
 ];
 
 /// One manifest after loading and validation.
@@ -265,6 +266,7 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
     let mut d1_databases = Default::default();
     let mut workers = Default::default();
     let mut parity = Parity::default();
+    let mut capacity = Capacity::default();
     let mut broken_databases = Vec::new();
     let before = problems.len();
     for (key, value) in root {
@@ -304,6 +306,11 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
                     parity = parsed;
                 }
             }
+            "capacity" => {
+                if let Some(parsed) = part(value, &at, problems) {
+                    capacity = parsed;
+                }
+            }
             _ => problems.push(unknown_field(&[], &key, MANIFEST_FIELDS)),
         }
     }
@@ -323,6 +330,7 @@ fn structure(value: Value, problems: &mut Vec<Problem>) -> Option<Structure> {
         d1_databases,
         workers,
         parity,
+        capacity,
     };
     Some(Structure {
         manifest,

@@ -27,6 +27,9 @@ pub struct Manifest {
     /// Intended differences from the other environments.
     #[serde(default, skip_serializing_if = "Parity::is_empty")]
     pub parity: Parity,
+    /// What `check` measures the environment's capacity against.
+    #[serde(default, skip_serializing_if = "Capacity::is_default")]
+    pub capacity: Capacity,
 }
 
 impl Manifest {
@@ -458,4 +461,56 @@ impl Parity {
     fn is_empty(&self) -> bool {
         self.ignore.is_empty()
     }
+}
+
+/// What `check` measures capacity against: the account's Workers plan, which the API does not
+/// report, and when a use of a limit warns or fails.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Capacity {
+    /// The account's Workers plan: `paid` (a D1 database holds 10 GB, Time Travel covers 30
+    /// days) or `free` (500 MB, 7 days). `paid` when absent.
+    #[serde(default)]
+    pub plan: AccountPlan,
+    /// The use of a limit, in percent, from which a capacity finding warns (80 when absent).
+    #[serde(default = "default_warn_percent")]
+    pub warn_percent: f64,
+    /// The use of a limit, in percent, from which a capacity finding fails (95 when absent).
+    #[serde(default = "default_fail_percent")]
+    pub fail_percent: f64,
+}
+
+impl Default for Capacity {
+    fn default() -> Self {
+        Self {
+            plan: AccountPlan::default(),
+            warn_percent: default_warn_percent(),
+            fail_percent: default_fail_percent(),
+        }
+    }
+}
+
+impl Capacity {
+    fn is_default(&self) -> bool {
+        *self == Self::default()
+    }
+}
+
+fn default_warn_percent() -> f64 {
+    80.0
+}
+
+fn default_fail_percent() -> f64 {
+    95.0
+}
+
+/// A Cloudflare Workers plan, as far as capacity is concerned.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum AccountPlan {
+    /// Workers Paid.
+    #[default]
+    Paid,
+    /// Workers Free.
+    Free,
 }

@@ -131,6 +131,25 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
             );
         }
     }
+    let capacity = &manifest.capacity;
+    let percent = |p: f64| p > 0.0 && p <= 100.0;
+    if !percent(capacity.warn_percent)
+        || !percent(capacity.fail_percent)
+        || capacity.warn_percent > capacity.fail_percent
+    {
+        problems.push(
+            Problem::error(
+                "manifest::capacity-thresholds",
+                path(&["capacity"]),
+                format!(
+                    "capacity thresholds warn at {}% and fail at {}%",
+                    capacity.warn_percent, capacity.fail_percent
+                ),
+            )
+            .label("thresholds out of order")
+            .help("both are percentages above 0 and at most 100, and `warn_percent` is at most `fail_percent`"),
+        );
+    }
     problems
 }
 
@@ -617,6 +636,7 @@ mod tests {
             d1_databases: Default::default(),
             workers: Default::default(),
             parity: Default::default(),
+            capacity: Default::default(),
         };
         manifest.d1_databases.insert(
             "main".to_owned(),

@@ -311,12 +311,10 @@ fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
             .get(&worker.name)
             .and_then(|lw| lw.rollout.as_ref())
             .filter(|r| {
-                r.message
-                    .as_deref()
-                    .is_some_and(|m| {
-                        m.starts_with(super::ROLLBACK_MESSAGE)
-                            || m.starts_with(super::AUTO_ROLLBACK_MESSAGE)
-                    })
+                r.message.as_deref().is_some_and(|m| {
+                    m.starts_with(super::ROLLBACK_MESSAGE)
+                        || m.starts_with(super::AUTO_ROLLBACK_MESSAGE)
+                })
             })
         else {
             continue;

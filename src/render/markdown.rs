@@ -1,6 +1,7 @@
 //! The plan as markdown for a pull-request comment: a summary line, blockers first, then each
 //! resource in a collapsed `<details>` block with a `diff` code fence (GitHub colours the
-//! symbols). Cut at GitHub's comment limit with a visible note.
+//! symbols), and a mermaid diagram of the environment in a collapsed section last. Cut at
+//! GitHub's comment limit with a visible note; the diagram is the first thing left out.
 
 use std::fmt::Write;
 
@@ -14,6 +15,12 @@ pub const MARKDOWN_LIMIT: usize = 65_000;
 
 /// Render the plan as markdown.
 pub fn markdown(plan: &Plan) -> String {
+    markdown_with_diagram(plan, None)
+}
+
+/// Render the plan as markdown, with `mermaid` (a diagram of the environment the plan marks)
+/// in a collapsed section at the end when it fits.
+pub fn markdown_with_diagram(plan: &Plan, mermaid: Option<&str>) -> String {
     let mut head = String::new();
     let _ = writeln!(head, "<!-- lmsinfra-plan:{} -->", html(&plan.environment));
     match &plan.base {
@@ -119,6 +126,15 @@ pub fn markdown(plan: &Plan) -> String {
         }
         s.push('\n');
         sections.push(s);
+    }
+    if let Some(mermaid) = mermaid {
+        // The diagram's labels come from a restricted alphabet (`render::graph`): no backtick
+        // can close the fence.
+        sections.push(format!(
+            "<details><summary>Diagram of {}</summary>\n\n```mermaid\n{}\n```\n\n</details>\n",
+            html(&plan.environment),
+            mermaid.trim_end()
+        ));
     }
     fit(head, &sections, &plan.environment)
 }
@@ -227,6 +243,28 @@ mod tests {
             out.contains("````diff"),
             "a fence longer than the name's backticks: {out}"
         );
+    }
+
+    #[test]
+    fn the_diagram_comes_last_and_is_left_out_when_it_would_pass_the_limit() {
+        let plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
+        let small = markdown_with_diagram(&plan, Some("flowchart LR\n  a --> b"));
+        assert!(
+            small.ends_with("```mermaid\nflowchart LR\n  a --> b\n```\n\n</details>\n"),
+            "{small}"
+        );
+        let huge = format!(
+            "flowchart LR\n{}",
+            "  a --> b\n".repeat(MARKDOWN_LIMIT / 10)
+        );
+        let cut = markdown_with_diagram(&plan, Some(&huge));
+        assert!(cut.len() <= MARKDOWN_LIMIT, "{}", cut.len());
+        assert!(!cut.contains("```mermaid"));
+        assert!(
+            cut.contains("**Cut to fit a comment:** 1 more section"),
+            "{cut}"
+        );
+        assert!(cut.starts_with(&markdown(&plan)));
     }
 
     #[test]

@@ -1,13 +1,15 @@
 //! Renderers: one `Plan`, three forms — text for terminals, JSON for machines, markdown for
-//! pull-request comments. Text and markdown share [`lines`], so they cannot disagree.
+//! pull-request comments. Text and markdown share [`lines`], so they cannot disagree. [`graph`]
+//! draws an environment, marked by a plan.
 
+pub mod graph;
 mod lines;
 mod markdown;
 #[cfg(test)]
 mod tests;
 mod text;
 
-pub use markdown::{MARKDOWN_LIMIT, markdown};
+pub use markdown::{MARKDOWN_LIMIT, markdown, markdown_with_diagram};
 pub use text::text;
 
 use crate::plan::Plan;

@@ -181,6 +181,7 @@ mod tests {
                 },
             )]),
             parity: Parity::default(),
+            capacity: Default::default(),
         }
     }
 

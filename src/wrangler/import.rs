@@ -189,6 +189,7 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                 },
             )]),
             parity: Parity::default(),
+            capacity: Default::default(),
         };
         import
             .unmapped

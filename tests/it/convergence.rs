@@ -252,6 +252,7 @@ impl Case {
             d1_databases,
             workers,
             parity: Default::default(),
+            capacity: Default::default(),
         }
     }
 

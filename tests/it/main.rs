@@ -1,8 +1,10 @@
 //! Integration tests: the real binary and the real HTTP client against an in-process sandbox.
 //! One test binary with a module per area keeps link time down.
 
+mod action;
 mod apply;
 mod backup;
+mod capacity;
 mod check;
 mod client;
 mod convergence;
@@ -11,6 +13,7 @@ mod d1_lifecycle;
 mod fidelity;
 mod fuzz_corpus;
 mod gather;
+mod graph;
 mod hostile;
 mod inputs;
 mod load;
