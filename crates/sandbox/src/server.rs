@@ -310,6 +310,7 @@ fn internal() -> ApiError {
 }
 
 fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
+    let _clock = crate::clock::Reading::start(&world.lifecycle.clock);
     if call.route.template.starts_with("/accounts/{account_id}") {
         auth::check_account(call.route.template, call.param(0), &world.state.account.id)?;
     }

@@ -317,11 +317,19 @@ pub(crate) struct Ruleset {
     pub(crate) rules: Vec<Value>,
 }
 
+/// The longest deployment `workers/message` the schema allows; a version's may be longer.
+const MAX_DEPLOYMENT_MESSAGE_CHARS: usize = 50;
+
+/// A version's message as its implicit deployment carries it: cut to 50 characters.
+fn deployment_message(message: &str) -> String {
+    message.chars().take(MAX_DEPLOYMENT_MESSAGE_CHARS).collect()
+}
+
 /// The current time as the API writes it.
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Microsecond)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
+    let now = super::clock::stamp_now();
+    now.round(jiff::Unit::Microsecond)
+        .unwrap_or(now)
         .to_string()
 }
 
@@ -497,7 +505,7 @@ impl Script {
             created_on: created_on.clone(),
             source: source.to_owned(),
             versions: vec![(id, 100.0)],
-            message,
+            message: message.map(|m| deployment_message(&m)),
             triggered_by: triggered_by.to_owned(),
         });
         self.modified_on = created_on;
