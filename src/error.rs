@@ -110,6 +110,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Sandbox(#[from] crate::sandbox::Error),
+    /// `rotate` cannot start, or left something to clean up.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rotate(#[from] crate::rotation::RotateError),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -17,6 +17,7 @@ pub mod plan;
 mod printer;
 pub mod probe;
 pub mod render;
+pub mod rotation;
 mod sandbox;
 pub mod secret;
 mod settings;

@@ -19,6 +19,7 @@ mod envelope;
 mod error;
 mod pace;
 mod retry;
+pub mod rotation;
 mod rulesets;
 mod workers;
 mod zones;

@@ -8,8 +8,10 @@ mod diff;
 mod import;
 mod man;
 mod plan;
+mod rotate;
 mod sandbox;
 mod schema;
+mod secrets;
 mod validate;
 mod wrangler_config;
 
@@ -33,6 +35,8 @@ pub(crate) fn run(
         Command::Plan(args) => plan::plan(settings, printer, args),
         Command::Apply(args) => apply::apply(settings, printer, args),
         Command::Check(args) => check::check(settings, printer, args),
+        Command::Rotate(args) => rotate::rotate(settings, printer, args),
+        Command::Secrets(args) => secrets::secrets(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
         Command::Sandbox(args) => sandbox::sandbox(args),

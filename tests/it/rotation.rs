@@ -1,10 +1,14 @@
-//! Secret rotation, as the sandbox makes it observable: Stream signing keys, a webhook route that
-//! accepts a secret or its successor, and a token route that needs a matching key pair.
+//! Secret rotation: the sandbox makes it observable (Stream signing keys, a webhook route that
+//! accepts a secret or its successor, a token route that needs a matching key pair), and
+//! `lmsinfra rotate` and `lmsinfra secrets` run through it under traffic.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
 
 use lmsinfra_sandbox::tally_signature;
 use serde_json::{Value, json};
 
-use crate::support::{Answer, Body, TestSandbox, form};
+use crate::support::{Answer, Body, Lmsinfra, Project, Run, TestSandbox, form};
 
 const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const KEYS: &str = "/accounts/{account}/stream/keys";
@@ -234,4 +238,443 @@ fn two_separate_secret_writes_break_stream_tokens_and_one_write_does_not() {
     let revoked = sandbox.send("DELETE", &format!("{KEYS}/{third}"), Body::None);
     assert_eq!(revoked.status, 200);
     assert_eq!(token(), 401, "a revoked key signs nothing");
+}
+
+/// Staging with rotation policies for the Tally signing secret and the Stream key pair.
+fn rotating_project() -> Project {
+    let project = Project::new();
+    project.edit("staging", |text| {
+        text.replace(
+            "      - TALLY_SIGNING_SECRET\n",
+            "      - name: TALLY_SIGNING_SECRET\n        rotation: { strategy: dual, max_age_days: 90, generation: 1 }\n",
+        )
+        .replace(
+            "      - CLOUDFLARE_STREAM_SIGNING_KEY_PEM\n",
+            "      - name: CLOUDFLARE_STREAM_SIGNING_KEY_PEM\n        rotation:\n          strategy: stream_signing_key\n          key_id_secret: CLOUDFLARE_STREAM_SIGNING_KEY_ID\n          overlap: 24h\n          max_age_days: 180\n",
+        )
+    });
+    project
+}
+
+/// Staging's API Worker, declared to verify Tally webhooks and to sign Stream tokens.
+fn staging_worker(sandbox: &TestSandbox) {
+    upload_with_behaviour(
+        sandbox,
+        "lms-api-staging",
+        &json!({
+            "webhooks": [{"path": "/webhooks/tally", "secret": "TALLY_SIGNING_SECRET"}],
+            "stream_tokens": [{
+                "path": "/video-token",
+                "key_id_secret": "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+                "pem_secret": "CLOUDFLARE_STREAM_SIGNING_KEY_PEM"
+            }]
+        }),
+    );
+}
+
+fn rotate(sandbox: &TestSandbox, project: &Project, args: &[&str]) -> Lmsinfra {
+    Lmsinfra::new(sandbox)
+        .project(project)
+        .args(["rotate", "staging"])
+        .args(args)
+}
+
+/// Requests every few milliseconds on another thread until stopped: the statuses seen.
+struct Traffic {
+    stop: Arc<AtomicBool>,
+    thread: std::thread::JoinHandle<Vec<u16>>,
+}
+
+impl Traffic {
+    /// `request` makes each request from a client and the Worker's base URL.
+    fn start(
+        sandbox: &TestSandbox,
+        request: impl Fn(&reqwest::Client, &str) -> reqwest::RequestBuilder + Send + 'static,
+    ) -> Traffic {
+        let base = worker_base(sandbox);
+        let stop = Arc::new(AtomicBool::new(false));
+        let stopped = stop.clone();
+        let thread = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            let client = reqwest::Client::new();
+            let mut statuses = Vec::new();
+            while !stopped.load(Ordering::SeqCst) {
+                let sent = request(&client, &base).send();
+                let status = runtime
+                    .block_on(sent)
+                    .expect("the sandbox answers")
+                    .status();
+                statuses.push(status.as_u16());
+                std::thread::sleep(std::time::Duration::from_millis(3));
+            }
+            statuses
+        });
+        Traffic { stop, thread }
+    }
+
+    fn stop(self) -> Vec<u16> {
+        self.stop.store(true, Ordering::SeqCst);
+        self.thread.join().expect("the traffic thread ends")
+    }
+}
+
+fn worker_base(sandbox: &TestSandbox) -> String {
+    format!(
+        "http://{}/__sandbox/workers/lms-api-staging",
+        sandbox.sandbox().addr()
+    )
+}
+
+const WEBHOOK_BODY: &str = r#"{"eventType":"FORM_RESPONSE"}"#;
+
+fn signed_webhook(client: &reqwest::Client, base: &str, secret: &str) -> reqwest::RequestBuilder {
+    client
+        .post(format!("{base}/webhooks/tally"))
+        .header(
+            "tally-signature",
+            tally_signature(secret, WEBHOOK_BODY.as_bytes()),
+        )
+        .body(WEBHOOK_BODY)
+}
+
+/// One webhook signed with `secret`, outside the traffic: its status.
+fn webhook_now(sandbox: &TestSandbox, secret: &str) -> u16 {
+    let signature = tally_signature(secret, WEBHOOK_BODY.as_bytes());
+    worker(
+        sandbox,
+        "POST",
+        "/lms-api-staging/webhooks/tally",
+        &[("tally-signature", &signature)],
+        WEBHOOK_BODY,
+    )
+}
+
+fn assert_no_leak(run: &Run, values: &[&str]) {
+    for value in values {
+        assert!(
+            !run.stdout.contains(value) && !run.stderr.contains(value),
+            "a value leaked\n{run}"
+        );
+    }
+}
+
+#[test]
+fn a_dual_rotation_under_webhook_traffic_rejects_nothing_and_ends_on_the_new_value() {
+    let sandbox = TestSandbox::new();
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    let (old, new) = ("tally-old-canary-5e1f0c", "tally-new-canary-a93b27");
+    put_secret(&sandbox, "lms-api-staging", "TALLY_SIGNING_SECRET", old);
+    let provider = Arc::new(Mutex::new(old.to_owned()));
+    let signing = provider.clone();
+    let traffic = Traffic::start(&sandbox, move |client, base| {
+        let secret = signing.lock().expect("provider").clone();
+        signed_webhook(client, base, &secret)
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let staged = rotate(
+        &sandbox,
+        &project,
+        &[
+            "TALLY_SIGNING_SECRET",
+            "--phase",
+            "stage",
+            "--secret",
+            "TALLY_SIGNING_SECRET=env:NEW_TALLY",
+            "--auto-approve",
+        ],
+    )
+    .env("NEW_TALLY", new)
+    .code(0)
+    .run();
+    assert!(staged.stdout.contains("In Tally"), "{staged}");
+    // The operator switches Tally at some moment between the two phases.
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(
+        rand::random::<u8>() % 40,
+    )));
+    *provider.lock().expect("provider") = new.to_owned();
+    std::thread::sleep(std::time::Duration::from_millis(u64::from(
+        rand::random::<u8>() % 40,
+    )));
+    let promoted = rotate(
+        &sandbox,
+        &project,
+        &[
+            "TALLY_SIGNING_SECRET",
+            "--phase",
+            "promote",
+            "--secret",
+            "TALLY_SIGNING_SECRET=env:NEW_TALLY",
+            "--auto-approve",
+        ],
+    )
+    .env("NEW_TALLY", new)
+    .code(0)
+    .run();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let statuses = traffic.stop();
+    assert!(statuses.len() > 10, "only {} requests", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "a webhook was refused: {statuses:?}"
+    );
+    assert_eq!(webhook_now(&sandbox, old), 401, "the old value is gone");
+    assert_eq!(webhook_now(&sandbox, new), 200);
+    let names: Vec<String> = sandbox
+        .get(&format!("{SCRIPTS}/lms-api-staging/secrets"))
+        .as_array()
+        .expect("secrets")
+        .iter()
+        .map(|s| s["name"].as_str().expect("name").to_owned())
+        .collect();
+    assert!(
+        !names.contains(&"TALLY_SIGNING_SECRET_NEXT".to_owned()),
+        "{names:?}"
+    );
+    for run in [&staged, &promoted] {
+        assert_no_leak(run, &[old, new]);
+    }
+    let versions = sandbox.get(&format!("{SCRIPTS}/lms-api-staging/versions"));
+    let annotations = versions.to_string();
+    assert!(
+        annotations.contains("lmsinfra rotate TALLY_SIGNING_SECRET generation 1 phase promote"),
+        "{versions}"
+    );
+    assert!(!annotations.contains(old) && !annotations.contains(new));
+    let state = std::fs::read_to_string(sandbox.state_path()).expect("state");
+    assert!(!state.contains(old) && !state.contains(new));
+}
+
+#[test]
+fn a_stream_key_rotation_under_token_traffic_fails_no_token_and_writes_the_pair_once() {
+    let sandbox = TestSandbox::new();
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    // A first rotation, with no earlier key on record, gives the Worker a working pair.
+    sandbox
+        .sandbox()
+        .clock()
+        .set("2026-01-01T00:00:00Z".parse().expect("time"));
+    let first = rotate(
+        &sandbox,
+        &project,
+        &["CLOUDFLARE_STREAM_SIGNING_KEY_PEM", "--auto-approve"],
+    )
+    .code(0)
+    .run();
+    assert!(first.stdout.contains("No earlier key"), "{first}");
+    let first_key = key_ids(&sandbox);
+    assert_eq!(first_key.len(), 1);
+    let before = sandbox.get(&format!("{SCRIPTS}/lms-api-staging/versions"))["items"]
+        .as_array()
+        .expect("versions")
+        .len();
+
+    let traffic = Traffic::start(&sandbox, |client, base| {
+        client.get(format!("{base}/video-token"))
+    });
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    sandbox.sandbox().clock().set(jiff::Timestamp::now());
+    let staged = rotate(
+        &sandbox,
+        &project,
+        &[
+            "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+            "--phase",
+            "stage",
+            "--auto-approve",
+        ],
+    )
+    .code(0)
+    .run();
+    std::thread::sleep(std::time::Duration::from_millis(30));
+    let statuses = traffic.stop();
+    assert!(statuses.len() > 10, "only {} requests", statuses.len());
+    assert!(
+        statuses.iter().all(|s| *s == 200),
+        "a token failed: {statuses:?}"
+    );
+    let after = sandbox.get(&format!("{SCRIPTS}/lms-api-staging/versions"))["items"]
+        .as_array()
+        .expect("versions")
+        .len();
+    assert_eq!(after, before + 1, "the id and the PEM moved in one write");
+    let keys = key_ids(&sandbox);
+    assert_eq!(keys.len(), 2, "the old key stays until finish");
+
+    // Too early: the overlap (24h) has not passed since the stage.
+    let early = rotate(
+        &sandbox,
+        &project,
+        &[
+            "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+            "--phase",
+            "finish",
+            "--auto-approve",
+        ],
+    )
+    .code(3)
+    .run();
+    assert!(early.stderr.contains("refusing to revoke"), "{early}");
+    assert_eq!(key_ids(&sandbox), keys);
+
+    // A stage made 25 hours ago has passed its overlap: finish revokes exactly the old key.
+    sandbox
+        .sandbox()
+        .clock()
+        .set(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(25));
+    rotate(
+        &sandbox,
+        &project,
+        &[
+            "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+            "--phase",
+            "stage",
+            "--auto-approve",
+        ],
+    )
+    .code(0)
+    .run();
+    let three = key_ids(&sandbox);
+    assert_eq!(three.len(), 3);
+    let finished = rotate(
+        &sandbox,
+        &project,
+        &[
+            "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+            "--phase",
+            "finish",
+            "--auto-approve",
+        ],
+    )
+    .code(0)
+    .run();
+    assert!(
+        finished
+            .stdout
+            .contains(&format!("Stream key {} is revoked", three[1])),
+        "{finished}"
+    );
+    assert_eq!(key_ids(&sandbox), [three[0].clone(), three[2].clone()]);
+    let token = worker(&sandbox, "GET", "/lms-api-staging/video-token", &[], "");
+    assert_eq!(token, 200, "the serving pair is the newest key's");
+    let log = sandbox
+        .get(&format!("{SCRIPTS}/lms-api-staging/versions"))
+        .to_string();
+    assert!(!log.contains("PRIVATE KEY"));
+    for run in [&first, &staged, &early, &finished] {
+        assert!(
+            !run.stdout.contains("LS0t") && !run.stderr.contains("LS0t"),
+            "a PEM leaked\n{run}"
+        );
+    }
+}
+
+#[test]
+fn secrets_and_check_read_the_rotation_record_and_its_age() {
+    let sandbox = TestSandbox::new();
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    let secrets = || {
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .args(["secrets", "staging", "--format", "json"])
+            .code(0)
+            .run()
+    };
+    let unknown: Value = serde_json::from_str(&secrets().stdout).expect("json");
+    let pem = unknown
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .find(|s| s["secret"] == "CLOUDFLARE_STREAM_SIGNING_KEY_PEM")
+        .expect("the PEM")
+        .clone();
+    assert_eq!(pem["age_days"], Value::Null);
+    assert_eq!(pem["verdict"], "fail", "it is not even set: {pem}");
+
+    // Rotated 100 days ago (by the sandbox clock), beyond TALLY's 90 days.
+    sandbox
+        .sandbox()
+        .clock()
+        .set(jiff::Timestamp::now() - jiff::SignedDuration::from_hours(24 * 100));
+    put_secret(
+        &sandbox,
+        "lms-api-staging",
+        "TALLY_SIGNING_SECRET",
+        "tally-canary-old-77aa",
+    );
+    let revealed = project.path().join("tally.secret");
+    let staged = rotate(
+        &sandbox,
+        &project,
+        &["TALLY_SIGNING_SECRET", "--generate", "32", "--reveal-to"],
+    )
+    .arg(&revealed)
+    .args(["--auto-approve"])
+    .code(0)
+    .run();
+    let promoted = rotate(
+        &sandbox,
+        &project,
+        &[
+            "TALLY_SIGNING_SECRET",
+            "--phase",
+            "promote",
+            "--auto-approve",
+            "--secret",
+        ],
+    )
+    .arg(format!("TALLY_SIGNING_SECRET=file:{}", revealed.display()))
+    .code(0)
+    .run();
+    let mode = std::os::unix::fs::PermissionsExt::mode(
+        &std::fs::metadata(&revealed)
+            .expect("revealed")
+            .permissions(),
+    );
+    assert_eq!(mode & 0o777, 0o600);
+    sandbox.sandbox().clock().set(jiff::Timestamp::now());
+    let text = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["secrets", "staging"])
+        .code(0)
+        .run();
+    let statuses: Value = serde_json::from_str(&secrets().stdout).expect("json");
+    let tally = statuses
+        .as_array()
+        .expect("statuses")
+        .iter()
+        .find(|s| s["secret"] == "TALLY_SIGNING_SECRET")
+        .expect("tally")
+        .clone();
+    assert_eq!(tally["generation"], 1, "{tally}");
+    assert_eq!(tally["age_days"], 100, "{tally}");
+    assert_eq!(tally["verdict"], "fail", "{tally}");
+    let check = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["check", "staging", "--no-probe"])
+        .code(3)
+        .run();
+    assert!(
+        check.stdout.contains("last rotated 100 days ago"),
+        "{check}"
+    );
+    let value = std::fs::read_to_string(&revealed).expect("revealed");
+    assert_eq!(value.len(), 64, "32 bytes as hex");
+    assert_eq!(
+        webhook_now(&sandbox, &value),
+        200,
+        "the generated value is the one in use"
+    );
+    for run in [&staged, &promoted, &text, &check] {
+        assert_no_leak(run, &[&value]);
+    }
+    let versions = sandbox
+        .get(&format!("{SCRIPTS}/lms-api-staging/versions"))
+        .to_string();
+    assert!(!versions.contains(&value));
 }

@@ -1,0 +1,175 @@
+//! The calls secret rotation needs: a script's versions with their annotations, Stream signing
+//! keys, and the one write that sets and removes several secrets in a single version.
+//!
+//! Cloudflare keeps no record of when a secret was set, so rotation writes its record into the
+//! annotations of the version each phase creates and reads it back from the version list. A key
+//! pair (a Stream key id and its PEM) or a promotion (`NAME` set, `NAME_NEXT` removed) must
+//! change in one deployment: [`Client::write_secrets`] is one settings `PATCH` that carries
+//! every other binding as `inherit`.
+
+use reqwest::Method;
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use super::retry::Replay;
+use super::{Body, Call, Client, Error};
+use crate::secret::Secret;
+
+/// A script's version as the list shows it: when it was made and its annotations.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AnnotatedVersion {
+    /// The version's id.
+    pub id: String,
+    /// When it was created (RFC 3339).
+    pub created_on: String,
+    /// `workers/tag`.
+    pub tag: Option<String>,
+    /// `workers/message`.
+    pub message: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct VersionPage {
+    items: Vec<VersionItem>,
+}
+
+#[derive(Deserialize)]
+struct VersionItem {
+    id: String,
+    #[serde(default)]
+    metadata: VersionMetadata,
+    #[serde(default)]
+    annotations: Annotations,
+}
+
+#[derive(Deserialize, Default)]
+struct VersionMetadata {
+    #[serde(default)]
+    created_on: String,
+}
+
+#[derive(Deserialize, Default)]
+struct Annotations {
+    #[serde(rename = "workers/tag")]
+    tag: Option<String>,
+    #[serde(rename = "workers/message")]
+    message: Option<String>,
+}
+
+/// A Stream signing key as the list shows it (never its material).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+pub struct StreamKey {
+    /// The key's id (it travels in every token's header; not a secret).
+    pub id: String,
+    /// When it was created.
+    pub created: String,
+}
+
+/// A new Stream signing key: its id, and its PEM, which Cloudflare answers only once.
+pub struct NewStreamKey {
+    /// The key's id.
+    pub id: String,
+    /// The base64 PEM, held only in memory until it is written to the Worker.
+    pub pem: Secret,
+}
+
+#[derive(Deserialize)]
+struct CreatedKey {
+    id: String,
+    pem: String,
+}
+
+/// How many versions a rotation record is looked for in (the API keeps 100 deployable).
+const VERSION_PAGES: u32 = 10;
+const VERSIONS_PER_PAGE: u32 = 100;
+
+impl Client {
+    /// A script's versions, newest first, with their annotations (up to 1000).
+    pub async fn annotated_versions(&self, script: &str) -> Result<Vec<AnnotatedVersion>, Error> {
+        let mut versions = Vec::new();
+        for page in 1..=VERSION_PAGES {
+            let mut url = self.account_url(&["workers", "scripts", script, "versions"]);
+            url.query_pairs_mut()
+                .append_pair("page", &page.to_string())
+                .append_pair("per_page", &VERSIONS_PER_PAGE.to_string());
+            let list: VersionPage = self.call(Call::get(url)).await?;
+            let full = list.items.len() as u32 == VERSIONS_PER_PAGE;
+            versions.extend(list.items.into_iter().map(|item| AnnotatedVersion {
+                id: item.id,
+                created_on: item.metadata.created_on,
+                tag: item.annotations.tag,
+                message: item.annotations.message,
+            }));
+            if !full {
+                break;
+            }
+        }
+        Ok(versions)
+    }
+
+    /// Every Stream signing key of the account.
+    pub async fn stream_keys(&self) -> Result<Vec<StreamKey>, Error> {
+        self.call(Call::get(self.account_url(&["stream", "keys"])))
+            .await
+    }
+
+    /// Create a Stream signing key; its PEM is in the answer only.
+    pub async fn create_stream_key(&self) -> Result<NewStreamKey, Error> {
+        let mut call = Call::with(
+            Method::POST,
+            self.account_url(&["stream", "keys"]),
+            Body::Json(json!({})),
+        );
+        call.replay = Replay::CheckFirst;
+        let created: CreatedKey = self.call(call).await?;
+        Ok(NewStreamKey {
+            id: created.id,
+            pem: Secret::new(created.pem),
+        })
+    }
+
+    /// Revoke a Stream signing key: every token it signed stops working.
+    pub async fn delete_stream_key(&self, id: &str) -> Result<(), Error> {
+        let url = self.account_url(&["stream", "keys", id]);
+        let _: Value = self
+            .call(Call::with(Method::DELETE, url, Body::Empty))
+            .await?;
+        Ok(())
+    }
+
+    /// One new version and deployment of `script` that sets `set`, removes `remove` and keeps
+    /// every other binding, annotated with `tag` and `message`.
+    pub async fn write_secrets(
+        &self,
+        script: &str,
+        set: &[(&str, &Secret)],
+        remove: &[&str],
+        tag: &str,
+        message: &str,
+    ) -> Result<(), Error> {
+        // A Worker that does not exist answers the PATCH below with its own clear error.
+        let current = self.get_settings(script).await?;
+        let mut bindings: Vec<Value> = current
+            .iter()
+            .flat_map(|settings| settings.bindings.iter().map(|b| b.name()))
+            .filter(|name| !remove.contains(name) && !set.iter().any(|(n, _)| n == name))
+            .map(|name| json!({"type": "inherit", "name": name}))
+            .collect();
+        bindings.extend(set.iter().map(
+            |(name, value)| json!({"type": "secret_text", "name": name, "text": value.expose()}),
+        ));
+        let settings = json!({
+            "bindings": bindings,
+            "annotations": {"workers/tag": tag, "workers/message": message},
+        });
+        let url = self.account_url(&["workers", "scripts", script, "settings"]);
+        let _: Value = self
+            .call(Call::with(
+                Method::PATCH,
+                url,
+                Body::SettingsForm(settings.to_string()),
+            ))
+            .await?;
+        Ok(())
+    }
+}
