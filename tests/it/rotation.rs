@@ -273,9 +273,10 @@ fn staging_worker(sandbox: &TestSandbox) {
 }
 
 fn rotate(sandbox: &TestSandbox, project: &Project, args: &[&str]) -> Lmsinfra {
+    // At the most verbose level, so the logs are checked for values too.
     Lmsinfra::new(sandbox)
         .project(project)
-        .args(["rotate", "staging"])
+        .args(["-vvv", "rotate", "staging"])
         .args(args)
 }
 
