@@ -80,7 +80,7 @@ pub enum RotateError {
         key: String,
         /// Why the write failed.
         #[source]
-        source: crate::cloudflare::Error,
+        source: Box<crate::cloudflare::Error>,
     },
 }
 
@@ -116,6 +116,19 @@ pub(crate) struct Record {
 }
 
 impl Record {
+    /// The record of a value written straight to `secret` as `generation` (a promotion).
+    pub(crate) fn promoted(secret: &str, generation: u32) -> Record {
+        Record {
+            secret: secret.to_owned(),
+            generation,
+            phase: Phase::Promote,
+            old_stream_key: None,
+            new_stream_key: None,
+            version: String::new(),
+            at: String::new(),
+        }
+    }
+
     /// The `workers/tag` of this phase's version (at most 100 bytes).
     pub(crate) fn tag(&self) -> String {
         let tag = format!(

@@ -1,6 +1,7 @@
 //! `lmsinfra apply`: make the live account match the manifest, after the user approves the plan.
 
 use super::{Planned, plan_environment};
+use crate::account::Account;
 use crate::apply;
 use crate::cli::ApplyArgs;
 use crate::error::{Error, Outcome};
@@ -44,6 +45,7 @@ pub(super) fn apply(
         account,
         live,
         plan,
+        rotations,
     } = plan_environment(settings, desired, no_probes, options)?;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
@@ -64,8 +66,14 @@ pub(super) fn apply(
             blockers: plan.blockers.len(),
         });
     }
-    let steps = apply::steps(&plan);
-    if steps.is_empty() {
+    let steps: Vec<apply::Step> = apply::steps(&plan)
+        .into_iter()
+        .filter(|step| {
+            !matches!(step, apply::Step::PutSecret { name, .. }
+                if rotations.iter().any(|r| &r.secret == name))
+        })
+        .collect();
+    if steps.is_empty() && rotations.is_empty() {
         return Ok(Outcome::Success);
     }
     if !args.auto_approve && !confirm(printer, &args.environment)? {
@@ -80,6 +88,14 @@ pub(super) fn apply(
         &secrets,
         &mut progress,
     ))?;
+    for rotation in &rotations {
+        write_rotation(&account, &desired, rotation, &secrets)?;
+        printer.status(format_args!(
+            "{} rotated to generation {}.",
+            rotation.secret,
+            rotation.desired_generation.unwrap_or_default()
+        ));
+    }
     printer.status(format_args!(
         "Apply complete: {} step{} done. A fresh plan of {} is empty.",
         applied.steps,
@@ -87,6 +103,32 @@ pub(super) fn apply(
         args.environment
     ));
     Ok(Outcome::Success)
+}
+
+/// The supplied value of a requested `dual` rotation: `NAME` set and `NAME_NEXT` removed in one
+/// write that records the manifest's generation.
+fn write_rotation(
+    account: &Account,
+    desired: &crate::manifest::Manifest,
+    rotation: &crate::rotation::SecretStatus,
+    secrets: &std::collections::BTreeMap<String, crate::secret::Secret>,
+) -> Result<(), Error> {
+    let name = rotation.secret.as_str();
+    let (Some(worker), Some(value)) = (desired.workers.get(&rotation.worker), secrets.get(name))
+    else {
+        return Ok(());
+    };
+    let record =
+        crate::rotation::Record::promoted(name, rotation.desired_generation.unwrap_or_default());
+    let next = format!("{name}_NEXT");
+    account.runtime.block_on(account.client.write_secrets(
+        &worker.name,
+        &[(name, value)],
+        &[&next],
+        &record.tag(),
+        &record.message(),
+    ))?;
+    Ok(())
 }
 
 /// Ask on the terminal; only `yes` goes ahead.

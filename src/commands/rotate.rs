@@ -296,7 +296,7 @@ impl Rotate<'_> {
                 Err(_) => RotateError::OrphanKey {
                     secret: secret.to_owned(),
                     key: key.id.clone(),
-                    source,
+                    source: Box::new(source),
                 }
                 .into(),
             });

@@ -272,6 +272,8 @@ pub enum BlockerKind {
     /// A rate-limiting rule the zone's plan cannot hold (expression fields, period, mitigation
     /// timeout, rule count).
     ZonePlanLimit,
+    /// The manifest raised a secret's rotation `generation` and no new value was supplied.
+    RotationRequested,
 }
 
 /// Something worth knowing that never blocks.

@@ -679,3 +679,74 @@ fn secrets_and_check_read_the_rotation_record_and_its_age() {
         .to_string();
     assert!(!versions.contains(&value));
 }
+
+#[test]
+fn raising_generation_requests_a_rotation_that_apply_makes_only_with_a_value() {
+    let sandbox = TestSandbox::new();
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    crate::apply::with_secrets(Lmsinfra::new(&sandbox).project(&project).args([
+        "apply",
+        "staging",
+        "--auto-approve",
+    ]))
+    .code(0)
+    .run();
+    // The manifest asks for generation 1 of TALLY_SIGNING_SECRET; none is recorded.
+    let saved = project.path().join("staging.plan.json");
+    let planned = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args([
+            "plan",
+            "staging",
+            "--no-probe",
+            "--detailed-exitcode",
+            "--out",
+        ])
+        .arg(&saved)
+        .code(3)
+        .run();
+    assert!(planned.stdout.contains("rotation requested"), "{planned}");
+    let blocked = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["apply", "staging", "--auto-approve"])
+        .code(3)
+        .run();
+    assert!(blocked.stdout.contains("rotation requested"), "{blocked}");
+
+    let value = "tally-generation-canary-31d9e0";
+    let rotated = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args([
+            "-vvv",
+            "apply",
+            "staging",
+            "--auto-approve",
+            "--secret",
+            "TALLY_SIGNING_SECRET=env:TALLY_V1",
+        ])
+        .env("TALLY_V1", value)
+        .code(0)
+        .run();
+    assert!(
+        rotated.stderr.contains("rotated to generation 1"),
+        "{rotated}"
+    );
+    assert_no_leak(&rotated, &[value]);
+    assert_eq!(webhook_now(&sandbox, value), 200);
+    Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--detailed-exitcode"])
+        .code(0)
+        .run();
+    let versions = sandbox
+        .get(&format!("{SCRIPTS}/lms-api-staging/versions"))
+        .to_string();
+    assert!(
+        versions.contains("lmsinfra rotate TALLY_SIGNING_SECRET generation 1 phase promote"),
+        "{versions}"
+    );
+    assert!(!versions.contains(value));
+    let plan_file = std::fs::read_to_string(&saved).expect("the plan file");
+    assert!(plan_file.contains("rotation_requested"), "{plan_file}");
+}
