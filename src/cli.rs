@@ -62,6 +62,11 @@ pub enum Command {
     Plan(PlanArgs),
     /// Make the live account match the manifest.
     Apply(ApplyArgs),
+    /// Show a Worker's recent deployments and versions: who, when, with what message and tag,
+    /// at which percentages, and whether each version can still be deployed.
+    Releases(ReleasesArgs),
+    /// Deploy an earlier version of a Worker again, after checking it with reads.
+    Rollback(RollbackArgs),
     /// Report on an environment's security: graded headers, CORS, credentials, secrets, rate
     /// limits. Exits 3 when a check fails or a grade is below --min-grade.
     Check(CheckArgs),
@@ -146,6 +151,59 @@ pub struct ApplyArgs {
     /// Allow deleting databases marked `absent: true` with `protect: false`.
     #[arg(long)]
     pub allow_destroy: bool,
+    /// Apply although `lmsinfra rollback` deployed an earlier version: serve the newest version
+    /// again, then make the account equal to the manifest.
+    #[arg(long)]
+    pub roll_forward: bool,
+}
+
+/// `lmsinfra releases`.
+#[derive(Debug, Args)]
+pub struct ReleasesArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// Only this Worker (its key in the manifest).
+    #[arg(long, value_name = "KEY")]
+    pub worker: Option<String>,
+    /// How many deployments and versions to show per Worker.
+    #[arg(long, default_value_t = 10, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub limit: u16,
+    /// How to print them.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
+/// `lmsinfra rollback`.
+#[derive(Debug, Args)]
+pub struct RollbackArgs {
+    /// The environment (`environments/ENV.yaml`).
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The Worker to roll back (its key; needed when the manifest has more than one).
+    #[arg(long, value_name = "KEY", conflicts_with = "all")]
+    pub worker: Option<String>,
+    /// Roll back every Worker of the environment.
+    #[arg(long)]
+    pub all: bool,
+    /// Go back to this version.
+    #[arg(long, value_name = "ID", conflicts_with_all = ["to_tag", "steps"])]
+    pub to_version: Option<String>,
+    /// Go back to the newest version tagged with this git sha.
+    #[arg(long, value_name = "SHA", conflicts_with = "steps")]
+    pub to_tag: Option<String>,
+    /// Go back this many deployments that served one version at 100% (default 1, as wrangler).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=100))]
+    pub steps: Option<u16>,
+    /// Check and show the target, write nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Roll back without asking (needed without a terminal).
+    #[arg(long)]
+    pub auto_approve: bool,
+    /// Roll back even when it brings back old secret values.
+    #[arg(long)]
+    pub allow_secret_revert: bool,
 }
 
 /// `lmsinfra check`.

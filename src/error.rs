@@ -56,6 +56,40 @@ pub enum Error {
         #[source]
         source: std::io::Error,
     },
+    /// A command that writes was run without a terminal to confirm on and without
+    /// `--auto-approve`.
+    #[error("{command} needs approval, and there is no terminal to ask on")]
+    #[diagnostic(help(
+        "run it with --auto-approve (as CI does), or --dry-run to see what it would do"
+    ))]
+    ApprovalNeededFor {
+        /// The command.
+        command: &'static str,
+    },
+    /// `--worker KEY` names no Worker of the manifest.
+    #[error("{environment} has no Worker {key} (its Workers: {known})")]
+    WorkerUnknown {
+        /// The key given.
+        key: String,
+        /// The environment.
+        environment: String,
+        /// The keys it has.
+        known: String,
+    },
+    /// A command that acts on one Worker was not told which.
+    #[error(
+        "{environment} has several Workers ({known}); name one with --worker KEY, or use --all"
+    )]
+    WorkerNeeded {
+        /// The environment.
+        environment: String,
+        /// The keys it has.
+        known: String,
+    },
+    /// A rollback did not happen.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rollback(#[from] crate::release::rollback::Error),
     /// apply was asked to carry out a plan with blockers; the plan above names them.
     #[error("apply refused before any change: {blockers} blocker{} above", if *blockers == 1 { "" } else { "s" })]
     PlanBlocked {
@@ -126,6 +160,7 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::PlanBlocked { .. } | Self::PlanStale { .. } => Outcome::Blocked.code(),
+            Self::Rollback(err) if err.is_refusal() => Outcome::Blocked.code(),
             _ => 1,
         }
     }

@@ -16,6 +16,7 @@ pub mod manifest;
 pub mod plan;
 mod printer;
 pub mod probe;
+mod release;
 pub mod render;
 pub mod rotation;
 mod sandbox;

@@ -84,6 +84,12 @@ pub struct Rollout {
     pub newest: Option<String>,
     /// The versions the current deployment serves, with their percentages.
     pub deployed: Vec<DeployedVersion>,
+    /// The current deployment's `workers/message` (who made it and why).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub message: Option<String>,
+    /// When the current deployment was made.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deployed_on: Option<String>,
 }
 
 impl Rollout {
@@ -307,9 +313,17 @@ async fn read_worker<'a>(
     )?;
     let observability = script_settings.and_then(|s| s.observability);
     let rollout = match (deployment, newest) {
-        (Some(deployment), Some(newest)) => Some(Rollout {
-            newest,
-            deployed: deployment.map(|d| d.versions).unwrap_or_default(),
+        (Some(deployment), Some(newest)) => Some(match deployment {
+            Some(d) => Rollout {
+                newest,
+                deployed: d.versions,
+                message: d.annotations.message,
+                deployed_on: d.created_on,
+            },
+            None => Rollout {
+                newest,
+                ..Rollout::default()
+            },
         }),
         _ => None,
     };

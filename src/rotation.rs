@@ -80,8 +80,42 @@ pub enum RotateError {
         key: String,
         /// Why the write failed.
         #[source]
-        source: Box<crate::cloudflare::Error>,
+        source: Box<crate::apply::StepError>,
     },
+    /// The Worker write of a rotation phase failed.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Write(Box<crate::apply::StepError>),
+}
+
+/// One Worker write (one version, one deployment) that sets `set`, removes `remove`, keeps every
+/// other binding and carries `record` as its annotations: apply's single write, used as it is.
+pub(crate) fn write(
+    account: &crate::account::Account,
+    script: &str,
+    set: std::collections::BTreeMap<String, crate::secret::Secret>,
+    remove: Vec<String>,
+    record: &Record,
+) -> Result<(), crate::error::Error> {
+    let write = crate::apply::execute::WorkerWrite {
+        script: script.to_owned(),
+        secrets: set,
+        remove_secrets: remove,
+        annotations: crate::cloudflare::Annotations {
+            message: Some(record.message()),
+            tag: Some(record.tag()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    account
+        .runtime
+        .block_on(crate::apply::execute::write_worker(
+            &account.client,
+            &write,
+            &std::collections::BTreeMap::new(),
+        ))
+        .map_err(|err| RotateError::Write(Box::new(err)).into())
 }
 
 /// A rotation phase that creates a version.

@@ -4,16 +4,27 @@
 //! database's id), and a failure must leave a clear line between what was done and what was
 //! not. The executor stops at the first failure; every step is derived from a fresh plan, so
 //! running apply again finishes the job.
+//!
+//! A Worker is written once per apply ([`write_worker`]): its bindings, compatibility settings
+//! and new secret values in one settings `PATCH`, so one version and one deployment, and a
+//! signing key's id and its PEM never serve apart. The secrets travel in that `PATCH` as
+//! `secret_text` bindings with their `text`, beside the kept ones as `{name, type}`, rather
+//! than through `PATCH …/secrets-bulk` first: every write to a version's bindings or secrets
+//! makes a version and deploys it (`cloudflare-api/DAY2.md` §3, FIDELITY.md §1 and §3), so
+//! `secrets-bulk` followed by the settings would still be two versions, the first of them a
+//! half-applied state a rollback could pick. The settings `PATCH` with `text` is what wrangler's
+//! `secret bulk` sent for three years (FIDELITY.md §1), and it carries the version's
+//! annotations too.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
 use super::{SettingsBinding, Step};
-use crate::cloudflare::{self, Client, Phase, Rule, Ruleset, SettingsPatch};
+use crate::cloudflare::{self, Annotations, Client, Phase, Rule, Ruleset, SettingsPatch};
 use crate::edge;
-use crate::live::{Live, LiveWorker};
+use crate::live::Live;
 use crate::manifest::model::Manifest;
-use crate::plan;
+use crate::plan::{self, WorkerSettings};
 use crate::secret::Secret;
 
 /// How one step ended.
@@ -116,12 +127,14 @@ pub trait Progress {
 }
 
 /// Run `steps` in order and say how each ended; the steps after a failure are `NotStarted`.
+/// Every Worker version the steps make carries `annotations`.
 pub async fn execute(
     steps: &[Step],
     desired: &Manifest,
     live: &Live,
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
+    annotations: &Annotations,
     progress: &mut dyn Progress,
 ) -> Vec<StepOutcome> {
     let mut database_ids: BTreeMap<String, String> = desired
@@ -132,7 +145,6 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
-    let mut kinds = binding_kinds(live);
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
         if matches!(
@@ -144,7 +156,8 @@ pub async fn execute(
         }
         progress.started(index, step);
         let start = Instant::now();
-        let outcome = match run(step, live, client, secrets, &mut database_ids, &mut kinds).await {
+        let ran = run(step, live, client, secrets, annotations, &mut database_ids).await;
+        let outcome = match ran {
             Ok(()) => StepOutcome::Done(start.elapsed()),
             Err(err) => StepOutcome::Failed(start.elapsed(), err),
         };
@@ -159,8 +172,8 @@ async fn run(
     live: &Live,
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
+    annotations: &Annotations,
     database_ids: &mut BTreeMap<String, String>,
-    kinds: &mut BTreeMap<String, BindingKinds>,
 ) -> Result<(), StepError> {
     match step {
         Step::CreateDatabase {
@@ -174,42 +187,32 @@ async fn run(
                 .await?;
             database_ids.insert(key.clone(), created.uuid);
         }
-        Step::PatchSettings {
+        Step::WriteWorker {
             script,
-            bindings,
-            compatibility_date,
-            compatibility_flags,
+            settings,
+            secrets: names,
             ..
         } => {
-            let basis = live.workers.get(script);
-            let bindings = settings_to_write(client, script, bindings, basis, kinds).await?;
-            let bindings = bindings
+            let secrets = names
                 .iter()
-                .map(|b| wire_binding(b, database_ids, kinds.get(script.as_str())))
-                .collect::<Result<Vec<_>, _>>()?;
-            let patch = SettingsPatch {
-                bindings: Some(bindings),
-                compatibility_date: Some(compatibility_date.clone()),
-                compatibility_flags: Some(compatibility_flags.clone()),
+                .map(|name| match secrets.get(name) {
+                    Some(value) => Ok((name.clone(), value.clone())),
+                    None => Err(StepError::NoSecretValue { name: name.clone() }),
+                })
+                .collect::<Result<_, _>>()?;
+            let write = WorkerWrite {
+                script: script.clone(),
+                settings: settings.as_deref().cloned(),
+                basis: live
+                    .workers
+                    .get(script)
+                    .map(|w| w.bindings.clone())
+                    .unwrap_or_default(),
+                secrets,
+                remove_secrets: Vec::new(),
+                annotations: crate::release::naming_secrets(annotations, names),
             };
-            client.patch_settings(script, &patch).await?;
-            let sent: BTreeSet<&str> = patch
-                .bindings
-                .iter()
-                .flatten()
-                .map(cloudflare::Binding::name)
-                .collect();
-            check_kept(client, script, &sent, kinds).await?;
-        }
-        Step::PutSecret { script, name, .. } => {
-            let value = secrets
-                .get(name)
-                .ok_or_else(|| StepError::NoSecretValue { name: name.clone() })?;
-            client.put_secret(script, name, value).await?;
-            kinds
-                .entry(script.clone())
-                .or_default()
-                .insert(name.clone(), "secret_text".to_owned());
+            write_worker(client, &write, database_ids).await?;
         }
         Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
         Step::PatchObservability {
@@ -242,36 +245,114 @@ fn kinds_of(bindings: &[cloudflare::Binding]) -> BindingKinds {
         .collect()
 }
 
-/// The binding types of each live Worker, by script.
-fn binding_kinds(live: &Live) -> BTreeMap<String, BindingKinds> {
-    live.workers
+/// One write to a Worker: everything a command changes on it, made as one settings `PATCH`, so
+/// one new version, deployed, carrying `annotations`.
+#[derive(Debug, Clone, Default)]
+pub struct WorkerWrite {
+    /// The script.
+    pub script: String,
+    /// The binding list and compatibility settings to write, as a plan computed them from
+    /// `basis`; `None` keeps every binding the Worker has when the write is made, and its
+    /// compatibility settings.
+    pub settings: Option<WorkerSettings>,
+    /// The bindings as the plan read them (only looked at with `settings`): a binding changed
+    /// since stops the write, one added since is kept.
+    pub basis: Vec<cloudflare::Binding>,
+    /// Secrets to set, with their values.
+    pub secrets: BTreeMap<String, Secret>,
+    /// Secrets to remove.
+    pub remove_secrets: Vec<String>,
+    /// The new version's `workers/message` and `workers/tag`.
+    pub annotations: Annotations,
+}
+
+/// Make `write` as one settings `PATCH`. The settings are read just before it (see
+/// [`settings_to_write`]); every binding kept is sent as `{name, type}`; new secrets go with
+/// their values; and the settings are read again after it, failing with
+/// [`StepError::BindingsVanished`] when a binding kept or a secret set is not there.
+/// `database_ids` resolves the manifest's d1 bindings (by database key) to ids.
+pub async fn write_worker(
+    client: &Client,
+    write: &WorkerWrite,
+    database_ids: &BTreeMap<String, String>,
+) -> Result<(), StepError> {
+    let script = write.script.as_str();
+    let current = client
+        .get_settings(script)
+        .await?
+        .map(|s| s.bindings)
+        .unwrap_or_default();
+    // The types of what is there now, so every binding kept is sent in its `{name, type}` form.
+    let kinds = kinds_of(&current);
+    let planned = match &write.settings {
+        Some(settings) => settings_to_write(script, &settings.bindings, &write.basis, &current)?,
+        None => current
+            .iter()
+            .map(|b| SettingsBinding::Inherit {
+                name: b.name().to_owned(),
+            })
+            .collect(),
+    };
+    let replaced = |name: &str| {
+        write.secrets.contains_key(name) || write.remove_secrets.iter().any(|r| r == name)
+    };
+    let bindings = planned
         .iter()
-        .map(|(script, worker)| (script.clone(), kinds_of(&worker.bindings)))
-        .collect()
+        .filter(|b| !matches!(b, SettingsBinding::Inherit { name } if replaced(name)))
+        .map(|b| wire_binding(b, database_ids, Some(&kinds)))
+        .collect::<Result<Vec<_>, _>>()?;
+    let patch = SettingsPatch {
+        bindings: Some(bindings),
+        compatibility_date: write
+            .settings
+            .as_ref()
+            .map(|s| s.compatibility_date.clone()),
+        compatibility_flags: write
+            .settings
+            .as_ref()
+            .map(|s| s.compatibility_flags.clone()),
+        annotations: Some(write.annotations.clone()),
+        secrets: write
+            .secrets
+            .iter()
+            .map(|(name, value)| (name.clone(), value.clone()))
+            .collect(),
+    };
+    client.patch_settings(script, &patch).await?;
+    let kept: BTreeSet<&str> = patch
+        .bindings
+        .iter()
+        .flatten()
+        .map(cloudflare::Binding::name)
+        .filter(|name| kinds.contains_key(*name))
+        .collect();
+    check_kept(client, script, &kept, write.secrets.keys()).await
 }
 
 /// Read the Worker's settings again after a write and fail, naming them, if any binding or
-/// secret it had before and the write `sent` is gone. The write answered success, so only this
-/// read shows a loss at once rather than at the final convergence check; `kinds` then holds
-/// what the Worker has now.
+/// secret it had before and the write `kept` is gone, or a secret it `set` is not a secret.
+/// The write answered success, so only this read shows a loss at once rather than at the final
+/// convergence check.
 async fn check_kept(
     client: &Client,
     script: &str,
-    sent: &BTreeSet<&str>,
-    kinds: &mut BTreeMap<String, BindingKinds>,
+    kept: &BTreeSet<&str>,
+    set: impl Iterator<Item = &String>,
 ) -> Result<(), StepError> {
     let now = client
         .get_settings(script)
         .await?
         .map(|settings| kinds_of(&settings.bindings))
         .unwrap_or_default();
-    let before = kinds
-        .insert(script.to_owned(), now.clone())
-        .unwrap_or_default();
-    let vanished: Vec<String> = before
-        .into_keys()
-        .filter(|name| sent.contains(name.as_str()) && !now.contains_key(name))
+    let mut vanished: Vec<String> = kept
+        .iter()
+        .filter(|name| !now.contains_key(**name))
+        .map(|name| (*name).to_owned())
         .collect();
+    vanished.extend(
+        set.filter(|name| now.get(*name).map(String::as_str) != Some("secret_text"))
+            .cloned(),
+    );
     if vanished.is_empty() {
         Ok(())
     } else {
@@ -344,7 +425,8 @@ async fn put_rules(
     })
 }
 
-/// The binding list to write to `script`, from its settings read again just before the write.
+/// The binding list to write to `script`, from its settings read again just before the write
+/// (`current`).
 ///
 /// A settings `PATCH` replaces the whole binding list, and the list was computed from the
 /// settings the plan read (`planned`), possibly minutes earlier, while the plan was reviewed.
@@ -355,21 +437,12 @@ async fn put_rules(
 /// and the step stops. The API has no conditional `PATCH`, so a write landing between this read
 /// and the `PATCH` can still be lost; the re-read narrows that window from the review to one
 /// round trip.
-async fn settings_to_write(
-    client: &Client,
+fn settings_to_write(
     script: &str,
     planned: &[SettingsBinding],
-    basis: Option<&LiveWorker>,
-    kinds: &mut BTreeMap<String, BindingKinds>,
+    basis: &[cloudflare::Binding],
+    current: &[cloudflare::Binding],
 ) -> Result<Vec<SettingsBinding>, StepError> {
-    let basis = basis.map_or(&[][..], |w| w.bindings.as_slice());
-    let current = client
-        .get_settings(script)
-        .await?
-        .map(|s| s.bindings)
-        .unwrap_or_default();
-    // The types of what is there now, so every binding kept is sent in its `{name, type}` form.
-    kinds.insert(script.to_owned(), kinds_of(&current));
     let declared = |name: &str| {
         planned
             .iter()

@@ -1,10 +1,11 @@
 //! Apply: carry out a plan with real API calls, in dependency order.
 //!
-//! [`steps`] decides the calls (pure), [`execute`] makes them and reports each, [`read_secrets`]
-//! reads `--secret` values, and [`run`] executes the steps, says where a failure stopped them,
-//! then gathers again and requires an empty plan.
+//! [`steps`] decides the calls (pure), [`execute`] makes them and reports each (one
+//! [`execute::write_worker`] per changed Worker), [`read_secrets`] reads `--secret` values, and [`run`]
+//! executes the steps, says where a failure stopped them, then gathers again and requires an
+//! empty plan.
 
-mod execute;
+pub(crate) mod execute;
 mod progress;
 mod secrets;
 mod steps;
@@ -17,7 +18,9 @@ pub use steps::{Step, steps};
 
 use std::collections::BTreeMap;
 
-use crate::cloudflare::{self, Client};
+use sha2::{Digest, Sha256};
+
+use crate::cloudflare::{self, Annotations, Client};
 use crate::live::{self, GatherOptions, Live};
 use crate::manifest::Manifest;
 use crate::plan;
@@ -73,6 +76,13 @@ pub struct Applied {
     pub steps: usize,
 }
 
+/// A short digest of `plan` (8 hex digits of its SHA-256) as `plan --out` saves it (what the changes are, against which
+/// manifest and which live state), for the annotations of the versions an apply makes.
+pub fn plan_digest(plan: &plan::Plan) -> String {
+    let canonical = serde_json::to_vec(plan).expect("a plan always serializes");
+    hex::encode(&Sha256::digest(canonical)[..4])
+}
+
 /// Carry out `steps`, then read the account again and require that a fresh plan has nothing
 /// left to do: apply's promise is the account equal to the manifest, not the calls made.
 pub async fn run(
@@ -81,9 +91,10 @@ pub async fn run(
     live: &Live,
     client: &Client,
     secrets: &BTreeMap<String, Secret>,
+    annotations: &Annotations,
     progress: &mut dyn Progress,
 ) -> Result<Applied, Error> {
-    let outcomes = execute(steps, desired, live, client, secrets, progress).await;
+    let outcomes = execute(steps, desired, live, client, secrets, annotations, progress).await;
     let failure = outcomes
         .into_iter()
         .enumerate()

@@ -1,18 +1,20 @@
 //! From a plan to API calls: which calls, in which order, with which bodies.
 //!
 //! Pure, like `diff`, and it reads only each change's typed [`Operation`], never the values a
-//! plan shows: the executor only sends what this module decides. A Worker's settings are changed
-//! with one `PATCH` that lists every binding — the manifest's own, and every other one as
-//! `inherit`, because Cloudflare replaces the whole list — so nothing the manifest does not
-//! mention is lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with
-//! the whole rule list, other owners' rules carried over (see `crate::edge`).
+//! plan shows: the executor only sends what this module decides. Every change to one Worker —
+//! bindings, compatibility settings, secrets — is one [`Step::WriteWorker`], so one version and
+//! one deployment per Worker per apply (see `execute` for why a settings `PATCH` carries the
+//! secrets). That `PATCH` lists every binding — the manifest's own, and every other one kept,
+//! because Cloudflare replaces the whole list — so nothing the manifest does not mention is
+//! lost. A zone ruleset is changed the same way: one `PUT` per zone and phase with the whole
+//! rule list, other owners' rules carried over (see `crate::edge`).
 //!
-//! Order: databases are created first, then each Worker's settings before its secrets, then
-//! the zone rulesets, and databases are deleted last, after whatever stopped using them.
+//! Order: databases are created first, then each Worker's one write, then the zone rulesets,
+//! and databases are deleted last, after whatever stopped using them.
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::manifest::model::LocationHint;
-use crate::plan::{Address, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules};
+use crate::plan::{Address, Operation, Plan, WorkerSettings, ZoneRules};
 
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
@@ -28,27 +30,18 @@ pub enum Step {
         /// Where to place it.
         location_hint: Option<LocationHint>,
     },
-    /// `PATCH …/scripts/SCRIPT/settings` with the whole binding list.
-    PatchSettings {
+    /// `PATCH …/scripts/SCRIPT/settings`: everything the apply changes on one Worker, so one
+    /// new version.
+    WriteWorker {
         /// `worker.KEY`.
         address: Address,
         /// The script.
         script: String,
-        /// Every binding the Worker will have, in order.
-        bindings: Vec<SettingsBinding>,
-        /// The compatibility date.
-        compatibility_date: String,
-        /// The compatibility flags.
-        compatibility_flags: Vec<String>,
-    },
-    /// `PUT …/scripts/SCRIPT/secrets`.
-    PutSecret {
-        /// `worker.KEY.secret.NAME`.
-        address: Address,
-        /// The script.
-        script: String,
-        /// The secret's name; the value comes from `--secret`.
-        name: String,
+        /// The bindings and compatibility settings to write; `None` when only secrets change,
+        /// and every binding the Worker has is kept.
+        settings: Option<Box<WorkerSettings>>,
+        /// The secrets to set, by name; the values come from `--secret`.
+        secrets: Vec<String>,
     },
     /// `PUT …/zones/ZONE/rulesets/phases/PHASE/entrypoint` with the owned rules spliced into the
     /// live list. The executor re-reads the ruleset first and recomputes when it moved.
@@ -91,8 +84,7 @@ impl Step {
     pub fn address(&self) -> &Address {
         match self {
             Self::CreateDatabase { address, .. }
-            | Self::PatchSettings { address, .. }
-            | Self::PutSecret { address, .. }
+            | Self::WriteWorker { address, .. }
             | Self::PutRules { address, .. }
             | Self::PatchObservability { address, .. }
             | Self::DeleteDatabase { address, .. } => address,
@@ -103,10 +95,29 @@ impl Step {
     pub fn describe(&self) -> String {
         match self {
             Self::CreateDatabase { name, .. } => format!("create D1 database {name}"),
-            Self::PatchSettings {
-                script, bindings, ..
-            } => format!("update settings of {script} ({} bindings)", bindings.len()),
-            Self::PutSecret { script, name, .. } => format!("put secret {name} on {script}"),
+            Self::WriteWorker {
+                script,
+                settings,
+                secrets,
+                ..
+            } => {
+                let secrets = match secrets.as_slice() {
+                    [] => String::new(),
+                    [one] => format!("secret {one}"),
+                    many => format!("secrets {}", many.join(", ")),
+                };
+                match settings {
+                    Some(settings) if secrets.is_empty() => format!(
+                        "update settings of {script} ({} bindings)",
+                        settings.bindings.len()
+                    ),
+                    Some(settings) => format!(
+                        "update settings of {script} ({} bindings) and put {secrets}",
+                        settings.bindings.len()
+                    ),
+                    None => format!("put {secrets} on {script}"),
+                }
+            }
             Self::PutRules { address, rules, .. } => {
                 format!("write {} owned rule(s) to {address}", rules.len())
             }
@@ -118,11 +129,12 @@ impl Step {
     }
 }
 
-/// One Worker's steps: its settings write, then its secrets.
+/// What one Worker's write gathers from the plan's changes.
 struct WorkerSteps {
     worker: String,
-    settings: Option<Step>,
-    secrets: Vec<Step>,
+    script: String,
+    settings: Option<Box<WorkerSettings>>,
+    secrets: Vec<String>,
 }
 
 /// The steps that carry out `plan`. The plan must not be blocked.
@@ -151,7 +163,8 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                 uuid: uuid.clone(),
             }),
             Operation::Settings(settings) => {
-                write_settings(worker_steps(&mut workers, &settings.worker), settings);
+                let steps = worker_steps(&mut workers, &settings.worker, &settings.script);
+                steps.settings.get_or_insert_with(|| settings.clone());
             }
             Operation::PutSecret {
                 worker,
@@ -159,15 +172,11 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
                 name,
                 settings,
             } => {
-                let steps = worker_steps(&mut workers, worker);
+                let steps = worker_steps(&mut workers, worker, script);
                 if let Some(settings) = settings {
-                    write_settings(steps, settings);
+                    steps.settings.get_or_insert_with(|| settings.clone());
                 }
-                steps.secrets.push(Step::PutSecret {
-                    address: change.address.clone(),
-                    script: script.clone(),
-                    name: name.clone(),
-                });
+                steps.secrets.push(name.clone());
             }
             Operation::Observability {
                 script,
@@ -189,10 +198,12 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     }
     rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
     let mut steps = creates;
-    for worker in workers {
-        steps.extend(worker.settings);
-        steps.extend(worker.secrets);
-    }
+    steps.extend(workers.into_iter().map(|worker| Step::WriteWorker {
+        address: Address::Worker { key: worker.worker },
+        script: worker.script,
+        settings: worker.settings,
+        secrets: worker.secrets,
+    }));
     steps.extend(observability);
     steps.extend(rulesets.into_iter().map(|zone| Step::PutRules {
         address: Address::Ruleset {
@@ -209,13 +220,18 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     steps
 }
 
-/// The steps of Worker `worker`, started when it has none yet.
-fn worker_steps<'a>(workers: &'a mut Vec<WorkerSteps>, worker: &str) -> &'a mut WorkerSteps {
+/// The write of Worker `worker`, started when it has none yet.
+fn worker_steps<'a>(
+    workers: &'a mut Vec<WorkerSteps>,
+    worker: &str,
+    script: &str,
+) -> &'a mut WorkerSteps {
     let at = match workers.iter().position(|w| w.worker == worker) {
         Some(at) => at,
         None => {
             workers.push(WorkerSteps {
                 worker: worker.to_owned(),
+                script: script.to_owned(),
                 settings: None,
                 secrets: Vec::new(),
             });
@@ -223,19 +239,6 @@ fn worker_steps<'a>(workers: &'a mut Vec<WorkerSteps>, worker: &str) -> &'a mut 
         }
     };
     &mut workers[at]
-}
-
-/// Make the Worker's one settings write, unless it is already made.
-fn write_settings(steps: &mut WorkerSteps, settings: &WorkerSettings) {
-    steps.settings.get_or_insert_with(|| Step::PatchSettings {
-        address: Address::Worker {
-            key: settings.worker.clone(),
-        },
-        script: settings.script.clone(),
-        bindings: settings.bindings.clone(),
-        compatibility_date: settings.compatibility_date.clone(),
-        compatibility_flags: settings.compatibility_flags.clone(),
-    });
 }
 
 #[cfg(test)]
@@ -246,6 +249,7 @@ mod tests {
     use crate::edge;
     use crate::live::Live;
     use crate::manifest::model::{Binding, Manifest};
+    use crate::plan::SettingsBinding;
     use crate::plan::{DiffOptions, diff};
     use crate::testing::{
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
@@ -259,25 +263,23 @@ mod tests {
     }
 
     #[test]
-    fn audited_staging_creates_then_patches_then_puts_secrets() {
+    fn audited_staging_creates_then_writes_settings_and_secrets_at_once() {
         let desired = manifest(STAGING);
         let options = supplied(&["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&desired, &audited(), &options);
         let order: Vec<_> = steps.iter().map(|s| s.address().to_string()).collect();
-        assert_eq!(
-            order,
-            [
-                "d1.main",
-                "worker.api",
-                "worker.api.secret.TALLY_WEBHOOK_SECRET",
-                "worker.api.secret.TALLY_SIGNING_SECRET",
-            ]
-        );
-        let Step::PatchSettings { bindings, .. } = &steps[1] else {
+        assert_eq!(order, ["d1.main", "worker.api"]);
+        let Step::WriteWorker {
+            settings: Some(settings),
+            secrets,
+            ..
+        } = &steps[1]
+        else {
             panic!("{steps:?}");
         };
+        assert_eq!(secrets, &["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
         assert_eq!(
-            bindings[0],
+            settings.bindings[0],
             SettingsBinding::Declared {
                 name: "DB".to_owned(),
                 binding: Binding::D1 {
@@ -297,10 +299,17 @@ mod tests {
             .bindings
             .push(binding("FEATURE", "plain_text", json!({ "text": "on" })));
         let steps = plan_and_steps(&manifest(STAGING), &live, &DiffOptions::default());
-        let [Step::PatchSettings { bindings, .. }] = steps.as_slice() else {
+        let [
+            Step::WriteWorker {
+                settings: Some(settings),
+                ..
+            },
+        ] = steps.as_slice()
+        else {
             panic!("{steps:?}");
         };
-        let inherited: Vec<_> = bindings
+        let inherited: Vec<_> = settings
+            .bindings
             .iter()
             .filter_map(|b| match b {
                 SettingsBinding::Inherit { name } => Some(name.as_str()),
@@ -319,11 +328,22 @@ mod tests {
     }
 
     #[test]
-    fn a_secret_rotation_alone_puts_the_secret_without_touching_settings() {
+    fn a_secret_rotation_alone_writes_the_secret_without_new_settings() {
         let options = supplied(&["TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&manifest(STAGING), &converged(), &options);
-        let order: Vec<_> = steps.iter().map(|s| s.address().to_string()).collect();
-        assert_eq!(order, ["worker.api.secret.TALLY_SIGNING_SECRET"]);
+        let [
+            Step::WriteWorker {
+                address,
+                settings: None,
+                secrets,
+                ..
+            },
+        ] = steps.as_slice()
+        else {
+            panic!("{steps:?}");
+        };
+        assert_eq!(address.to_string(), "worker.api");
+        assert_eq!(secrets, &["TALLY_SIGNING_SECRET"]);
     }
 
     #[test]
@@ -332,14 +352,17 @@ mod tests {
         let options = supplied(&["TALLY_SIGNING_SECRET"]);
         let steps = plan_and_steps(&manifest(STAGING), &live, &options);
         let [
-            Step::PatchSettings { bindings, .. },
-            Step::PutSecret { name, .. },
+            Step::WriteWorker {
+                settings: Some(settings),
+                secrets,
+                ..
+            },
         ] = steps.as_slice()
         else {
             panic!("{steps:?}");
         };
-        assert_eq!(name, "TALLY_SIGNING_SECRET");
-        assert!(!bindings.iter().any(
+        assert_eq!(secrets, &["TALLY_SIGNING_SECRET"]);
+        assert!(!settings.bindings.iter().any(
             |b| matches!(b, SettingsBinding::Inherit { name } if name == "TALLY_SIGNING_SECRET")
         ));
     }

@@ -50,8 +50,9 @@ pub use self::retry::RetryPolicy;
 use self::retry::{Gate, Replay, Verdict};
 pub use self::rulesets::{Phase, Rule, Ruleset};
 pub use self::workers::{
-    Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
-    ScriptSettings, SecretInfo, SettingsPatch,
+    Annotations, Binding, DeployedVersion, Deployment, OtherBinding, Script, ScriptLevelSettings,
+    ScriptSettings, SecretInfo, SettingsPatch, Version, VersionDetail, VersionMetadata,
+    VersionResources,
 };
 pub use self::zones::{Zone, ZoneAccount, ZonePlan};
 use crate::secret::Secret;

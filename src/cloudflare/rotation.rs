@@ -1,11 +1,8 @@
-//! The calls secret rotation needs: a script's versions with their annotations, Stream signing
-//! keys, and the one write that sets and removes several secrets in a single version.
+//! The calls secret rotation needs beside apply's single Worker write: a script's versions with
+//! their annotations, and Stream signing keys.
 //!
 //! Cloudflare keeps no record of when a secret was set, so rotation writes its record into the
-//! annotations of the version each phase creates and reads it back from the version list. A key
-//! pair (a Stream key id and its PEM) or a promotion (`NAME` set, `NAME_NEXT` removed) must
-//! change in one deployment: [`Client::write_secrets`] is one settings `PATCH` that carries
-//! every other binding as `inherit`.
+//! annotations of the version each phase creates and reads it back from the version list.
 
 use reqwest::Method;
 use serde::Deserialize;
@@ -133,42 +130,6 @@ impl Client {
         let url = self.account_url(&["stream", "keys", id]);
         let _: Value = self
             .call(Call::with(Method::DELETE, url, Body::Empty))
-            .await?;
-        Ok(())
-    }
-
-    /// One new version and deployment of `script` that sets `set`, removes `remove` and keeps
-    /// every other binding, annotated with `tag` and `message`.
-    pub async fn write_secrets(
-        &self,
-        script: &str,
-        set: &[(&str, &Secret)],
-        remove: &[&str],
-        tag: &str,
-        message: &str,
-    ) -> Result<(), Error> {
-        // A Worker that does not exist answers the PATCH below with its own clear error.
-        let current = self.get_settings(script).await?;
-        let mut bindings: Vec<Value> = current
-            .iter()
-            .flat_map(|settings| settings.bindings.iter().map(|b| b.name()))
-            .filter(|name| !remove.contains(name) && !set.iter().any(|(n, _)| n == name))
-            .map(|name| json!({"type": "inherit", "name": name}))
-            .collect();
-        bindings.extend(set.iter().map(
-            |(name, value)| json!({"type": "secret_text", "name": name, "text": value.expose()}),
-        ));
-        let settings = json!({
-            "bindings": bindings,
-            "annotations": {"workers/tag": tag, "workers/message": message},
-        });
-        let url = self.account_url(&["workers", "scripts", script, "settings"]);
-        let _: Value = self
-            .call(Call::with(
-                Method::PATCH,
-                url,
-                Body::SettingsForm(settings.to_string()),
-            ))
             .await?;
         Ok(())
     }

@@ -1,12 +1,14 @@
 //! Worker scripts: the script list, versioned settings (bindings and compatibility), secrets,
 //! versions and deployments.
 //!
-//! lmsinfra changes settings, never code, so the only writes are a settings PATCH and a secret
-//! PUT. A PATCH that carries `bindings` replaces the whole list, so [`Binding::Inherit`] exists
-//! for the caller to keep what it does not mean to change.
+//! lmsinfra changes settings, never code, so its writes are a settings PATCH (which may carry
+//! new secret values with the bindings), a secret PUT, and a deployment of versions that exist.
+//! A PATCH that carries `bindings` replaces the whole list, so [`Binding::Inherit`] exists for
+//! the caller to keep what it does not mean to change.
 
 use reqwest::Method;
 use serde::{Deserialize, Serialize};
+use serde_json::json;
 
 use super::{Body, Call, Client, Error};
 use crate::secret::Secret;
@@ -40,6 +42,30 @@ pub struct ScriptSettings {
     pub compatibility_flags: Vec<String>,
 }
 
+/// What a version or deployment says about itself. `workers/message` is cut to 1000 bytes by
+/// Cloudflare; a `workers/tag` over 100 bytes is refused. `workers/triggered_by` is set by
+/// Cloudflare only (`upload`, `secret`, `rollback`, …), so it is read, never sent.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Annotations {
+    /// Free text: who made the version and why.
+    #[serde(
+        rename = "workers/message",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub message: Option<String>,
+    /// A short label, such as a git revision.
+    #[serde(
+        rename = "workers/tag",
+        default,
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub tag: Option<String>,
+    /// What made the version or deployment, as Cloudflare records it.
+    #[serde(rename = "workers/triggered_by", default, skip_serializing)]
+    pub triggered_by: Option<String>,
+}
+
 /// A settings change: only the fields that are `Some` are sent. `bindings`, when sent,
 /// replaces the whole list: name every binding and secret to keep as [`Binding::Inherit`].
 #[derive(Debug, Clone, Default, PartialEq, Serialize)]
@@ -53,6 +79,31 @@ pub struct SettingsPatch {
     /// The new compatibility flags.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compatibility_flags: Option<Vec<String>>,
+    /// The annotations of the version the change makes.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub annotations: Option<Annotations>,
+    /// Secrets to set in the same version, sent as `secret_text` bindings with their text
+    /// after `bindings` (a secret kept as it is belongs in `bindings`, without a value).
+    #[serde(skip)]
+    pub secrets: Vec<(String, Secret)>,
+}
+
+impl SettingsPatch {
+    /// The `settings` part as sent: the fields, and the new secrets among the bindings.
+    fn to_json(&self) -> Result<String, serde_json::Error> {
+        let mut value = serde_json::to_value(self)?;
+        if !self.secrets.is_empty() {
+            let bindings = value
+                .as_object_mut()
+                .map(|object| object.entry("bindings").or_insert_with(|| json!([])));
+            if let Some(serde_json::Value::Array(bindings)) = bindings {
+                bindings.extend(self.secrets.iter().map(|(name, value)| {
+                    json!({"type": "secret_text", "name": name, "text": value.expose()})
+                }));
+            }
+        }
+        serde_json::to_string(&value)
+    }
 }
 
 /// A Worker binding, in settings answers and in settings changes. Kinds lmsinfra does not
@@ -75,8 +126,8 @@ pub enum Binding {
         /// The value.
         text: String,
     },
-    /// A secret; answers never carry its value, and changes never send one (secrets are set
-    /// with [`Client::put_secret`]).
+    /// A secret; answers never carry its value, and this form never sends one (a value goes in
+    /// [`SettingsPatch::secrets`] or [`Client::put_secret`]).
     SecretText {
         /// The name the code sees.
         name: String,
@@ -200,6 +251,67 @@ pub struct Deployment {
     pub id: String,
     /// The versions served, with their percentages (one at 100, or two splitting traffic).
     pub versions: Vec<DeployedVersion>,
+    /// When it was made.
+    #[serde(default)]
+    pub created_on: Option<String>,
+    /// What made it (`api`, `wrangler`, `dash`, …).
+    #[serde(default)]
+    pub source: Option<String>,
+    /// Who made it.
+    #[serde(default)]
+    pub author_email: Option<String>,
+    /// Its message and what triggered it.
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+/// One version of a script, as the version list shows it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Version {
+    /// The version's id.
+    pub id: String,
+    /// Its number, counting up from 1 per script.
+    #[serde(default)]
+    pub number: Option<u64>,
+    /// Who made it, when and how.
+    #[serde(default)]
+    pub metadata: VersionMetadata,
+    /// Its message, tag and what triggered it.
+    #[serde(default)]
+    pub annotations: Annotations,
+}
+
+/// A version's metadata (other fields tolerated).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct VersionMetadata {
+    /// Who made it.
+    #[serde(default)]
+    pub author_email: Option<String>,
+    /// When.
+    #[serde(default)]
+    pub created_on: Option<String>,
+    /// With what (`api`, `wrangler`, `dash`, …).
+    #[serde(default)]
+    pub source: Option<String>,
+}
+
+/// A version with what it holds: `GET …/versions/{id}`.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+pub struct VersionDetail {
+    /// The version as the list shows it.
+    #[serde(flatten)]
+    pub version: Version,
+    /// Its bindings and settings.
+    #[serde(default)]
+    pub resources: VersionResources,
+}
+
+/// What a version holds (other fields tolerated).
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+pub struct VersionResources {
+    /// Its bindings, secrets by name only.
+    #[serde(default)]
+    pub bindings: Vec<Binding>,
 }
 
 /// A version a deployment serves.
@@ -211,6 +323,9 @@ pub struct DeployedVersion {
     pub percentage: f64,
 }
 
+/// The longest `workers/message` of a deployment, in Cloudflare's schema.
+const DEPLOYMENT_MESSAGE_CHARS: usize = 50;
+
 #[derive(Deserialize)]
 struct Deployments {
     deployments: Vec<Deployment>,
@@ -219,6 +334,11 @@ struct Deployments {
 #[derive(Deserialize)]
 struct Versions {
     items: Vec<VersionId>,
+}
+
+#[derive(Deserialize)]
+struct VersionList {
+    items: Vec<Version>,
 }
 
 #[derive(Deserialize)]
@@ -265,6 +385,74 @@ impl Client {
             Err(err) if err.is_not_found() => Ok(None),
             Err(err) => Err(err),
         }
+    }
+
+    /// A script's deployments, newest (the serving one) first; `None` when the script does not
+    /// exist.
+    pub async fn list_deployments(&self, script: &str) -> Result<Option<Vec<Deployment>>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "deployments"]);
+        match self.call::<Deployments>(Call::get(url)).await {
+            Ok(list) => Ok(Some(list.deployments)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// A script's versions that can still be deployed (the newest 100), newest first; `None`
+    /// when the script does not exist.
+    pub async fn deployable_versions(&self, script: &str) -> Result<Option<Vec<Version>>, Error> {
+        let mut url = self.account_url(&["workers", "scripts", script, "versions"]);
+        url.query_pairs_mut().append_pair("deployable", "true");
+        match self.call::<VersionList>(Call::get(url)).await {
+            Ok(list) => Ok(Some(list.items)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// One version with its bindings; `None` when the script or the version does not exist.
+    pub async fn get_version(
+        &self,
+        script: &str,
+        version: &str,
+    ) -> Result<Option<VersionDetail>, Error> {
+        let url = self.account_url(&["workers", "scripts", script, "versions", version]);
+        match self.call(Call::get(url)).await {
+            Ok(detail) => Ok(Some(detail)),
+            Err(err) if err.is_not_found() => Ok(None),
+            Err(err) => Err(err),
+        }
+    }
+
+    /// Serve `versions` at their percentages (one at 100, or two adding up to 100) in a new
+    /// deployment carrying `annotations`' message, cut to the 50 characters Cloudflare's schema
+    /// allows a deployment's message. Cloudflare refuses (10220) when the versions'
+    /// secrets differ from the ones serving, unless `force`: a deployment of an older version
+    /// brings its secret values back.
+    pub async fn create_deployment(
+        &self,
+        script: &str,
+        versions: &[DeployedVersion],
+        annotations: &Annotations,
+        force: bool,
+    ) -> Result<Deployment, Error> {
+        let mut url = self.account_url(&["workers", "scripts", script, "deployments"]);
+        if force {
+            url.query_pairs_mut().append_pair("force", "true");
+        }
+        let mut annotations = annotations.clone();
+        // Only a version carries a tag; a deployment has a message.
+        annotations.tag = None;
+        annotations.message = annotations
+            .message
+            .map(|m| m.chars().take(DEPLOYMENT_MESSAGE_CHARS).collect());
+        let body = serde_json::json!({
+            "strategy": "percentage",
+            "versions": versions,
+            "annotations": annotations,
+        });
+        self.call(Call::with(Method::POST, url, Body::Json(body)))
+            .await
     }
 
     /// The id of a script's newest version, deployed or not (the list is newest first);
@@ -314,7 +502,7 @@ impl Client {
     ) -> Result<Option<ScriptSettings>, Error> {
         let url = self.account_url(&["workers", "scripts", script, "settings"]);
         let path = self.display_path(&url);
-        let json = serde_json::to_string(settings).map_err(|err| Error::Decode {
+        let json = settings.to_json().map_err(|err| Error::Decode {
             method: Method::PATCH,
             path: path.clone(),
             detail: err.to_string(),
@@ -347,8 +535,6 @@ impl Client {
 
 #[cfg(test)]
 mod tests {
-    use serde_json::json;
-
     use super::*;
 
     #[test]
@@ -410,6 +596,7 @@ mod tests {
             ]),
             compatibility_date: None,
             compatibility_flags: Some(vec!["nodejs_compat".into()]),
+            ..SettingsPatch::default()
         };
         assert_eq!(
             serde_json::to_value(&patch).unwrap(),
@@ -422,5 +609,35 @@ mod tests {
                 "compatibility_flags": ["nodejs_compat"]
             })
         );
+    }
+
+    #[test]
+    fn new_secrets_go_with_the_bindings_and_annotations_in_one_part() {
+        let patch = SettingsPatch {
+            bindings: Some(vec![Binding::Other(OtherBinding {
+                name: "KEPT".into(),
+                kind: "secret_text".into(),
+                fields: serde_json::Map::new(),
+            })]),
+            annotations: Some(Annotations {
+                message: Some("lmsinfra apply staging".into()),
+                tag: Some("abc1234".into()),
+                triggered_by: Some("upload".into()),
+            }),
+            secrets: vec![("NEW".into(), Secret::new("v"))],
+            ..SettingsPatch::default()
+        };
+        let sent: serde_json::Value = serde_json::from_str(&patch.to_json().unwrap()).unwrap();
+        assert_eq!(
+            sent,
+            json!({
+                "bindings": [
+                    {"name": "KEPT", "type": "secret_text"},
+                    {"type": "secret_text", "name": "NEW", "text": "v"}
+                ],
+                "annotations": {"workers/message": "lmsinfra apply staging", "workers/tag": "abc1234"}
+            })
+        );
+        assert!(!format!("{patch:?}").contains("\"v\""));
     }
 }

@@ -8,6 +8,8 @@ mod diff;
 mod import;
 mod man;
 mod plan;
+mod releases;
+mod rollback;
 mod rotate;
 mod sandbox;
 mod schema;
@@ -34,6 +36,8 @@ pub(crate) fn run(
         Command::Validate(args) => validate::validate(settings, printer, args),
         Command::Plan(args) => plan::plan(settings, printer, args),
         Command::Apply(args) => apply::apply(settings, printer, args),
+        Command::Releases(args) => releases::releases(settings, printer, args),
+        Command::Rollback(args) => rollback::rollback(settings, printer, args),
         Command::Check(args) => check::check(settings, printer, args),
         Command::Rotate(args) => rotate::rotate(settings, printer, args),
         Command::Secrets(args) => secrets::secrets(settings, printer, args),
@@ -199,6 +203,30 @@ fn protected_elsewhere(others: &[Manifest]) -> std::collections::BTreeMap<String
                 .map(|d| (d.name.clone(), m.environment.clone()))
         })
         .collect()
+}
+
+/// The manifest's Workers a command acts on: the one named by `--worker`, or every one.
+fn chosen_workers<'a>(
+    desired: &'a Manifest,
+    worker: Option<&str>,
+) -> Result<Vec<(&'a String, &'a manifest::model::Worker)>, Error> {
+    match worker {
+        None => Ok(desired.workers.iter().collect()),
+        Some(key) => desired
+            .workers
+            .get_key_value(key)
+            .map(|found| vec![found])
+            .ok_or_else(|| Error::WorkerUnknown {
+                key: key.to_owned(),
+                environment: desired.environment.clone(),
+                known: desired
+                    .workers
+                    .keys()
+                    .cloned()
+                    .collect::<Vec<_>>()
+                    .join(", "),
+            }),
+    }
 }
 
 /// Write a file whole or not at all: a temporary file beside it, then a rename.

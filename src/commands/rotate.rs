@@ -183,16 +183,16 @@ impl Rotate<'_> {
         set: &[(&str, &Secret)],
         remove: &[&str],
         record: &Record,
-    ) -> Result<(), crate::cloudflare::Error> {
-        self.account
-            .runtime
-            .block_on(self.account.client.write_secrets(
-                &self.worker.name,
-                set,
-                remove,
-                &record.tag(),
-                &record.message(),
-            ))
+    ) -> Result<(), Error> {
+        crate::rotation::write(
+            self.account,
+            &self.worker.name,
+            set.iter()
+                .map(|(name, value)| ((*name).to_owned(), (*value).clone()))
+                .collect(),
+            remove.iter().map(|name| (*name).to_owned()).collect(),
+            record,
+        )
     }
 
     fn dual_stage(&self) -> Result<Outcome, Error> {
@@ -280,25 +280,26 @@ impl Rotate<'_> {
         let mut record = self.record(generation, Phase::Stage);
         record.old_stream_key = old.clone();
         record.new_stream_key = Some(key.id.clone());
-        if let Err(source) = self.write(&[(key_id_secret, &id), (secret, &key.pem)], &[], &record) {
+        if let Err(failed) = self.write(&[(key_id_secret, &id), (secret, &key.pem)], &[], &record) {
             let revoked = self
                 .account
                 .runtime
                 .block_on(client.delete_stream_key(&key.id));
-            return Err(match revoked {
-                Ok(()) => {
+            return Err(match (revoked, failed) {
+                (Ok(()), failed) => {
                     self.printer.notice(format_args!(
                         "the Worker write failed, so the new Stream key {} was revoked again",
                         key.id
                     ));
-                    source.into()
+                    failed
                 }
-                Err(_) => RotateError::OrphanKey {
+                (Err(_), Error::Rotate(RotateError::Write(source))) => RotateError::OrphanKey {
                     secret: secret.to_owned(),
                     key: key.id.clone(),
-                    source: Box::new(source),
+                    source,
                 }
                 .into(),
+                (Err(_), failed) => failed,
             });
         }
         let overlap = self.rotation.overlap.as_deref().unwrap_or("the overlap");

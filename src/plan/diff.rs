@@ -174,6 +174,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     plan.changes.extend(deletes);
     unmanaged(desired, live, options, &mut plan);
     duplicate_databases(desired, live, &mut plan);
+    rolled_back(desired, live, &mut plan);
     unsettled_rollouts(desired, live, &mut plan);
     super::zone_plan::rate_limit_blockers(desired, live, &mut plan);
     plan
@@ -295,6 +296,61 @@ fn diff_observability(key: &str, worker: &Worker, live: &Live, plan: &mut Plan) 
     });
 }
 
+/// A blocker for each Worker whose serving deployment `lmsinfra rollback` made, in place of
+/// the changes to its versioned settings: those differences are the rollback itself, not
+/// drift, and only `apply --roll-forward` undoes them.
+fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
+    for (key, worker) in &desired.workers {
+        let Some(rollout) = live
+            .workers
+            .get(&worker.name)
+            .and_then(|lw| lw.rollout.as_ref())
+            .filter(|r| {
+                r.message
+                    .as_deref()
+                    .is_some_and(|m| m.starts_with(super::ROLLBACK_MESSAGE))
+            })
+        else {
+            continue;
+        };
+        let writes = |change: &Change| match &change.operation {
+            Operation::Settings(settings) => settings.script == worker.name,
+            Operation::PutSecret { script, .. } => *script == worker.name,
+            _ => false,
+        };
+        let differences = plan.changes.iter().filter(|c| writes(c)).count();
+        plan.changes.retain(|c| !writes(c));
+        let version = match rollout.deployed.as_slice() {
+            [only] => only.version_id.clone(),
+            versions => versions
+                .iter()
+                .map(|v| format!("{} at {}%", v.version_id, v.percentage))
+                .collect::<Vec<_>>()
+                .join(" and "),
+        };
+        let since = rollout.deployed_on.as_deref().unwrap_or("an unknown time");
+        let differences = match differences {
+            0 => String::new(),
+            1 => "; the one difference from the manifest is the rollback's, not drift".to_owned(),
+            n => format!("; the {n} differences from the manifest are the rollback's, not drift"),
+        };
+        plan.blockers.push(Blocker {
+            address: Address::Worker { key: key.clone() },
+            kind: BlockerKind::RolledBack,
+            message: format!(
+                "{} is rolled back to {version} since {since} ({}: {}){differences}",
+                desired.environment,
+                worker.name,
+                rollout.message.as_deref().unwrap_or_default()
+            ),
+            hints: vec![format!(
+                "when the cause is fixed, `lmsinfra apply {} --roll-forward` serves the newest version again and makes the account equal to the manifest",
+                desired.environment
+            )],
+        });
+    }
+}
+
 /// A blocker for each Worker the plan writes to whose deployment is not its newest version at
 /// 100%. Cloudflare builds a settings or secret write on one of the two, and which one is not
 /// documented: it may deploy an unreviewed version, or revert a gradual deployment.
@@ -312,7 +368,10 @@ fn unsettled_rollouts(desired: &Manifest, live: &Live, plan: &mut Plan) {
             Operation::PutSecret { script, .. } => *script == worker.name,
             _ => false,
         });
-        if !writes || rollout.is_settled() {
+        let rolled_back = plan.blockers.iter().any(|b| {
+            b.kind == BlockerKind::RolledBack && b.address == Address::Worker { key: key.clone() }
+        });
+        if !writes || rollout.is_settled() || rolled_back {
             continue;
         }
         let deployed = match rollout.deployed.as_slice() {

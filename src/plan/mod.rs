@@ -272,9 +272,14 @@ pub enum BlockerKind {
     /// A rate-limiting rule the zone's plan cannot hold (expression fields, period, mitigation
     /// timeout, rule count).
     ZonePlanLimit,
+    /// `lmsinfra rollback` deployed an earlier version; only `apply --roll-forward` undoes it.
+    RolledBack,
     /// The manifest raised a secret's rotation `generation` and no new value was supplied.
     RotationRequested,
 }
+
+/// The start of the `workers/message` of a deployment `lmsinfra rollback` made.
+pub const ROLLBACK_MESSAGE: &str = "lmsinfra rollback";
 
 /// Something worth knowing that never blocks.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]

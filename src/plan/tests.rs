@@ -579,3 +579,40 @@ fn the_manifest_hash_ignores_formatting_but_not_meaning() {
     let c = manifest(&STAGING.replace("DENY", "SAMEORIGIN"));
     assert_ne!(manifest_hash(&a), manifest_hash(&c));
 }
+
+#[test]
+fn a_worker_rolled_back_by_lmsinfra_is_reported_as_such_instead_of_as_differences() {
+    let mut live = converged();
+    let worker = api(&mut live);
+    worker.compatibility_date = Some("2024-01-01".to_owned());
+    worker.rollout = Some(crate::live::Rollout {
+        newest: Some("v3".to_owned()),
+        deployed: vec![crate::cloudflare::DeployedVersion {
+            version_id: "v2".to_owned(),
+            percentage: 100.0,
+        }],
+        message: Some("lmsinfra rollback staging to v2".to_owned()),
+        deployed_on: Some("2026-12-06T08:00:00Z".to_owned()),
+    });
+    let plan = diff(&manifest(STAGING), &live, &DiffOptions::default());
+    assert_eq!(effective(&plan), []);
+    assert_eq!(
+        blockers(&plan),
+        [("worker.api".to_owned(), BlockerKind::RolledBack)]
+    );
+    assert_eq!(
+        plan.blockers[0].message,
+        "staging is rolled back to v2 since 2026-12-06T08:00:00Z (lms-api-staging: lmsinfra rollback staging to v2); the one difference from the manifest is the rollback's, not drift"
+    );
+
+    // Any other deployment of an older version is an unsettled rollout, as before.
+    let worker = api(&mut live);
+    if let Some(rollout) = worker.rollout.as_mut() {
+        rollout.message = Some("wrangler rollback".to_owned());
+    }
+    let plan = diff(&manifest(STAGING), &live, &DiffOptions::default());
+    assert_eq!(
+        blockers(&plan),
+        [("worker.api".to_owned(), BlockerKind::UnsettledRollout)]
+    );
+}

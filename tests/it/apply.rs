@@ -160,10 +160,6 @@ fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
                 1
             ),
             ("POST /accounts/{account_id}/d1/database".to_owned(), 1),
-            (
-                "PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets".to_owned(),
-                4
-            ),
         ],
         "{stats:?}"
     );
@@ -332,10 +328,9 @@ fn apply_converges_through_throttling_server_errors_and_lost_create_answers() {
     let stats = apply_converges_under("seed=9,drop=0.15,after_create@d1=1:drop");
     assert!(status(&stats, 0) > 0, "{stats:?}");
     assert_eq!(creates(&stats), 1, "the create was sent again: {stats:?}");
-    // And with secret PUTs answered by a 500 after they took effect: sent again, harmlessly.
-    let stats = apply_converges_under("seed=4,after_create@put-secret=0.3");
-    let puts = stats.routes["PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets"];
-    assert!(puts > 4 && status(&stats, 500) > 0, "{stats:?}");
+    // Secrets go with the settings in one write: apply puts no secret on its own.
+    let secret_puts = "PUT /accounts/{account_id}/workers/scripts/{script_name}/secrets";
+    assert_eq!(stats.routes.get(secret_puts), None, "{stats:?}");
 }
 
 #[test]
@@ -509,10 +504,14 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
         assert!(text.contains(&digest), "the sandbox never got {value:?}");
     }
 
-    // A failing secret PUT: its error must not carry the body either.
+    // A failing write of the secrets: its error must not carry the body either.
     sandbox.restart(|config| {
         config.token = Some(TOKEN.to_owned());
-        config.faults = Some("429@put-secret=1:600s".parse().expect("fault spec"));
+        config.faults = Some(
+            "429@script-patch-settings=1:600s"
+                .parse()
+                .expect("fault spec"),
+        );
     });
     let failed = apply(&sandbox);
     assert_eq!(failed.code, 1, "{failed}");
@@ -655,7 +654,7 @@ fn apply_on_a_terminal_asks_and_goes_ahead_only_on_yes() {
     assert!(
         accepted
             .stdout
-            .contains("Apply complete: 7 steps done. A fresh plan of staging is empty."),
+            .contains("Apply complete: 3 steps done. A fresh plan of staging is empty."),
         "{accepted}"
     );
     let planned = plan_staging(&sandbox, None);

@@ -161,6 +161,7 @@ fn settings_patch_keeps_inherited_bindings_and_secrets() {
         bindings: Some(bindings),
         compatibility_date: Some("2025-01-15".into()),
         compatibility_flags: None,
+        ..SettingsPatch::default()
     };
     let after = block_on(client.patch_settings("lms-api", &patch))
         .unwrap()

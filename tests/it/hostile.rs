@@ -156,10 +156,10 @@ fn an_error_that_echoes_the_token_is_printed_scrubbed_and_cut() {
 }
 
 #[test]
-fn an_error_that_echoes_a_secret_put_is_printed_scrubbed() {
+fn an_error_that_echoes_a_secret_write_is_printed_scrubbed() {
     let sandbox = sandbox();
     let proxy = Proxy::start(sandbox.base_url(), |seen| {
-        if seen.method == Method::PUT && seen.path.ends_with("/secrets") {
+        if seen.method == Method::PATCH && seen.path.ends_with("/settings") {
             echo(seen)
         } else {
             Reply::Forward

@@ -17,6 +17,7 @@ mod plan;
 mod probe;
 mod proxy;
 mod races;
+mod releases;
 mod rotation;
 mod rulesets;
 mod safe_apply;

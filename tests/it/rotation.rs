@@ -750,3 +750,60 @@ fn raising_generation_requests_a_rotation_that_apply_makes_only_with_a_value() {
     let plan_file = std::fs::read_to_string(&saved).expect("the plan file");
     assert!(plan_file.contains("rotation_requested"), "{plan_file}");
 }
+
+#[test]
+fn a_rollback_across_a_finished_rotation_is_refused_naming_the_secret() {
+    let sandbox = TestSandbox::new();
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    put_secret(
+        &sandbox,
+        "lms-api-staging",
+        "TALLY_SIGNING_SECRET",
+        "tally-rollback-old-0b1c",
+    );
+    let value = "tally-rollback-new-7e2d";
+    for phase in ["stage", "promote"] {
+        rotate(
+            &sandbox,
+            &project,
+            &[
+                "TALLY_SIGNING_SECRET",
+                "--phase",
+                phase,
+                "--secret",
+                "TALLY_SIGNING_SECRET=env:NEW_TALLY",
+                "--auto-approve",
+            ],
+        )
+        .env("NEW_TALLY", value)
+        .code(0)
+        .run();
+    }
+    let rollback = |extra: &[&str]| {
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .args([
+                "rollback",
+                "staging",
+                "--worker",
+                "api",
+                "--steps",
+                "2",
+                "--auto-approve",
+            ])
+            .args(extra)
+            .run()
+    };
+    let refused = rollback(&[]);
+    assert_ne!(refused.code, 0, "{refused}");
+    assert!(refused.stderr.contains("TALLY_SIGNING_SECRET"), "{refused}");
+    assert_eq!(webhook_now(&sandbox, value), 200, "nothing was rolled back");
+    let allowed = rollback(&["--allow-secret-revert"]);
+    assert_eq!(allowed.code, 0, "{allowed}");
+    assert_eq!(
+        webhook_now(&sandbox, value),
+        401,
+        "the old value is back, as asked"
+    );
+}

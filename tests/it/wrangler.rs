@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
+use serde_json::{Value, json};
 
 use crate::support::{ACCOUNT_ID, Body, Lmsinfra, TOKEN, TestSandbox, root};
 
@@ -537,6 +537,65 @@ fn wrangler_lists_the_messages_of_versions_made_by_settings_changes() {
     let deployments = wrangler.run(&["deployments", "list", "--name", "lms-api"]);
     assert!(
         deployments.stdout.contains(message),
+        "{}",
+        deployments.stdout
+    );
+}
+
+#[test]
+fn wrangler_lists_the_versions_and_deployments_lmsinfra_apply_makes() {
+    let Some(bin) =
+        wrangler_for("wrangler_lists_the_versions_and_deployments_lmsinfra_apply_makes")
+    else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let project = crate::support::Project::new();
+    let mut apply =
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .args(["apply", "staging", "--auto-approve"]);
+    for name in [
+        "TALLY_WEBHOOK_SECRET",
+        "TALLY_SIGNING_SECRET",
+        "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
+        "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
+    ] {
+        apply = apply
+            .env(&format!("WRANGLER_TEST_{name}"), format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:WRANGLER_TEST_{name}")]);
+    }
+    let applied = apply.run();
+    assert_eq!(applied.code, 0, "{applied}");
+    let newest =
+        &sandbox.get("/accounts/{account}/workers/scripts/lms-api-staging/versions")["items"][0];
+    let message = newest["annotations"]["workers/message"]
+        .as_str()
+        .expect("lmsinfra's version has a message")
+        .to_owned();
+    assert!(
+        message.starts_with("lmsinfra apply staging no-git plan "),
+        "{message}"
+    );
+    let wrangler = Wrangler {
+        bin,
+        sandbox: &sandbox,
+        home: tempfile::tempdir().expect("temp home"),
+    };
+    let versions = wrangler.run(&["versions", "list", "--name", "lms-api-staging", "--json"]);
+    let listed = json_in(&versions);
+    let found = listed
+        .as_array()
+        .expect("versions")
+        .iter()
+        .find(|v| v["id"] == newest["id"])
+        .unwrap_or_else(|| panic!("{}", versions.stdout));
+    assert_eq!(found["annotations"]["workers/message"], json!(message));
+    let deployments = wrangler.run(&["deployments", "list", "--name", "lms-api-staging"]);
+    let head: String = message.chars().take(50).collect();
+    assert!(deployments.stdout.contains(&head), "{}", deployments.stdout);
+    assert!(
+        deployments.stdout.contains(newest["id"].as_str().unwrap()),
         "{}",
         deployments.stdout
     );

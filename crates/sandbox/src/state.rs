@@ -317,14 +317,6 @@ pub(crate) struct Ruleset {
     pub(crate) rules: Vec<Value>,
 }
 
-/// The longest deployment `workers/message` the schema allows; a version's may be longer.
-const MAX_DEPLOYMENT_MESSAGE_CHARS: usize = 50;
-
-/// A version's message as its implicit deployment carries it: cut to 50 characters.
-fn deployment_message(message: &str) -> String {
-    message.chars().take(MAX_DEPLOYMENT_MESSAGE_CHARS).collect()
-}
-
 /// The current time as the API writes it.
 pub(crate) fn now() -> String {
     let now = super::clock::stamp_now();
@@ -500,12 +492,15 @@ impl Script {
         version.triggered_by = Some(triggered_by.to_owned());
         let id = version.id.clone();
         self.versions.push(version);
+        // A deployment's message is at most 50 characters in Cloudflare's schema, a version's
+        // 1000 bytes: the deployment gets the start of the version's.
+        let message = message.map(|m| m.chars().take(50).collect());
         self.deployments.push(Deployment {
             id: uuid::Uuid::new_v4().to_string(),
             created_on: created_on.clone(),
             source: source.to_owned(),
             versions: vec![(id, 100.0)],
-            message: message.map(|m| deployment_message(&m)),
+            message,
             triggered_by: triggered_by.to_owned(),
         });
         self.modified_on = created_on;
