@@ -70,7 +70,7 @@ pub enum RotateError {
     },
     /// The Worker write failed after a Stream key was created, and revoking it failed too.
     #[error(
-        "the Worker write for {secret} failed and Stream key {key} could not be revoked: revoke it by hand"
+        "the Worker write for {secret} failed ({reason}) and Stream key {key} could not be revoked: revoke it by hand"
     )]
     #[diagnostic(help("DELETE /accounts/ACCOUNT/stream/keys/{key} once the cause is fixed"))]
     OrphanKey {
@@ -79,43 +79,16 @@ pub enum RotateError {
         /// The key left behind.
         key: String,
         /// Why the write failed.
-        #[source]
-        source: Box<crate::apply::StepError>,
+        reason: String,
     },
-    /// The Worker write of a rotation phase failed.
-    #[error(transparent)]
-    #[diagnostic(transparent)]
-    Write(Box<crate::apply::StepError>),
-}
-
-/// One Worker write (one version, one deployment) that sets `set`, removes `remove`, keeps every
-/// other binding and carries `record` as its annotations: apply's single write, used as it is.
-pub(crate) fn write(
-    account: &crate::account::Account,
-    script: &str,
-    set: std::collections::BTreeMap<String, crate::secret::Secret>,
-    remove: Vec<String>,
-    record: &Record,
-) -> Result<(), crate::error::Error> {
-    let write = crate::apply::execute::WorkerWrite {
-        script: script.to_owned(),
-        secrets: set,
-        remove_secrets: remove,
-        annotations: crate::cloudflare::Annotations {
-            message: Some(record.message()),
-            tag: Some(record.tag()),
-            ..Default::default()
-        },
-        ..Default::default()
-    };
-    account
-        .runtime
-        .block_on(crate::apply::execute::write_worker(
-            &account.client,
-            &write,
-            &std::collections::BTreeMap::new(),
-        ))
-        .map_err(|err| RotateError::Write(Box::new(err)).into())
+    /// The Worker write of a rotation phase was refused, or lost a binding.
+    #[error("the Worker write for {secret} failed: {reason}")]
+    WriteFailed {
+        /// The secret.
+        secret: String,
+        /// Why.
+        reason: String,
+    },
 }
 
 /// A rotation phase that creates a version.

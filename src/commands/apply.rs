@@ -198,7 +198,7 @@ fn write_rotation(
     };
     let record =
         crate::rotation::Record::promoted(name, rotation.desired_generation.unwrap_or_default());
-    crate::rotation::write(
+    super::rotate::write_record(
         account,
         &worker.name,
         [(name.to_owned(), value.clone())].into(),

@@ -184,7 +184,7 @@ impl Rotate<'_> {
         remove: &[&str],
         record: &Record,
     ) -> Result<(), Error> {
-        crate::rotation::write(
+        write_record(
             self.account,
             &self.worker.name,
             set.iter()
@@ -293,13 +293,12 @@ impl Rotate<'_> {
                     ));
                     failed
                 }
-                (Err(_), Error::Rotate(RotateError::Write(source))) => RotateError::OrphanKey {
+                (Err(_), failed) => RotateError::OrphanKey {
                     secret: secret.to_owned(),
                     key: key.id.clone(),
-                    source,
+                    reason: failed.to_string(),
                 }
                 .into(),
-                (Err(_), failed) => failed,
             });
         }
         let overlap = self.rotation.overlap.as_deref().unwrap_or("the overlap");
@@ -366,6 +365,43 @@ impl Rotate<'_> {
         ))?;
         Ok(Outcome::Success)
     }
+}
+
+/// One Worker write (one version, one deployment) that sets `set`, removes `remove`, keeps every
+/// other binding and carries `record` as its annotations: apply's single write, used as it is.
+pub(super) fn write_record(
+    account: &Account,
+    script: &str,
+    set: std::collections::BTreeMap<String, Secret>,
+    remove: Vec<String>,
+    record: &Record,
+) -> Result<(), Error> {
+    let write = apply::execute::WorkerWrite {
+        script: script.to_owned(),
+        secrets: set,
+        remove_secrets: remove,
+        annotations: crate::cloudflare::Annotations {
+            message: Some(record.message()),
+            tag: Some(record.tag()),
+            ..Default::default()
+        },
+        ..Default::default()
+    };
+    account
+        .runtime
+        .block_on(apply::execute::write_worker(
+            &account.client,
+            &write,
+            &std::collections::BTreeMap::new(),
+        ))
+        .map_err(|err| match err {
+            apply::StepError::Api(err) => err.into(),
+            other => RotateError::WriteFailed {
+                secret: record.secret.clone(),
+                reason: other.to_string(),
+            }
+            .into(),
+        })
 }
 
 /// `BYTES` random bytes as hex.
