@@ -47,6 +47,15 @@ pub enum RotateError {
         /// The secret.
         secret: String,
     },
+    /// `--generate` at promote, which must write the value staged, not a new one.
+    #[error("promote writes the value {secret}_NEXT holds, so it cannot be generated")]
+    #[diagnostic(help(
+        "give the staged value: --secret {secret}=file:FILE with the file --reveal-to wrote"
+    ))]
+    GenerateAtPromote {
+        /// The secret.
+        secret: String,
+    },
     /// `--generate` for a `dual` secret without a file to give the operator the value.
     #[error("a generated value for {secret} must reach the provider: give --reveal-to FILE")]
     #[diagnostic(help(

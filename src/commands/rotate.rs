@@ -243,6 +243,12 @@ impl Rotate<'_> {
             ));
             return Ok(Outcome::Blocked);
         };
+        if self.args.generate.is_some() {
+            return Err(RotateError::GenerateAtPromote {
+                secret: secret.to_owned(),
+            }
+            .into());
+        }
         let value = self.new_value(false)?;
         if !self.approved(&format!(
             "would set {secret} to the staged value and remove {next} on {}, in one deployment",

@@ -618,6 +618,26 @@ fn secrets_and_check_read_the_rotation_record_and_its_age() {
     .args(["--auto-approve"])
     .code(0)
     .run();
+    let regenerated = rotate(
+        &sandbox,
+        &project,
+        &[
+            "TALLY_SIGNING_SECRET",
+            "--phase",
+            "promote",
+            "--generate",
+            "32",
+            "--auto-approve",
+        ],
+    )
+    .code(1)
+    .run();
+    assert!(
+        regenerated
+            .stderr
+            .contains("TALLY_SIGNING_SECRET_NEXT holds"),
+        "{regenerated}"
+    );
     let promoted = rotate(
         &sandbox,
         &project,
