@@ -77,6 +77,10 @@ pub enum Command {
     /// Send the Workers' smoke checks (`workers.KEY.smoke`) to what serves now, or to one
     /// version. Exits 4 when a check fails.
     Verify(VerifyArgs),
+    /// Rotate a secret without downtime, one phase at a time.
+    Rotate(RotateArgs),
+    /// Each required secret's rotation: generation, last rotation, age, phase and verdict.
+    Secrets(SecretsArgs),
     /// Show what a manifest change means: the manifests at a git revision against the work tree.
     /// No network, no credentials.
     Diff(DiffArgs),
@@ -349,6 +353,48 @@ pub struct GraphArgs {
 }
 
 /// `lmsinfra diff`.
+#[derive(Debug, Args)]
+pub struct RotateArgs {
+    /// The environment, as in `environments/ENV.yaml`.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// The secret to rotate; the manifest gives its `rotation` policy.
+    #[arg(value_name = "SECRET")]
+    pub secret: String,
+    /// `stage` (both strategies), `promote` (`dual`) or `finish` (`stream_signing_key`).
+    #[arg(long, value_enum, default_value_t = RotatePhase::Stage)]
+    pub phase: RotatePhase,
+    /// The new value, as for apply: NAME=env:VAR, NAME=file:PATH or NAME=stdin.
+    #[arg(long = "secret", value_name = "NAME=SOURCE", value_parser = apply::SecretArgParser)]
+    pub value: Option<apply::SecretArg>,
+    /// Make a new value of BYTES random bytes (hex) instead of reading one.
+    #[arg(long, value_name = "BYTES", conflicts_with = "value", value_parser = clap::value_parser!(u16).range(16..=2048))]
+    pub generate: Option<u16>,
+    /// Write a generated value to this new file (mode 0600) for the provider; never printed.
+    #[arg(long, value_name = "FILE", requires = "generate")]
+    pub reveal_to: Option<PathBuf>,
+    /// Carry the phase out; without it, only say what it would do.
+    #[arg(long)]
+    pub auto_approve: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum RotatePhase {
+    Stage,
+    Promote,
+    Finish,
+}
+
+#[derive(Debug, Args)]
+pub struct SecretsArgs {
+    /// The environment, as in `environments/ENV.yaml`.
+    #[arg(value_name = "ENV")]
+    pub environment: String,
+    /// `text` for people, `json` for machines.
+    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
+    pub format: DiagnosticFormat,
+}
+
 #[derive(Debug, Args)]
 pub struct DiffArgs {
     /// The git revision to compare with (`origin/main`, `HEAD~1`, a commit).

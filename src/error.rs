@@ -199,6 +199,10 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Backup(#[from] crate::backup::Error),
+    /// `rotate` cannot start, or left something to clean up.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Rotate(#[from] crate::rotation::RotateError),
     /// A wrangler configuration could not be imported, written or compared.
     #[error(transparent)]
     #[diagnostic(transparent)]

@@ -20,6 +20,7 @@ mod printer;
 pub mod probe;
 mod release;
 pub mod render;
+pub mod rotation;
 mod sandbox;
 pub mod secret;
 mod settings;

@@ -24,6 +24,7 @@ mod error;
 mod pace;
 mod r2;
 mod retry;
+pub mod rotation;
 mod rulesets;
 mod time_travel;
 mod workers;

@@ -56,6 +56,7 @@ pub(super) fn apply(
         account,
         live,
         plan,
+        rotations,
     } = planned;
     if let Some(path) = &args.plan {
         let saved = plan::read_saved(path)?;
@@ -83,8 +84,23 @@ pub(super) fn apply(
             blockers: plan.blockers.len(),
         });
     }
-    let steps = apply::steps(&plan);
-    if steps.is_empty() {
+    // A requested rotation's value goes in its own recorded write, after the others.
+    let steps: Vec<apply::Step> = apply::steps(&plan)
+        .into_iter()
+        .filter_map(|mut step| {
+            if let apply::Step::WriteWorker {
+                settings, secrets, ..
+            } = &mut step
+            {
+                secrets.retain(|name| !rotations.iter().any(|r| &r.secret == name));
+                if settings.is_none() && secrets.is_empty() {
+                    return None;
+                }
+            }
+            Some(step)
+        })
+        .collect();
+    if steps.is_empty() && rotations.is_empty() {
         return Ok(Outcome::Success);
     }
     if !args.auto_approve && !confirm(printer, &args.environment)? {
@@ -102,6 +118,14 @@ pub(super) fn apply(
         &annotations,
         &mut progress,
     ))?;
+    for rotation in &rotations {
+        write_rotation(&account, &desired, rotation, &secrets)?;
+        printer.status(format_args!(
+            "{} rotated to generation {}.",
+            rotation.secret,
+            rotation.desired_generation.unwrap_or_default()
+        ));
+    }
     printer.status(format_args!(
         "Apply complete: {} step{} done. A fresh plan of {} is empty.",
         applied.steps,
@@ -298,6 +322,30 @@ fn confirm_roll_forward(printer: Printer, environment: &str, scripts: &str) -> R
         .read_line(&mut answer)
         .map_err(|source| Error::Answer { source })?;
     Ok(answer.trim() == "yes")
+}
+
+/// The supplied value of a requested `dual` rotation: `NAME` set and `NAME_NEXT` removed in one
+/// write that records the manifest's generation.
+fn write_rotation(
+    account: &Account,
+    desired: &crate::manifest::Manifest,
+    rotation: &crate::rotation::SecretStatus,
+    secrets: &std::collections::BTreeMap<String, crate::secret::Secret>,
+) -> Result<(), Error> {
+    let name = rotation.secret.as_str();
+    let (Some(worker), Some(value)) = (desired.workers.get(&rotation.worker), secrets.get(name))
+    else {
+        return Ok(());
+    };
+    let record =
+        crate::rotation::Record::promoted(name, rotation.desired_generation.unwrap_or_default());
+    super::rotate::write_record(
+        account,
+        &worker.name,
+        [(name.to_owned(), value.clone())].into(),
+        vec![format!("{name}_NEXT")],
+        &record,
+    )
 }
 
 /// Ask on the terminal; only `yes` goes ahead.

@@ -25,6 +25,10 @@ pub(super) fn check(
     let live = account.gather(&desired, options)?;
     let plan_requests = account.client.requests_sent();
     let mut report = crate::check::report(&desired, &live, args.min_grade);
+    let rotations = rotation_policy(&account, &desired)?;
+    let rotation_passed = rotations
+        .iter()
+        .all(|s| s.verdict != crate::rotation::Verdict::Fail);
     let ages = account
         .runtime
         .block_on(backup_ages(&account.client, &desired))?;
@@ -39,13 +43,18 @@ pub(super) fn check(
         migrations,
     )?);
     let text = match args.format {
-        DiagnosticFormat::Text => crate::check::text(&report),
+        DiagnosticFormat::Text if rotations.is_empty() => crate::check::text(&report),
+        DiagnosticFormat::Text => format!(
+            "{}\nSecret rotation\n{}",
+            crate::check::text(&report),
+            super::secrets::text(&rotations)
+        ),
         DiagnosticFormat::Json => {
             serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
         }
     };
     printer.data(&text)?;
-    Ok(if report.passed {
+    Ok(if report.passed && rotation_passed {
         Outcome::Success
     } else {
         Outcome::Blocked
@@ -125,4 +134,23 @@ fn capacity(
         plan_requests,
         apply_requests,
     ))
+}
+
+/// The rotation state of the secrets that have a rotation policy (none when no secret has one).
+fn rotation_policy(
+    account: &Account,
+    desired: &manifest::Manifest,
+) -> Result<Vec<crate::rotation::SecretStatus>, Error> {
+    if desired
+        .workers
+        .values()
+        .all(|w| w.secrets.rotated().next().is_none())
+    {
+        return Ok(Vec::new());
+    }
+    let statuses = super::secrets::rotation_statuses(account, desired)?;
+    Ok(statuses
+        .into_iter()
+        .filter(|s| s.strategy.is_some())
+        .collect())
 }

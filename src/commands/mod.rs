@@ -15,8 +15,10 @@ mod releases;
 mod restore;
 mod restore_drill;
 mod rollback;
+mod rotate;
 mod sandbox;
 mod schema;
+mod secrets;
 mod validate;
 mod verify;
 mod wrangler_config;
@@ -44,6 +46,8 @@ pub(crate) fn run(
         Command::Rollback(args) => rollback::rollback(settings, printer, args),
         Command::Check(args) => check::check(settings, printer, args),
         Command::Verify(args) => verify::verify(settings, printer, args),
+        Command::Rotate(args) => rotate::rotate(settings, printer, args),
+        Command::Secrets(args) => secrets::secrets(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
         Command::Graph(args) => graph::graph(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
@@ -75,6 +79,8 @@ struct Planned {
     account: Account,
     live: Live,
     plan: Plan,
+    /// Requested rotations whose new value was supplied: apply writes and records them.
+    rotations: Vec<crate::rotation::SecretStatus>,
 }
 
 /// The sequence `plan` and `apply` share: connect to the account, read it, and diff the
@@ -89,6 +95,7 @@ fn plan_environment(
     let migrations = crate::migrations::read_all(&settings.dir, &desired)?;
     let account = Account::connect(settings, &desired)?;
     let live = account.gather(&desired, gather)?;
+    let supplied = options.supplied_secrets.clone();
     let others = other_environments(settings, &desired.environment);
     let options = DiffOptions {
         declared_elsewhere: declared_elsewhere(&others),
@@ -99,12 +106,64 @@ fn plan_environment(
     let mut plan = crate::plan::diff(&desired, &live, &options);
     plan.warnings
         .extend(crate::wrangler::check_project(&settings.dir, &desired));
+    let rotations = requested_rotations(&account, &desired, &supplied, &mut plan)?;
     Ok(Planned {
         desired,
         account,
         live,
         plan,
+        rotations,
     })
+}
+
+/// Secrets whose manifest `generation` is above the last recorded rotation: "rotation
+/// requested". A `dual` secret whose new value was supplied is returned for apply to write and
+/// record (with a warning in the plan); any other is a blocker naming the ways out.
+fn requested_rotations(
+    account: &Account,
+    desired: &Manifest,
+    supplied: &std::collections::BTreeSet<String>,
+    plan: &mut Plan,
+) -> Result<Vec<crate::rotation::SecretStatus>, Error> {
+    let asks = desired.workers.values().any(|w| {
+        w.secrets
+            .rotated()
+            .any(|(_, _, rotation)| rotation.generation.is_some())
+    });
+    if !asks {
+        return Ok(Vec::new());
+    }
+    let mut writes = Vec::new();
+    for status in secrets::rotation_statuses(account, desired)? {
+        if !status.present || !status.rotation_requested() {
+            continue;
+        }
+        let address = crate::address::Address::Secret {
+            worker: status.worker.clone(),
+            name: status.secret.clone(),
+        };
+        let want = status.desired_generation.unwrap_or_default();
+        let recorded = status.generation.unwrap_or(0);
+        let name = &status.secret;
+        if status.strategy == Some("dual") && supplied.contains(name) {
+            plan.warnings.push(crate::plan::Warning {
+                address,
+                message: format!("rotation requested: {name} goes from generation {recorded} to {want} with the supplied value, in one recorded write; the provider must already sign with it (`lmsinfra rotate` switches without downtime)"),
+            });
+            writes.push(status);
+        } else {
+            plan.blockers.push(crate::plan::Blocker {
+                address,
+                kind: crate::plan::BlockerKind::RotationRequested,
+                message: format!("rotation requested: the manifest asks for generation {want} of {name}, the account records {recorded}"),
+                hints: vec![
+                    format!("lmsinfra rotate {} {name}", desired.environment),
+                    format!("lmsinfra apply {} --secret {name}=env:VAR (dual only)", desired.environment),
+                ],
+            });
+        }
+    }
+    Ok(writes)
 }
 
 /// The manifests of the project's other environments. An environment that does not load is

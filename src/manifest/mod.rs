@@ -15,6 +15,7 @@ mod nesting;
 mod ownership;
 mod parity;
 mod revision;
+mod rotation;
 pub(crate) mod smoke;
 mod span;
 mod validate;

@@ -9,6 +9,11 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
+pub use super::rotation::{
+    DEFAULT_STUCK_AFTER, RequiredSecrets, RotatedSecret, Rotation, Strategy, UnknownAge,
+    parse_duration,
+};
+
 /// One environment's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -185,9 +190,10 @@ pub struct Worker {
     /// Bindings, by the name the code sees (`env.DB`).
     #[serde(default)]
     pub bindings: IndexMap<String, Binding>,
-    /// Secrets that must exist on the live Worker (names only, never values).
+    /// Secrets that must exist on the live Worker (names only, never values), each with an
+    /// optional rotation policy.
     #[serde(default)]
-    pub secrets: Vec<String>,
+    pub secrets: RequiredSecrets,
     /// Workers Logs, so errors after a deploy can be seen; left as it is when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<Observability>,

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 use super::diagnostic::{Problem, did_you_mean};
-use super::model::{Binding, Manifest, RateLimits, SimpleLimit, Worker};
+use super::model::{Binding, Manifest, RateLimits, SimpleLimit, Strategy, Worker, parse_duration};
 use super::naming;
 use super::parity::Compared;
 use super::span::NodePath;
@@ -312,6 +312,7 @@ fn check_worker(
             }
         }
     }
+    check_rotations(key, worker, problems);
     if let Some(headers) = &worker.headers {
         check_probe_url(
             &headers.url,
@@ -523,6 +524,94 @@ enum NameOf {
     Secret,
 }
 
+/// A rotation's fields must fit its strategy: a Stream key names its key-id secret (another
+/// required secret of the Worker) and an overlap; durations read as `N` and `m`, `h` or `d`.
+fn check_rotations(key: &str, worker: &Worker, problems: &mut Vec<Problem>) {
+    for (index, name, rotation) in worker.secrets.rotated() {
+        let index = index.to_string();
+        let at = |field: &str| path(&["workers", key, "secrets", &index, "rotation", field]);
+        let stream = rotation.strategy == Strategy::StreamSigningKey;
+        for (field, text) in [
+            ("overlap", &rotation.overlap),
+            ("stuck_after", &rotation.stuck_after),
+        ] {
+            if let Some(Err(reason)) = text.as_deref().map(parse_duration) {
+                problems.push(
+                    Problem::error("manifest::rotation-duration", at(field), reason)
+                        .label("not a duration")
+                        .help("write a whole number and a unit: 90m, 24h or 7d"),
+                );
+            }
+        }
+        if rotation.max_age_days == Some(0) {
+            problems.push(
+                Problem::error(
+                    "manifest::rotation-max-age",
+                    at("max_age_days"),
+                    format!("secret `{name}` may not be 0 days old"),
+                )
+                .label("zero days")
+                .help("give the number of days after which `check` fails, 1 or more"),
+            );
+        }
+        if stream {
+            match &rotation.key_id_secret {
+                None => problems.push(
+                    Problem::error(
+                        "manifest::rotation-field",
+                        at("strategy"),
+                        format!("secret `{name}` rotates a Stream signing key but names no `key_id_secret`"),
+                    )
+                    .label("key id secret missing")
+                    .help("add `key_id_secret: CLOUDFLARE_STREAM_SIGNING_KEY_ID` (the secret holding the key's id)"),
+                ),
+                Some(id) if id == name || !worker.secrets.contains(id) => problems.push(
+                    Problem::error(
+                        "manifest::rotation-field",
+                        at("key_id_secret"),
+                        format!("`key_id_secret` `{id}` is not another required secret of worker `{key}`"),
+                    )
+                    .label("not a required secret")
+                    .help(format!("list `{id}` under `secrets` too; it is rotated in the same write as `{name}`")),
+                ),
+                Some(_) => {}
+            }
+            if rotation.overlap.is_none() {
+                problems.push(
+                    Problem::error(
+                        "manifest::rotation-field",
+                        at("strategy"),
+                        format!("secret `{name}` rotates a Stream signing key but gives no `overlap`"),
+                    )
+                    .label("overlap missing")
+                    .help("add `overlap: 24h`, at least the longest lifetime of a token the Worker signs"),
+                );
+            }
+        } else {
+            for (field, given) in [
+                ("key_id_secret", rotation.key_id_secret.is_some()),
+                ("overlap", rotation.overlap.is_some()),
+            ] {
+                if given {
+                    problems.push(
+                        Problem::error(
+                            "manifest::rotation-field",
+                            at(field),
+                            format!(
+                                "`{field}` belongs to `strategy: stream_signing_key`, not `{}`",
+                                rotation.strategy.as_str()
+                            ),
+                        )
+                        .on_key()
+                        .label("not used by this strategy")
+                        .help(format!("remove `{field}`")),
+                    );
+                }
+            }
+        }
+    }
+}
+
 fn check_identifier(name: &str, of: NameOf, at: NodePath, problems: &mut Vec<Problem>) {
     let Err(reason) = naming::js_identifier(name) else {
         return;
@@ -654,7 +743,7 @@ mod tests {
             compatibility_date: "2024-12-01".to_owned(),
             compatibility_flags: Vec::new(),
             bindings: Default::default(),
-            secrets: vec!["TALLY_WEBHOOK_SECRET".to_owned()],
+            secrets: vec!["TALLY_WEBHOOK_SECRET".to_owned()].into(),
             headers: Some(Headers {
                 url: "https://lms-api.example.workers.dev/health".to_owned(),
                 require: [("X-Frame-Options".to_owned(), "DENY".to_owned())]

@@ -297,6 +297,8 @@ pub enum BlockerKind {
     /// A migration the ledger contradicts: an applied file edited, renamed or deleted, a
     /// pending file numbered below an applied one, or a run that stopped half way.
     Migration,
+    /// The manifest raised a secret's rotation `generation` and no new value was supplied.
+    RotationRequested,
 }
 
 /// The start of the `workers/message` of a deployment `lmsinfra rollback` made.

@@ -146,6 +146,26 @@ pub struct Prepared {
     pub checks: Vec<String>,
 }
 
+/// The secrets whose finished rotation a rollback to `target` would undo while their old value
+/// is revoked (see [`crate::rotation::revoked_since`]).
+async fn revoked_rotations(
+    client: &Client,
+    script: &str,
+    target: &str,
+) -> Result<Vec<String>, Error> {
+    let versions = client.annotated_versions(script).await?;
+    let keyed = versions
+        .iter()
+        .filter_map(crate::rotation::Record::read)
+        .any(|r| r.old_stream_key.is_some());
+    let keys = if keyed {
+        client.stream_keys().await?
+    } else {
+        Vec::new()
+    };
+    Ok(crate::rotation::revoked_since(&versions, target, &keys))
+}
+
 /// Choose the target of a rollback of `history`'s Worker and check it with reads; with
 /// `allow_secret_revert`, a secret change is reported among the checks instead of refused.
 pub async fn prepare(
@@ -219,7 +239,12 @@ pub async fn prepare(
             checks.push(format!("D1 binding {name}: database {database_id} exists"));
         }
     }
-    let changed = changed_secrets(client, history, &detail, &serving).await?;
+    let mut changed = changed_secrets(client, history, &detail, &serving).await?;
+    for name in revoked_rotations(client, &script, &target_id).await? {
+        if !changed.contains(&name) {
+            changed.push(name);
+        }
+    }
     if changed.is_empty() {
         checks.push("no secret changed since the target".to_owned());
     } else if allow_secret_revert {

@@ -172,7 +172,7 @@ mod tests {
                             },
                         ),
                     ]),
-                    secrets: vec!["TOKEN".into()],
+                    secrets: vec!["TOKEN".into()].into(),
                     headers: None,
                     routes: Vec::new(),
                     rate_limits: None,

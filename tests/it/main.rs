@@ -23,6 +23,7 @@ mod probe;
 mod proxy;
 mod races;
 mod releases;
+mod rotation;
 mod rulesets;
 mod safe_apply;
 mod sandbox;

@@ -6,7 +6,12 @@
 //! real time by default, and a test (through [`Clock::set`], [`Clock::advance`] or
 //! `POST /__sandbox/clock`) can jump it anywhere. A set clock then stands still until moved again,
 //! so what a test sees does not depend on how fast the machine runs.
+//!
+//! The timestamps the API writes (a version's or a deployment's `created_on`) read it too,
+//! through [`Reading`]: while the server answers one call, [`stamp_now`] on that thread is the
+//! clock's time, so a test can make a Worker version, or a secret rotation, as old as it needs.
 
+use std::cell::RefCell;
 use std::sync::{Arc, Mutex};
 
 use jiff::{SignedDuration, Timestamp};
@@ -49,6 +54,33 @@ impl Clock {
         let from = frozen.unwrap_or_else(Timestamp::now);
         *frozen = Some(from.saturating_add(by).unwrap_or(from));
     }
+}
+
+thread_local! {
+    static READING: RefCell<Option<Clock>> = const { RefCell::new(None) };
+}
+
+/// The clock [`stamp_now`] reads on this thread until the guard is dropped.
+pub(crate) struct Reading;
+
+impl Reading {
+    pub(crate) fn start(clock: &Clock) -> Reading {
+        READING.with(|reading| *reading.borrow_mut() = Some(clock.clone()));
+        Reading
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        READING.with(|reading| *reading.borrow_mut() = None);
+    }
+}
+
+/// Now, by the clock of the call being answered on this thread, else by the system's.
+pub(crate) fn stamp_now() -> Timestamp {
+    READING
+        .with(|reading| reading.borrow().as_ref().map(Clock::now))
+        .unwrap_or_else(Timestamp::now)
 }
 
 #[cfg(test)]

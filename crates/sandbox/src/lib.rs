@@ -40,7 +40,11 @@
 //!   routes that break while a plain-text binding has a given value), or a module named
 //!   `sandbox-behaviour.json` in the version itself (grammar in `workers/behaviour.rs`); the
 //!   default `/health` answers `{"version": ID, "db": "ok"}`, or 500 when a D1 binding points
-//!   at no database or a required binding or secret is missing;
+//!   at no database or a required binding or secret is missing; a declared webhook route
+//!   accepts a `Tally-Signature` made with a secret or its `_NEXT` ([`tally_signature`]) and a
+//!   declared token route answers 200 only while the version's Stream key id and PEM are an
+//!   existing signing key's pair (the sandbox remembers secret values in memory for this, never
+//!   in the state file or an answer);
 //! - `GET /__sandbox/traffic` lists the recent Worker requests (header names, never values);
 //! - fault kinds `worker_5xx`, `worker_slow` and `override_delay` act on Worker traffic only.
 //!
@@ -57,7 +61,8 @@
 //! refused; `workers/triggered_by` is set by the server (`upload`, `secret`, `settings`,
 //! `rollback`, `deployment`). `…/script-settings` changes non-versioned settings without a
 //! version, and `GET /workers/services/{name}` gives wrangler the Worker's tag and origin.
-//! Details in `workers/versions.rs`.
+//! Details in `workers/versions.rs`. Stream signing keys (`…/stream/keys`) are created (the
+//! material answered once), listed with their creation time (sandbox clock) and revoked.
 //! D1's data lifecycle is emulated so that migrations, backups, restores and restore drills can
 //! be built and tested without Cloudflare:
 //!
@@ -104,10 +109,12 @@ mod r2;
 mod ratelimit;
 mod request;
 mod route;
+mod secret_values;
 mod server;
 mod state;
 mod state_file;
 mod stats;
+mod stream;
 mod time_travel;
 mod traffic;
 pub mod variants;
@@ -432,4 +439,10 @@ fn load(
         })?;
     }
     Ok(world)
+}
+
+/// The `Tally-Signature` of `body` under `secret`: base64(HMAC-SHA256(secret, body)), what a
+/// declared webhook route accepts (see the Worker behaviours in `workers/behaviour.rs`).
+pub fn tally_signature(secret: &str, body: &[u8]) -> String {
+    stream::base64(&workers::behaviour::hmac_sha256(secret.as_bytes(), body))
 }

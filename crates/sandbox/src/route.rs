@@ -61,6 +61,9 @@ pub(crate) enum Op {
     Zones,
     RulesetGet,
     RulesetPut,
+    StreamKeyList,
+    StreamKeyCreate,
+    StreamKeyDelete,
 }
 
 /// One row of the route table.
@@ -146,6 +149,9 @@ routes! {
     GET "/zones", "zones-get", Zones, false;
     GET "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint", "getZoneEntrypointRuleset", RulesetGet, false;
     PUT "/zones/{zone_id}/rulesets/phases/{ruleset_phase}/entrypoint", "updateZoneEntrypointRuleset", RulesetPut, false;
+    GET "/accounts/{account_id}/stream/keys", "stream-signing-keys-list-signing-keys", StreamKeyList, false;
+    POST "/accounts/{account_id}/stream/keys", "stream-signing-keys-create-signing-keys", StreamKeyCreate, true;
+    DELETE "/accounts/{account_id}/stream/keys/{identifier}", "stream-signing-keys-delete-signing-keys", StreamKeyDelete, false;
 }
 
 /// The outcome of matching a path.

@@ -31,6 +31,7 @@ use super::ratelimit::Limiter;
 use super::request::Call;
 use super::route::{self, Match, Op, Route};
 use super::stats::Counters;
+use super::stream;
 use super::time_travel;
 use super::traffic::Traffic;
 use super::workers;
@@ -93,8 +94,13 @@ impl App {
         let started = Instant::now();
         let method = req.method().clone();
         let path = req.uri().path().to_owned();
-        if let Some(answer) = self.worker_traffic(&method, req.headers(), &path).await {
-            return Ok(answer);
+        if let Some(target) = self.worker_target(req.headers(), &path) {
+            let headers = req.headers().clone();
+            // A Worker reads its own body (a webhook verifies its signature over it).
+            let body = axum::body::to_bytes(Body::new(req.into_body()), MAX_UPLOAD_BYTES)
+                .await
+                .unwrap_or_default();
+            return Ok(self.worker_traffic(&method, &headers, target, &body).await);
         }
         if let Some(internal) = path.strip_prefix("/__sandbox/") {
             // Import files go to the upload URL, which is R2's limit, not the API's.
@@ -304,6 +310,7 @@ fn internal() -> ApiError {
 }
 
 fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
+    let _clock = crate::clock::Reading::start(&world.lifecycle.clock);
     if call.route.template.starts_with("/accounts/{account_id}") {
         auth::check_account(call.route.template, call.param(0), &world.state.account.id)?;
     }
@@ -358,6 +365,9 @@ fn dispatch(call: &Call, world: &mut World) -> Result<Step, ApiError> {
         Op::Zones => zones::list(call, world),
         Op::RulesetGet => zones::get(call, world),
         Op::RulesetPut => zones::put(call, world),
+        Op::StreamKeyList => stream::list(world),
+        Op::StreamKeyCreate => stream::create(world),
+        Op::StreamKeyDelete => stream::delete(call, world),
     };
     reply.map(Step::Done)
 }

@@ -19,6 +19,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 
+use super::secret_values;
+use super::stream::StreamKey;
+
 /// Everything the sandbox remembers.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -45,6 +48,9 @@ pub(crate) struct Account {
     /// Mixed into every secret digest (hex); empty in files from before salts.
     #[serde(default)]
     pub(crate) secret_salt: String,
+    /// Stream signing keys (never their material).
+    #[serde(default)]
+    pub(crate) stream_keys: Vec<StreamKey>,
 }
 
 /// Who owns user-scoped tokens.
@@ -174,6 +180,36 @@ pub(crate) struct Behaviour {
     pub(crate) requires: Requires,
     #[serde(default)]
     pub(crate) breaks: Vec<Break>,
+    #[serde(default)]
+    pub(crate) webhooks: Vec<Webhook>,
+    #[serde(default)]
+    pub(crate) stream_tokens: Vec<StreamToken>,
+}
+
+/// A route that accepts a body signed with a secret or its successor: `header` must be
+/// base64(HMAC-SHA256(value, body)) for the value of `secret` or of `secret`_NEXT in the
+/// answering version (Tally's `Tally-Signature`); 401 otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct Webhook {
+    pub(crate) path: String,
+    pub(crate) secret: String,
+    #[serde(default = "signature_header")]
+    pub(crate) header: String,
+}
+
+fn signature_header() -> String {
+    "tally-signature".to_owned()
+}
+
+/// A route that issues Stream tokens: 200 only while the answering version's `key_id_secret`
+/// names an existing Stream signing key and `pem_secret` is that key's PEM; 401 otherwise.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct StreamToken {
+    pub(crate) path: String,
+    pub(crate) key_id_secret: String,
+    pub(crate) pem_secret: String,
 }
 
 /// One declared answer.
@@ -283,9 +319,9 @@ pub(crate) struct Ruleset {
 
 /// The current time as the API writes it.
 pub(crate) fn now() -> String {
-    jiff::Timestamp::now()
-        .round(jiff::Unit::Microsecond)
-        .unwrap_or_else(|_| jiff::Timestamp::now())
+    let now = super::clock::stamp_now();
+    now.round(jiff::Unit::Microsecond)
+        .unwrap_or(now)
         .to_string()
 }
 
@@ -305,8 +341,12 @@ fn salted(salt: &str, digest: &str) -> String {
 
 impl Account {
     /// The digest kept for a secret's value.
+    /// The digest kept for a secret's value; the value is remembered in memory only (see
+    /// [`crate::secret_values`]).
     pub(crate) fn secret_digest(&self, value: &str) -> String {
-        salted(&self.secret_salt, &sha256_hex(value.as_bytes()))
+        let digest = salted(&self.secret_salt, &sha256_hex(value.as_bytes()));
+        secret_values::remember(&digest, value);
+        digest
     }
 
     /// Give a state from before salts its salt, salting its digests of bare values.
@@ -350,6 +390,7 @@ impl State {
                 scripts: BTreeMap::new(),
                 d1_databases: Vec::new(),
                 secret_salt: hex::encode(rand::random::<[u8; 32]>()),
+                stream_keys: Vec::new(),
             },
             user: User {
                 id: "fedcba9876543210fedcba9876543210".to_owned(),

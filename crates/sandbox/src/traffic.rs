@@ -31,7 +31,7 @@ use serde::Serialize;
 
 use super::server::App;
 use super::state::Script;
-use super::workers::behaviour::{self, Answer};
+use super::workers::behaviour::{self, Answer, Request};
 
 /// The response header that names the version that answered.
 pub(crate) const VERSION_HEADER: &str = "x-sandbox-version-id";
@@ -182,27 +182,52 @@ fn choose<'a>(
         .map(|(id, _)| id.as_str())
 }
 
+/// A request's Worker: the script's name, the Worker's path and whether it came by `Host`.
+pub(crate) struct Target {
+    script: String,
+    path: String,
+    by_host: bool,
+}
+
 impl App {
-    /// Answer a request addressed to a Worker, or `None` when it is not one.
+    /// The Worker a request is addressed to, or `None` when it is not one (an API request).
+    pub(crate) fn worker_target(&self, headers: &HeaderMap, path: &str) -> Option<Target> {
+        Some(match addressed(headers, path)? {
+            Addressed::Prefix(script, path) => Target {
+                script,
+                path,
+                by_host: false,
+            },
+            Addressed::Host(script, subdomain, path) => {
+                let world = self.world.lock().unwrap_or_else(|p| p.into_inner());
+                if world.state.account.subdomain.as_deref() != Some(subdomain.as_str()) {
+                    return None;
+                }
+                Target {
+                    script,
+                    path,
+                    by_host: true,
+                }
+            }
+        })
+    }
+
+    /// Answer a request addressed to a Worker.
     pub(crate) async fn worker_traffic(
         &self,
         method: &Method,
         headers: &HeaderMap,
-        path: &str,
-    ) -> Option<Response<Body>> {
-        let addressed = addressed(headers, path)?;
-        let (script_name, worker_path, answer, version) = {
+        target: Target,
+        body: &[u8],
+    ) -> Response<Body> {
+        let Target {
+            script: script_name,
+            path: worker_path,
+            by_host,
+        } = target;
+        let (answer, version) = {
             let world = self.world.lock().unwrap_or_else(|p| p.into_inner());
             let account = &world.state.account;
-            let (script_name, worker_path, by_host) = match addressed {
-                Addressed::Prefix(script, path) => (script, path, false),
-                Addressed::Host(script, subdomain, path) => {
-                    if account.subdomain.as_deref() != Some(subdomain.as_str()) {
-                        return None;
-                    }
-                    (script, path, true)
-                }
-            };
             let script = account
                 .scripts
                 .get(&script_name)
@@ -213,20 +238,20 @@ impl App {
             });
             match chosen {
                 Some((script, version)) => (
-                    script_name,
-                    worker_path.clone(),
                     behaviour::answer(
                         account,
                         script.behaviour.as_ref(),
                         version,
-                        method.as_str(),
-                        &worker_path,
+                        &Request {
+                            method: method.as_str(),
+                            path: &worker_path,
+                            headers,
+                            body,
+                        },
                     ),
                     Some(version.id.clone()),
                 ),
                 None => (
-                    script_name,
-                    worker_path,
                     Answer {
                         status: 404,
                         headers: vec![("content-type".to_owned(), "text/plain".to_owned())],
@@ -270,7 +295,7 @@ impl App {
             version: version.clone(),
             status: answer.status,
         });
-        Some(response(answer, version.as_deref()))
+        response(answer, version.as_deref())
     }
 }
 
