@@ -92,6 +92,9 @@ pub struct ValidateArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Treat warnings as errors (exit 1 when there are any), as CI should.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How diagnostics are printed.
@@ -142,6 +145,10 @@ pub struct ApplyArgs {
     /// Allow deleting databases marked `absent: true` with `protect: false`.
     #[arg(long)]
     pub allow_destroy: bool,
+    /// Write every secret given with --secret, also those the Worker already has (by default
+    /// only missing ones are written: each write makes a new Worker version).
+    #[arg(long)]
+    pub force_secrets: bool,
 }
 
 /// `lmsinfra check`.

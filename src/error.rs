@@ -118,10 +118,11 @@ pub enum Error {
 
 impl Error {
     /// The process exit code: 3 when apply refused a plan (as `plan` exits on a blocked plan),
-    /// 1 otherwise.
+    /// 130 after an interrupt, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::PlanBlocked { .. } | Self::PlanStale { .. } => Outcome::Blocked.code(),
+            Self::Apply(crate::apply::Error::Interrupted { .. }) => crate::interrupt::EXIT_CODE,
             _ => 1,
         }
     }

@@ -11,6 +11,7 @@ pub mod cloudflare;
 mod commands;
 mod edge;
 mod error;
+mod interrupt;
 pub mod live;
 pub mod manifest;
 pub mod plan;

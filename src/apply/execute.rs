@@ -23,7 +23,7 @@ pub enum StepOutcome {
     Done(Duration),
     /// Failed after this long.
     Failed(Duration, StepError),
-    /// Not started because an earlier step failed.
+    /// Not started because an earlier step failed, or an interrupt arrived.
     NotStarted,
 }
 
@@ -115,7 +115,8 @@ pub trait Progress {
     fn ended(&mut self, index: usize, step: &Step, outcome: &StepOutcome);
 }
 
-/// Run `steps` in order and say how each ended; the steps after a failure are `NotStarted`.
+/// Run `steps` in order and say how each ended; the steps after a failure, and those not begun
+/// when an interrupt arrived, are `NotStarted`.
 pub async fn execute(
     steps: &[Step],
     desired: &Manifest,
@@ -135,10 +136,12 @@ pub async fn execute(
     let mut kinds = binding_kinds(live);
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
-        if matches!(
-            outcomes.last(),
-            Some(StepOutcome::Failed(..) | StepOutcome::NotStarted)
-        ) {
+        if crate::interrupt::requested()
+            || matches!(
+                outcomes.last(),
+                Some(StepOutcome::Failed(..) | StepOutcome::NotStarted)
+            )
+        {
             outcomes.push(StepOutcome::NotStarted);
             continue;
         }

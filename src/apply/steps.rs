@@ -105,7 +105,11 @@ impl Step {
             Self::CreateDatabase { name, .. } => format!("create D1 database {name}"),
             Self::PatchSettings {
                 script, bindings, ..
-            } => format!("update settings of {script} ({} bindings)", bindings.len()),
+            } => format!(
+                "update settings of {script} ({} binding{})",
+                bindings.len(),
+                if bindings.len() == 1 { "" } else { "s" }
+            ),
             Self::PutSecret { script, name, .. } => format!("put secret {name} on {script}"),
             Self::PutRules { address, rules, .. } => {
                 format!("write {} owned rule(s) to {address}", rules.len())
@@ -320,7 +324,10 @@ mod tests {
 
     #[test]
     fn a_secret_rotation_alone_puts_the_secret_without_touching_settings() {
-        let options = supplied(&["TALLY_SIGNING_SECRET"]);
+        let options = DiffOptions {
+            force_secrets: true,
+            ..supplied(&["TALLY_SIGNING_SECRET"])
+        };
         let steps = plan_and_steps(&manifest(STAGING), &converged(), &options);
         let order: Vec<_> = steps.iter().map(|s| s.address().to_string()).collect();
         assert_eq!(order, ["worker.api.secret.TALLY_SIGNING_SECRET"]);

@@ -1,4 +1,5 @@
-//! `lmsinfra validate`: check manifests offline and print their diagnostics.
+//! `lmsinfra validate`: check manifests offline and print their diagnostics; with `--strict`,
+//! as CI runs it, a warning fails too.
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::error::{Error, Outcome};
@@ -12,6 +13,8 @@ pub(super) fn validate(
     args: ValidateArgs,
 ) -> Result<Outcome, Error> {
     let validation = manifest::check_all(&settings.dir, &args.environments)?;
+    let warned = validation.diagnostics.iter().any(|d| !d.is_error());
+    let valid = validation.is_valid() && !(args.strict && warned);
     match args.format {
         DiagnosticFormat::Text => {
             for diagnostic in &validation.diagnostics {
@@ -20,7 +23,7 @@ pub(super) fn validate(
         }
         DiagnosticFormat::Json => {
             let document = serde_json::json!({
-                "valid": validation.is_valid(),
+                "valid": valid,
                 "summary": validation.summary(),
                 "environments": validation.environments,
                 "diagnostics": validation.diagnostics,
@@ -32,6 +35,12 @@ pub(super) fn validate(
     }
     if !validation.is_valid() {
         return Err(Error::ValidationFailed(validation.summary()));
+    }
+    if !valid {
+        return Err(Error::ValidationFailed(format!(
+            "{}; --strict treats warnings as errors",
+            validation.summary()
+        )));
     }
     printer.status(validation.summary());
     Ok(Outcome::Success)

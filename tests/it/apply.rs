@@ -18,7 +18,7 @@ const SCRIPTS: &str = "/accounts/{account}/workers/scripts";
 const D1: &str = "/accounts/{account}/d1/database";
 
 /// The secrets staging's API Worker requires.
-const SECRETS: [&str; 4] = [
+pub(crate) const SECRETS: [&str; 4] = [
     "TALLY_WEBHOOK_SECRET",
     "TALLY_SIGNING_SECRET",
     "CLOUDFLARE_STREAM_SIGNING_KEY_ID",
@@ -438,7 +438,30 @@ fn apply_without_a_terminal_or_auto_approve_refuses_without_reading_stdin() {
             .output_with_idle_stdin(),
     ));
     assert!(state(&sandbox) == before, "the state file changed");
-    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+    // It reads the account (to say "No changes" when there are none) but never writes.
+    assert!(writes(&sandbox.sandbox().stats()).is_empty(), "it wrote");
+}
+
+#[test]
+fn a_second_apply_with_the_same_secrets_writes_nothing_with_or_without_a_terminal() {
+    let sandbox = TestSandbox::new();
+    apply_staging(&sandbox, None, &[]);
+    let before = writes(&sandbox.sandbox().stats());
+    let again = apply_staging(&sandbox, None, &[]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(
+        again.stdout,
+        "No changes. Live infrastructure matches the manifest.\n"
+    );
+    let unapproved = with_secrets(Lmsinfra::new(&sandbox).args(["apply", "staging"]))
+        .code(0)
+        .run();
+    assert_eq!(unapproved.stdout, again.stdout, "{unapproved}");
+    assert_eq!(
+        writes(&sandbox.sandbox().stats()),
+        before,
+        "a second apply wrote"
+    );
 }
 
 /// Every file under `dir`, recursively.
@@ -485,7 +508,8 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
     };
     let apply = |sandbox: &TestSandbox| {
         lmsinfra(sandbox)
-            .args(["apply", "staging", "--auto-approve"])
+            // Forced, so the second apply writes the secrets again into a failing PUT.
+            .args(["apply", "staging", "--auto-approve", "--force-secrets"])
             .args(["--secret", "TALLY_WEBHOOK_SECRET=env:CANARY_ENV"])
             .args(["--secret", &secret_file_arg])
             .args(["--secret", "CLOUDFLARE_STREAM_SIGNING_KEY_ID=stdin"])

@@ -12,6 +12,7 @@ mod fuzz_corpus;
 mod gather;
 mod hostile;
 mod inputs;
+mod interrupts;
 mod load;
 mod plan;
 mod probe;
