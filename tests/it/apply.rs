@@ -760,3 +760,43 @@ fn removing_rate_limits_or_headers_from_a_routed_worker_deletes_only_that_rule()
         assert_eq!(plan.code, 0, "without {what}: {plan}");
     }
 }
+
+#[test]
+fn unbinding_and_deleting_a_database_converge_in_one_apply() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let created = apply_staging(&sandbox, Some(&project), &[]);
+    assert_eq!(created.code, 0, "{created}");
+    assert!(database_names(&sandbox).contains(&"lms-db-staging".to_owned()));
+
+    project.edit("staging", |text| {
+        text.replacen(
+            "      DB: { type: d1, database: main }\n",
+            "      DB: { absent: true }\n",
+            1,
+        )
+        .replacen(
+            "    protect: true\n",
+            "    protect: false\n    absent: true\n",
+            1,
+        )
+    });
+    let planned = lmsinfra_snapshot!(
+        "unbind_then_delete_plan",
+        plan_staging(&sandbox, Some(&project))
+    );
+    let binding = planned.stdout.find("- binding.DB").expect("the unbinding");
+    let database = planned.stdout.find("- d1.main").expect("the deletion");
+    assert!(binding < database, "{planned}");
+
+    let applied = apply_staging(&sandbox, Some(&project), &["--allow-destroy"]);
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(!database_names(&sandbox).contains(&"lms-db-staging".to_owned()));
+    let kept = bindings(&sandbox, "lms-api-staging");
+    assert!(!kept.contains(&"DB".to_owned()), "{kept:?}");
+    assert!(
+        kept.contains(&"TALLY_SIGNING_SECRET".to_owned()),
+        "{kept:?}"
+    );
+    assert_converged(&sandbox, Some(&project));
+}
