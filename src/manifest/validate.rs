@@ -432,14 +432,22 @@ enum NameOf {
 /// Warn about a database that no Worker of the manifest binds: the code cannot reach it, which
 /// is how a Worker left without its `DB` binding shows in the manifest.
 fn unbound_databases(manifest: &Manifest, problems: &mut Vec<Problem>) {
+    let d1_bindings = || {
+        manifest
+            .workers
+            .values()
+            .flat_map(|worker| worker.bindings.iter())
+            .filter_map(|(_, binding)| match binding {
+                Binding::D1 { database } => Some(database),
+                _ => None,
+            })
+    };
+    // A binding to an undeclared database is already an error, most likely a misspelt key.
+    if d1_bindings().any(|database| !manifest.d1_databases.contains_key(database)) {
+        return;
+    }
     for (key, database) in manifest.d1_databases.iter().filter(|(_, d)| !d.absent) {
-        let bound = manifest.workers.values().any(|worker| {
-            worker
-                .bindings
-                .iter()
-                .any(|(_, b)| matches!(b, Binding::D1 { database } if database == key))
-        });
-        if !bound {
+        if !d1_bindings().any(|database| database == key) {
             problems.push(
                 Problem::error(
                     "manifest::unbound-database",
