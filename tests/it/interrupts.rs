@@ -177,9 +177,19 @@ fn pseudo_terminal() -> (OwnedFd, OwnedFd) {
 /// on it reaches it as SIGINT.
 fn spawn_on_terminal(mut command: Command) -> (Child, std::fs::File, Transcript) {
     let (master, slave) = pseudo_terminal();
+    command.stdout(Stdio::from(slave.try_clone().expect("dup")));
+    start_on_terminal(command, master, slave)
+}
+
+/// Start `command` with stdin and stderr on the terminal `slave`, whose other side is
+/// `master`, as its controlling terminal; stdout is as `command` says.
+fn start_on_terminal(
+    mut command: Command,
+    master: OwnedFd,
+    slave: OwnedFd,
+) -> (Child, std::fs::File, Transcript) {
     command
         .stdin(Stdio::from(slave.try_clone().expect("dup")))
-        .stdout(Stdio::from(slave.try_clone().expect("dup")))
         .stderr(Stdio::from(slave));
     // SAFETY: between fork and exec this only calls async-signal-safe functions: a new session
     // with stdin (the terminal) as its controlling terminal.
@@ -258,4 +268,34 @@ fn ctrl_c_typed_on_the_terminal_interrupts_apply_after_the_approval() {
             .collect::<Vec<_>>()
     };
     assert_eq!(writes(&before), writes(&after), "the second apply wrote");
+}
+
+#[test]
+fn with_stdout_piped_the_question_still_comes_after_the_whole_plan() {
+    let sandbox = TestSandbox::new();
+    let (master, slave) = pseudo_terminal();
+    let mut command = apply_command(&sandbox, &[]);
+    command.stdout(Stdio::piped());
+    let (mut child, mut terminal, transcript) = start_on_terminal(command, master, slave);
+    let piped = Transcript::default();
+    piped.collect(child.stdout.take().expect("piped stdout"));
+    transcript.wait_for("Only 'yes' will be accepted: ");
+    let text = transcript.text();
+    let summary = text
+        .find("Plan: ")
+        .expect("the plan is shown on the terminal");
+    let question = text.find("Apply these changes").expect("the question");
+    assert!(summary < question, "{text}");
+    terminal.write_all(b"no\n").expect("the answer is typed");
+    assert_eq!(exit_code(&mut child), 1, "{}", transcript.text());
+    assert!(
+        transcript.text().contains("apply cancelled"),
+        "{}",
+        transcript.text()
+    );
+    assert!(
+        piped.text().contains("Plan: "),
+        "the pipe lost the plan: {}",
+        piped.text()
+    );
 }
