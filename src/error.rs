@@ -117,6 +117,17 @@ pub enum Error {
 }
 
 impl Error {
+    /// The diagnostics of an invalid manifest, taken out of the error so they can be printed
+    /// before it: its summary ends with "fix the problems above", so it must come last.
+    pub fn take_problems(&mut self) -> Vec<crate::manifest::Diagnostic> {
+        match self {
+            Self::Manifest(crate::manifest::Error::ManifestInvalid { diagnostics, .. }) => {
+                std::mem::take(diagnostics)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The process exit code: 3 when apply refused a plan (as `plan` exits on a blocked plan),
     /// 130 after an interrupt, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
