@@ -197,6 +197,9 @@ pub struct ValidateArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
     pub format: DiagnosticFormat,
+    /// Treat warnings as errors (exit 1 when there are any), as CI should.
+    #[arg(long)]
+    pub strict: bool,
 }
 
 /// How diagnostics are printed.
@@ -254,6 +257,10 @@ pub struct ApplyArgs {
     /// Do not run the smoke checks of the Workers apply changed.
     #[arg(long)]
     pub no_verify: bool,
+    /// Write every secret given with --secret, also those the Worker already has (by default
+    /// only missing ones are written: each write makes a new Worker version).
+    #[arg(long)]
+    pub force_secrets: bool,
 }
 
 /// `lmsinfra releases`.

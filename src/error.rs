@@ -210,8 +210,19 @@ pub enum Error {
 }
 
 impl Error {
+    /// The diagnostics of an invalid manifest, taken out of the error so they can be printed
+    /// before it: its summary ends with "fix the problems above", so it must come last.
+    pub fn take_problems(&mut self) -> Vec<crate::manifest::Diagnostic> {
+        match self {
+            Self::Manifest(crate::manifest::Error::ManifestInvalid { diagnostics, .. }) => {
+                std::mem::take(diagnostics)
+            }
+            _ => Vec::new(),
+        }
+    }
+
     /// The process exit code: 3 when apply refused a plan (as `plan` exits on a blocked plan),
-    /// 1 otherwise.
+    /// 130 after an interrupt, 1 otherwise.
     pub fn exit_code(&self) -> u8 {
         match self {
             Self::PlanBlocked { .. } | Self::PlanStale { .. } | Self::MigrateRefused { .. } => {
@@ -219,6 +230,7 @@ impl Error {
             }
             Self::Rollback(err) if err.is_refusal() => Outcome::Blocked.code(),
             Self::Backup(err) => err.exit_code(),
+            Self::Apply(crate::apply::Error::Interrupted { .. }) => crate::interrupt::EXIT_CODE,
             _ => 1,
         }
     }

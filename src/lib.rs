@@ -12,6 +12,7 @@ pub mod cloudflare;
 mod commands;
 mod edge;
 mod error;
+mod interrupt;
 pub mod live;
 pub mod manifest;
 pub mod migrations;
@@ -50,8 +51,11 @@ pub fn run() -> ExitCode {
     let printer = printer::Printer::init(&settings);
     match commands::run(cli.command, &settings, printer) {
         Ok(outcome) => ExitCode::from(outcome.code()),
-        Err(err) => {
+        Err(mut err) => {
             let code = err.exit_code();
+            for problem in err.take_problems() {
+                printer.diagnostic(problem);
+            }
             printer.error(err.into());
             ExitCode::from(code)
         }

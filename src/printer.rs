@@ -57,6 +57,11 @@ impl Printer {
         self.stdout_color
     }
 
+    /// Whether text on stderr gets colour.
+    pub(crate) fn stderr_color(&self) -> bool {
+        self.stderr_color
+    }
+
     /// Whether `-q` asked for errors only.
     pub(crate) fn quiet(&self) -> bool {
         self.quiet

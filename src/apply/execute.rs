@@ -35,7 +35,7 @@ pub enum StepOutcome {
     Done(Duration),
     /// Failed after this long.
     Failed(Duration, StepError),
-    /// Not started because an earlier step failed.
+    /// Not started because an earlier step failed, or an interrupt arrived.
     NotStarted,
 }
 
@@ -162,7 +162,8 @@ pub trait Progress {
     fn note(&mut self, _step: &Step, _text: &str) {}
 }
 
-/// Run `steps` in order and say how each ended; the steps after a failure are `NotStarted`.
+/// Run `steps` in order and say how each ended; the steps after a failure, and those not begun
+/// when an interrupt arrived, are `NotStarted`.
 /// Every Worker version the steps make carries `annotations`.
 pub async fn execute(
     steps: &[Step],
@@ -184,10 +185,12 @@ pub async fn execute(
     let mut bookmarks = BTreeMap::new();
     let mut outcomes = Vec::with_capacity(steps.len());
     for (index, step) in steps.iter().enumerate() {
-        if matches!(
-            outcomes.last(),
-            Some(StepOutcome::Failed(..) | StepOutcome::NotStarted)
-        ) {
+        if crate::interrupt::requested()
+            || matches!(
+                outcomes.last(),
+                Some(StepOutcome::Failed(..) | StepOutcome::NotStarted)
+            )
+        {
             outcomes.push(StepOutcome::NotStarted);
             continue;
         }

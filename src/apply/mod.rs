@@ -34,6 +34,18 @@ pub enum Error {
     #[error(transparent)]
     #[diagnostic(transparent)]
     ApplyFailed(Box<ApplyFailure>),
+    /// A Ctrl-C or SIGTERM stopped apply between two steps; the one in flight finished.
+    #[error("interrupted after {} of {total} steps; run apply again to finish", done.len())]
+    #[diagnostic(help(
+        "done: {}. Every step is planned again from the live account, so the next apply does only what is left",
+        if done.is_empty() { "none".to_owned() } else { done.join(", ") }
+    ))]
+    Interrupted {
+        /// Addresses of the steps done.
+        done: Vec<String>,
+        /// How many steps there were.
+        total: usize,
+    },
     /// After apply, a fresh plan still had changes.
     #[error("apply did not converge: a fresh plan still changes {}", addresses.join(", "))]
     #[diagnostic(help(
@@ -95,14 +107,14 @@ pub async fn run(
     annotations: &Annotations,
     progress: &mut dyn Progress,
 ) -> Result<Applied, Error> {
-    let outcomes = execute(steps, desired, live, client, secrets, annotations, progress).await;
+    let mut outcomes = execute(steps, desired, live, client, secrets, annotations, progress).await;
     let failure = outcomes
-        .into_iter()
-        .enumerate()
-        .find_map(|(index, outcome)| match outcome {
-            StepOutcome::Failed(_, source) => Some((index, source)),
-            _ => None,
-        });
+        .iter()
+        .position(|o| matches!(o, StepOutcome::Failed(..)));
+    let failure = failure.and_then(|index| match outcomes.swap_remove(index) {
+        StepOutcome::Failed(_, source) => Some((index, source)),
+        _ => None,
+    });
     if let Some((index, source)) = failure {
         return Err(Error::ApplyFailed(Box::new(ApplyFailure {
             done: steps[..index]
@@ -116,6 +128,19 @@ pub async fn run(
                 .collect(),
             source,
         })));
+    }
+    let done = outcomes
+        .iter()
+        .take_while(|outcome| matches!(outcome, StepOutcome::Done(_)))
+        .count();
+    if done < steps.len() {
+        return Err(Error::Interrupted {
+            done: steps[..done]
+                .iter()
+                .map(|s| s.address().to_string())
+                .collect(),
+            total: steps.len(),
+        });
     }
     let no_probes = GatherOptions {
         probes: false,

@@ -17,6 +17,11 @@ use crate::cloudflare::{Phase, Rule, Ruleset};
 use crate::manifest::model::LocationHint;
 use crate::plan::{Address, MigrationRun, Operation, Plan, WorkerSettings, ZoneRules};
 
+/// `N binding` or `N bindings`.
+fn bindings(count: usize) -> String {
+    format!("{count} binding{}", if count == 1 { "" } else { "s" })
+}
+
 /// One API call apply makes.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Step {
@@ -117,12 +122,12 @@ impl Step {
                 };
                 match settings {
                     Some(settings) if secrets.is_empty() => format!(
-                        "update settings of {script} ({} bindings)",
-                        settings.bindings.len()
+                        "update settings of {script} ({})",
+                        bindings(settings.bindings.len())
                     ),
                     Some(settings) => format!(
-                        "update settings of {script} ({} bindings) and put {secrets}",
-                        settings.bindings.len()
+                        "update settings of {script} ({}) and put {secrets}",
+                        bindings(settings.bindings.len())
                     ),
                     None => format!("put {secrets} on {script}"),
                 }
@@ -347,7 +352,10 @@ mod tests {
 
     #[test]
     fn a_secret_rotation_alone_writes_the_secret_without_new_settings() {
-        let options = supplied(&["TALLY_SIGNING_SECRET"]);
+        let options = DiffOptions {
+            force_secrets: true,
+            ..supplied(&["TALLY_SIGNING_SECRET"])
+        };
         let steps = plan_and_steps(&manifest(STAGING), &converged(), &options);
         let [
             Step::WriteWorker {

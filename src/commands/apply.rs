@@ -23,23 +23,28 @@ pub(super) fn apply(
     printer: Printer,
     args: ApplyArgs,
 ) -> Result<Outcome, Error> {
-    use std::io::IsTerminal;
-    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
-    if !args.auto_approve && !interactive {
-        return Err(Error::ApprovalNeeded);
-    }
     let desired = manifest::load_valid(&settings.dir, &args.environment)
         .map_err(|err| apply::withhold_secret_values(err, &args.secrets))?;
-    let secrets = apply::read_secrets(
-        &args.secrets,
-        &desired,
-        |var| std::env::var(var).ok(),
-        &mut std::io::stdin(),
-    )?;
+    // Without a terminal to ask on and without --auto-approve, apply can only end with "No
+    // changes" or a refusal: it never reads a secret's value then, so it never waits on stdin.
+    use std::io::IsTerminal;
+    let interactive = std::io::stdin().is_terminal() && std::io::stderr().is_terminal();
+    let may_write = args.auto_approve || interactive;
+    let secrets = if may_write {
+        apply::read_secrets(
+            &args.secrets,
+            &desired,
+            |var| std::env::var(var).ok(),
+            &mut std::io::stdin(),
+        )?
+    } else {
+        Default::default()
+    };
     crate::secret::register(secrets.values());
     let options = plan::DiffOptions {
-        supplied_secrets: secrets.keys().cloned().collect(),
+        supplied_secrets: args.secrets.iter().map(|s| s.name.clone()).collect(),
         allow_destroy: args.allow_destroy,
+        force_secrets: args.force_secrets,
         ..plan::DiffOptions::default()
     };
     let no_probes = GatherOptions {
@@ -101,11 +106,26 @@ pub(super) fn apply(
         })
         .collect();
     if steps.is_empty() && rotations.is_empty() {
+        if !plan.is_empty() {
+            printer.status("No changes for apply to make.");
+        }
         return Ok(Outcome::Success);
     }
-    if !args.auto_approve && !confirm(printer, &args.environment)? {
-        return Err(Error::ApplyCancelled);
+    if !may_write {
+        return Err(Error::ApprovalNeeded);
     }
+    if !args.auto_approve {
+        if !std::io::stdout().is_terminal() {
+            // The plan went down a pipe, which may print it after the question: show it again
+            // on the terminal that asks, so what is approved is on screen above the question.
+            let shown = render::text(&plan, printer.stderr_color());
+            printer.prompt(format_args!("{}\n", shown.trim_end()));
+        }
+        if !confirm(printer, &args.environment)? {
+            return Err(Error::ApplyCancelled);
+        }
+    }
+    crate::interrupt::watch(&account.runtime).map_err(|source| Error::Runtime { source })?;
     let annotations =
         release::apply_annotations(&args.environment, &revision, &apply::plan_digest(&plan));
     let mut progress = apply::ProgressLines::new(steps.len(), printer.quiet());

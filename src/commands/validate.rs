@@ -1,4 +1,5 @@
-//! `lmsinfra validate`: check manifests offline and print their diagnostics.
+//! `lmsinfra validate`: check manifests offline and print their diagnostics; with `--strict`,
+//! as CI runs it, a warning fails too.
 
 use crate::cli::{DiagnosticFormat, ValidateArgs};
 use crate::error::{Error, Outcome};
@@ -15,6 +16,8 @@ pub(super) fn validate(
 ) -> Result<Outcome, Error> {
     let validation = manifest::check_all(&settings.dir, &args.environments)?;
     let findings = migration_findings(settings, &args.environments, &validation);
+    let warned = validation.diagnostics.iter().any(|d| !d.is_error());
+    let valid = validation.is_valid() && findings.is_empty() && !(args.strict && warned);
     match args.format {
         DiagnosticFormat::Text => {
             for diagnostic in &validation.diagnostics {
@@ -26,7 +29,7 @@ pub(super) fn validate(
         }
         DiagnosticFormat::Json => {
             let document = serde_json::json!({
-                "valid": validation.is_valid(),
+                "valid": valid,
                 "summary": validation.summary(),
                 "environments": validation.environments,
                 "diagnostics": validation.diagnostics,
@@ -46,6 +49,12 @@ pub(super) fn validate(
             validation.summary(),
             findings.len(),
             if findings.len() == 1 { "" } else { "s" }
+        )));
+    }
+    if !valid {
+        return Err(Error::ValidationFailed(format!(
+            "{}; --strict treats warnings as errors",
+            validation.summary()
         )));
     }
     printer.status(validation.summary());

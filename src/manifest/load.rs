@@ -13,7 +13,10 @@ use serde::de::DeserializeOwned;
 use yaml_serde::{Mapping, Value};
 
 use super::diagnostic::{Diagnostic, Location, Problem, Source, did_you_mean, floor_char_boundary};
-use super::model::{Binding, Capacity, D1Database, Manifest, Parity, Worker};
+use super::model::{
+    AbsentBinding, BindingEntry, Capacity, D1Database, Manifest, Parity, SecretEntry, SecretSpec,
+    Secrets, Worker,
+};
 use super::span::{NodePath, SpanIndex};
 use super::validate::{self, Context};
 
@@ -132,7 +135,9 @@ fn check_on(label: &str, environment: &str, bytes: &[u8], today: jiff::civil::Da
                         .absent
                         .iter()
                         .any(|a| p.path().is_some_and(|path| path.starts_with(a)))
-                }),
+                })
+                // A binding that did not deserialise may be the one that binds the database.
+                .filter(|p| structure.complete || p.code != "manifest::unbound-database"),
         );
         structure.complete.then_some(structure.manifest)
     });
@@ -386,29 +391,56 @@ fn keyed<T>(
     Some((parsed, broken))
 }
 
-/// A Worker, with each binding deserialised on its own.
+/// A Worker, with each binding and each secret deserialised on its own.
 fn worker(_key: &str, value: Value, at: &[String], problems: &mut Vec<Problem>) -> Option<Worker> {
     let mut value = value;
-    let bindings = match &mut value {
-        Value::Mapping(mapping) => mapping.remove("bindings"),
-        _ => None,
+    let (bindings, secrets) = match &mut value {
+        Value::Mapping(mapping) => (mapping.remove("bindings"), mapping.remove("secrets")),
+        _ => (None, None),
     };
     let mut worker: Worker = part(value, at, problems)?;
     let mut child = at.to_vec();
     child.push("bindings".to_owned());
     if let Some((bindings, _)) = keyed(bindings.unwrap_or(Value::Null), &child, problems, binding) {
-        worker.bindings = bindings;
+        worker.bindings = bindings.into_iter().collect();
     }
+    child.pop();
+    child.push("secrets".to_owned());
+    worker.secrets = secret_entries(secrets.unwrap_or(Value::Null), &child, problems);
     Some(worker)
 }
 
-/// A binding; an unknown `type` is reported on the `type` value.
+/// A binding, or `{ absent: true }`; an unknown `type` is reported on the `type` value.
 fn binding(
     _name: &str,
     value: Value,
     at: &[String],
     problems: &mut Vec<Problem>,
-) -> Option<Binding> {
+) -> Option<BindingEntry> {
+    if let Value::Mapping(mapping) = &value {
+        if mapping.contains_key("absent") {
+            if let Some(other) = mapping
+                .keys()
+                .filter_map(Value::as_str)
+                .find(|key| *key != "absent")
+            {
+                let mut path = at.to_vec();
+                path.push(other.to_owned());
+                problems.push(
+                    Problem::error(
+                        "manifest::absent-with-fields",
+                        path,
+                        format!("a binding marked `absent` takes no other fields, but this one has `{other}`"),
+                    )
+                    .on_key()
+                    .label("not allowed beside `absent`")
+                    .help("to remove the binding, write only `absent: true`; to keep it, remove `absent`"),
+                );
+                return None;
+            }
+            return part::<AbsentBinding>(value, at, problems).map(BindingEntry::Absent);
+        }
+    }
     let has_type = matches!(&value, Value::Mapping(mapping) if mapping.contains_key("type"));
     let before = problems.len();
     let parsed = part(value, at, problems);
@@ -421,7 +453,38 @@ fn binding(
             }
         }
     }
-    parsed
+    parsed.map(BindingEntry::Declared)
+}
+
+/// A Worker's `secrets`: each entry a name, or `{ name: NAME, absent: true }`.
+fn secret_entries(value: Value, at: &[String], problems: &mut Vec<Problem>) -> Secrets {
+    let entries = match value {
+        Value::Sequence(entries) => entries,
+        Value::Null => return Secrets::default(),
+        other => {
+            problems.push(type_mismatch(at, &other, "a list of secret names"));
+            return Secrets::default();
+        }
+    };
+    let mut secrets = Secrets::default();
+    for (index, entry) in entries.into_iter().enumerate() {
+        let mut child = at.to_vec();
+        child.push(index.to_string());
+        match entry {
+            Value::String(name) => secrets.push(name),
+            Value::Mapping(_) => {
+                if let Some(spec) = part::<SecretSpec>(entry, &child, problems) {
+                    secrets.push_entry(SecretEntry::Spec(spec));
+                }
+            }
+            other => problems.push(type_mismatch(
+                &child,
+                &other,
+                "a secret's name, or a mapping with `name`",
+            )),
+        }
+    }
+    secrets
 }
 
 /// Deserialise one part, reporting a failure at the path where it happened.

@@ -9,10 +9,7 @@ use indexmap::IndexMap;
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-pub use super::rotation::{
-    DEFAULT_STUCK_AFTER, RequiredSecrets, RotatedSecret, Rotation, Strategy, UnknownAge,
-    parse_duration,
-};
+pub use super::rotation::{DEFAULT_STUCK_AFTER, Rotation, Strategy, UnknownAge, parse_duration};
 
 /// One environment's manifest.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -187,13 +184,13 @@ pub struct Worker {
     /// Workers runtime compatibility flags.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub compatibility_flags: Vec<String>,
-    /// Bindings, by the name the code sees (`env.DB`).
+    /// Bindings, by the name the code sees (`env.DB`); `NAME: { absent: true }` removes one.
     #[serde(default)]
-    pub bindings: IndexMap<String, Binding>,
-    /// Secrets that must exist on the live Worker (names only, never values), each with an
-    /// optional rotation policy.
+    pub bindings: Bindings,
+    /// Secrets that must exist on the live Worker (names only, never values);
+    /// `{ name: NAME, absent: true }` removes one.
     #[serde(default)]
-    pub secrets: RequiredSecrets,
+    pub secrets: Secrets,
     /// Workers Logs, so errors after a deploy can be seen; left as it is when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub observability: Option<Observability>,
@@ -327,6 +324,316 @@ impl Method {
             Self::Delete => "DELETE",
             Self::Options => "OPTIONS",
         }
+    }
+}
+
+/// A Worker's bindings as the manifest lists them: each one declared, or marked absent.
+///
+/// Iterating, `get` and `contains_key` see the declared bindings only, so code that reads what
+/// a Worker should have never meets a removal by mistake; [`Bindings::absent`] lists the
+/// removals and [`Bindings::mentions`] asks about both.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Bindings(IndexMap<String, BindingEntry>);
+
+/// One entry under a Worker's `bindings`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum BindingEntry {
+    /// `{ absent: true }`: apply removes the binding from the live Worker.
+    Absent(AbsentBinding),
+    /// A binding the Worker must have.
+    Declared(Binding),
+}
+
+/// A binding marked for removal: `NAME: { absent: true }`, nothing else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AbsentBinding {
+    /// Always `true`: the Worker must not have this binding.
+    pub absent: bool,
+}
+
+impl Bindings {
+    /// The declared bindings, in manifest order.
+    pub fn iter(&self) -> impl Iterator<Item = (&String, &Binding)> {
+        self.0.iter().filter_map(|(name, entry)| match entry {
+            BindingEntry::Declared(binding) => Some((name, binding)),
+            BindingEntry::Absent(_) => None,
+        })
+    }
+
+    /// The names of the declared bindings, in manifest order.
+    pub fn keys(&self) -> impl Iterator<Item = &String> {
+        self.iter().map(|(name, _)| name)
+    }
+
+    /// The names marked `absent: true`, in manifest order.
+    pub fn absent(&self) -> impl Iterator<Item = &String> {
+        self.0
+            .iter()
+            .filter(|(_, entry)| matches!(entry, BindingEntry::Absent(_)))
+            .map(|(name, _)| name)
+    }
+
+    /// Every entry, declared or absent, in manifest order.
+    pub fn entries(&self) -> impl Iterator<Item = (&String, &BindingEntry)> {
+        self.0.iter()
+    }
+
+    /// The declared binding named `name`.
+    pub fn get(&self, name: &str) -> Option<&Binding> {
+        match self.0.get(name)? {
+            BindingEntry::Declared(binding) => Some(binding),
+            BindingEntry::Absent(_) => None,
+        }
+    }
+
+    /// Whether a binding named `name` is declared.
+    pub fn contains_key(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Whether the manifest says anything about `name`: declared or marked absent.
+    pub fn mentions(&self, name: &str) -> bool {
+        self.0.contains_key(name)
+    }
+
+    /// Whether `name` is marked absent.
+    pub fn is_absent(&self, name: &str) -> bool {
+        matches!(self.0.get(name), Some(BindingEntry::Absent(_)))
+    }
+
+    /// How many bindings are declared.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether no binding is declared.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Declare `binding` under `name`, replacing what was there.
+    pub fn insert(&mut self, name: String, binding: Binding) {
+        self.0.insert(name, BindingEntry::Declared(binding));
+    }
+
+    /// Mark `name` absent, replacing what was there.
+    pub fn insert_absent(&mut self, name: String) {
+        self.0
+            .insert(name, BindingEntry::Absent(AbsentBinding { absent: true }));
+    }
+
+    /// Forget `name`, keeping the order of the others.
+    pub fn shift_remove(&mut self, name: &str) -> Option<BindingEntry> {
+        self.0.shift_remove(name)
+    }
+}
+
+impl std::ops::Index<&str> for Bindings {
+    type Output = Binding;
+
+    fn index(&self, name: &str) -> &Binding {
+        self.get(name)
+            .unwrap_or_else(|| panic!("no declared binding named {name}"))
+    }
+}
+
+impl std::ops::IndexMut<&str> for Bindings {
+    fn index_mut(&mut self, name: &str) -> &mut Binding {
+        match self.0.get_mut(name) {
+            Some(BindingEntry::Declared(binding)) => binding,
+            _ => panic!("no declared binding named {name}"),
+        }
+    }
+}
+
+impl<'a> IntoIterator for &'a Bindings {
+    type Item = (&'a String, &'a Binding);
+    type IntoIter = Box<dyn Iterator<Item = (&'a String, &'a Binding)> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl FromIterator<(String, Binding)> for Bindings {
+    fn from_iter<I: IntoIterator<Item = (String, Binding)>>(iter: I) -> Self {
+        Self(
+            iter.into_iter()
+                .map(|(name, binding)| (name, BindingEntry::Declared(binding)))
+                .collect(),
+        )
+    }
+}
+
+impl FromIterator<(String, BindingEntry)> for Bindings {
+    fn from_iter<I: IntoIterator<Item = (String, BindingEntry)>>(iter: I) -> Self {
+        Self(iter.into_iter().collect())
+    }
+}
+
+impl<const N: usize> From<[(String, Binding); N]> for Bindings {
+    fn from(bindings: [(String, Binding); N]) -> Self {
+        bindings.into_iter().collect()
+    }
+}
+
+impl From<IndexMap<String, Binding>> for Bindings {
+    fn from(bindings: IndexMap<String, Binding>) -> Self {
+        bindings.into_iter().collect()
+    }
+}
+
+/// A Worker's secrets as the manifest lists them: names that must exist, and names marked
+/// absent. Like [`Bindings`], iterating and `contains` see the required names only.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(transparent)]
+pub struct Secrets(Vec<SecretEntry>);
+
+/// One entry under a Worker's `secrets`: a name, or a mapping that says more about it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum SecretEntry {
+    /// A secret the Worker must have, by name.
+    Name(String),
+    /// `{ name: NAME, … }`.
+    Spec(SecretSpec),
+}
+
+/// A secret written as a mapping.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSpec {
+    /// The secret's name.
+    pub name: String,
+    /// The Worker must not have this secret: apply removes it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub absent: bool,
+    /// How the secret is rotated and how old it may get (see `lmsinfra rotate`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rotation: Option<Rotation>,
+}
+
+impl SecretEntry {
+    /// The secret's name.
+    pub fn name(&self) -> &String {
+        match self {
+            Self::Name(name) => name,
+            Self::Spec(spec) => &spec.name,
+        }
+    }
+
+    /// Whether the secret is marked `absent: true`.
+    pub fn is_absent(&self) -> bool {
+        matches!(self, Self::Spec(spec) if spec.absent)
+    }
+}
+
+impl Secrets {
+    /// The names of the required secrets, in manifest order.
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0
+            .iter()
+            .filter(|entry| !entry.is_absent())
+            .map(SecretEntry::name)
+    }
+
+    /// The names marked `absent: true`, in manifest order.
+    pub fn absent(&self) -> impl Iterator<Item = &String> {
+        self.0
+            .iter()
+            .filter(|entry| entry.is_absent())
+            .map(SecretEntry::name)
+    }
+
+    /// Every entry, required or absent, in manifest order.
+    pub fn entries(&self) -> impl Iterator<Item = &SecretEntry> {
+        self.0.iter()
+    }
+
+    /// Whether `name` is required.
+    pub fn contains(&self, name: &str) -> bool {
+        self.iter().any(|s| s == name)
+    }
+
+    /// Whether `name` is marked absent.
+    pub fn is_absent(&self, name: &str) -> bool {
+        self.absent().any(|s| s == name)
+    }
+
+    /// How many secrets are required.
+    pub fn len(&self) -> usize {
+        self.iter().count()
+    }
+
+    /// Whether no secret is required.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Require `name`.
+    pub fn push(&mut self, name: String) {
+        self.0.push(SecretEntry::Name(name));
+    }
+
+    /// Mark `name` absent.
+    pub fn push_absent(&mut self, name: String) {
+        self.push_entry(SecretEntry::Spec(SecretSpec {
+            name,
+            absent: true,
+            rotation: None,
+        }));
+    }
+
+    /// Add `entry` at the end.
+    pub fn push_entry(&mut self, entry: SecretEntry) {
+        self.0.push(entry);
+    }
+
+    /// The rotation policy of the required secret `name`, if it has one.
+    pub fn rotation(&self, name: &str) -> Option<&Rotation> {
+        self.rotated()
+            .find(|(_, rotated, _)| *rotated == name)
+            .map(|(_, _, rotation)| rotation)
+    }
+
+    /// Every required secret with a rotation policy, in manifest order, with its index in the
+    /// list as written.
+    pub fn rotated(&self) -> impl Iterator<Item = (usize, &str, &Rotation)> {
+        self.0
+            .iter()
+            .enumerate()
+            .filter_map(|(index, entry)| match entry {
+                SecretEntry::Spec(SecretSpec {
+                    name,
+                    absent: false,
+                    rotation: Some(rotation),
+                }) => Some((index, name.as_str(), rotation)),
+                _ => None,
+            })
+    }
+}
+
+impl<'a> IntoIterator for &'a Secrets {
+    type Item = &'a String;
+    type IntoIter = Box<dyn Iterator<Item = &'a String> + 'a>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        Box::new(self.iter())
+    }
+}
+
+impl FromIterator<String> for Secrets {
+    fn from_iter<I: IntoIterator<Item = String>>(iter: I) -> Self {
+        Self(iter.into_iter().map(SecretEntry::Name).collect())
+    }
+}
+
+impl From<Vec<String>> for Secrets {
+    fn from(names: Vec<String>) -> Self {
+        names.into_iter().collect()
     }
 }
 

@@ -105,7 +105,7 @@ impl Compared {
                 let index = manifest
                     .workers
                     .get(worker)
-                    .and_then(|w| w.secrets.iter().position(|secret| secret == name));
+                    .and_then(|w| w.secrets.entries().position(|secret| secret.name() == name));
                 match index {
                     Some(index) => owned(&["workers", worker, "secrets", &index.to_string()]),
                     None => owned(&["workers", worker, "secrets"]),

@@ -1,92 +1,14 @@
-//! A Worker's required secrets, each a plain name or a name with a rotation policy.
+//! A required secret's rotation policy: `{ name: NAME, rotation: { … } }` under a Worker's
+//! `secrets`.
 //!
 //! Cloudflare never returns a secret's value nor when it was set, so the manifest can only say
 //! how a secret is rotated and how old it may get; lmsinfra records each rotation in the
-//! annotations of the versions it creates (see `crate::rotation`). The list keeps the plain form
-//! (`- TALLY_WEBHOOK_SECRET`) valid, and reads as a list of names everywhere only presence
-//! matters ([`RequiredSecrets`] dereferences to the names), so the rotation policy is seen only
-//! by the code that rotates and checks.
-
-use std::borrow::Cow;
-use std::collections::BTreeMap;
-use std::fmt;
-use std::ops::{Deref, DerefMut};
+//! annotations of the versions it creates (see `crate::rotation`). The plain form
+//! (`- TALLY_WEBHOOK_SECRET`) stays valid, and the policy is seen only by the code that rotates
+//! and checks (`Secrets::rotation`, `Secrets::rotated`).
 
 use schemars::JsonSchema;
-use serde::de::{self, MapAccess, SeqAccess, Visitor};
-use serde::{Deserialize, Deserializer, Serialize, Serializer};
-
-/// The required secrets of a Worker, in manifest order, with the rotation policy of those that
-/// have one.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct RequiredSecrets {
-    names: Vec<String>,
-    rotations: BTreeMap<String, Rotation>,
-}
-
-impl RequiredSecrets {
-    /// The rotation policy of `name`, if it has one.
-    pub fn rotation(&self, name: &str) -> Option<&Rotation> {
-        self.rotations.get(name)
-    }
-
-    /// Every secret with a rotation policy, in manifest order, with its index in the list.
-    pub fn rotated(&self) -> impl Iterator<Item = (usize, &str, &Rotation)> {
-        self.names.iter().enumerate().filter_map(|(index, name)| {
-            self.rotations
-                .get(name)
-                .map(|rotation| (index, name.as_str(), rotation))
-        })
-    }
-}
-
-impl From<Vec<String>> for RequiredSecrets {
-    fn from(names: Vec<String>) -> Self {
-        RequiredSecrets {
-            names,
-            rotations: BTreeMap::new(),
-        }
-    }
-}
-
-impl FromIterator<String> for RequiredSecrets {
-    fn from_iter<I: IntoIterator<Item = String>>(names: I) -> Self {
-        names.into_iter().collect::<Vec<_>>().into()
-    }
-}
-
-impl<'a> IntoIterator for &'a RequiredSecrets {
-    type Item = &'a String;
-    type IntoIter = std::slice::Iter<'a, String>;
-
-    fn into_iter(self) -> Self::IntoIter {
-        self.names.iter()
-    }
-}
-
-impl Deref for RequiredSecrets {
-    type Target = Vec<String>;
-
-    fn deref(&self) -> &Vec<String> {
-        &self.names
-    }
-}
-
-impl DerefMut for RequiredSecrets {
-    fn deref_mut(&mut self) -> &mut Vec<String> {
-        &mut self.names
-    }
-}
-
-/// A secret with a rotation policy.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
-#[serde(deny_unknown_fields)]
-pub struct RotatedSecret {
-    /// The secret's name, as the code sees it (`env.NAME`).
-    pub name: String,
-    /// How the secret is rotated and how old it may get.
-    pub rotation: Rotation,
-}
+use serde::{Deserialize, Serialize};
 
 /// How a secret is rotated, and the policy `check` enforces.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
@@ -172,104 +94,6 @@ pub fn parse_duration(text: &str) -> Result<i64, String> {
         .ok_or_else(|| format!("`{text}` is too long"))
 }
 
-/// One entry as written: a name, or a name with a rotation.
-enum Entry {
-    Name(String),
-    Rotated(RotatedSecret),
-}
-
-impl<'de> Deserialize<'de> for Entry {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct EntryVisitor;
-
-        impl<'de> Visitor<'de> for EntryVisitor {
-            type Value = Entry;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a secret name, or {name, rotation}")
-            }
-
-            fn visit_str<E: de::Error>(self, name: &str) -> Result<Entry, E> {
-                Ok(Entry::Name(name.to_owned()))
-            }
-
-            fn visit_map<A: MapAccess<'de>>(self, map: A) -> Result<Entry, A::Error> {
-                RotatedSecret::deserialize(de::value::MapAccessDeserializer::new(map))
-                    .map(Entry::Rotated)
-            }
-        }
-
-        deserializer.deserialize_any(EntryVisitor)
-    }
-}
-
-impl<'de> Deserialize<'de> for RequiredSecrets {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct ListVisitor;
-
-        impl<'de> Visitor<'de> for ListVisitor {
-            type Value = RequiredSecrets;
-
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a list of secret names or {name, rotation}")
-            }
-
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<RequiredSecrets, A::Error> {
-                let mut secrets = RequiredSecrets::default();
-                while let Some(entry) = seq.next_element::<Entry>()? {
-                    match entry {
-                        Entry::Name(name) => secrets.names.push(name),
-                        Entry::Rotated(RotatedSecret { name, rotation }) => {
-                            secrets.names.push(name.clone());
-                            secrets.rotations.entry(name).or_insert(rotation);
-                        }
-                    }
-                }
-                Ok(secrets)
-            }
-        }
-
-        deserializer.deserialize_seq(ListVisitor)
-    }
-}
-
-impl Serialize for RequiredSecrets {
-    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
-        #[derive(Serialize)]
-        #[serde(untagged)]
-        enum Out<'a> {
-            Name(&'a str),
-            Rotated {
-                name: &'a str,
-                rotation: &'a Rotation,
-            },
-        }
-        serializer.collect_seq(
-            self.names
-                .iter()
-                .map(|name| match self.rotations.get(name) {
-                    Some(rotation) => Out::Rotated { name, rotation },
-                    None => Out::Name(name),
-                }),
-        )
-    }
-}
-
-impl JsonSchema for RequiredSecrets {
-    fn schema_name() -> Cow<'static, str> {
-        "RequiredSecrets".into()
-    }
-
-    fn json_schema(generator: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        let rotated = generator.subschema_for::<RotatedSecret>();
-        schemars::json_schema!({
-            "description": "Secrets that must exist on the live Worker (names only, never values): a name, or {name, rotation}.",
-            "type": "array",
-            "items": {"anyOf": [{"type": "string"}, rotated]}
-        })
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -286,13 +110,15 @@ mod tests {
 
     #[test]
     fn plain_names_and_rotations_read_back_as_written() {
+        use crate::manifest::model::Secrets;
         let yaml = "- TALLY_WEBHOOK_SECRET\n- name: TALLY_SIGNING_SECRET\n  rotation:\n    strategy: dual\n    max_age_days: 90\n    generation: 2\n";
-        let secrets: RequiredSecrets = yaml_serde::from_str(yaml).expect("parses");
-        assert_eq!(*secrets, ["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
+        let secrets: Secrets = yaml_serde::from_str(yaml).expect("parses");
+        let names: Vec<&String> = secrets.iter().collect();
+        assert_eq!(names, ["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
         let rotation = secrets.rotation("TALLY_SIGNING_SECRET").expect("rotated");
         assert_eq!(rotation.strategy, Strategy::Dual);
         assert_eq!(rotation.generation, Some(2));
-        let again: RequiredSecrets =
+        let again: Secrets =
             yaml_serde::from_str(&yaml_serde::to_string(&secrets).expect("writes")).expect("reads");
         assert_eq!(again, secrets);
     }

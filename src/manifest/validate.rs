@@ -7,7 +7,9 @@ use std::collections::HashMap;
 use jiff::civil::Date;
 
 use super::diagnostic::{Problem, did_you_mean};
-use super::model::{Binding, Manifest, RateLimits, SimpleLimit, Strategy, Worker, parse_duration};
+use super::model::{
+    Binding, BindingEntry, Manifest, RateLimits, SimpleLimit, Strategy, Worker, parse_duration,
+};
 use super::naming;
 use super::parity::Compared;
 use super::span::NodePath;
@@ -116,6 +118,7 @@ pub(crate) fn validate(manifest: &Manifest, context: &Context<'_>) -> Vec<Proble
     for (key, worker) in &manifest.workers {
         check_worker(manifest, key, worker, context, &mut problems);
     }
+    unbound_databases(manifest, &mut problems);
     duplicate_physical_names(manifest, &mut problems);
     problems.extend(super::limits::check(manifest));
     for (index, address) in manifest.parity.ignore.iter().enumerate() {
@@ -231,10 +234,21 @@ fn check_worker(
     }
     // Names the code sees on `env`: first use by path, for duplicate detection.
     let mut seen: HashMap<&str, NodePath> = HashMap::new();
-    for (name, binding) in &worker.bindings {
+    for (name, entry) in worker.bindings.entries() {
         let at = path(&["workers", key, "bindings", name]);
         check_identifier(name, NameOf::Binding, at.clone(), problems);
         seen.entry(name.as_str()).or_insert_with(|| at.clone());
+        let binding = match entry {
+            BindingEntry::Declared(binding) => binding,
+            BindingEntry::Absent(absent) => {
+                if !absent.absent {
+                    problems.push(absent_false(path(&[
+                        "workers", key, "bindings", name, "absent",
+                    ])));
+                }
+                continue;
+            }
+        };
         match binding {
             Binding::D1 { database } => {
                 let declared = manifest.d1_databases.contains_key(database)
@@ -291,8 +305,9 @@ fn check_worker(
             Binding::KvNamespace { .. } | Binding::R2Bucket { .. } | Binding::Service { .. } => {}
         }
     }
-    for (index, name) in worker.secrets.iter().enumerate() {
+    for (index, entry) in worker.secrets.entries().enumerate() {
         let at = path(&["workers", key, "secrets", &index.to_string()]);
+        let name = entry.name();
         check_identifier(name, NameOf::Secret, at.clone(), problems);
         match seen.get(name.as_str()) {
             Some(first) => {
@@ -610,6 +625,51 @@ fn check_rotations(key: &str, worker: &Worker, problems: &mut Vec<Problem>) {
             }
         }
     }
+}
+
+/// Warn about a database that no Worker of the manifest binds: the code cannot reach it, which
+/// is how a Worker left without its `DB` binding shows in the manifest.
+fn unbound_databases(manifest: &Manifest, problems: &mut Vec<Problem>) {
+    let d1_bindings = || {
+        manifest
+            .workers
+            .values()
+            .flat_map(|worker| worker.bindings.iter())
+            .filter_map(|(_, binding)| match binding {
+                Binding::D1 { database } => Some(database),
+                _ => None,
+            })
+    };
+    // A binding to an undeclared database is already an error, most likely a misspelt key.
+    if d1_bindings().any(|database| !manifest.d1_databases.contains_key(database)) {
+        return;
+    }
+    for (key, database) in manifest.d1_databases.iter().filter(|(_, d)| !d.absent) {
+        if !d1_bindings().any(|database| database == key) {
+            problems.push(
+                Problem::error(
+                    "manifest::unbound-database",
+                    path(&["d1_databases", key]),
+                    format!("no Worker binds database `{key}` ({})", database.name),
+                )
+                .on_key()
+                .warning()
+                .label("bound by no Worker")
+                .help(format!("bind it where the code uses it (`DB: {{ type: d1, database: {key} }}` under a Worker's bindings), or mark it `absent: true` if it is no longer needed")),
+            );
+        }
+    }
+}
+
+/// A binding's `absent: false`, which says nothing: a binding is kept by writing it.
+fn absent_false(at: NodePath) -> Problem {
+    Problem::error(
+        "manifest::absent-false",
+        at,
+        "`absent: false` keeps nothing: a binding is kept by writing it, and removed with `absent: true`",
+    )
+    .label("only `true` is allowed")
+    .help("to keep the binding, write it (`type: …` and its fields); to remove it, write `absent: true`")
 }
 
 fn check_identifier(name: &str, of: NameOf, at: NodePath, problems: &mut Vec<Problem>) {

@@ -22,6 +22,11 @@ use crate::manifest::model::{Binding, Manifest, Worker};
 pub struct DiffOptions {
     /// Secret names whose values the command line supplies (`--secret NAME=…`).
     pub supplied_secrets: BTreeSet<String>,
+    /// `--force-secrets`: a secret supplied with `--secret` is written even when the Worker has
+    /// it already. Without it a present secret is left alone: every write makes a new Worker
+    /// version, and a CI run that wrote every secret each time would push real releases out of
+    /// the rollback window.
+    pub force_secrets: bool,
     /// `--allow-destroy`: deleting an unprotected database is allowed.
     pub allow_destroy: bool,
     /// Physical names (scripts and databases) that other environments declare, so they are not
@@ -49,6 +54,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
         drift: Vec::new(),
         blockers: Vec::new(),
         warnings: Vec::new(),
+        counts: Default::default(),
         manifest_sha256: super::manifest_hash(desired),
         live_fingerprint: live.fingerprint.clone(),
         base: None,
@@ -106,6 +112,9 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                     },
                 });
                 if db.protect {
+                    let hint = format!(
+                        "to delete it and its data, set `protect: false` on {address} and run apply with --allow-destroy"
+                    );
                     plan.blockers.push(Blocker {
                         address,
                         kind: BlockerKind::ProtectedDatabase,
@@ -113,9 +122,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                             "{} is marked absent but protected; apply never deletes a protected database",
                             db.name
                         ),
-                        hints: vec![format!(
-                            "to delete it and its data, set `protect: false` on d1_databases.{key} and run apply with --allow-destroy"
-                        )],
+                        hints: vec![hint],
                     });
                 } else if let Some(environment) = options.protected_elsewhere.get(&db.name) {
                     plan.blockers
@@ -155,8 +162,14 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                     binding,
                     cloudflare::Binding::D1 { database_id, .. } if database_id == uuid
                 );
-                let rebound = worker.bindings.contains_key(binding.name());
-                if bound && !rebound {
+                // Declared pointing elsewhere, or marked absent: this apply's settings write
+                // unbinds it before the database is deleted.
+                let unbound = worker.bindings.mentions(binding.name());
+                if bound && !unbound {
+                    let address = Address::Binding {
+                        worker: key.clone(),
+                        name: binding.name().to_owned(),
+                    };
                     plan.blockers.push(Blocker {
                         address: delete.address.clone(),
                         kind: BlockerKind::DatabaseInUse,
@@ -165,10 +178,13 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
                             worker.name,
                             binding.name()
                         ),
-                        hints: vec![format!(
-                            "point worker.{key}.bindings.{} at another database in the manifest first",
-                            binding.name()
-                        )],
+                        hints: vec![
+                            format!(
+                                "to unbind it in the same apply, mark {address} absent: `{}: {{ absent: true }}` under the Worker's bindings",
+                                binding.name()
+                            ),
+                            format!("or point {address} at another database"),
+                        ],
                     });
                 }
             }
@@ -181,7 +197,37 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
     rolled_back(desired, live, &mut plan);
     unsettled_rollouts(desired, live, &mut plan);
     super::zone_plan::rate_limit_blockers(desired, live, &mut plan);
+    supply_every_missing_secret(&desired.environment, &mut plan);
+    plan.counts = plan.summary();
     plan
+}
+
+/// Give every missing-secret blocker the one apply command that supplies all of the
+/// environment's missing secrets, so a user copies one line rather than one per secret.
+fn supply_every_missing_secret(environment: &str, plan: &mut Plan) {
+    let mut missing: Vec<String> = Vec::new();
+    for blocker in &plan.blockers {
+        if let (BlockerKind::MissingSecret, Address::Secret { name, .. }) =
+            (blocker.kind, &blocker.address)
+        {
+            if !missing.contains(name) {
+                missing.push(name.clone());
+            }
+        }
+    }
+    if missing.is_empty() {
+        return;
+    }
+    let supplies: Vec<String> = missing
+        .iter()
+        .map(|name| format!("--secret {name}=env:{name}"))
+        .collect();
+    let command = format!("lmsinfra apply {environment} {}", supplies.join(" "));
+    for blocker in &mut plan.blockers {
+        if blocker.kind == BlockerKind::MissingSecret {
+            blocker.hints.push(command.clone());
+        }
+    }
 }
 
 /// The blocker for deleting a database another environment's manifest protects.
@@ -536,6 +582,18 @@ fn diff_worker(
         });
     }
 
+    for name in worker.bindings.absent() {
+        let found = lw.binding(name).filter(|b| !b.is_secret());
+        plan.changes.push(removal(
+            Address::Binding {
+                worker: key.to_owned(),
+                name: name.clone(),
+            },
+            found.map(|b| live_binding(b, live)),
+            &settings,
+        ));
+    }
+
     for name in &worker.secrets {
         let secret_address = Address::Secret {
             worker: key.to_owned(),
@@ -569,9 +627,13 @@ fn diff_worker(
             },
         };
         match (present, supplied, found) {
-            (true, true, _) => plan.changes.push(change(
+            (true, true, _) if options.force_secrets => plan.changes.push(change(
                 Action::Update,
-                "value supplied with --secret; Cloudflare never returns the live value, so it is written",
+                "present; the value supplied with --secret is written because of --force-secrets",
+            )),
+            (true, true, _) => plan.changes.push(change(
+                Action::NoOp,
+                "present; the value supplied with --secret is not written (--force-secrets writes it)",
             )),
             (true, false, _) => plan.changes.push(change(Action::NoOp, "present")),
             (false, true, Some(_)) => plan.changes.push(change(
@@ -589,20 +651,27 @@ fn diff_worker(
                 address: secret_address.clone(),
                 kind: BlockerKind::MissingSecret,
                 message: format!("required secret {name} is missing from {}", worker.name),
-                hints: vec![
-                    format!("wrangler secret put {name} --name {}", worker.name),
-                    format!(
-                        "lmsinfra apply {} --secret {name}=env:{name}",
-                        desired.environment
-                    ),
-                ],
+                hints: vec![format!("wrangler secret put {name} --name {}", worker.name)],
             }),
         }
     }
 
+    for name in worker.secrets.absent() {
+        let found = lw.binding(name).filter(|b| b.is_secret());
+        plan.changes.push(removal(
+            Address::Secret {
+                worker: key.to_owned(),
+                name: name.clone(),
+            },
+            found.map(|_| json!(SENSITIVE)),
+            &settings,
+        ));
+    }
+
     for binding in &lw.bindings {
-        let mentioned = worker.bindings.contains_key(binding.name())
-            || worker.secrets.iter().any(|s| s == binding.name());
+        let mentioned = worker.bindings.mentions(binding.name())
+            || worker.secrets.contains(binding.name())
+            || worker.secrets.is_absent(binding.name());
         if !mentioned {
             let what = if binding.is_secret() {
                 "secret"
@@ -633,9 +702,32 @@ fn diff_worker(
     }
 }
 
+/// The change for a binding or secret marked `absent: true`: a deletion by the Worker's settings
+/// write (which leaves it out) when live has it (`before`), a no-op when it is already gone.
+fn removal(address: Address, before: Option<Value>, settings: &WorkerSettings) -> Change {
+    match before {
+        Some(before) => Change {
+            address,
+            action: Action::Delete,
+            before: Some(before),
+            after: None,
+            reason: "marked absent in the manifest".to_owned(),
+            operation: Operation::Settings(Box::new(settings.clone())),
+        },
+        None => Change {
+            address,
+            action: Action::NoOp,
+            before: None,
+            after: None,
+            reason: "marked absent and already gone".to_owned(),
+            operation: Operation::None,
+        },
+    }
+}
+
 /// The full binding list for a settings write: the manifest's bindings, then every live binding
 /// it does not declare, inherited. A live non-secret binding that the manifest names as a secret
-/// is left out, so the secret can take its name.
+/// is left out, so the secret can take its name; so is a binding or secret marked absent.
 fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding> {
     let mut bindings: Vec<SettingsBinding> = worker
         .bindings
@@ -647,8 +739,13 @@ fn settings_bindings(worker: &Worker, live: &LiveWorker) -> Vec<SettingsBinding>
         .collect();
     for lb in &live.bindings {
         let declared = worker.bindings.contains_key(lb.name());
-        let displaced = worker.secrets.iter().any(|s| s == lb.name()) && !lb.is_secret();
-        if !declared && !displaced {
+        let displaced = worker.secrets.contains(lb.name()) && !lb.is_secret();
+        let removed = if lb.is_secret() {
+            worker.secrets.is_absent(lb.name())
+        } else {
+            worker.bindings.is_absent(lb.name())
+        };
+        if !declared && !displaced && !removed {
             bindings.push(SettingsBinding::Inherit {
                 name: lb.name().to_owned(),
             });

@@ -54,6 +54,7 @@ pub fn intent(revision: &str, base: Option<&Manifest>, head: &Manifest) -> Plan 
             });
         }
     }
+    plan.counts = plan.summary();
     plan
 }
 

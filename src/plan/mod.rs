@@ -57,6 +57,10 @@ pub struct Plan {
     pub blockers: Vec<Blocker>,
     /// Things worth knowing that never block.
     pub warnings: Vec<Warning>,
+    /// How many resources apply adds, changes and destroys, as the summary line counts them.
+    /// Plans written before it was added have none, and read as zeros.
+    #[serde(default)]
+    pub counts: Summary,
     /// SHA-256 of the manifest's canonical JSON form: what `apply --plan` checks the manifest
     /// against.
     pub manifest_sha256: String,
@@ -319,7 +323,8 @@ pub struct Warning {
 }
 
 /// How many resources a plan adds, changes and destroys.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
 pub struct Summary {
     /// Resources created.
     pub add: usize,

@@ -3,7 +3,8 @@
 use serde_json::json;
 
 use super::*;
-use crate::live::{LiveDatabase, Probe};
+use crate::live::{Live, LiveDatabase, Probe};
+use crate::manifest::model::Manifest;
 use crate::testing::{
     STAGING, api, audited, binding, converged, live_with_old_database, manifest, probed, secret,
     supplied, with_absent_database, with_secret_as_plain_text,
@@ -83,7 +84,7 @@ fn audited_staging_creates_the_database_binds_it_and_blocks_on_each_secret() {
     );
     assert_eq!(
         hints[1],
-        "lmsinfra apply staging --secret TALLY_WEBHOOK_SECRET=env:TALLY_WEBHOOK_SECRET"
+        "lmsinfra apply staging --secret TALLY_WEBHOOK_SECRET=env:TALLY_WEBHOOK_SECRET --secret TALLY_SIGNING_SECRET=env:TALLY_SIGNING_SECRET"
     );
     assert_eq!(
         plan.summary(),
@@ -106,12 +107,12 @@ fn supplied_secrets_become_creates_and_lift_the_blockers() {
 }
 
 #[test]
-fn a_supplied_secret_that_exists_is_rewritten() {
-    let plan = diff(
-        &manifest(STAGING),
-        &converged(),
-        &supplied(&["TALLY_SIGNING_SECRET"]),
-    );
+fn a_supplied_secret_that_exists_is_rewritten_with_force_secrets() {
+    let options = DiffOptions {
+        force_secrets: true,
+        ..supplied(&["TALLY_SIGNING_SECRET"])
+    };
+    let plan = diff(&manifest(STAGING), &converged(), &options);
     assert_eq!(
         effective(&plan),
         [(
@@ -615,4 +616,153 @@ fn a_worker_rolled_back_by_lmsinfra_is_reported_as_such_instead_of_as_difference
         blockers(&plan),
         [("worker.api".to_owned(), BlockerKind::UnsettledRollout)]
     );
+}
+
+/// Staging, its database `old` marked absent and unprotected, and `LEGACY_DB` (which binds it)
+/// marked absent too.
+fn unbinding_and_deleting() -> Manifest {
+    let mut desired = with_absent_database(false);
+    let api = &mut desired.workers["api"];
+    api.bindings.insert_absent("LEGACY_DB".to_owned());
+    desired
+}
+
+fn live_bound_to_the_old_database() -> Live {
+    let mut live = live_with_old_database();
+    api(&mut live).bindings.push(binding(
+        "LEGACY_DB",
+        "d1",
+        json!({ "database_id": "uuid-old" }),
+    ));
+    live
+}
+
+#[test]
+fn a_binding_marked_absent_is_removed_before_its_database_is_deleted() {
+    let options = DiffOptions {
+        allow_destroy: true,
+        ..DiffOptions::default()
+    };
+    let plan = diff(
+        &unbinding_and_deleting(),
+        &live_bound_to_the_old_database(),
+        &options,
+    );
+    assert!(!plan.is_blocked(), "{:?}", plan.blockers);
+    assert_eq!(
+        effective(&plan),
+        [
+            ("worker.api.binding.LEGACY_DB".to_owned(), Action::Delete),
+            ("d1.old".to_owned(), Action::Delete),
+        ]
+    );
+    let Operation::Settings(settings) = &change(&plan, "worker.api.binding.LEGACY_DB").operation
+    else {
+        panic!("a removal is a settings write");
+    };
+    let names: Vec<&str> = settings
+        .bindings
+        .iter()
+        .map(|b| match b {
+            SettingsBinding::Declared { name, .. } | SettingsBinding::Inherit { name } => {
+                name.as_str()
+            }
+        })
+        .collect();
+    assert!(!names.contains(&"LEGACY_DB"), "{names:?}");
+    assert!(names.contains(&"TALLY_SIGNING_SECRET"), "{names:?}");
+    assert_eq!(
+        (plan.summary(), plan.counts),
+        (
+            Summary {
+                add: 0,
+                change: 1,
+                destroy: 1
+            },
+            plan.summary()
+        )
+    );
+}
+
+#[test]
+fn a_database_still_bound_names_the_absent_way_in_its_hint() {
+    let options = DiffOptions {
+        allow_destroy: true,
+        ..DiffOptions::default()
+    };
+    let plan = diff(
+        &with_absent_database(false),
+        &live_bound_to_the_old_database(),
+        &options,
+    );
+    assert_eq!(
+        blockers(&plan),
+        [("d1.old".to_owned(), BlockerKind::DatabaseInUse)]
+    );
+    assert_eq!(
+        plan.blockers[0].hints[0],
+        "to unbind it in the same apply, mark worker.api.binding.LEGACY_DB absent: `LEGACY_DB: { absent: true }` under the Worker's bindings"
+    );
+}
+
+#[test]
+fn a_secret_marked_absent_is_removed_and_then_is_a_no_op() {
+    let mut desired = manifest(STAGING);
+    desired.workers["api"]
+        .secrets
+        .push_absent("OLD_TOKEN".to_owned());
+    let mut live = converged();
+    api(&mut live).bindings.push(secret("OLD_TOKEN"));
+    let plan = diff(&desired, &live, &DiffOptions::default());
+    assert_eq!(
+        effective(&plan),
+        [("worker.api.secret.OLD_TOKEN".to_owned(), Action::Delete)]
+    );
+    assert!(plan.warnings.is_empty(), "{:?}", plan.warnings);
+
+    let plan = diff(&desired, &converged(), &DiffOptions::default());
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert_eq!(
+        change(&plan, "worker.api.secret.OLD_TOKEN").reason,
+        "marked absent and already gone"
+    );
+}
+
+#[test]
+fn unmentioned_bindings_and_secrets_stay_kept() {
+    let mut live = converged();
+    api(&mut live).bindings.push(secret("OLD_TOKEN"));
+    api(&mut live)
+        .bindings
+        .push(binding("FEATURE", "plain_text", json!({ "text": "on" })));
+    let plan = diff(&manifest(STAGING), &live, &DiffOptions::default());
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert_eq!(plan.warnings.len(), 2);
+}
+
+#[test]
+fn a_present_secret_given_again_is_not_written() {
+    let options = supplied(&["TALLY_WEBHOOK_SECRET"]);
+    let plan = diff(&manifest(STAGING), &converged(), &options);
+    assert!(plan.is_empty(), "{plan:#?}");
+    assert!(
+        change(&plan, "worker.api.secret.TALLY_WEBHOOK_SECRET")
+            .reason
+            .contains("--force-secrets")
+    );
+}
+
+#[test]
+fn every_missing_secret_blocker_offers_one_command_for_them_all() {
+    let plan = diff(&manifest(STAGING), &audited(), &DiffOptions::default());
+    let command = "lmsinfra apply staging --secret TALLY_WEBHOOK_SECRET=env:TALLY_WEBHOOK_SECRET --secret TALLY_SIGNING_SECRET=env:TALLY_SIGNING_SECRET";
+    let missing: Vec<&Blocker> = plan
+        .blockers
+        .iter()
+        .filter(|b| b.kind == BlockerKind::MissingSecret)
+        .collect();
+    assert_eq!(missing.len(), 2);
+    for blocker in missing {
+        assert_eq!(blocker.hints.last().map(String::as_str), Some(command));
+    }
 }

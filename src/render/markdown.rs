@@ -47,7 +47,8 @@ pub fn markdown_with_diagram(plan: &Plan, mermaid: Option<&str>) -> String {
             head,
             "> [!CAUTION]\n> **Apply will refuse until these are resolved:**"
         );
-        for b in &plan.blockers {
+        // A hint several blockers share is shown once, after the last of them, as in text.
+        for (at, b) in plan.blockers.iter().enumerate() {
             let _ = writeln!(
                 head,
                 "> - {}: {}",
@@ -55,7 +56,12 @@ pub fn markdown_with_diagram(plan: &Plan, mermaid: Option<&str>) -> String {
                 html(&b.message)
             );
             for hint in &b.hints {
-                let _ = writeln!(head, ">   - {}", code(hint));
+                if !plan.blockers[at + 1..]
+                    .iter()
+                    .any(|l| l.hints.contains(hint))
+                {
+                    let _ = writeln!(head, ">   - {}", code(hint));
+                }
             }
         }
         head.push('\n');

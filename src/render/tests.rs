@@ -30,12 +30,20 @@ fn busy_plan() -> Plan {
         "plain_text",
         json!({ "text": "x" }),
     ));
+    worker
+        .bindings
+        .push(binding("DEBUG_VAR", "plain_text", json!({ "text": "1" })));
     let options = DiffOptions {
         allow_destroy: true,
+        force_secrets: true,
         supplied_secrets: ["TALLY_SIGNING_SECRET".to_owned()].into(),
         ..DiffOptions::default()
     };
-    diff(&with_absent_database(false), &live, &options)
+    let mut desired = with_absent_database(false);
+    desired.workers["api"]
+        .bindings
+        .insert_absent("DASHBOARD_VAR".to_owned());
+    diff(&desired, &live, &options)
 }
 
 #[test]

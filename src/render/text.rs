@@ -177,7 +177,9 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 )
             )
         );
-        for b in &plan.blockers {
+        // A hint several blockers share (the command that supplies every missing secret) is
+        // shown once, after the last of them.
+        for (at, b) in plan.blockers.iter().enumerate() {
             let _ = writeln!(
                 out,
                 "  {} {}: {}",
@@ -186,7 +188,12 @@ pub fn text(plan: &Plan, color: bool) -> String {
                 p.paint(red, &terminal_safe(&b.message))
             );
             for hint in &b.hints {
-                let _ = writeln!(out, "      {}", terminal_safe(hint));
+                let later = plan.blockers[at + 1..]
+                    .iter()
+                    .any(|l| l.hints.contains(hint));
+                if !later {
+                    let _ = writeln!(out, "      {}", terminal_safe(hint));
+                }
             }
         }
     }

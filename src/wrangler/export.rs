@@ -134,7 +134,7 @@ pub(crate) fn export(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::model::{D1Database, Parity, Worker};
+    use crate::manifest::model::{Bindings, D1Database, Parity, Worker};
     use indexmap::IndexMap;
 
     fn staging() -> Manifest {
@@ -158,7 +158,7 @@ mod tests {
                     name: "lms-api-staging".into(),
                     compatibility_date: "2024-12-01".into(),
                     compatibility_flags: vec!["nodejs_compat".into()],
-                    bindings: IndexMap::from([
+                    bindings: Bindings::from([
                         (
                             "DB".to_owned(),
                             Binding::D1 {
@@ -172,7 +172,7 @@ mod tests {
                             },
                         ),
                     ]),
-                    secrets: vec!["TOKEN".into()].into(),
+                    secrets: vec!["TOKEN".to_owned()].into(),
                     headers: None,
                     routes: Vec::new(),
                     rate_limits: None,

@@ -118,7 +118,7 @@ fn bindings(sandbox: &TestSandbox, script: &str) -> Vec<String> {
 /// Requests that change something, by route, as counted by the sandbox. D1's `/query` is left
 /// out: plans read the migration ledgers through it (SQL has no GET); a write through it moves
 /// the database's bookmark, which [`staging_bookmark`] shows.
-fn writes(stats: &Stats) -> Vec<(String, u64)> {
+pub(crate) fn writes(stats: &Stats) -> Vec<(String, u64)> {
     stats
         .routes
         .iter()
@@ -452,7 +452,30 @@ fn apply_without_a_terminal_or_auto_approve_refuses_without_reading_stdin() {
             .output_with_idle_stdin(),
     ));
     assert!(state(&sandbox) == before, "the state file changed");
-    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+    // It reads the account (to say "No changes" when there are none) but never writes.
+    assert!(writes(&sandbox.sandbox().stats()).is_empty(), "it wrote");
+}
+
+#[test]
+fn a_second_apply_with_the_same_secrets_writes_nothing_with_or_without_a_terminal() {
+    let sandbox = TestSandbox::new();
+    apply_staging(&sandbox, None, &[]);
+    let before = writes(&sandbox.sandbox().stats());
+    let again = apply_staging(&sandbox, None, &[]);
+    assert_eq!(again.code, 0, "{again}");
+    assert_eq!(
+        again.stdout,
+        "No changes. Live infrastructure matches the manifest.\n"
+    );
+    let unapproved = with_secrets(Lmsinfra::new(&sandbox).args(["apply", "staging"]))
+        .code(0)
+        .run();
+    assert_eq!(unapproved.stdout, again.stdout, "{unapproved}");
+    assert_eq!(
+        writes(&sandbox.sandbox().stats()),
+        before,
+        "a second apply wrote"
+    );
 }
 
 /// Every file under `dir`, recursively.
@@ -499,7 +522,8 @@ fn secret_values_and_the_token_appear_in_no_output_and_no_file() {
     };
     let apply = |sandbox: &TestSandbox| {
         lmsinfra(sandbox)
-            .args(["apply", "staging", "--auto-approve"])
+            // Forced, so the second apply writes the secrets again into a failing PUT.
+            .args(["apply", "staging", "--auto-approve", "--force-secrets"])
             .args(["--secret", "TALLY_WEBHOOK_SECRET=env:CANARY_ENV"])
             .args(["--secret", &secret_file_arg])
             .args(["--secret", "CLOUDFLARE_STREAM_SIGNING_KEY_ID=stdin"])
@@ -806,4 +830,49 @@ fn removing_a_workers_routes_deletes_its_rules_from_the_zone_no_route_names_any_
     }
     let again = run(&["plan", "production", "--detailed-exitcode", "--no-probe"]);
     assert_eq!(again.code, 0, "{again}");
+}
+
+#[test]
+fn unbinding_and_deleting_a_database_converge_in_one_apply() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let created = apply_staging(&sandbox, Some(&project), &[]);
+    assert_eq!(created.code, 0, "{created}");
+    assert!(database_names(&sandbox).contains(&"lms-db-staging".to_owned()));
+
+    project.edit("staging", |text| {
+        text.replacen(
+            "      DB: { type: d1, database: main }\n",
+            "      DB: { absent: true }\n",
+            1,
+        )
+        .replacen(
+            "    protect: true\n",
+            "    protect: false\n    absent: true\n",
+            1,
+        )
+    });
+    let planned = lmsinfra_snapshot!(
+        "unbind_then_delete_plan",
+        plan_staging(&sandbox, Some(&project))
+    );
+    let binding = planned.stdout.find("- binding.DB").expect("the unbinding");
+    let database = planned.stdout.find("- d1.main").expect("the deletion");
+    assert!(binding < database, "{planned}");
+
+    // The manifest's health check wants a working DB, which this apply removes on purpose.
+    let applied = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--allow-destroy", "--no-verify"],
+    );
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(!database_names(&sandbox).contains(&"lms-db-staging".to_owned()));
+    let kept = bindings(&sandbox, "lms-api-staging");
+    assert!(!kept.contains(&"DB".to_owned()), "{kept:?}");
+    assert!(
+        kept.contains(&"TALLY_SIGNING_SECRET".to_owned()),
+        "{kept:?}"
+    );
+    assert_converged(&sandbox, Some(&project));
 }

@@ -16,7 +16,6 @@
 
 use std::collections::BTreeSet;
 
-use indexmap::IndexMap;
 use lmsinfra::manifest::Manifest;
 use lmsinfra::manifest::model::{Binding, D1Database, Headers, RateLimits, Route, Worker};
 use proptest::prelude::*;
@@ -212,7 +211,7 @@ impl Case {
                         .iter()
                         .enumerate()
                         .map(|(b, knob)| (BINDING_NAMES[b].to_owned(), self.binding(*knob)))
-                        .collect::<IndexMap<_, _>>(),
+                        .collect(),
                     secrets: SECRET_NAMES
                         .iter()
                         .zip(&knobs.secrets)

@@ -16,6 +16,7 @@ mod gather;
 mod graph;
 mod hostile;
 mod inputs;
+mod interrupts;
 mod load;
 mod migrations;
 mod plan;

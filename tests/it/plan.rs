@@ -317,3 +317,28 @@ fn diff_base_names_a_revision_that_does_not_exist() {
         .expect("lmsinfra runs");
     lmsinfra_snapshot!(Run::from(output));
 }
+
+#[test]
+fn an_invalid_manifest_prints_its_problems_before_the_summary_that_points_above() {
+    let sandbox = TestSandbox::new();
+    let project = crate::support::Project::new();
+    project.edit("staging", |text| {
+        text.replacen("database: main", "databse: main", 1)
+    });
+    let run = lmsinfra_snapshot!(
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .args(["plan", "staging", "--no-probe"])
+            .run()
+    );
+    let problem = run
+        .stderr
+        .find("unknown field `databse`")
+        .expect("the problem");
+    let summary = run
+        .stderr
+        .find("fix the problems above")
+        .expect("the summary");
+    assert!(problem < summary, "{run}");
+    assert_eq!(sandbox.sandbox().stats().total, 0, "it called the API");
+}

@@ -156,7 +156,9 @@ fn a_manifest_outside_git_is_annotated_as_such_and_applies() {
 fn production_twice() -> (TestSandbox, Project, String) {
     let sandbox = TestSandbox::new();
     let (project, sha) = committed_project();
-    let first = apply(&sandbox, &project, "production", "", &[]);
+    // The seeded production already has its secrets: --force-secrets writes them again, so
+    // this apply makes a version of its own.
+    let first = apply(&sandbox, &project, "production", "", &["--force-secrets"]);
     assert_eq!(first.code, 0, "{first}");
     project.edit("production", |text| {
         text.replace(
@@ -281,7 +283,13 @@ fn rollback_deploys_the_previous_version_and_plan_and_apply_respect_it() {
 fn rollback_across_a_secret_change_refuses_unless_allowed() {
     let (sandbox, project, _) = production_twice();
     // A third apply rotates every secret.
-    let rotated = apply(&sandbox, &project, "production", " rotated", &[]);
+    let rotated = apply(
+        &sandbox,
+        &project,
+        "production",
+        " rotated",
+        &["--force-secrets"],
+    );
     assert_eq!(rotated.code, 0, "{rotated}");
     let target = versions(&sandbox, "lms-api")[1]["id"].clone();
     let target = target.as_str().unwrap();

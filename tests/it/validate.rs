@@ -77,6 +77,52 @@ fn staging_without_db_binding_warns_about_parity_with_production() {
 }
 
 #[test]
+fn strict_validate_fails_on_staging_without_its_db_binding() {
+    let dir =
+        lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));
+    let run = lmsinfra(dir.path(), &["validate", "--strict"]);
+    assert_eq!((run.code, run.stdout.as_str()), (1, ""), "{run}");
+    assert!(
+        run.stderr
+            .contains("2 environments valid, 2 warnings; --strict treats warnings as errors"),
+        "{run}"
+    );
+    let run = lmsinfra(dir.path(), &["validate", "--strict", "--format", "json"]);
+    assert_eq!(run.code, 1, "{run}");
+    assert_eq!(json(&run)["valid"], false);
+    let run = lmsinfra(&repo(), &["validate", "--strict"]);
+    assert_eq!(run.code, 0, "{run}");
+}
+
+#[test]
+fn removals_validate_and_a_database_no_worker_binds_is_a_warning() {
+    let dir = lms_with_staging(|text| {
+        text.replacen(
+            "      DB: { type: d1, database: main }\n",
+            "      DB: { absent: true }\n",
+            1,
+        )
+        .replacen(
+            "    secrets:\n",
+            "    secrets:\n      - { name: OLD_TOKEN, absent: true }\n",
+            1,
+        )
+    });
+    let run = lmsinfra(dir.path(), &["validate", "staging", "--format", "json"]);
+    assert_eq!(run.code, 0, "{run}");
+    let document = json(&run);
+    let diagnostics = document["diagnostics"]
+        .as_array()
+        .expect("a list of diagnostics");
+    let codes: Vec<&str> = diagnostics
+        .iter()
+        .filter_map(|d| d["code"].as_str())
+        .collect();
+    assert!(codes.contains(&"manifest::unbound-database"), "{codes:?}");
+    assert!(diagnostics.iter().all(|d| d["severity"] == "warning"));
+}
+
+#[test]
 fn quiet_validate_prints_errors_but_not_warnings() {
     let warned =
         lms_with_staging(|text| text.replacen("      DB: { type: d1, database: main }\n", "", 1));
@@ -99,7 +145,7 @@ fn naming_one_environment_still_compares_it_with_the_others() {
     let run = lmsinfra(dir.path(), &["validate", "staging"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
     assert!(
-        run.stderr.ends_with("1 environment valid, 1 warning\n"),
+        run.stderr.ends_with("1 environment valid, 2 warnings\n"),
         "{}",
         run.stderr
     );
@@ -113,7 +159,13 @@ fn parity_ignore_accepts_an_intended_difference() {
     });
     let run = lmsinfra(dir.path(), &["validate"]);
     assert_eq!(run.code, 0, "{}", run.stderr);
-    assert_eq!(run.stderr, "2 environments valid\n");
+    // The parity difference is accepted; that no Worker binds staging's database still shows.
+    assert!(!run.stderr.contains("parity"), "{run}");
+    assert!(run.stderr.contains("manifest::unbound-database"), "{run}");
+    assert!(
+        run.stderr.ends_with("2 environments valid, 1 warning\n"),
+        "{run}"
+    );
 }
 
 #[test]

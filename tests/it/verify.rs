@@ -430,7 +430,7 @@ fn an_auto_rollback_across_a_secret_change_is_refused_and_the_new_version_keeps_
     let applied = Lmsinfra::new(&sandbox)
         .project(&breaking_project("rollback"))
         .env("LMSINFRA_TEST_ROTATED", "a rotated webhook secret")
-        .args(["apply", "staging", "--auto-approve"])
+        .args(["apply", "staging", "--auto-approve", "--force-secrets"])
         .args(["--secret", "TALLY_WEBHOOK_SECRET=env:LMSINFRA_TEST_ROTATED"])
         .run();
     assert_eq!(applied.code, 4, "{applied}");
