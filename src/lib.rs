@@ -26,11 +26,14 @@ mod wrangler;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// Parse the command line, run it, and turn the outcome into an exit code.
 pub fn run() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let parsed = cli::command()
+        .try_get_matches()
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // Usage errors exit 1: exit 2 means "plan has changes".

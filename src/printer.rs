@@ -36,6 +36,8 @@ impl Printer {
                     // (`--auto-` / `approve`) can be neither searched for nor pasted.
                     .word_separator(textwrap::WordSeparator::AsciiSpace)
                     .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                    // A URL longer than the line stays whole rather than cut mid-word.
+                    .break_words(false)
                     .build(),
             )
         }));

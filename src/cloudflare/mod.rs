@@ -119,7 +119,15 @@ impl ClientConfig {
     ) -> Result<Self, Error> {
         let set = |name| var(name).filter(|v: &String| !v.trim().is_empty());
         let token = set("CLOUDFLARE_API_TOKEN").ok_or(Error::TokenMissing)?;
-        let account_id = set("CLOUDFLARE_ACCOUNT_ID")
+        let from_env = set("CLOUDFLARE_ACCOUNT_ID").map(|id| id.trim().to_owned());
+        if let Some(id) = &from_env
+            && !is_account_id(id)
+        {
+            return Err(Error::AccountInvalid {
+                value: crate::secret::scrub(id),
+            });
+        }
+        let account_id = from_env
             .or_else(|| Some(manifest_account_id.to_owned()).filter(|a| !a.is_empty()))
             .ok_or(Error::AccountMissing)?;
         let base_url =
@@ -131,6 +139,11 @@ impl ClientConfig {
         }
         Ok(config)
     }
+}
+
+/// Whether `id` is a Cloudflare account id: 32 hexadecimal characters, as a manifest's must be.
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 impl ClientConfig {
@@ -836,12 +849,30 @@ mod tests {
         assert_eq!(config.concurrency, 4);
         let with_account = |name: &str| match name {
             "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
-            "CLOUDFLARE_ACCOUNT_ID" => Some("envaccount".to_owned()),
+            "CLOUDFLARE_ACCOUNT_ID" => Some(" 0123456789ABCDEF0123456789abcdef\n".to_owned()),
             _ => None,
         };
         let config = ClientConfig::from_vars(with_account, 16, "manifestaccount").unwrap();
-        assert_eq!(config.account_id, "envaccount");
+        assert_eq!(config.account_id, "0123456789ABCDEF0123456789abcdef");
         assert_eq!(config.base_url, ClientConfig::DEFAULT_BASE_URL);
+    }
+
+    #[test]
+    fn an_account_id_variable_that_is_not_32_hex_is_refused() {
+        for wrong in [
+            "envaccount",
+            "0123456789abcdef0123456789abcdeg",
+            "lms@example.com",
+        ] {
+            let vars = |name: &str| match name {
+                "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
+                "CLOUDFLARE_ACCOUNT_ID" => Some(wrong.to_owned()),
+                _ => None,
+            };
+            let err = ClientConfig::from_vars(vars, 4, "a").unwrap_err();
+            assert!(matches!(err, Error::AccountInvalid { .. }), "{wrong}");
+            assert!(err.to_string().contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+        }
     }
 
     #[test]

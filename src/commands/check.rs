@@ -2,7 +2,7 @@
 
 use super::probe_options;
 use crate::account::Account;
-use crate::cli::{CheckArgs, DiagnosticFormat};
+use crate::cli::{CheckArgs, ReportFormat};
 use crate::error::{Error, Outcome};
 use crate::manifest;
 use crate::printer::Printer;
@@ -17,10 +17,11 @@ pub(super) fn check(
     let account = Account::connect(settings, &desired)?;
     let options = probe_options(settings, printer, &desired, args.no_probe);
     let live = account.gather(&desired, options)?;
-    let report = crate::check::report(&desired, &live, args.min_grade);
+    let mut report = crate::check::report(&desired, &live, args.min_grade);
+    crate::check::require_a_grade(&mut report, args.no_probe);
     let text = match args.format {
-        DiagnosticFormat::Text => crate::check::text(&report),
-        DiagnosticFormat::Json => {
+        ReportFormat::Text => crate::check::text(&report),
+        ReportFormat::Json => {
             serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
         }
     };

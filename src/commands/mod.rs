@@ -35,7 +35,7 @@ pub(crate) fn run(
         Command::Check(args) => check::check(settings, printer, args),
         Command::Diff(args) => diff::diff(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
-        Command::Sandbox(args) => sandbox::sandbox(args),
+        Command::Sandbox(args) => sandbox::sandbox(settings, args),
         Command::Import(args) => import::import(settings, printer, args),
         Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
         Command::Completions(args) => completions::completions(printer, args),
