@@ -83,6 +83,20 @@ pub enum Error {
         #[source]
         source: reqwest::Error,
     },
+    /// The API's host could not be reached: its name does not resolve, or it refuses or drops
+    /// connections.
+    #[error("could not reach the Cloudflare API at {host} ({retries} retries): {reason}")]
+    #[diagnostic(help(
+        "check the network, DNS and any proxy (HTTPS_PROXY); a CLOUDFLARE_API_BASE_URL that is set must name the API, e.g. https://api.cloudflare.com/client/v4"
+    ))]
+    Unreachable {
+        /// The host of the base URL.
+        host: String,
+        /// How many times the connection was tried again.
+        retries: u32,
+        /// Why, as the network stack said it.
+        reason: String,
+    },
     /// No complete answer (connection, headers and body) came in time.
     #[error("{method} {path} got no complete answer within {limit} ({retries} retries)")]
     #[diagnostic(help(

@@ -225,7 +225,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("lmsinfra/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
+            // Cloudflare's edge accepts a connection in milliseconds; a host that has not in 5 s
+            // will not, and three tries of it must still end within seconds.
+            .connect_timeout(Duration::from_secs(5).min(config.request_timeout))
             .build()
             .map_err(Error::ClientBuild)?;
         Ok(Self {
@@ -443,13 +445,19 @@ impl Client {
                         .or_else(|| after.is_none().then(|| self.backoff(retries))),
                 };
                 let in_time = |wait: Duration| rate_limited || spent + wait < self.inner.deadline;
+                let most = match &attempt {
+                    Err(Failure::Transport(err)) if err.is_connect() => {
+                        retry::CONNECT_RETRIES.min(self.inner.retry.max_retries)
+                    }
+                    _ => self.inner.retry.max_retries,
+                };
                 match wait {
-                    Some(wait) if retries < self.inner.retry.max_retries && in_time(wait) => {
+                    Some(wait) if retries < most && in_time(wait) => {
                         let why = match &attempt {
                             Ok(reply) => format!("HTTP {}", reply.status.as_u16()),
                             Err(failure) => failure.to_string(),
                         };
-                        let (retry, of) = (retries + 1, self.inner.retry.max_retries);
+                        let (retry, of) = (retries + 1, most);
                         let wait_for = seconds(wait);
                         if rate_limited {
                             tracing::warn!(
@@ -482,7 +490,15 @@ impl Client {
                             Err(failure) => {
                                 tracing::debug!(error = %failure, duration_ms, retries, "no answer");
                                 let (method, path) = (call.method.clone(), path.clone());
+                                let reason = failure.to_string();
                                 Err(match failure {
+                                    Failure::Transport(source) if source.is_connect() => {
+                                        Error::Unreachable {
+                                            host: self.inner.base[url::Position::BeforeHost..url::Position::AfterPort].to_owned(),
+                                            retries,
+                                            reason,
+                                        }
+                                    }
                                     Failure::Transport(source) => Error::Transport {
                                         method,
                                         path,

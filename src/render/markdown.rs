@@ -81,7 +81,7 @@ pub fn markdown(plan: &Plan) -> String {
             "<details><summary><code>{} {}</code> {}</summary>\n\n{fence}diff",
             action.symbol(),
             html(&resource.to_string()),
-            verb(action)
+            verb(&resource, action)
         );
         for line in lines {
             let _ = writeln!(s, "{line}");
