@@ -74,8 +74,11 @@ pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
 /// What to do when `dir` has no manifests: in a project root (it has `environments/` or a
 /// wrangler configuration), write them; elsewhere, run from the project root.
 fn missing_hint(dir: &Path, has_folder: bool) -> String {
-    if let Some(config) = crate::wrangler::find(dir) {
-        let name = config.file_name().unwrap_or_default().to_string_lossy();
+    // wrangler's file names (the wrangler module, above this one, reads them).
+    let wrangler = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"]
+        .into_iter()
+        .find(|name| dir.join(name).is_file());
+    if let Some(name) = wrangler {
         return format!(
             "`lmsinfra import {name}` writes them from the wrangler configuration here"
         );
