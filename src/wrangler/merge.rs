@@ -150,28 +150,27 @@ fn merge_json(existing: Option<&str>, sections: &[Section], main: Option<&str>) 
     if let Some(main) = main {
         set_json(&top, "main", &Value::String(main.to_owned()));
     }
-    for section in sections {
-        let env = || {
-            top.object_value_or_set("env")
-                .object_value_or_set(&section.environment)
-        };
-        let objects = if section.is_top_level() {
-            vec![top.clone(), env()]
-        } else {
-            vec![env()]
-        };
-        for object in objects {
-            for key in MANAGED {
-                match section.fields.get(key) {
-                    Some(value) => set_json(&object, key, value),
-                    None => {
-                        if let Some(prop) = object.get(key) {
-                            prop.remove();
-                        }
+    let place = |object: &CstObject, section: &Section| {
+        for key in MANAGED {
+            match section.fields.get(key) {
+                Some(value) => set_json(object, key, value),
+                None => {
+                    if let Some(prop) = object.get(key) {
+                        prop.remove();
                     }
                 }
             }
         }
+    };
+    for section in sections {
+        // The top level first, so a new file lists its keys before `env`.
+        if section.is_top_level() {
+            place(&top, section);
+        }
+        let env = top
+            .object_value_or_set("env")
+            .object_value_or_set(&section.environment);
+        place(&env, section);
     }
     let mut text = root.to_string();
     if !text.ends_with('\n') {
