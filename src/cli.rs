@@ -3,14 +3,60 @@
 
 use std::path::PathBuf;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::{Args, CommandFactory, Parser, Subcommand, ValueEnum};
 
 use crate::apply;
 use crate::render::Format;
 
+/// The environment variables and exit codes, after `--help` and in the man page.
+const AFTER_HELP: &str = "\
+Environment:
+  CLOUDFLARE_API_TOKEN     The API token (never printed); the name wrangler reads
+  CLOUDFLARE_ACCOUNT_ID    The account id, 32 hexadecimal characters; overrides every manifest's
+                           `account_id`
+  CLOUDFLARE_API_BASE_URL  The API (default https://api.cloudflare.com/client/v4); plain http only
+                           to a loopback address
+  LMSINFRA_API_TIMEOUT     Seconds one API call may take, retries included (default 60)
+  NO_COLOR                 No colour with --color auto
+
+Exit codes:
+  0  Success; for plan, nothing to change (or changes, without --detailed-exitcode)
+  1  Error: invalid manifest or input, API failure, apply refused or did not converge
+  2  plan or diff with --detailed-exitcode: there are changes
+  3  Blocked: a required secret is missing, a Worker is not deployed, a protected database
+     would be deleted, a saved plan is stale; for check, a check failed or a grade is too low";
+
+/// The global options each subcommand does not use, hidden from its help.
+const UNUSED_GLOBALS: [(&str, &[&str]); 7] = [
+    ("validate", &["sandbox", "concurrency"]),
+    ("diff", &["sandbox", "concurrency"]),
+    ("schema", &["dir", "sandbox", "concurrency"]),
+    ("sandbox", &["sandbox", "concurrency"]),
+    ("import", &["sandbox", "concurrency"]),
+    ("completions", &["dir", "sandbox", "concurrency"]),
+    ("man", &["dir", "sandbox", "concurrency"]),
+];
+
+/// The command line as parsed, and as help, man pages and completions show it: each
+/// subcommand's help lists only the global options it uses.
+pub(crate) fn command() -> clap::Command {
+    let mut command = Cli::command();
+    // clap copies a global option into each subcommand that lacks one of the same id when the
+    // command is built; a hidden copy placed first is parsed the same and left out of the help.
+    for (name, unused) in UNUSED_GLOBALS {
+        let hidden: Vec<clap::Arg> = command
+            .get_arguments()
+            .filter(|a| unused.contains(&a.get_id().as_str()))
+            .map(|a| a.clone().hide(true))
+            .collect();
+        command = command.mut_subcommand(name, |sub| sub.args(hidden));
+    }
+    command
+}
+
 /// Keeps a Cloudflare Workers + D1 application's infrastructure equal to its manifests.
 #[derive(Debug, Parser)]
-#[command(name = "lmsinfra", version, about, max_term_width = 100)]
+#[command(name = "lmsinfra", version, about, max_term_width = 100, after_long_help = AFTER_HELP)]
 pub struct Cli {
     #[command(flatten)]
     pub global: Global,
@@ -334,9 +380,10 @@ pub struct CheckArgs {
     #[arg(value_name = "ENV")]
     pub environment: String,
     /// How to print the report.
-    #[arg(long, value_enum, default_value_t = DiagnosticFormat::Text)]
-    pub format: DiagnosticFormat,
-    /// Fail (exit 3) when a probed URL grades below this (A+, A, A-, B+ … F).
+    #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+    pub format: ReportFormat,
+    /// Fail (exit 3) when a probed URL grades below this (A+, A, A-, B+ … F), or when no URL
+    /// was graded (unless --no-probe).
     #[arg(long, value_name = "GRADE")]
     pub min_grade: Option<crate::check::Grade>,
     /// Do not fetch the Workers' probe URLs (no grades, no header comparison).
@@ -357,6 +404,15 @@ pub struct GraphArgs {
     /// live account; nothing is read from the network.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
+}
+
+/// How `check` prints its report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum ReportFormat {
+    /// For people: one line per URL and per check, ✓ passed, ✗ failed, - not graded.
+    Text,
+    /// For machines: the report as one JSON document on stdout.
+    Json,
 }
 
 /// `lmsinfra diff`.
@@ -441,10 +497,13 @@ pub struct SandboxArgs {
     /// The loopback address to listen on.
     #[arg(long, default_value = "127.0.0.1:8787", value_name = "ADDR")]
     pub listen: std::net::SocketAddr,
-    /// Where the account's state is kept (created from `--seed` when missing).
+    /// Where the account's state is kept (created from `--seed` when missing). Without
+    /// `--state` and `--seed`: the project's `.lmsinfra/sandbox.json`, seeded from
+    /// `examples/sandbox/`, the account `--sandbox` uses.
     #[arg(long, value_name = "FILE")]
     pub state: Option<PathBuf>,
-    /// The account to start from when the state file does not exist yet.
+    /// The account to start from when the state file does not exist yet (with `--seed` alone,
+    /// the account lives in memory).
     #[arg(long, value_name = "FILE")]
     pub seed: Option<PathBuf>,
     /// Delay every answer by this many milliseconds.
@@ -479,7 +538,7 @@ pub struct ImportArgs {
     /// sections (all when none are named). Repeatable.
     #[arg(long = "env", value_name = "NAME")]
     pub environments: Vec<String>,
-    /// The account id (default: the configuration's `account_id`).
+    /// The account id (default: `CLOUDFLARE_ACCOUNT_ID`, else the configuration's `account_id`).
     #[arg(long, value_name = "ID")]
     pub account_id: Option<String>,
     /// The Worker's key in the manifests (default: its name without the first dash-separated
@@ -496,14 +555,23 @@ pub struct ImportArgs {
 pub struct WranglerConfigArgs {
     /// The environment (`environments/ENV.yaml`); production is written at the top level,
     /// others under `env.ENV`.
-    #[arg(value_name = "ENV")]
-    pub environment: String,
+    #[arg(value_name = "ENV", required_unless_present = "all")]
+    pub environment: Option<String>,
+    /// Every environment of `environments/` in one configuration.
+    #[arg(long, conflicts_with = "environment")]
+    pub all: bool,
     /// The Worker's key (needed when the manifest has more than one).
     #[arg(long, value_name = "KEY")]
     pub worker: Option<String>,
-    /// Write the configuration to PATH instead of stdout.
+    /// Write the configuration to PATH instead of stdout. A file that exists is merged into:
+    /// only this environment's bindings, vars, routes and compatibility settings change; other
+    /// environments, other keys and JSONC comments stay.
     #[arg(long, value_name = "PATH")]
     pub write: Option<PathBuf>,
+    /// Replace the file given to --write whole, even when it cannot be merged into (unreadable,
+    /// another Worker, TOML comments).
+    #[arg(long, requires = "write")]
+    pub force: bool,
     /// The entry point to name as `main`.
     #[arg(long, value_name = "PATH")]
     pub main: Option<String>,

@@ -27,6 +27,17 @@ impl Outcome {
     }
 }
 
+/// A command line clap could not parse, shown like every other error.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(help("{help}"))]
+pub(crate) struct UsageError {
+    /// What clap said is wrong, without its `error:` prefix.
+    pub(crate) message: String,
+    /// The usage, clap's tip and any note.
+    pub(crate) help: String,
+}
+
 /// Everything that can make a command fail: exit 3 for a refusal, 1 for the rest.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {

@@ -31,11 +31,14 @@ mod wrangler;
 
 use std::process::ExitCode;
 
-use clap::Parser;
+use clap::FromArgMatches;
 
 /// Parse the command line, run it, and turn the outcome into an exit code.
 pub fn run() -> ExitCode {
-    let cli = match cli::Cli::try_parse() {
+    let parsed = cli::command()
+        .try_get_matches()
+        .and_then(|matches| cli::Cli::from_arg_matches(&matches));
+    let cli = match parsed {
         Ok(cli) => cli,
         Err(err) => {
             // Usage errors exit 1: exit 2 means "plan has changes".
@@ -62,7 +65,7 @@ pub fn run() -> ExitCode {
     }
 }
 
-/// Print clap's usage error without the arguments it quotes. clap quotes the argument it could
+/// Print clap's usage error, in the style of every other error, without the arguments it quotes. clap quotes the argument it could
 /// not place, and that argument may be a secret value typed where a name was expected
 /// (`apply staging NAME=value`, `--secret NAME value`): every argument that is not an option's
 /// name is withheld from the message, and a note says how secrets are passed instead.
@@ -88,12 +91,31 @@ fn print_usage_error(err: &clap::Error, args: impl Iterator<Item = std::ffi::OsS
             }
         }
     }
-    if !withheld {
-        anstream::eprint!("{}", rendered.ansi());
-        return;
+    let text = text.trim();
+    let (message, rest) = text.split_once("\n\n").unwrap_or((text, ""));
+    let message = message.split_whitespace().collect::<Vec<_>>().join(" ");
+    let mut help: Vec<&str> = rest
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty())
+        .collect();
+    if withheld {
+        help.push(
+            "arguments are not repeated here: one may be a secret value. A secret is passed as \
+             --secret NAME=env:VAR, NAME=file:PATH or NAME=stdin, never on the command line.",
+        );
     }
-    anstream::eprint!(
-        "{text}\nnote: arguments are not repeated here: one may be a secret value. A secret is \
-         passed as --secret NAME=env:VAR, NAME=file:PATH or NAME=stdin, never on the command line.\n"
-    );
+    // The options are not parsed, so the error is shown as every other one with the defaults.
+    let settings = settings::Settings {
+        dir: ".".into(),
+        target: settings::Target::Cloudflare,
+        concurrency: 1,
+        quiet: false,
+        verbose: 0,
+        color: anstream::ColorChoice::Auto,
+    };
+    printer::Printer::init(&settings).error(miette::Report::new(error::UsageError {
+        message: message.trim_start_matches("error: ").to_owned(),
+        help: help.join("\n"),
+    }));
 }

@@ -36,19 +36,29 @@ impl Printer {
                     // (`--auto-` / `approve`) can be neither searched for nor pasted.
                     .word_separator(textwrap::WordSeparator::AsciiSpace)
                     .word_splitter(textwrap::WordSplitter::NoHyphenation)
+                    // A URL longer than the line stays whole rather than cut mid-word.
+                    .break_words(false)
                     .build(),
             )
         }));
-        let filter = tracing_subscriber::EnvFilter::new(format!(
-            "{},hyper=warn,hyper_util=warn,reqwest=warn,h2=warn,rustls=warn",
-            settings.log_level()
-        ));
-        let _ = tracing_subscriber::fmt()
-            .with_env_filter(filter)
-            .with_writer(std::io::stderr)
-            .with_ansi(color)
-            .with_target(false)
-            .try_init();
+        let level = settings.log_level();
+        let noisy = tracing::Level::WARN.min(level);
+        let filter = tracing_subscriber::filter::Targets::new()
+            .with_default(level)
+            .with_targets(
+                ["hyper", "hyper_util", "reqwest", "h2", "rustls"].map(|target| (target, noisy)),
+            );
+        let _ = tracing_subscriber::util::SubscriberInitExt::try_init(
+            tracing_subscriber::layer::SubscriberExt::with(
+                tracing_subscriber::fmt()
+                    .with_max_level(level)
+                    .with_writer(std::io::stderr)
+                    .with_ansi(color)
+                    .with_target(false)
+                    .finish(),
+                filter,
+            ),
+        );
         printer
     }
 

@@ -53,13 +53,13 @@ impl Settings {
     }
 
     /// The tracing filter's level: errors only with `-q`, warnings by default, more with `-v`.
-    pub(crate) fn log_level(&self) -> &'static str {
+    pub(crate) fn log_level(&self) -> tracing::Level {
         match (self.quiet, self.verbose) {
-            (true, _) => "error",
-            (false, 0) => "warn",
-            (false, 1) => "info",
-            (false, 2) => "debug",
-            (false, _) => "trace",
+            (true, _) => tracing::Level::ERROR,
+            (false, 0) => tracing::Level::WARN,
+            (false, 1) => tracing::Level::INFO,
+            (false, 2) => tracing::Level::DEBUG,
+            (false, _) => tracing::Level::TRACE,
         }
     }
 }

@@ -38,6 +38,8 @@ pub struct Report {
     /// How much of the platform's limits the environment uses, when it was read.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub capacity: Option<capacity::Capacity>,
+    /// Why `--min-grade` failed with no URL graded, when it did.
+    pub ungraded: Option<String>,
     /// Whether everything passed; `check` exits 3 when not.
     pub passed: bool,
 }
@@ -108,6 +110,7 @@ pub fn report(desired: &Manifest, live: &Live, min_grade: Option<Grade>) -> Repo
         urls,
         checks,
         capacity: None,
+        ungraded: None,
         passed,
     }
 }
@@ -121,10 +124,33 @@ impl Report {
     }
 }
 
+/// Fail a report with a minimum grade and no URL graded, so a pipeline that asks for a grade
+/// never passes on probes that did not run; `no_probe` (`--no-probe`) says they were skipped on
+/// purpose.
+pub fn require_a_grade(report: &mut Report, no_probe: bool) {
+    let graded = report.urls.iter().any(|u| u.score.is_some());
+    if report.min_grade.is_none() || no_probe || graded {
+        return;
+    }
+    let reason = if report.urls.is_empty() {
+        "no URL was probed: no Worker declares `headers.url`, or probes were skipped (--sandbox)"
+    } else {
+        "no probed URL answered"
+    };
+    report.ungraded = Some(reason.to_owned());
+    report.passed = false;
+}
+
 /// The report for people.
 pub fn text(report: &Report) -> String {
     use std::fmt::Write;
     let mark = |passed: bool| if passed { "✓" } else { "✗" };
+    // A URL that was not graded has not passed anything, whatever the minimum grade.
+    let url_mark = |url: &UrlReport| match (url.failed, &url.score) {
+        (true, _) => "✗",
+        (false, None) => "-",
+        (false, Some(_)) => "✓",
+    };
     let mut out = format!("Security check of {}\n", report.environment);
     if !report.urls.is_empty() {
         out.push_str("\nHeaders, graded as Mozilla's HTTP Observatory grades them:\n");
@@ -145,7 +171,7 @@ pub fn text(report: &Report) -> String {
         let _ = writeln!(
             out,
             "  {} {}  {}  {verdict}",
-            mark(!url.failed),
+            url_mark(url),
             url.address,
             url.url
         );
@@ -186,6 +212,12 @@ pub fn text(report: &Report) -> String {
     }
     if let Some(capacity) = &report.capacity {
         capacity_text(&mut out, capacity);
+    }
+    if let (Some(min), Some(reason)) = (report.min_grade, &report.ungraded) {
+        let _ = writeln!(
+            out,
+            "\n  ✗ --min-grade {min}: {reason}; pass --no-probe to check without grades"
+        );
     }
     let failed_urls = report.urls.iter().filter(|u| u.failed).count();
     let failed_checks = report.checks.iter().filter(|c| !c.passed).count();

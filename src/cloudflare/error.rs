@@ -23,6 +23,17 @@ pub enum Error {
     #[error("no Cloudflare account id")]
     #[diagnostic(help("set CLOUDFLARE_ACCOUNT_ID or `account_id` in the manifest"))]
     AccountMissing,
+    /// `CLOUDFLARE_ACCOUNT_ID` is not an account id.
+    #[error(
+        "CLOUDFLARE_ACCOUNT_ID is `{value}`, not a Cloudflare account id (32 hexadecimal characters)"
+    )]
+    #[diagnostic(help(
+        "copy the account id from the dashboard (Workers & Pages → Account details), or unset CLOUDFLARE_ACCOUNT_ID to use the manifest's `account_id`"
+    ))]
+    AccountInvalid {
+        /// The value as given.
+        value: String,
+    },
     /// The base URL does not parse or is not http(s).
     #[error("the Cloudflare API base URL `{url}` is not a valid http(s) URL")]
     #[diagnostic(help("CLOUDFLARE_API_BASE_URL looks like https://api.cloudflare.com/client/v4"))]
@@ -71,6 +82,20 @@ pub enum Error {
         /// Why.
         #[source]
         source: reqwest::Error,
+    },
+    /// The API's host could not be reached: its name does not resolve, or it refuses or drops
+    /// connections.
+    #[error("could not reach the Cloudflare API at {host} ({retries} retries): {reason}")]
+    #[diagnostic(help(
+        "check the network, DNS and any proxy (HTTPS_PROXY); a CLOUDFLARE_API_BASE_URL that is set must name the API, e.g. https://api.cloudflare.com/client/v4"
+    ))]
+    Unreachable {
+        /// The host of the base URL.
+        host: String,
+        /// How many times the connection was tried again.
+        retries: u32,
+        /// Why, as the network stack said it.
+        reason: String,
     },
     /// No complete answer (connection, headers and body) came in time.
     #[error("{method} {path} got no complete answer within {limit} ({retries} retries)")]
@@ -246,9 +271,18 @@ pub(crate) fn hint(
     if codes().any(|c| c == 10000 || c == 9109 || c == 7403) || (errors.is_empty() && status == 403)
     {
         let permission = Permission::for_request(method, path);
-        return Some(format!(
-            "the API token lacks a permission this call needs; give it `{permission}` for this account (dash.cloudflare.com → My Profile → API Tokens)"
-        ));
+        let account = path
+            .trim_start_matches('/')
+            .strip_prefix("accounts/")
+            .and_then(|rest| rest.split('/').next());
+        return Some(match account {
+            Some(account) => format!(
+                "wrong account id, or the token lacks `{permission}`: check that `{account}` (CLOUDFLARE_ACCOUNT_ID, else the manifest's `account_id`) is the account id the dashboard shows, then that the token has `{permission}` for that account (dash.cloudflare.com → My Profile → API Tokens)"
+            ),
+            None => format!(
+                "the token lacks `{permission}` for this zone; give it that permission (dash.cloudflare.com → My Profile → API Tokens)"
+            ),
+        });
     }
     if codes().any(|c| c == WORKER_NOT_FOUND) {
         return Some(
@@ -354,6 +388,9 @@ mod tests {
             for code in [10000, 9109] {
                 let hint = hint(&method, path, 403, &message(code)).unwrap();
                 assert!(hint.contains(permission), "{method} {path}: {hint}");
+                let names_account = hint.starts_with("wrong account id, or the token lacks")
+                    && hint.contains("`a`");
+                assert_eq!(names_account, path.starts_with("/accounts/"), "{hint}");
             }
         }
     }

@@ -133,7 +133,15 @@ impl ClientConfig {
     ) -> Result<Self, Error> {
         let set = |name| var(name).filter(|v: &String| !v.trim().is_empty());
         let token = set("CLOUDFLARE_API_TOKEN").ok_or(Error::TokenMissing)?;
-        let account_id = set("CLOUDFLARE_ACCOUNT_ID")
+        let from_env = set("CLOUDFLARE_ACCOUNT_ID").map(|id| id.trim().to_owned());
+        if let Some(id) = &from_env
+            && !is_account_id(id)
+        {
+            return Err(Error::AccountInvalid {
+                value: crate::secret::scrub(id),
+            });
+        }
+        let account_id = from_env
             .or_else(|| Some(manifest_account_id.to_owned()).filter(|a| !a.is_empty()))
             .ok_or(Error::AccountMissing)?;
         let base_url =
@@ -148,6 +156,11 @@ impl ClientConfig {
         }
         Ok(config)
     }
+}
+
+/// Whether `id` is a Cloudflare account id: 32 hexadecimal characters, as a manifest's must be.
+pub(crate) fn is_account_id(id: &str) -> bool {
+    id.len() == 32 && id.chars().all(|c| c.is_ascii_hexdigit())
 }
 
 impl ClientConfig {
@@ -245,7 +258,9 @@ impl Client {
         let http = reqwest::Client::builder()
             .user_agent(concat!("lmsinfra/", env!("CARGO_PKG_VERSION")))
             .redirect(reqwest::redirect::Policy::none())
-            .connect_timeout(Duration::from_secs(10).min(config.request_timeout))
+            // Cloudflare's edge accepts a connection in milliseconds; a host that has not in 5 s
+            // will not, and three tries of it must still end within seconds.
+            .connect_timeout(Duration::from_secs(5).min(config.request_timeout))
             .build()
             .map_err(Error::ClientBuild)?;
         Ok(Self {
@@ -477,13 +492,19 @@ impl Client {
                         .or_else(|| after.is_none().then(|| self.backoff(retries))),
                 };
                 let in_time = |wait: Duration| rate_limited || spent + wait < self.inner.deadline;
+                let most = match &attempt {
+                    Err(Failure::Transport(err)) if err.is_connect() => {
+                        retry::CONNECT_RETRIES.min(self.inner.retry.max_retries)
+                    }
+                    _ => self.inner.retry.max_retries,
+                };
                 match wait {
-                    Some(wait) if retries < self.inner.retry.max_retries && in_time(wait) => {
+                    Some(wait) if retries < most && in_time(wait) => {
                         let why = match &attempt {
                             Ok(reply) => format!("HTTP {}", reply.status.as_u16()),
                             Err(failure) => failure.to_string(),
                         };
-                        let (retry, of) = (retries + 1, self.inner.retry.max_retries);
+                        let (retry, of) = (retries + 1, most);
                         let wait_for = seconds(wait);
                         if rate_limited {
                             tracing::warn!(
@@ -516,7 +537,15 @@ impl Client {
                             Err(failure) => {
                                 tracing::debug!(error = %failure, duration_ms, retries, "no answer");
                                 let (method, path) = (call.method.clone(), path.clone());
+                                let reason = failure.to_string();
                                 Err(match failure {
+                                    Failure::Transport(source) if source.is_connect() => {
+                                        Error::Unreachable {
+                                            host: self.inner.base[url::Position::BeforeHost..url::Position::AfterPort].to_owned(),
+                                            retries,
+                                            reason,
+                                        }
+                                    }
                                     Failure::Transport(source) => Error::Transport {
                                         method,
                                         path,
@@ -902,12 +931,30 @@ mod tests {
         assert_eq!(config.concurrency, 4);
         let with_account = |name: &str| match name {
             "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
-            "CLOUDFLARE_ACCOUNT_ID" => Some("envaccount".to_owned()),
+            "CLOUDFLARE_ACCOUNT_ID" => Some(" 0123456789ABCDEF0123456789abcdef\n".to_owned()),
             _ => None,
         };
         let config = ClientConfig::from_vars(with_account, 16, "manifestaccount").unwrap();
-        assert_eq!(config.account_id, "envaccount");
+        assert_eq!(config.account_id, "0123456789ABCDEF0123456789abcdef");
         assert_eq!(config.base_url, ClientConfig::DEFAULT_BASE_URL);
+    }
+
+    #[test]
+    fn an_account_id_variable_that_is_not_32_hex_is_refused() {
+        for wrong in [
+            "envaccount",
+            "0123456789abcdef0123456789abcdeg",
+            "lms@example.com",
+        ] {
+            let vars = |name: &str| match name {
+                "CLOUDFLARE_API_TOKEN" => Some("tok".to_owned()),
+                "CLOUDFLARE_ACCOUNT_ID" => Some(wrong.to_owned()),
+                _ => None,
+            };
+            let err = ClientConfig::from_vars(vars, 4, "a").unwrap_err();
+            assert!(matches!(err, Error::AccountInvalid { .. }), "{wrong}");
+            assert!(err.to_string().contains("CLOUDFLARE_ACCOUNT_ID"), "{err}");
+        }
     }
 
     #[test]

@@ -85,13 +85,32 @@ pub(crate) fn judge_status(status: u16, retry_after: Option<Duration>, replay: R
     }
 }
 
-/// The verdict for a request that got no answer.
+/// Retries of a request that could not connect: enough to ride out a dropped connection, few
+/// enough that an unreachable API is reported within seconds.
+pub(crate) const CONNECT_RETRIES: u32 = 2;
+
+/// The verdict for a request that got no answer. A host name that does not resolve will not
+/// resolve a second later.
 pub(crate) fn judge_transport(err: &reqwest::Error, replay: Replay) -> Verdict {
-    if err.is_connect() || replay == Replay::Safe {
+    if is_dns_failure(err) {
+        Verdict::Final
+    } else if err.is_connect() || replay == Replay::Safe {
         Verdict::Retry
     } else {
         Verdict::Final
     }
+}
+
+/// Whether the request failed because the host name did not resolve.
+fn is_dns_failure(err: &reqwest::Error) -> bool {
+    let mut source: Option<&(dyn std::error::Error + 'static)> = Some(err);
+    while let Some(cause) = source {
+        if cause.to_string().starts_with("dns error") {
+            return true;
+        }
+        source = cause.source();
+    }
+    false
 }
 
 /// The verdict for a request that got no complete answer in time: the server may have acted on

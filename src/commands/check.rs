@@ -6,7 +6,7 @@ use crate::address::Address;
 use crate::backup;
 use crate::check::Finding;
 use crate::check::capacity::{self, Capacity};
-use crate::cli::{CheckArgs, DiagnosticFormat};
+use crate::cli::{CheckArgs, ReportFormat};
 use crate::cloudflare::Client;
 use crate::error::{Error, Outcome};
 use crate::live::Live;
@@ -25,6 +25,7 @@ pub(super) fn check(
     let live = account.gather(&desired, options)?;
     let plan_requests = account.client.requests_sent();
     let mut report = crate::check::report(&desired, &live, args.min_grade);
+    crate::check::require_a_grade(&mut report, args.no_probe);
     let rotations = rotation_policy(&account, &desired)?;
     let rotation_passed = rotations
         .iter()
@@ -43,13 +44,13 @@ pub(super) fn check(
         migrations,
     )?);
     let text = match args.format {
-        DiagnosticFormat::Text if rotations.is_empty() => crate::check::text(&report),
-        DiagnosticFormat::Text => format!(
+        ReportFormat::Text if rotations.is_empty() => crate::check::text(&report),
+        ReportFormat::Text => format!(
             "{}\nSecret rotation\n{}",
             crate::check::text(&report),
             super::secrets::text(&rotations)
         ),
-        DiagnosticFormat::Json => {
+        ReportFormat::Json => {
             serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
         }
     };

@@ -14,9 +14,21 @@ pub(super) fn import(
 ) -> Result<Outcome, Error> {
     use crate::wrangler::{Import, ImportOptions};
     let config = crate::wrangler::read(&args.path)?;
+    let from_env = std::env::var("CLOUDFLARE_ACCOUNT_ID")
+        .ok()
+        .map(|id| id.trim().to_owned())
+        .filter(|id| !id.is_empty());
+    if let Some(id) = &from_env
+        && !crate::cloudflare::is_account_id(id)
+    {
+        return Err(crate::cloudflare::Error::AccountInvalid {
+            value: crate::secret::scrub(id),
+        }
+        .into());
+    }
     let options = ImportOptions {
         environments: args.environments,
-        account_id: args.account_id,
+        account_id: args.account_id.or(from_env),
         worker_key: args.worker_key,
     };
     let imported = crate::wrangler::import(&config, &options)?;
@@ -46,6 +58,9 @@ pub(super) fn import(
     for (file, text) in rendered {
         write_atomically(&file, text.as_bytes())?;
         printer.status(format_args!("wrote {}", file.display()));
+    }
+    for (environment, note) in &imported.notes {
+        printer.notice(format_args!("note: {environment}: {note}"));
     }
     if !imported.unmapped.is_empty() {
         printer

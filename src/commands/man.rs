@@ -1,12 +1,11 @@
 //! `lmsinfra man`: the man pages.
 
-use crate::cli::{Cli, ManArgs};
+use crate::cli::ManArgs;
 use crate::error::{Error, Outcome};
 use crate::printer::Printer;
 
 pub(super) fn man(printer: Printer, args: ManArgs) -> Result<Outcome, Error> {
-    use clap::CommandFactory;
-    let command = Cli::command();
+    let command = crate::cli::command();
     let Some(dir) = args.write else {
         let mut page = Vec::new();
         clap_mangen::Man::new(command)

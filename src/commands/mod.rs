@@ -51,7 +51,7 @@ pub(crate) fn run(
         Command::Diff(args) => diff::diff(settings, printer, args),
         Command::Graph(args) => graph::graph(settings, printer, args),
         Command::Schema(args) => schema::schema(printer, args),
-        Command::Sandbox(args) => sandbox::sandbox(args),
+        Command::Sandbox(args) => sandbox::sandbox(settings, args),
         Command::Import(args) => import::import(settings, printer, args),
         Command::WranglerConfig(args) => wrangler_config::wrangler_config(settings, printer, args),
         Command::Migrate(command) => migrate::migrate(settings, printer, command),

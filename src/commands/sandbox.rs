@@ -1,13 +1,23 @@
-//! `lmsinfra sandbox`: run the Cloudflare API emulator in the foreground.
+//! `lmsinfra sandbox`: run the Cloudflare API emulator in the foreground. With neither
+//! `--state` nor `--seed` it serves the project's account, the one `--sandbox` uses, so what a
+//! user does with wrangler against it is what `lmsinfra --sandbox plan` sees.
 
 use crate::cli::SandboxArgs;
 use crate::error::{Error, Outcome};
+use crate::settings::Settings;
 
-pub(super) fn sandbox(args: SandboxArgs) -> Result<Outcome, Error> {
+pub(super) fn sandbox(settings: &Settings, args: SandboxArgs) -> Result<Outcome, Error> {
+    let (state, seed) = match (args.state, args.seed) {
+        (None, None) => {
+            let project = crate::sandbox::SandboxConfig::for_project(&settings.dir);
+            (project.state, project.seed)
+        }
+        given => given,
+    };
     let config = crate::sandbox::SandboxConfig {
         listen: Some(args.listen),
-        state: args.state,
-        seed: args.seed,
+        state,
+        seed,
         latency: std::time::Duration::from_millis(args.latency_ms),
         faults: args.faults,
         token: args.token,

@@ -21,12 +21,21 @@ pub enum Error {
     },
     /// The project has no environment manifests.
     #[error("no environment manifests in {}", dir.display())]
-    #[diagnostic(help(
-        "run lmsinfra from the project root, or pass `--dir` with the folder that holds `environments/`"
-    ))]
+    #[diagnostic(help("{hint}"))]
     EnvironmentsMissing {
         /// The `environments` folder that was searched.
         dir: PathBuf,
+        /// What to do, which depends on where lmsinfra ran.
+        hint: String,
+    },
+    /// A manifest is named `.yml`, which lmsinfra does not read.
+    #[error("{} is not read: manifests are named environments/<env>.yaml", path.display())]
+    #[diagnostic(help("rename it to {}", renamed.display()))]
+    YmlExtension {
+        /// The `.yml` file.
+        path: PathBuf,
+        /// The name it should have.
+        renamed: PathBuf,
     },
     /// An environment was named that has no manifest.
     #[error("there is no environment `{name}`: {} does not exist", path.display())]

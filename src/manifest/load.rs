@@ -540,9 +540,17 @@ fn serde_problem(path: NodePath, message: &str) -> Problem {
         let (found, expected) = rest
             .split_once(", expected ")
             .unwrap_or((rest, "another type"));
+        let values;
         let expected = match expected {
             "a sequence" => "a list",
             "a map" => "a mapping",
+            // The YAML library names its own type for an enum written as a number or a list.
+            enumeration if enumeration.contains("enum") => {
+                values = enum_values(&path)
+                    .map(|values| format!("one of {}", list(&values)))
+                    .unwrap_or_else(|| "one of the values the schema lists".to_owned());
+                values.as_str()
+            }
             other => other,
         };
         return Problem::error(
@@ -556,6 +564,26 @@ fn serde_problem(path: NodePath, message: &str) -> Problem {
     Problem::error("manifest::type", path, message.to_owned())
         .label("here")
         .help("see schemas/environment.schema.json for the shape of a manifest")
+}
+
+/// The values of the enumerated field at `path`, for a message that names them.
+fn enum_values(path: &[String]) -> Option<Vec<&'static str>> {
+    use super::model::LocationHint;
+    match path.last().map(String::as_str) {
+        Some("location_hint") => Some(
+            [
+                LocationHint::Wnam,
+                LocationHint::Enam,
+                LocationHint::Weur,
+                LocationHint::Eeur,
+                LocationHint::Apac,
+                LocationHint::Oc,
+            ]
+            .map(LocationHint::as_str)
+            .to_vec(),
+        ),
+        _ => None,
+    }
 }
 
 fn unknown_field(at: &[String], field: &str, expected: &[&str]) -> Problem {
@@ -672,6 +700,22 @@ workers:
         assert_eq!(
             found,
             [("manifest::unknown-field", 11), ("manifest::type", 20)]
+        );
+    }
+
+    #[test]
+    fn a_number_for_a_location_hint_names_the_values_not_the_yaml_library() {
+        let text = VALID.replace(
+            "{ name: lms-db-staging }",
+            "{ name: lms-db-staging, location_hint: 3 }",
+        );
+        let checked = check_on("s.yaml", "staging", text.as_bytes(), today());
+        let diagnostic = &checked.diagnostics[0];
+        let said = format!("{} {}", diagnostic.message, diagnostic.label);
+        assert!(said.contains("expected one of `wnam`, `enam`,"), "{said}");
+        assert!(
+            !said.contains("Value::") && !said.contains("Tagged"),
+            "{said}"
         );
     }
 

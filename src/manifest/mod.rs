@@ -37,6 +37,7 @@ pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     let entries = std::fs::read_dir(&folder).map_err(|source| match source.kind() {
         std::io::ErrorKind::NotFound => Error::EnvironmentsMissing {
             dir: folder.clone(),
+            hint: missing_hint(dir, false),
         },
         _ => Error::FileRead {
             path: folder.clone(),
@@ -51,6 +52,12 @@ pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
                 source,
             })?
             .path();
+        if path.extension().is_some_and(|ext| ext == "yml") {
+            return Err(Error::YmlExtension {
+                renamed: path.with_extension("yaml"),
+                path,
+            });
+        }
         let is_yaml = path.extension().is_some_and(|ext| ext == "yaml");
         if let (true, Some(name)) = (is_yaml, path.file_stem().and_then(|s| s.to_str())) {
             files.push((name.to_owned(), path.clone()));
@@ -58,9 +65,31 @@ pub fn environment_files(dir: &Path) -> Result<Vec<(String, PathBuf)>, Error> {
     }
     files.sort();
     if files.is_empty() {
-        return Err(Error::EnvironmentsMissing { dir: folder });
+        return Err(Error::EnvironmentsMissing {
+            dir: folder,
+            hint: missing_hint(dir, true),
+        });
     }
     Ok(files)
+}
+
+/// What to do when `dir` has no manifests: in a project root (it has `environments/` or a
+/// wrangler configuration), write them; elsewhere, run from the project root.
+fn missing_hint(dir: &Path, has_folder: bool) -> String {
+    // wrangler's file names (the wrangler module, above this one, reads them).
+    let wrangler = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"]
+        .into_iter()
+        .find(|name| dir.join(name).is_file());
+    if let Some(name) = wrangler {
+        return format!(
+            "`lmsinfra import {name}` writes them from the wrangler configuration here"
+        );
+    }
+    if has_folder {
+        return "add environments/<env>.yaml (`lmsinfra schema manifest` prints the format), or import them with `lmsinfra import wrangler.toml`".to_owned();
+    }
+    "run lmsinfra from the project root, or pass `--dir` with the folder that holds `environments/`"
+        .to_owned()
 }
 
 /// Load `dir/environments/<env>.yaml` and validate it, with the Worker and database names no
@@ -362,5 +391,32 @@ mod tests {
     fn a_missing_environments_folder_says_where_it_looked() {
         let err = environment_files(Path::new("/nonexistent")).unwrap_err();
         assert!(matches!(err, Error::EnvironmentsMissing { .. }), "{err:?}");
+        assert!(render(&err).contains("run lmsinfra from the project root"));
+    }
+
+    #[test]
+    fn a_project_root_is_not_told_to_run_from_the_project_root() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("wrangler.toml"), "name = \"lms-api\"\n").unwrap();
+        let text = render(&environment_files(dir.path()).unwrap_err());
+        assert!(text.contains("`lmsinfra import wrangler.toml`"), "{text}");
+        assert!(!text.contains("project root"), "{text}");
+        std::fs::remove_file(dir.path().join("wrangler.toml")).unwrap();
+        std::fs::create_dir(dir.path().join("environments")).unwrap();
+        let text = render(&environment_files(dir.path()).unwrap_err());
+        assert!(text.contains("add environments/<env>.yaml"), "{text}");
+        assert!(!text.contains("project root"), "{text}");
+    }
+
+    #[test]
+    fn a_yml_manifest_is_refused_by_name() {
+        let dir = tempfile::tempdir().unwrap();
+        let environments = dir.path().join("environments");
+        std::fs::create_dir(&environments).unwrap();
+        std::fs::write(environments.join("staging.yml"), "environment: staging\n").unwrap();
+        let text = render(&load_valid(dir.path(), "staging").unwrap_err());
+        assert!(text.contains("staging.yml is not read"), "{text}");
+        assert!(text.contains("rename it to"), "{text}");
+        assert!(text.contains("staging.yaml"), "{text}");
     }
 }

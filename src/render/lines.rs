@@ -52,9 +52,13 @@ impl Line {
     }
 }
 
-/// What happens to a resource, in the words of a plan's headings.
-pub(crate) fn verb(action: Action) -> &'static str {
+/// What happens to a resource, in the words of a plan's headings. lmsinfra never creates a
+/// Worker: a new one (in `diff` of a new environment) is deployed by wrangler first.
+pub(crate) fn verb(resource: &Address, action: Action) -> &'static str {
     match action {
+        Action::Create if matches!(resource, Address::Worker { .. }) => {
+            "must be deployed (wrangler deploy), then apply sets it up"
+        }
         Action::Create => "will be created",
         Action::Update => "will be updated in-place",
         Action::Replace => "must be replaced",

@@ -94,7 +94,7 @@ pub fn markdown_with_diagram(plan: &Plan, mermaid: Option<&str>) -> String {
             "<details><summary><code>{} {}</code> {}</summary>\n\n{fence}diff",
             action.symbol(),
             html(&resource.to_string()),
-            verb(action)
+            verb(&resource, action)
         );
         for line in lines {
             let _ = writeln!(s, "{line}");

@@ -109,7 +109,7 @@ pub fn text(plan: &Plan, color: bool) -> String {
         let _ = writeln!(
             out,
             "  {}",
-            p.paint(bold, &format!("# {name} {}", verb(action)))
+            p.paint(bold, &format!("# {name} {}", verb(resource, action)))
         );
         let header = Line {
             symbol: action.symbol(),

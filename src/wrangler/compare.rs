@@ -60,7 +60,7 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
             return vec![warn(
                 Address::Wrangler,
                 format!(
-                    "has no [env.{environment}] section, so `wrangler deploy --env {environment}` does not deploy what the manifest says; `lmsinfra wrangler-config {environment}` writes one"
+                    "has no [env.{environment}] section, so `wrangler deploy --env {environment}` does not deploy what the manifest says; `lmsinfra wrangler-config {environment} --write {file}` adds one and keeps the file's other environments"
                 ),
             )];
         }

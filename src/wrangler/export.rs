@@ -1,9 +1,10 @@
-//! One Worker of a manifest → a wrangler configuration whose bindings, vars and compatibility
-//! settings are the manifest's, so that `wrangler deploy --env ENV` keeps what apply set.
+//! One Worker of a manifest → the section of a wrangler configuration whose bindings, vars and
+//! compatibility settings are the manifest's, so that `wrangler deploy --env ENV` keeps what apply
+//! set.
 //!
-//! Production is written at the top level; another environment under `env.NAME`, where
+//! Production is the top level; another environment is `env.NAME`, where
 //! `wrangler deploy --env NAME` reads it. D1 bindings need the databases' ids, read from the
-//! live account.
+//! live account. [`super::merge`] places sections into a configuration file.
 
 use serde_json::{Map, Value, json};
 
@@ -11,17 +12,44 @@ use super::{Error, TOP_LEVEL_ENVIRONMENT};
 use crate::live::LiveDatabase;
 use crate::manifest::model::{Binding, Manifest};
 
-/// What wrangler's own configurations name as their schema.
-const SCHEMA: &str = "./node_modules/wrangler/config-schema.json";
+/// The keys of a section that lmsinfra writes. Writing a section replaces these (and removes
+/// those the manifest leaves out) and keeps every other key of the file.
+pub(crate) const MANAGED: [&str; 11] = [
+    "name",
+    "compatibility_date",
+    "compatibility_flags",
+    "vars",
+    "d1_databases",
+    "kv_namespaces",
+    "r2_buckets",
+    "services",
+    "ratelimits",
+    "routes",
+    "route",
+];
 
-/// The configuration of worker `key` of `manifest`, with the ids of `databases`; `main` is the
-/// entry point to name, when one is given.
+/// One environment's part of a wrangler configuration.
+#[derive(Debug, Clone)]
+pub(crate) struct Section {
+    /// The environment: `production` is the top level, any other `env.NAME`.
+    pub(crate) environment: String,
+    /// The managed keys the manifest sets; a managed key missing here is removed.
+    pub(crate) fields: Map<String, Value>,
+}
+
+impl Section {
+    /// Whether this section is the configuration's top level.
+    pub(crate) fn is_top_level(&self) -> bool {
+        self.environment == TOP_LEVEL_ENVIRONMENT
+    }
+}
+
+/// The section of worker `key` of `manifest`, with the ids of `databases`.
 pub(crate) fn export(
     manifest: &Manifest,
     key: &str,
     databases: &[LiveDatabase],
-    main: Option<&str>,
-) -> Result<Value, Error> {
+) -> Result<Section, Error> {
     let worker = &manifest.workers[key];
     let mut section = Map::new();
     section.insert("name".into(), json!(worker.name));
@@ -106,7 +134,9 @@ pub(crate) fn export(
             section.insert(field.into(), Value::Array(list));
         }
     }
-    if !worker.routes.is_empty() {
+    // An `[env.NAME]` section without `routes` inherits the top level's, so a staging Worker
+    // would be deployed on production's routes: another environment always says its own.
+    if !worker.routes.is_empty() || manifest.environment != TOP_LEVEL_ENVIRONMENT {
         let routes: Vec<Value> = worker
             .routes
             .iter()
@@ -114,21 +144,10 @@ pub(crate) fn export(
             .collect();
         section.insert("routes".into(), Value::Array(routes));
     }
-
-    let mut config = Map::new();
-    config.insert("$schema".into(), json!(SCHEMA));
-    if let Some(main) = main {
-        config.insert("main".into(), json!(main));
-    }
-    if manifest.environment == TOP_LEVEL_ENVIRONMENT {
-        config.extend(section);
-    } else {
-        config.insert(
-            "env".into(),
-            json!({ manifest.environment.clone(): section }),
-        );
-    }
-    Ok(Value::Object(config))
+    Ok(Section {
+        environment: manifest.environment.clone(),
+        fields: section,
+    })
 }
 
 #[cfg(test)]
@@ -191,20 +210,26 @@ mod tests {
             uuid: "1111".into(),
             name: "lms-db-staging".into(),
         }];
-        let config = export(&staging(), "api", &live, None).unwrap();
-        let section = &config["env"]["staging"];
-        assert_eq!(section["name"], "lms-api-staging");
-        assert_eq!(section["vars"], json!({ "MODE": "staging" }));
+        let section = export(&staging(), "api", &live).unwrap();
+        assert!(!section.is_top_level());
+        let fields = &section.fields;
+        assert_eq!(fields["name"], "lms-api-staging");
+        assert_eq!(fields["vars"], json!({ "MODE": "staging" }));
         assert_eq!(
-            section["d1_databases"],
+            fields["d1_databases"],
             json!([{ "binding": "DB", "database_name": "lms-db-staging", "database_id": "1111" }])
         );
-        assert_eq!(config["$schema"], SCHEMA);
+        assert_eq!(
+            fields["routes"],
+            json!([]),
+            "staging does not inherit routes"
+        );
+        assert!(fields.keys().all(|k| MANAGED.contains(&k.as_str())));
     }
 
     #[test]
     fn a_database_not_yet_created_says_to_apply_first() {
-        let err = export(&staging(), "api", &[], None).unwrap_err();
+        let err = export(&staging(), "api", &[]).unwrap_err();
         assert!(matches!(err, Error::DatabaseMissing { .. }), "{err:?}");
     }
 }

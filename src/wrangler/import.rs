@@ -9,6 +9,7 @@
 use indexmap::IndexMap;
 
 use super::{Config, ConfigBinding, Error, TOP_LEVEL_ENVIRONMENT};
+use crate::manifest::credential_suffix;
 use crate::manifest::model::{Binding, D1Database, Manifest, Parity, Worker};
 
 /// The first line of every manifest import writes, so editors find the schema.
@@ -20,7 +21,7 @@ pub(crate) const SCHEMA_LINE: &str =
 pub(crate) struct ImportOptions {
     /// The environments to import (all the file describes when empty).
     pub(crate) environments: Vec<String>,
-    /// The account id, when the configuration has none.
+    /// The account id, over the configuration's (`--account-id`, else `CLOUDFLARE_ACCOUNT_ID`).
     pub(crate) account_id: Option<String>,
     /// The Worker's key, instead of the one derived from its name.
     pub(crate) worker_key: Option<String>,
@@ -33,6 +34,8 @@ pub(crate) struct Import {
     pub(crate) manifests: Vec<Manifest>,
     /// (environment, what) for everything left out.
     pub(crate) unmapped: Vec<(String, String)>,
+    /// (environment, what) for what was carried over differently from the configuration.
+    pub(crate) notes: Vec<(String, String)>,
 }
 
 impl Import {
@@ -128,12 +131,13 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
     let mut import = Import {
         manifests: Vec::new(),
         unmapped: Vec::new(),
+        notes: Vec::new(),
     };
     for (environment, worker) in resolved {
         let Some(account_id) = options.account_id.clone().or(worker.account_id.clone()) else {
             return Err(incomplete(
                 "no account_id".to_owned(),
-                "add `account_id` to the configuration, or pass --account-id",
+                "add `account_id` to the configuration, set CLOUDFLARE_ACCOUNT_ID, or pass --account-id",
             ));
         };
         let Some(name) = worker.name.clone() else {
@@ -143,8 +147,18 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
             ));
         };
         let (found, mut unmapped) = worker.bindings();
-        let (routes, unmapped_routes) = worker.routes();
+        let (mut routes, unmapped_routes) = worker.routes();
         unmapped.extend(unmapped_routes);
+        if config.inherits(&environment, &["routes", "route"]) && !routes.is_empty() {
+            routes.clear();
+            import.notes.push((
+                environment.clone(),
+                format!(
+                    "routes: [env.{environment}] sets none, so wrangler deploys it on the top level's (production's) routes; not imported: give [env.{environment}] its own `routes`"
+                ),
+            ));
+        }
+        let mut secrets = Vec::new();
         unmapped.extend(worker.unmapped_keys());
         let mut d1_databases = IndexMap::new();
         let mut bindings = IndexMap::new();
@@ -165,6 +179,18 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                     );
                     Binding::D1 { database }
                 }
+                ConfigBinding::Other(Binding::PlainText { .. })
+                    if credential_suffix(&binding).is_some() =>
+                {
+                    import.notes.push((
+                        environment.clone(),
+                        format!(
+                            "vars.{binding}: looks like a credential, so it is a required secret; its value was dropped (supply it with `lmsinfra apply {environment} --secret {binding}=env:{binding}`)"
+                        ),
+                    ));
+                    secrets.push(binding);
+                    continue;
+                }
                 ConfigBinding::Other(other) => other,
             };
             bindings.insert(binding, binding_value);
@@ -180,7 +206,7 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                     compatibility_date: worker.compatibility_date.clone().unwrap_or_default(),
                     compatibility_flags: worker.compatibility_flags.clone(),
                     bindings: bindings.into(),
-                    secrets: Default::default(),
+                    secrets: secrets.into(),
                     headers: None,
                     routes,
                     rate_limits: None,
@@ -229,6 +255,48 @@ mod tests {
         );
         let loaded = crate::manifest::parse_valid("production.yaml", "production", &text).unwrap();
         assert_eq!(loaded, imported.manifests[0]);
+    }
+
+    #[test]
+    fn a_credential_in_vars_becomes_a_secret_name_and_staging_does_not_take_production_routes() {
+        let config = Config {
+            path: "wrangler.toml".into(),
+            table: toml::from_str(
+                r#"
+                name = "lms-api"
+                account_id = "0123456789abcdef0123456789abcdef"
+                compatibility_date = "2024-12-01"
+                routes = [{ pattern = "api.example.com/*", zone_name = "example.com" }]
+                [vars]
+                MODE = "prod"
+                STRIPE_API_KEY = "sk_live_canary_4f2a"
+                [env.staging]
+                "#,
+            )
+            .unwrap(),
+        };
+        let imported = import(&config, &ImportOptions::default()).unwrap();
+        let production = &imported.manifests[0].workers["api"];
+        assert_eq!(
+            production.secrets.iter().collect::<Vec<_>>(),
+            ["STRIPE_API_KEY"]
+        );
+        assert!(!production.bindings.contains_key("STRIPE_API_KEY"));
+        assert_eq!(production.routes.len(), 1);
+        assert!(imported.manifests[1].workers["api"].routes.is_empty());
+        let text = Import::render(&imported.manifests[0]);
+        assert!(!text.contains("sk_live_canary_4f2a"), "{text}");
+        crate::manifest::parse_valid("production.yaml", "production", &text).unwrap();
+        let notes: Vec<&str> = imported.notes.iter().map(|(_, n)| n.as_str()).collect();
+        assert!(
+            notes.iter().any(|n| n.starts_with("vars.STRIPE_API_KEY")),
+            "{notes:?}"
+        );
+        assert!(
+            notes.iter().any(|n| n.starts_with("routes: [env.staging]")),
+            "{notes:?}"
+        );
+        assert!(!notes.concat().contains("sk_live_canary_4f2a"));
     }
 
     #[test]

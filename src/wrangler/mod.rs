@@ -13,6 +13,7 @@
 mod compare;
 mod export;
 mod import;
+mod merge;
 
 use std::path::{Path, PathBuf};
 
@@ -21,8 +22,9 @@ use serde::Deserialize;
 use serde_json::{Map, Value};
 
 pub(crate) use compare::check_project;
-pub(crate) use export::export;
+pub(crate) use export::{Section, export};
 pub(crate) use import::{Import, ImportOptions, import};
+pub(crate) use merge::{Existing, Syntax, merge};
 
 use crate::manifest::model::{Binding, Route};
 
@@ -128,6 +130,17 @@ pub enum Error {
     WouldOverwrite {
         /// The manifests that exist.
         paths: Vec<String>,
+    },
+    /// Writing a configuration would clobber what its file says.
+    #[error("{} {reason}", path.display())]
+    #[diagnostic(help(
+        "pass --force to replace the file with lmsinfra's configuration alone, or --write another path"
+    ))]
+    WouldClobber {
+        /// The file.
+        path: PathBuf,
+        /// What would be lost.
+        reason: String,
     },
     /// `--worker` is needed, or names no Worker of the manifest.
     #[error("{reason}")]
@@ -239,6 +252,17 @@ impl Config {
             }
         })?;
         Ok(Some(config))
+    }
+
+    /// Whether `environment` is an `[env.NAME]` section that sets none of `keys` while the top
+    /// level sets one, so wrangler gives it the top level's.
+    pub(crate) fn inherits(&self, environment: &str, keys: &[&str]) -> bool {
+        let Some(Value::Object(own)) = self.table.get("env").and_then(|e| e.get(environment))
+        else {
+            return false;
+        };
+        !keys.iter().any(|k| own.contains_key(*k))
+            && keys.iter().any(|k| self.table.contains_key(*k))
     }
 
     fn has_section(&self, environment: &str) -> bool {

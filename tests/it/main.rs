@@ -11,6 +11,7 @@ mod convergence;
 mod crash;
 mod d1_lifecycle;
 mod fidelity;
+mod first_contact;
 mod fuzz_corpus;
 mod gather;
 mod graph;

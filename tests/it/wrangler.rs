@@ -27,14 +27,14 @@ struct Run {
     stderr: String,
 }
 
-/// wrangler, pointed at one sandbox, with its own home folder.
-struct Wrangler<'a> {
+/// wrangler, pointed at one sandbox's API, with its own home folder.
+struct Wrangler {
     bin: PathBuf,
-    sandbox: &'a TestSandbox,
+    base_url: String,
     home: tempfile::TempDir,
 }
 
-impl Wrangler<'_> {
+impl Wrangler {
     /// Run with the test token; a failure fails the test.
     fn run(&self, args: &[&str]) -> Run {
         self.run_as(TOKEN, args, "")
@@ -52,7 +52,7 @@ impl Wrangler<'_> {
     }
 
     fn spawn(&self, token: &str, args: &[&str], stdin: &str) -> Run {
-        let (bin, sandbox, home) = (&self.bin, self.sandbox, self.home.path());
+        let (bin, home) = (&self.bin, self.home.path());
         let mut child = Command::new(bin)
             .args(args)
             .env_clear()
@@ -61,7 +61,7 @@ impl Wrangler<'_> {
             .env("XDG_CONFIG_HOME", home.join(".config"))
             .env("XDG_CACHE_HOME", home.join(".cache"))
             .env("TMPDIR", home)
-            .env("CLOUDFLARE_API_BASE_URL", sandbox.base_url())
+            .env("CLOUDFLARE_API_BASE_URL", &self.base_url)
             .env("CLOUDFLARE_API_TOKEN", token)
             .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
             .env("WRANGLER_SEND_METRICS", "false")
@@ -117,7 +117,7 @@ fn wrangler_reads_the_seeded_account() {
     let sandbox = TestSandbox::new();
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let run = |args: &[&str]| wrangler.run(args);
@@ -308,7 +308,7 @@ fn wrangler_deploys_the_bindings_of_the_configuration_lmsinfra_writes() {
 
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home,
     };
     let run = wrangler.run(&["deploy", "--dry-run", "--env", "staging"]);
@@ -344,7 +344,7 @@ fn wrangler_secret_bulk_keeps_the_workers_vars_and_bindings() {
     let before = sandbox.get(settings)["bindings"].clone();
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let file = wrangler.home.path().join("secrets.json");
@@ -420,7 +420,7 @@ fn wrangler_uploads_deploys_and_rolls_back_versions() {
     .expect("configuration written");
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home,
     };
 
@@ -528,7 +528,7 @@ fn wrangler_lists_the_messages_of_versions_made_by_settings_changes() {
     assert_eq!(patched.status, 200, "{}", patched.body);
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let versions = wrangler.run(&["versions", "list", "--name", "lms-api"]);
@@ -579,7 +579,7 @@ fn wrangler_lists_the_versions_and_deployments_lmsinfra_apply_makes() {
     );
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let versions = wrangler.run(&["versions", "list", "--name", "lms-api-staging", "--json"]);
@@ -610,7 +610,7 @@ fn wrangler_imports_exports_and_restores_d1_through_the_sandbox() {
     let sandbox = TestSandbox::new();
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let home = wrangler.home.path().to_owned();
@@ -730,6 +730,181 @@ fn wrangler_imports_exports_and_restores_d1_through_the_sandbox() {
 }
 
 #[test]
+fn one_configuration_file_holds_every_environment_and_wrangler_deploys_each() {
+    let Some(bin) =
+        wrangler_for("one_configuration_file_holds_every_environment_and_wrangler_deploys_each")
+    else {
+        return;
+    };
+    let sandbox = TestSandbox::new();
+    let created = sandbox.send(
+        "POST",
+        "/accounts/{account}/d1/database",
+        Body::Json(serde_json::json!({ "name": "lms-db-staging" })),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    let home = tempfile::tempdir().expect("temp home");
+    std::fs::copy(
+        root().join("tests/fixtures/worker/index.js"),
+        home.path().join("index.js"),
+    )
+    .expect("worker copied");
+    let config = home.path().join("w.json");
+    let write = |args: &[&str], path: &std::path::Path| {
+        Lmsinfra::new(&sandbox)
+            .args(["wrangler-config", "--worker", "api"])
+            .args(args)
+            .args([std::ffi::OsStr::new("--write"), path.as_os_str()])
+            .code(0)
+            .run()
+    };
+    write(&["production", "--main", "index.js"], &config);
+    // A key lmsinfra does not manage, added by hand between the two writes.
+    let mut edited: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("written")).expect("JSON");
+    edited["observability"] = serde_json::json!({ "enabled": true });
+    std::fs::write(&config, edited.to_string()).expect("edited");
+    let merged = write(&["staging"], &config);
+    assert!(
+        merged.stderr.contains("merged staging into"),
+        "{}",
+        merged.stderr
+    );
+    let both: Value =
+        serde_json::from_str(&std::fs::read_to_string(&config).expect("written")).expect("JSON");
+    assert_eq!(both["name"], "lms-api", "{both}");
+    assert_eq!(both["env"]["staging"]["name"], "lms-api-staging", "{both}");
+    assert_eq!(
+        both["observability"],
+        serde_json::json!({ "enabled": true })
+    );
+
+    let every = home.path().join("every.json");
+    write(&["--all", "--main", "index.js"], &every);
+    let every: Value =
+        serde_json::from_str(&std::fs::read_to_string(&every).expect("written")).expect("JSON");
+    assert_eq!(every["d1_databases"], both["d1_databases"]);
+    assert_eq!(every["env"], both["env"]);
+
+    let wrangler = Wrangler {
+        bin,
+        base_url: sandbox.base_url(),
+        home,
+    };
+    for (environment, database) in [("production", "lms-db"), ("staging", "lms-db-staging")] {
+        let run = wrangler.run(&[
+            "deploy",
+            "--dry-run",
+            "--config",
+            "w.json",
+            "--env",
+            environment,
+        ]);
+        assert!(
+            run.stdout.contains(&format!("env.DB ({database})")),
+            "{environment}: {}",
+            run.stdout
+        );
+    }
+}
+
+#[test]
+fn wrangler_works_against_the_sandbox_command_with_no_flags() {
+    use std::io::BufRead;
+    let Some(bin) = wrangler_for("wrangler_works_against_the_sandbox_command_with_no_flags") else {
+        return;
+    };
+    let project = tempfile::tempdir().expect("project");
+    std::fs::create_dir_all(project.path().join("examples/sandbox")).expect("seed folder");
+    std::fs::copy(
+        crate::support::audited_seed(),
+        project.path().join("examples/sandbox/audited-account.json"),
+    )
+    .expect("seed copied");
+    let mut child = Stopped(
+        Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
+            .args(["--color", "never", "--dir"])
+            .arg(project.path())
+            .args(["sandbox", "--listen", "127.0.0.1:0"])
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("lmsinfra sandbox starts"),
+    );
+    let mut lines = std::io::BufReader::new(child.0.stderr.take().expect("stderr")).lines();
+    let mut banner = Vec::new();
+    for line in lines.by_ref().map_while(Result::ok) {
+        let last = line.starts_with("export CLOUDFLARE_ACCOUNT_ID=");
+        banner.push(line);
+        if last {
+            break;
+        }
+    }
+    // The sandbox keeps logging; its stderr is drained so it never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    let exported = |name: &str| {
+        banner
+            .iter()
+            .find_map(|l| l.strip_prefix(&format!("export {name}=")))
+            .map(str::to_owned)
+    };
+    let state = project.path().join(".lmsinfra/sandbox.json");
+    let (base_url, token, account) = (
+        exported("CLOUDFLARE_API_BASE_URL"),
+        exported("CLOUDFLARE_API_TOKEN"),
+        exported("CLOUDFLARE_ACCOUNT_ID"),
+    );
+    let home = tempfile::tempdir().expect("temp home");
+    for file in ["index.js", "wrangler.jsonc"] {
+        std::fs::copy(
+            root().join("examples/worker").join(file),
+            home.path().join(file),
+        )
+        .expect("example Worker copied");
+    }
+    let runs = base_url
+        .clone()
+        .zip(token.clone())
+        .map(|(base_url, token)| {
+            let wrangler = Wrangler {
+                bin,
+                base_url,
+                home,
+            };
+            let whoami = wrangler.run_as(&token, &["whoami"], "");
+            let databases = json_in(&wrangler.run_as(&token, &["d1", "list", "--json"], ""));
+            let deployed = wrangler.run_as(&token, &["deploy"], "");
+            (whoami.stdout, databases, deployed.stdout)
+        });
+    let saved = std::fs::read_to_string(&state).unwrap_or_default();
+    drop(child);
+
+    let banner = banner.join("\n");
+    assert_eq!(account.as_deref(), Some(ACCOUNT_ID), "{banner}");
+    assert!(
+        banner.contains(&format!("sandbox: state {}", state.display())),
+        "{banner}"
+    );
+    let (whoami, databases, deployed) = runs.unwrap_or_else(|| panic!("no exports: {banner}"));
+    assert!(whoami.contains(ACCOUNT_ID), "{whoami}");
+    assert_eq!(databases[0]["name"], "lms-db", "{databases}");
+    assert!(deployed.contains("Current Version ID"), "{deployed}");
+    assert!(
+        saved.contains("lms-example"),
+        "the deploy is in the project's state file"
+    );
+}
+
+/// A child process that is killed and reaped when the test ends, passed or not.
+struct Stopped(std::process::Child);
+
+impl Drop for Stopped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
 fn wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations() {
     let Some(bin) =
         wrangler_for("wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations")
@@ -748,7 +923,7 @@ fn wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations() {
     let id = found[0]["uuid"].as_str().expect("lms-db-staging exists");
     let wrangler = Wrangler {
         bin,
-        sandbox: &sandbox,
+        base_url: sandbox.base_url(),
         home: tempfile::tempdir().expect("temp home"),
     };
     let project = wrangler.home.path().join("project");

@@ -332,11 +332,39 @@ pub async fn run(
     let listener = bind(config.listen)?;
     let addr = listener.local_addr().map_err(start_error)?;
     let _lock = config.state.as_deref().map(state_file::lock).transpose()?;
+    let state = config.state.clone();
+    let token = config.token.is_some();
     let app = Arc::new(app(config, addr)?);
+    let account = app
+        .world
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .state
+        .account
+        .id
+        .clone();
     let listener = tokio::net::TcpListener::from_std(listener).map_err(start_error)?;
     tracing::info!("sandbox listening on http://{addr}/client/v4");
-    anstream::eprintln!("sandbox: CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4");
-    anstream::eprintln!("sandbox: Workers answer at http://{addr}/__sandbox/workers/<script>/");
+    let state = match &state {
+        Some(path) => path.display().to_string(),
+        None => "none: the account lives in memory and is lost on exit".to_owned(),
+    };
+    let token = if token {
+        "<the token given to --token>"
+    } else {
+        "sandbox"
+    };
+    anstream::eprintln!(
+        "sandbox: the Cloudflare API at http://{addr}/client/v4\n\
+         sandbox: account {account}\n\
+         sandbox: state {state}\n\
+         sandbox: Workers answer at http://{addr}/__sandbox/workers/<script>/\n\
+         sandbox: to point wrangler and lmsinfra at it, paste into another shell:\n\
+         export CLOUDFLARE_API_BASE_URL=http://{addr}/client/v4\n\
+         export CLOUDFLARE_API_TOKEN={token}\n\
+         export CLOUDFLARE_ACCOUNT_ID={account}\n\
+         sandbox: Ctrl-C stops it"
+    );
     server::serve(listener, app, shutdown).await;
     Ok(())
 }
