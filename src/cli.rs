@@ -356,6 +356,9 @@ pub struct RollbackArgs {
     /// Roll back even when it brings back old secret values.
     #[arg(long)]
     pub allow_secret_revert: bool,
+    /// Do not run the smoke checks of the Workers rolled back.
+    #[arg(long)]
+    pub no_verify: bool,
 }
 
 /// `lmsinfra verify`.

@@ -80,6 +80,19 @@ pub enum Error {
         /// The command.
         command: &'static str,
     },
+    /// Ctrl-C or SIGTERM stopped a command between two of its writes.
+    #[error("{command} interrupted after {done}; not started: {rest}")]
+    #[diagnostic(help("{finish}"))]
+    Interrupted {
+        /// The command.
+        command: &'static str,
+        /// What was done.
+        done: String,
+        /// What was not started.
+        rest: String,
+        /// How to finish the job.
+        finish: String,
+    },
     /// `--worker KEY` names no Worker of the manifest.
     #[error("{environment} has no Worker {key} (its Workers: {known})")]
     WorkerUnknown {
@@ -241,7 +254,9 @@ impl Error {
             }
             Self::Rollback(err) if err.is_refusal() => Outcome::Blocked.code(),
             Self::Backup(err) => err.exit_code(),
-            Self::Apply(crate::apply::Error::Interrupted { .. }) => crate::interrupt::EXIT_CODE,
+            Self::Apply(crate::apply::Error::Interrupted { .. }) | Self::Interrupted { .. } => {
+                crate::interrupt::EXIT_CODE
+            }
             _ => 1,
         }
     }

@@ -63,6 +63,8 @@ pub(super) fn restore(
         if !args.auto_approve && !confirm(printer, key, &database.name)? {
             return Err(backup::Error::Cancelled.into());
         }
+        // One write: a Ctrl-C from now on lets it finish, so its undo bookmark is printed.
+        crate::interrupt::watch(&account.runtime).map_err(|source| Error::Runtime { source })?;
         let restored = client
             .d1_restore(&uuid, &TimeTravelTarget::Bookmark(bookmark.clone()))
             .await?;

@@ -1,8 +1,9 @@
 //! `lmsinfra rollback`: deploy an earlier version of one Worker (or each), every check made
-//! with reads before the first write.
+//! with reads before the first write, then run the smoke checks of what was rolled back.
 
 use super::chosen_workers;
 use crate::account::Account;
+use crate::check::smoke;
 use crate::cli::RollbackArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
@@ -94,7 +95,31 @@ pub(super) fn rollback(
     if !args.auto_approve && !confirm(printer, &args.environment)? {
         return Err(Error::ApplyCancelled);
     }
-    for ready in &prepared {
+    crate::interrupt::watch(&account.runtime).map_err(|source| Error::Runtime { source })?;
+    for (index, ready) in prepared.iter().enumerate() {
+        if crate::interrupt::requested() {
+            let names = |r: &[rollback::Prepared]| {
+                r.iter()
+                    .map(|r| format!("worker.{}", r.key))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            };
+            return Err(Error::Interrupted {
+                command: "rollback",
+                done: if index == 0 {
+                    "no Worker".to_owned()
+                } else {
+                    names(&prepared[..index])
+                },
+                rest: names(&prepared[index..]),
+                // Rolling back every Worker again would take the finished ones further back.
+                finish: prepared[index..]
+                    .iter()
+                    .map(|r| format!("lmsinfra rollback {} --worker {}", args.environment, r.key))
+                    .collect::<Vec<_>>()
+                    .join("; "),
+            });
+        }
         let annotations =
             release::rollback_annotations(&args.environment, &ready.target.version.id);
         let deployed = account.runtime.block_on(rollback::deploy(
@@ -112,7 +137,21 @@ pub(super) fn rollback(
         "`lmsinfra plan {env}` now reports {env} as rolled back; `lmsinfra apply {env} --roll-forward` undoes it.",
         env = args.environment
     ));
-    Ok(Outcome::Success)
+    let checked: Vec<&str> = prepared
+        .iter()
+        .map(|r| r.key.as_str())
+        .filter(|key| desired.workers.get(*key).is_some_and(|w| w.smoke.is_some()))
+        .collect();
+    if args.no_verify || checked.is_empty() {
+        return Ok(Outcome::Success);
+    }
+    let outcomes = super::verify::verify_workers(&account, &desired, &checked, None)?;
+    printer.data(&smoke::text(&desired.environment, None, &outcomes))?;
+    Ok(if outcomes.iter().all(|o| o.passed) {
+        Outcome::Success
+    } else {
+        Outcome::SmokeFailed
+    })
 }
 
 /// Ask on the terminal; only `yes` goes ahead.

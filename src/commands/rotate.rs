@@ -115,15 +115,19 @@ impl Rotate<'_> {
         }
     }
 
-    /// Without `--auto-approve`, say what the phase would do and stop.
-    fn approved(&self, what: &str) -> bool {
+    /// Without `--auto-approve`, say what the phase would do and stop. With it, the phase's
+    /// writes begin: from now on a Ctrl-C lets the phase finish (its writes belong together, a
+    /// Stream key and the write that uses it) instead of stopping between them.
+    fn approved(&self, what: &str) -> Result<bool, Error> {
         if self.args.auto_approve {
-            return true;
+            crate::interrupt::watch(&self.account.runtime)
+                .map_err(|source| Error::Runtime { source })?;
+            return Ok(true);
         }
         self.printer.notice(format_args!(
             "{what}\nnothing was changed; run again with --auto-approve to do it"
         ));
-        false
+        Ok(false)
     }
 
     /// The new value: read as apply reads one, or generated (and revealed only to a file).
@@ -203,7 +207,7 @@ impl Rotate<'_> {
         if !self.approved(&format!(
             "would set {next} on {} (generation {generation}), so the Worker accepts the old and the new value",
             self.worker.name
-        )) {
+        ))? {
             return Ok(Outcome::Blocked);
         }
         self.write(
@@ -253,7 +257,7 @@ impl Rotate<'_> {
         if !self.approved(&format!(
             "would set {secret} to the staged value and remove {next} on {}, in one deployment",
             self.worker.name
-        )) {
+        ))? {
             return Ok(Outcome::Blocked);
         }
         self.write(
@@ -276,7 +280,7 @@ impl Rotate<'_> {
         if !self.approved(&format!(
             "would create a Stream signing key and set {key_id_secret} and {secret} on {} in one deployment (generation {generation})",
             self.worker.name
-        )) {
+        ))? {
             return Ok(Outcome::Blocked);
         }
         let client = &self.account.client;
@@ -359,7 +363,7 @@ impl Rotate<'_> {
                 .data(&format!("Stream key {old} is already revoked.\n"))?;
             return Ok(Outcome::Success);
         }
-        if !self.approved(&format!("would revoke Stream key {old}")) {
+        if !self.approved(&format!("would revoke Stream key {old}"))? {
             return Ok(Outcome::Blocked);
         }
         self.account

@@ -206,6 +206,13 @@ fn rollback_deploys_the_previous_version_and_plan_and_apply_respect_it() {
         ])
         .run();
     assert_eq!(rolled.code, 0, "{rolled}");
+    // The rolled-back Worker's smoke checks ran against the version that serves again.
+    assert!(
+        rolled.stdout.contains("Smoke checks of production")
+            && rolled.stdout.contains("✓ worker.api health")
+            && !rolled.stdout.contains("worker.viewer"),
+        "{rolled}"
+    );
     let serving = &deployments(&sandbox, "lms-api")[0];
     assert_eq!(
         serving["versions"],

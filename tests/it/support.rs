@@ -295,7 +295,13 @@ impl TestSandbox {
                 .enable_all()
                 .build()
                 .expect("runtime"),
-            http: reqwest::Client::new(),
+            // The sandbox closes a connection that sends no request for 10 s (its header read
+            // timeout); a test that waits longer than that (on wrangler, say) must not reuse
+            // such a connection, or its next request is lost with it.
+            http: reqwest::Client::builder()
+                .pool_idle_timeout(std::time::Duration::from_secs(5))
+                .build()
+                .expect("test HTTP client"),
         }
     }
 
