@@ -3,7 +3,8 @@
 //! starts, apply says how far it got and exits 130, and the next apply finishes the job. A
 //! second signal stops at once. Ctrl-C is typed on a pseudo terminal, as a person would, and
 //! sent as a signal, as a CI runner or `timeout` would. The same terminal shows that an apply
-//! with nothing to do ends without asking.
+//! with nothing to do ends without asking. `rollback --all` stops between two Workers the same
+//! way.
 
 use std::io::{Read, Write};
 use std::os::fd::{FromRawFd, OwnedFd};
@@ -13,7 +14,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crate::apply::with_secrets;
-use crate::support::{ACCOUNT_ID, Lmsinfra, TOKEN, TestSandbox};
+use crate::support::{ACCOUNT_ID, Lmsinfra, Project, TOKEN, TestSandbox};
 
 /// Long enough that no correct run comes near it; it only keeps a broken one from hanging.
 const PATIENCE: Duration = Duration::from_secs(120);
@@ -292,4 +293,121 @@ fn with_stdout_piped_the_question_still_comes_after_the_whole_plan() {
         "the pipe lost the plan: {}",
         piped.text()
     );
+}
+
+/// The `workers/message` of the deployment serving `script`.
+fn serving_message(sandbox: &TestSandbox, script: &str) -> String {
+    let path = format!("/accounts/{{account}}/workers/scripts/{script}/deployments");
+    sandbox.get(&path)["deployments"][0]["annotations"]["workers/message"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn sigint_during_rollback_of_every_worker_stops_before_the_next_and_names_it() {
+    // Each rollback deployment is made at once but answered 3 s later: the signal lands while
+    // the first Worker's deployment is in flight.
+    let sandbox = TestSandbox::with(crate::client::faults(
+        "after_create@create-deployment=1:3000ms",
+    ));
+    let project = Project::new();
+    with_secrets(Lmsinfra::new(&sandbox).project(&project).args([
+        "apply",
+        "production",
+        "--auto-approve",
+        "--force-secrets",
+    ]))
+    .code(0)
+    .run();
+    // Both Workers change, so each has an earlier version to go back to.
+    project.edit("production", |text| {
+        text.replace(
+            "https://lms-viewer.example.workers.dev\" }",
+            "https://lms.example.com\" }",
+        )
+        .replace(
+            "https://lms-api.example.workers.dev\" }",
+            "https://api.lms.example.com\" }",
+        )
+    });
+    Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["apply", "production", "--auto-approve", "--no-verify"])
+        .code(0)
+        .run();
+    let viewer_before = serving_message(&sandbox, "lms-viewer");
+
+    let mut child = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args([
+            "rollback",
+            "production",
+            "--all",
+            "--auto-approve",
+            "--no-verify",
+        ])
+        .spawn();
+    let stderr = Transcript::default();
+    stderr.collect(child.stderr.take().expect("piped stderr"));
+    let deadline = Instant::now() + PATIENCE;
+    while !serving_message(&sandbox, "lms-api").starts_with("lmsinfra rollback") {
+        assert!(
+            Instant::now() < deadline,
+            "no rollback of lms-api:\n{}",
+            stderr.text()
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    signal(&child, libc::SIGINT);
+    assert_eq!(exit_code(&mut child), 130, "{}", stderr.text());
+    let text = stderr.text();
+    assert!(text.contains("Rolled back worker.api (lms-api)"), "{text}");
+    assert!(
+        text.contains("rollback interrupted after worker.api; not started: worker.viewer"),
+        "{text}"
+    );
+    assert!(
+        text.contains("lmsinfra rollback production --worker viewer"),
+        "{text}"
+    );
+    assert_eq!(serving_message(&sandbox, "lms-viewer"), viewer_before);
+}
+
+#[test]
+fn sigint_during_a_restore_lets_the_restore_finish_and_exit_as_usual() {
+    // The restore is answered 3 s after it arrives: the signal lands while it is in flight.
+    let sandbox = TestSandbox::with(crate::client::faults("slow@restore=1:3000ms"));
+    let found = sandbox.get("/accounts/{account}/d1/database?name=lms-db");
+    let uuid = found[0]["uuid"].as_str().expect("the seeded database");
+    let bookmark = sandbox.get(&format!(
+        "/accounts/{{account}}/d1/database/{uuid}/time_travel/bookmark"
+    ))["bookmark"]
+        .as_str()
+        .expect("a bookmark")
+        .to_owned();
+    let mut child = Lmsinfra::new(&sandbox)
+        .args(["restore", "production", "--db", "main", "--bookmark"])
+        .args([bookmark.as_str(), "--auto-approve"])
+        .spawn();
+    let stderr = Transcript::default();
+    stderr.collect(child.stderr.take().expect("piped stderr"));
+    stderr.wait_for("Every write after it is undone");
+    // The write begins as soon as that is said; give it a moment to be on its way.
+    std::thread::sleep(Duration::from_millis(500));
+    signal(&child, libc::SIGINT);
+    let output = child.wait_with_output().expect("restore ends");
+    let text = stderr.text();
+    assert_eq!(output.status.code(), Some(0), "{text}");
+    assert!(text.contains("Interrupt received"), "{text}");
+    // The one restore was answered (counted when it is), not cut off.
+    let restores: u64 = sandbox
+        .sandbox()
+        .stats()
+        .routes
+        .iter()
+        .filter(|(route, _)| route.ends_with("/time_travel/restore"))
+        .map(|(_, n)| *n)
+        .sum();
+    assert_eq!(restores, 1, "{text}");
 }

@@ -834,3 +834,47 @@ fn a_rollback_across_a_finished_rotation_is_refused_naming_the_secret() {
         "the old value is back, as asked"
     );
 }
+
+#[test]
+fn ctrl_c_between_a_stream_keys_creation_and_its_write_lets_the_phase_finish() {
+    // The new key is made at once but answered 3 s later: the signal lands between the key's
+    // creation and the Worker write that puts it to use.
+    let sandbox = TestSandbox::with(crate::client::faults(
+        "after_create@create-signing-keys=1:3000ms",
+    ));
+    let project = rotating_project();
+    staging_worker(&sandbox);
+    let before = sandbox.get(&format!("{SCRIPTS}/lms-api-staging/versions"))["items"]
+        .as_array()
+        .expect("versions")
+        .len();
+    let child = rotate(
+        &sandbox,
+        &project,
+        &["CLOUDFLARE_STREAM_SIGNING_KEY_PEM", "--auto-approve"],
+    )
+    .spawn();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while key_ids(&sandbox).is_empty() {
+        assert!(std::time::Instant::now() < deadline, "no key was created");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let pid = libc::pid_t::try_from(child.id()).expect("a pid");
+    // SAFETY: kill has no memory effects; the pid is our own child, not yet waited for.
+    assert_eq!(
+        unsafe { libc::kill(pid, libc::SIGINT) },
+        0,
+        "the signal is sent"
+    );
+    let output = child.wait_with_output().expect("rotate ends");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert_eq!(output.status.code(), Some(0), "{stderr}");
+    assert!(stderr.contains("Interrupt received"), "{stderr}");
+    let after = sandbox.get(&format!("{SCRIPTS}/lms-api-staging/versions"))["items"]
+        .as_array()
+        .expect("versions")
+        .len();
+    assert_eq!(after, before + 1, "the key's id and PEM were written");
+    let token = worker(&sandbox, "GET", "/lms-api-staging/video-token", &[], "");
+    assert_eq!(token, 200, "the Worker serves the new key's pair");
+}
