@@ -51,7 +51,12 @@ pub(super) fn check(
             super::secrets::text(&rotations)
         ),
         ReportFormat::Json => {
-            serde_json::to_string_pretty(&report).expect("a report serialises to JSON")
+            let mut document = serde_json::to_value(&report).expect("a report serialises to JSON");
+            if !rotations.is_empty() {
+                document["rotations"] =
+                    serde_json::to_value(&rotations).expect("rotation statuses serialise");
+            }
+            serde_json::to_string_pretty(&document).expect("a report serialises to JSON")
         }
     };
     printer.data(&text)?;

@@ -690,6 +690,19 @@ fn secrets_and_check_read_the_rotation_record_and_its_age() {
         check.stdout.contains("last rotated 100 days ago"),
         "{check}"
     );
+    let json = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["check", "staging", "--no-probe", "--format", "json"])
+        .code(3)
+        .run();
+    let report: Value = serde_json::from_str(&json.stdout).expect("json");
+    let failing = report["rotations"]
+        .as_array()
+        .expect("the rotation section")
+        .iter()
+        .find(|s| s["secret"] == "TALLY_SIGNING_SECRET")
+        .expect("tally");
+    assert_eq!(failing["verdict"], "fail", "{report:#}");
     let value = std::fs::read_to_string(&revealed).expect("revealed");
     assert_eq!(value.len(), 64, "32 bytes as hex");
     assert_eq!(
