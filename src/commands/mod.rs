@@ -220,14 +220,19 @@ fn chosen_workers<'a>(
             .ok_or_else(|| Error::WorkerUnknown {
                 key: key.to_owned(),
                 environment: desired.environment.clone(),
-                known: desired
-                    .workers
-                    .keys()
-                    .cloned()
-                    .collect::<Vec<_>>()
-                    .join(", "),
+                known: worker_keys(desired),
             }),
     }
+}
+
+/// The keys of the manifest's Workers, comma-separated, for messages that list them.
+fn worker_keys(desired: &Manifest) -> String {
+    desired
+        .workers
+        .keys()
+        .cloned()
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// Write a file whole or not at all: a temporary file beside it, then a rename.

@@ -30,12 +30,7 @@ pub(super) fn rollback(
     if workers.len() > 1 && !args.all {
         return Err(Error::WorkerNeeded {
             environment: desired.environment.clone(),
-            known: desired
-                .workers
-                .keys()
-                .cloned()
-                .collect::<Vec<_>>()
-                .join(", "),
+            known: super::worker_keys(&desired),
         });
     }
     let target = match (&args.to_version, &args.to_tag, args.steps) {

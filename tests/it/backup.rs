@@ -12,19 +12,6 @@ use super::support::{Body, Lmsinfra, Project, Run, TestSandbox};
 /// A port nothing listens on: a command pointed here that sends any request fails to connect.
 const NOWHERE: &str = "http://127.0.0.1:9/client/v4";
 
-fn create_db(sandbox: &TestSandbox, name: &str) -> String {
-    let answer = sandbox.send(
-        "POST",
-        "/accounts/{account}/d1/database",
-        Body::Json(json!({ "name": name })),
-    );
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body["result"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
-}
-
 fn uuid_of(sandbox: &TestSandbox, name: &str) -> Option<String> {
     let list = sandbox.get("/accounts/{account}/d1/database");
     list.as_array()
@@ -68,7 +55,7 @@ fn staging_with_data(sandbox: &TestSandbox) -> String {
 
 /// The staging database, with `reference` after the lessons' course id.
 fn staging_with(sandbox: &TestSandbox, reference: &str) -> String {
-    let id = create_db(sandbox, "lms-db-staging");
+    let id = sandbox.create_d1("lms-db-staging");
     rows(
         sandbox,
         &id,
@@ -221,7 +208,7 @@ fn a_backup_restored_into_a_new_database_has_the_schema_and_rows_and_its_downloa
 #[test]
 fn restore_by_timestamp_brings_back_the_past_and_the_printed_bookmark_brings_back_the_rest() {
     let sandbox = TestSandbox::new();
-    let id = create_db(&sandbox, "lms-db-staging");
+    let id = sandbox.create_d1("lms-db-staging");
     rows(
         &sandbox,
         &id,
@@ -282,7 +269,7 @@ fn refused(run: &Run, reason: &str) {
 fn bad_restore_input_is_refused_before_anything_is_written() {
     let sandbox = TestSandbox::new();
     let id = staging_with_data(&sandbox);
-    let other = create_db(&sandbox, "lms-db-other");
+    let other = sandbox.create_d1("lms-db-other");
     rows(&sandbox, &other, "CREATE TABLE x (y)");
     let project = Project::new();
     let before = (current_bookmark(&sandbox, &id), shape(&sandbox, &id));

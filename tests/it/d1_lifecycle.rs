@@ -17,19 +17,6 @@ fn at_start(tweak: impl FnOnce(&mut lmsinfra_sandbox::SandboxConfig)) -> TestSan
     })
 }
 
-fn create_db(sandbox: &TestSandbox, name: &str) -> String {
-    let answer = sandbox.send(
-        "POST",
-        "/accounts/{account}/d1/database",
-        Body::Json(json!({ "name": name })),
-    );
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body["result"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
-}
-
 fn db_path(id: &str, rest: &str) -> String {
     format!("/accounts/{{account}}/d1/database/{id}{rest}")
 }
@@ -160,7 +147,7 @@ fn the_clock_is_set_and_advanced_by_route_or_handle() {
 #[test]
 fn restore_by_timestamp_brings_back_the_past_and_previous_bookmark_undoes_it() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "tt");
+    let id = sandbox.create_d1("tt");
     advance(&sandbox, 60);
     rows(&sandbox, &id, "CREATE TABLE t (name TEXT)");
     rows(&sandbox, &id, "INSERT INTO t VALUES ('before')");
@@ -199,7 +186,7 @@ fn restore_by_timestamp_brings_back_the_past_and_previous_bookmark_undoes_it() {
 #[test]
 fn time_travel_survives_a_restart() {
     let mut sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "tt-restart");
+    let id = sandbox.create_d1("tt-restart");
     rows(&sandbox, &id, "CREATE TABLE t (name TEXT)");
     let empty_table = current(&sandbox, &id);
     rows(&sandbox, &id, "INSERT INTO t VALUES ('x')");
@@ -214,8 +201,8 @@ fn time_travel_survives_a_restart() {
 #[test]
 fn time_travel_keeps_to_its_window_its_database_and_its_rate_limit() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "window");
-    let other = create_db(&sandbox, "other");
+    let id = sandbox.create_d1("window");
+    let other = sandbox.create_d1("other");
     let first = current(&sandbox, &id);
     let future = sandbox.sandbox().clock().now() + SignedDuration::from_secs(60);
     assert_eq!(bookmark(&sandbox, &id, Some(future)).status, 400);
@@ -291,7 +278,7 @@ fn seed_two_tables(sandbox: &TestSandbox, id: &str) {
 #[test]
 fn export_polls_to_a_signed_url_that_needs_no_token_and_expires() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "exported");
+    let id = sandbox.create_d1("exported");
     seed_two_tables(&sandbox, &id);
     let before = current(&sandbox, &id);
     let body = json!({"output_format": "polling", "dump_options": {"tables": []}});
@@ -347,7 +334,7 @@ fn export_polls_to_a_signed_url_that_needs_no_token_and_expires() {
 #[test]
 fn export_honours_its_dump_options() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "options");
+    let id = sandbox.create_d1("options");
     seed_two_tables(&sandbox, &id);
     let dump = |options: Value| {
         let (url, _) = export_to_url(&sandbox, &id, options);
@@ -380,7 +367,7 @@ fn export_honours_its_dump_options() {
 #[test]
 fn an_export_nobody_polls_is_cancelled() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "lapsed");
+    let id = sandbox.create_d1("lapsed");
     let started = export(&sandbox, &id, json!({"output_format": "polling"}));
     let at = started.body["result"]["at_bookmark"].clone();
     advance(&sandbox, 61);
@@ -435,11 +422,11 @@ fn import(sandbox: &TestSandbox, id: &str, sql: &str) -> Value {
 #[test]
 fn an_export_imports_into_an_empty_database_with_equal_content() {
     let sandbox = at_start(|_| {});
-    let source = create_db(&sandbox, "source");
+    let source = sandbox.create_d1("source");
     seed_two_tables(&sandbox, &source);
     let (url, _) = export_to_url(&sandbox, &source, json!({}));
     let dump = String::from_utf8(fetch("GET", &url, Vec::new()).2).unwrap();
-    let target = create_db(&sandbox, "target");
+    let target = sandbox.create_d1("target");
     let before = current(&sandbox, &target);
     let done = import(&sandbox, &target, &dump);
     assert_eq!(done["status"], "complete", "{done}");
@@ -499,7 +486,7 @@ fn an_export_imports_into_an_empty_database_with_equal_content() {
 #[test]
 fn a_failed_import_leaves_the_database_as_it_was() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "atomic-import");
+    let id = sandbox.create_d1("atomic-import");
     rows(&sandbox, &id, "CREATE TABLE t (name TEXT)");
     let failed = import(
         &sandbox,
@@ -538,7 +525,7 @@ fn a_failed_import_leaves_the_database_as_it_was() {
 #[test]
 fn a_corrupting_sandbox_drops_every_other_imported_row() {
     let sandbox = at_start(|c| c.corrupt_imports = true);
-    let id = create_db(&sandbox, "corrupt");
+    let id = sandbox.create_d1("corrupt");
     let done = import(
         &sandbox,
         &id,
@@ -553,7 +540,7 @@ const PARTIAL: &str = "CREATE TABLE made (x); INSERT INTO missing VALUES (1)";
 #[test]
 fn query_is_one_transaction_by_default() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "atomic");
+    let id = sandbox.create_d1("atomic");
     let before = current(&sandbox, &id);
     let answer = query(&sandbox, &id, PARTIAL);
     assert_eq!((answer.status, answer.code()), (400, Some(7500)));
@@ -576,7 +563,7 @@ fn query_is_one_transaction_by_default() {
 #[test]
 fn non_atomic_query_keeps_the_statements_before_a_failure() {
     let sandbox = at_start(|c| c.d1_query_non_atomic = true);
-    let id = create_db(&sandbox, "non-atomic");
+    let id = sandbox.create_d1("non-atomic");
     let before = current(&sandbox, &id);
     let answer = query(&sandbox, &id, PARTIAL);
     assert_eq!((answer.status, answer.code()), (400, Some(7500)));
@@ -593,7 +580,7 @@ fn non_atomic_query_keeps_the_statements_before_a_failure() {
 #[test]
 fn database_details_report_sqlites_own_size() {
     let sandbox = at_start(|_| {});
-    let id = create_db(&sandbox, "sized");
+    let id = sandbox.create_d1("sized");
     seed_two_tables(&sandbox, &id);
     rows(
         &sandbox,

@@ -15,19 +15,6 @@ use crate::support::{
     ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox, lmsinfra_snapshot,
 };
 
-fn create_db(sandbox: &TestSandbox, name: &str) -> String {
-    let answer = sandbox.send(
-        "POST",
-        "/accounts/{account}/d1/database",
-        Body::Json(json!({ "name": name })),
-    );
-    assert_eq!(answer.status, 200, "{}", answer.body);
-    answer.body["result"]["uuid"]
-        .as_str()
-        .expect("uuid")
-        .to_owned()
-}
-
 /// The rows of the last statement of `sql`, which must succeed.
 fn rows(sandbox: &TestSandbox, id: &str, sql: &str) -> Vec<Value> {
     let answer = sandbox.send(
@@ -61,7 +48,7 @@ fn client(sandbox: &TestSandbox) -> Client {
 #[test]
 fn an_import_runs_the_whole_file_and_reports_its_bookmarks() {
     let sandbox = TestSandbox::new();
-    let id = create_db(&sandbox, "import-client");
+    let id = sandbox.create_d1("import-client");
     let client = client(&sandbox);
     let before = block_on(client.d1_bookmark(&id)).expect("bookmark");
     let sql =
@@ -91,7 +78,7 @@ fn an_import_runs_the_whole_file_and_reports_its_bookmarks() {
 #[test]
 fn a_failing_statement_rolls_the_whole_import_back() {
     let sandbox = TestSandbox::with(|c| c.d1_query_non_atomic = true);
-    let id = create_db(&sandbox, "import-rollback");
+    let id = sandbox.create_d1("import-rollback");
     let client = client(&sandbox);
     let before = block_on(client.d1_bookmark(&id)).expect("bookmark");
     let sql = b"CREATE TABLE made (x);\nINSERT INTO missing VALUES (1);\n";

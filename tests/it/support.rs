@@ -390,6 +390,20 @@ impl TestSandbox {
         })
     }
 
+    /// Create a D1 database through the API; its id.
+    pub fn create_d1(&self, name: &str) -> String {
+        let answer = self.send(
+            "POST",
+            "/accounts/{account}/d1/database",
+            Body::Json(serde_json::json!({ "name": name })),
+        );
+        assert_eq!(answer.status, 200, "{}", answer.body);
+        answer.body["result"]["uuid"]
+            .as_str()
+            .expect("uuid")
+            .to_owned()
+    }
+
     /// `GET`, expecting success; returns `result`.
     pub fn get(&self, path: &str) -> Value {
         let answer = self.send("GET", path, Body::None);
