@@ -8,6 +8,9 @@
 //! PASS/FAIL for the target (peak RSS under 64 MiB), and exits non-zero on a miss. Run it with
 //! `cargo bench --bench backup`; it is never part of `cargo test`.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::path::Path;
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -53,37 +56,6 @@ fn call(
         assert_eq!(answer["success"], true, "{path}: {answer}");
         answer["result"].clone()
     })
-}
-
-/// Run the real binary to completion and return its exit status, wall time and peak RSS
-/// (bytes), read with `wait4`.
-#[expect(
-    clippy::zombie_processes,
-    reason = "wait4 reaps the child, so that its resource usage can be read"
-)]
-fn run_child(command: &mut Command) -> (i32, Duration, u64) {
-    let start = Instant::now();
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("the binary starts");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped; both pointers are to live locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(reaped, pid, "wait4 reaps the child");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    // Linux reports ru_maxrss in KiB.
-    (code, elapsed, usage.ru_maxrss as u64 * 1024)
 }
 
 fn main() -> ExitCode {
@@ -140,7 +112,8 @@ fn main() -> ExitCode {
 
     let out = dir.path().join("backups");
     std::fs::create_dir(&out).expect("backups/");
-    let (code, elapsed, peak_rss) = run_child(
+    let (code, elapsed, peak_rss) = child::run(
+        Stdio::inherit(),
         Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
             .args(["--color", "never", "-q", "--dir"])
             .arg(root())

@@ -10,6 +10,9 @@
 //! Worker plus `wrangler d1 list`. It prints a table, then PASS/FAIL per target, and exits
 //! non-zero on a miss. Run it with `cargo bench --bench plan`; it is never part of `cargo test`.
 
+#[path = "support/child.rs"]
+mod child;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};
 use std::time::{Duration, Instant};
@@ -137,40 +140,10 @@ fn measure_plan(
     (median(samples), requests)
 }
 
-/// Run the real binary to completion and return its exit status, wall time and peak RSS
-/// (bytes), read with `wait4`.
-#[expect(
-    clippy::zombie_processes,
-    reason = "wait4 reaps the child, so that its resource usage can be read"
-)]
-fn run_child(command: &mut Command) -> (i32, Duration, u64) {
-    let start = Instant::now();
-    let child = command
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let pid = child.id() as libc::pid_t;
-    let mut status = 0;
-    // SAFETY: an all-zero rusage is a valid value of this plain C struct.
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: `pid` is our own child, not yet reaped; both pointers are to live locals.
-    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
-    let elapsed = start.elapsed();
-    assert_eq!(reaped, pid, "wait4 reaps the child");
-    let code = if libc::WIFEXITED(status) {
-        libc::WEXITSTATUS(status)
-    } else {
-        -1
-    };
-    // Linux reports ru_maxrss in KiB.
-    (code, elapsed, usage.ru_maxrss as u64 * 1024)
-}
-
 /// `lmsinfra plan ENV --no-probe` as a process against `sandbox`: its peak RSS.
 fn plan_process_rss(dir: &Path, env: &str, sandbox: &Sandbox, concurrency: usize) -> u64 {
-    let (code, _, rss) = run_child(
+    let (code, _, rss) = child::run(
+        Stdio::null(),
         Command::new(lmsinfra())
             .args(["--color", "never", "-q", "--dir"])
             .arg(dir)
@@ -279,7 +252,8 @@ impl Wrangler {
 
     fn run(&self, sandbox: &Sandbox, args: &[&str]) {
         let home = self.home.path();
-        let (code, _, _) = run_child(
+        let (code, _, _) = child::run(
+            Stdio::null(),
             Command::new(&self.bin)
                 .args(args)
                 .env_clear()
@@ -408,7 +382,8 @@ fn main() -> ExitCode {
 
     let samples: Vec<Duration> = (0..15)
         .map(|_| {
-            let (code, took, _) = run_child(
+            let (code, took, _) = child::run(
+                Stdio::null(),
                 Command::new(lmsinfra())
                     .args(["--color", "never", "-q", "--dir"])
                     .arg(root())
