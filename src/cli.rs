@@ -17,6 +17,8 @@ Environment:
   CLOUDFLARE_API_BASE_URL  The API (default https://api.cloudflare.com/client/v4); plain http only
                            to a loopback address
   LMSINFRA_API_TIMEOUT     Seconds one API call may take, retries included (default 60)
+  LMSINFRA_API_RESERVE     Requests of Cloudflare's reported budget left for the account's other
+                           users (default 100, never less than --concurrency)
   NO_COLOR                 No colour with --color auto
 
 Exit codes:
@@ -24,7 +26,12 @@ Exit codes:
   1  Error: invalid manifest or input, API failure, apply refused or did not converge
   2  plan or diff with --detailed-exitcode: there are changes
   3  Blocked: a required secret is missing, a Worker is not deployed, a protected database
-     would be deleted, a saved plan is stale; for check, a check failed or a grade is too low";
+     would be deleted, a saved plan is stale, the environment is rolled back, a migration
+     contradicts its ledger, a rotation is requested without a value; for check, a check
+     failed, a grade is too low or a capacity threshold is crossed; for rollback, migrate,
+     rotate and restore-drill, a refusal before any write or a failed drill
+  4  A smoke check failed; with on_failure: rollback, the change was rolled back
+  130  Interrupted (Ctrl-C, SIGTERM): the write in flight finished, no other started";
 
 /// The global options each subcommand does not use, hidden from its help.
 const UNUSED_GLOBALS: [(&str, &[&str]); 7] = [
