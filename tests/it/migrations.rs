@@ -1,7 +1,6 @@
 //! D1 migrations: the client's import protocol against the sandbox, and lmsinfra's migrations
 //! through the real binary (plan, apply, `migrate`, validate), with wrangler's ledger.
 
-use std::process::{Command, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
@@ -11,9 +10,7 @@ use serde_json::{Value, json};
 
 use crate::apply::with_secrets;
 use crate::client::{block_on, client_for};
-use crate::support::{
-    ACCOUNT_ID, Body, Lmsinfra, Project, Run, TOKEN, TestSandbox, lmsinfra_snapshot,
-};
+use crate::support::{Body, Lmsinfra, Project, Run, TestSandbox, lmsinfra_snapshot};
 
 /// The rows of the last statement of `sql`, which must succeed.
 fn rows(sandbox: &TestSandbox, id: &str, sql: &str) -> Vec<Value> {
@@ -362,7 +359,7 @@ fn two_applies_started_together_apply_each_migration_once_and_both_succeed() {
                 return;
             }
             let url = base_url.get().expect("the sandbox's address is known");
-            let run = tokio::task::block_in_place(|| apply_at(url, &project));
+            let run = tokio::task::block_in_place(|| crate::races::apply_at(url, &project));
             *second.lock().expect("not poisoned") = Some(run);
         }
     };
@@ -412,23 +409,6 @@ fn project_without_migrations() -> Project {
             .collect()
     });
     project
-}
-
-/// `lmsinfra apply staging --auto-approve` in `project`, against the sandbox at `base_url`.
-fn apply_at(base_url: &str, project: &Project) -> Run {
-    let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
-        .current_dir(project.path())
-        .env("CLOUDFLARE_API_BASE_URL", base_url)
-        .env("CLOUDFLARE_API_TOKEN", TOKEN)
-        .env("CLOUDFLARE_ACCOUNT_ID", ACCOUNT_ID)
-        .env("NO_COLOR", "1")
-        .args(["--color", "never", "--dir"])
-        .arg(project.path())
-        .args(["apply", "staging", "--auto-approve"])
-        .stdin(Stdio::null())
-        .output()
-        .expect("lmsinfra runs");
-    Run::from(output)
 }
 
 #[test]

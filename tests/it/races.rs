@@ -49,7 +49,7 @@ fn adding(name: &str) -> Project {
 }
 
 /// `lmsinfra apply staging --auto-approve` in `project`, against the sandbox at `base_url`.
-fn apply_at(base_url: &str, project: &Project) -> Run {
+pub(crate) fn apply_at(base_url: &str, project: &Project) -> Run {
     let output = Command::new(env!("CARGO_BIN_EXE_lmsinfra"))
         .current_dir(project.path())
         .env("CLOUDFLARE_API_BASE_URL", base_url)
