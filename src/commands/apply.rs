@@ -136,6 +136,10 @@ pub(super) fn apply(
         &account.client,
         &secrets,
         &annotations,
+        apply::RunOptions {
+            concurrency: settings.concurrency,
+            full_check: args.full_check,
+        },
         &mut progress,
     ))?;
     for rotation in &rotations {

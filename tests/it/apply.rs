@@ -152,6 +152,92 @@ fn add_plain_text_binding(sandbox: &TestSandbox, script: &str, name: &str) {
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
+/// Staging with two more databases: the API Worker binds one, the viewer the other and a new
+/// variable. Three creates, two migrations, the API's Workers Logs and two Worker writes, most
+/// of them independent of each other.
+fn wider_staging() -> Project {
+    let project = Project::new();
+    project.edit("staging", |text| {
+        text.replace(
+            "    protect: true\n",
+            "    protect: true\n  reports: { name: lms-reports-staging }\n  events: { name: lms-events-staging }\n",
+        )
+        .replace(
+            "      DB: { type: d1, database: main }\n",
+            "      DB: { type: d1, database: main }\n      REPORTS: { type: d1, database: reports }\n",
+        )
+        .replace(
+            "      API_ORIGIN:",
+            "      EVENTS: { type: d1, database: events }\n      FLAG: { type: plain_text, text: \"on\" }\n      API_ORIGIN:",
+        )
+    });
+    project
+}
+
+/// An apply's stderr, line by line, without durations and bookmarks (which differ per run).
+fn step_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(|line| {
+            let line = line
+                .split_once(" was at bookmark ")
+                .map_or(line, |(kept, _)| kept);
+            match line.starts_with('[') {
+                true => line.rsplit_once(" (").map_or(line, |(kept, _)| kept),
+                false => line,
+            }
+            .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_parallel_apply_prints_its_steps_in_plan_order_on_a_non_terminal() {
+    let project = wider_staging();
+    let sandbox = TestSandbox::new();
+    let run = lmsinfra_snapshot!(apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--no-verify", "--concurrency", "16"]
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    assert_converged(&sandbox, Some(&project));
+    // Steps end in whatever order the answers come; the lines do not.
+    for _ in 0..3 {
+        let again = apply_staging(
+            &TestSandbox::new(),
+            Some(&project),
+            &["--no-verify", "--concurrency", "16"],
+        );
+        assert_eq!(
+            step_lines(&again.stderr),
+            step_lines(&run.stderr),
+            "{again}"
+        );
+    }
+    // One write per Worker, the database creations included once each.
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(
+        writes(&stats)
+            .into_iter()
+            .filter(|(route, _)| !route.ends_with("/import"))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings"
+                    .to_owned(),
+                1
+            ),
+            (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings".to_owned(),
+                2
+            ),
+            ("POST /accounts/{account_id}/d1/database".to_owned(), 3),
+        ],
+        "{stats:?}"
+    );
+}
+
 #[test]
 fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     let sandbox = TestSandbox::new();

@@ -1,14 +1,13 @@
 //! An apply killed part-way leaves an account that the next apply finishes, without duplicates
 //! and without losing anything.
 //!
-//! How the process is stopped after exactly k steps: apply runs its steps one at a time and each
-//! step is one write request (create database, patch settings with the secrets, patch Workers
-//! Logs). The sandbox calls its
-//! observer once a request has taken effect and before the answer goes out, so an observer that
-//! counts answered writes sends SIGKILL to the real `lmsinfra apply` process when the k-th one is
-//! answered. The process dies with k writes done and the k-th unacknowledged — the worst moment,
-//! since it never learned that its last create succeeded — and cannot send write k + 1, which
-//! would need that answer first.
+//! How the process is stopped after k writes: each step is one write request (create database,
+//! patch settings with the secrets, patch Workers Logs). The sandbox calls its observer once a
+//! request has taken effect and before the answer goes out, so an observer that counts answered
+//! writes sends SIGKILL to the real `lmsinfra apply` process when the k-th one is answered. The
+//! process dies with the k-th write done and unacknowledged — the worst moment, since it never
+//! learned that its last create succeeded. Independent steps run side by side, so a write sent
+//! beside the k-th may be done too; no write that needed the k-th's answer was sent.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -88,7 +87,11 @@ fn apply_killed_after_any_step_converges_on_the_next_run_without_duplicates_or_l
             "apply should be killed after write {k}: {killed:?}"
         );
         child_pid.store(-1, Ordering::SeqCst);
-        assert_eq!(writes.load(Ordering::SeqCst), k, "writes done when killed");
+        // Steps run side by side: a write sent beside the k-th may still be answered.
+        assert!(
+            writes.load(Ordering::SeqCst) >= k,
+            "writes done when killed"
+        );
 
         let again = apply_staging(&sandbox).output();
         assert!(
