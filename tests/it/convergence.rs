@@ -572,7 +572,7 @@ proptest! {
     }
 
     #[test]
-    fn apply_then_plan_is_empty_for_any_manifest_and_account_sixteen_at_once(case in case()) {
+    fn apply_then_plan_is_empty_for_any_manifest_and_account(case in case()) {
         apply_then_plan(&case, PARALLEL, None, None)?;
     }
 }
