@@ -1,7 +1,7 @@
 //! An apply killed part-way leaves an account that the next apply finishes, without duplicates
 //! and without losing anything — also when it was running many steps at once.
 //!
-//! How the process is stopped after exactly k writes: every step apply takes is one write
+//! How the process is stopped after exactly k writes: every step of these applies is one write
 //! request (create a database, patch a Worker's settings with its secrets, patch its Workers
 //! Logs, put a zone's ruleset). The sandbox calls its observer once a request has taken effect
 //! and before the answer goes out, so an observer that counts answered writes sends SIGKILL to
