@@ -1,17 +1,18 @@
 //! An apply killed part-way leaves an account that the next apply finishes, without duplicates
 //! and without losing anything — also when it was running many steps at once.
 //!
-//! How the process is stopped after exactly k writes: every step of these applies is one write
-//! request (create a database, patch a Worker's settings with its secrets, patch its Workers
-//! Logs, put a zone's ruleset). The sandbox calls its observer once a request has taken effect
-//! and before the answer goes out, so an observer that counts answered writes sends SIGKILL to
-//! the real `lmsinfra apply` process when the k-th one is answered. The process dies with k
-//! writes done and the k-th unacknowledged — the worst moment, since it never learned that its
-//! last create succeeded. One step at a time, it cannot send write k + 1, which would need that
-//! answer first. With steps in parallel (`--concurrency`), "after write k" means after the k-th
-//! answered write, whichever step it belonged to: the writes of other steps already on their way
-//! may still take effect, so at least k are done, and some steps the dead process started are
-//! done while others never began.
+//! How the process is stopped after exactly k writes: a first, whole apply counts the writes it
+//! makes (create a database, the few requests of a migration, patch a Worker's settings with its
+//! secrets, patch its Workers Logs, put a zone's ruleset); then, for each k, apply runs on a
+//! fresh account and is killed at write k. The sandbox calls its observer once a request has
+//! taken effect and before the answer goes out, so an observer that counts answered writes sends
+//! SIGKILL to the real `lmsinfra apply` process when the k-th one is answered. The process dies
+//! with k writes done and the k-th unacknowledged — the worst moment, since it never learned that
+//! its last create succeeded. One step at a time, it cannot send write k + 1, which would need
+//! that answer first. With steps in parallel (`--concurrency`), "after write k" means after the
+//! k-th answered write, whichever step it belonged to: the writes of other steps already on their
+//! way may still take effect, so at least k are done, and some steps the dead process started
+//! are done while others never began.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -155,10 +156,6 @@ const STAGING_SECRETS: [&str; 4] = [
     "CLOUDFLARE_STREAM_SIGNING_KEY_PEM",
 ];
 
-/// Staging of the audited account: create the database, patch the API Worker's settings with
-/// its four secrets, patch its Workers Logs.
-const STAGING_WRITES: usize = 3;
-
 fn apply_staging(sandbox: &TestSandbox) -> Lmsinfra {
     let mut args = vec![
         "apply".to_owned(),
@@ -176,9 +173,26 @@ fn apply_staging(sandbox: &TestSandbox) -> Lmsinfra {
     command
 }
 
+/// Staging of the audited account: create the database, run its two migrations (a few requests
+/// each), patch the API Worker's settings with its four secrets, patch its Workers Logs.
 #[test]
 fn apply_killed_after_any_step_converges_on_the_next_run_without_duplicates_or_losses() {
-    for k in 1..=STAGING_WRITES {
+    let writes = {
+        let (sandbox, killer) = Killer::sandbox(|_| {});
+        killer.next_run(&sandbox, 0);
+        let whole = killer.run(apply_staging(&sandbox));
+        assert!(
+            whole.status.success(),
+            "a whole apply of staging fails:\n{}",
+            String::from_utf8_lossy(&whole.stderr)
+        );
+        killer.writes()
+    };
+    assert!(
+        writes >= 5,
+        "a whole apply of staging writes {writes} times"
+    );
+    for k in 1..=writes {
         let (sandbox, killer) = Killer::sandbox(|_| {});
         let before = binding_names_by_script(&read_state(&sandbox));
 
