@@ -2,17 +2,18 @@
 //! and without losing anything — also when it was running many steps at once.
 //!
 //! How the process is stopped after exactly k writes: a first, whole apply counts the writes it
-//! makes (create a database, the few requests of a migration, patch a Worker's settings with its
-//! secrets, patch its Workers Logs, put a zone's ruleset); then, for each k, apply runs on a
-//! fresh account and is killed at write k. The sandbox calls its observer once a request has
-//! taken effect and before the answer goes out, so an observer that counts answered writes sends
-//! SIGKILL to the real `lmsinfra apply` process when the k-th one is answered. The process dies
-//! with k writes done and the k-th unacknowledged — the worst moment, since it never learned that
-//! its last create succeeded. One step at a time, it cannot send write k + 1, which would need
-//! that answer first. With steps in parallel (`--concurrency`), "after write k" means after the
-//! k-th answered write, whichever step it belonged to: the writes of other steps already on their
-//! way may still take effect, so at least k are done, and some steps the dead process started
-//! are done while others never began.
+//! makes (create a database, the few requests of a migration, patch a Worker's settings with
+//! its secrets, patch its Workers Logs, put a zone's ruleset; every answered request but a GET
+//! counts, so the ledger reads and import polls D1 takes as POSTs are kill points too); then,
+//! for each k, apply runs on a fresh account and is killed at write k. The sandbox calls its
+//! observer once a request has taken effect and before the answer goes out, so an observer that
+//! counts answered writes sends SIGKILL to the real `lmsinfra apply` process when the k-th one
+//! is answered. The process dies with k writes done and the k-th unacknowledged — the worst
+//! moment, since it never learned that its last create succeeded. One step at a time, it cannot
+//! send write k + 1, which would need that answer first. With steps in parallel
+//! (`--concurrency`), "after write k" means after the k-th answered write, whichever step it
+//! belonged to: the writes of other steps already on their way may still take effect, so at
+//! least k are done, and some steps the dead process started are done while others never began.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
@@ -20,7 +21,7 @@ use std::sync::{Arc, Mutex};
 
 use lmsinfra::manifest::Manifest;
 use lmsinfra::manifest::model::{
-    Binding, D1Database, Headers, Observability, RateLimits, Route, Worker,
+    Binding, D1Database, Headers, Migrations, Observability, RateLimits, Route, Transport, Worker,
 };
 use lmsinfra_sandbox::{Exchange, SandboxConfig};
 use serde_json::{Value, json};
@@ -28,7 +29,9 @@ use serde_json::{Value, json};
 use crate::convergence::{
     PHASES, ZONE, foreign_rules, kept_unchanged, seeded_ruleset, seeded_zone, zone_rules,
 };
-use crate::support::{ACCOUNT_ID, Lmsinfra, TestSandbox, binding_names_by_script, secret_digest};
+use crate::support::{
+    ACCOUNT_ID, Body, Lmsinfra, TestSandbox, binding_names_by_script, secret_digest,
+};
 
 /// Counts a run's answered writes, kills the apply process at one of them, and tells which
 /// Worker each Worker write went to.
@@ -139,6 +142,22 @@ impl Killer {
     }
 }
 
+/// The migrations recorded in database `id`'s ledger, in order.
+fn ledger(sandbox: &TestSandbox, id: &str) -> Vec<String> {
+    let answer = sandbox.send(
+        "POST",
+        &format!("/accounts/{{account}}/d1/database/{id}/query"),
+        Body::Json(json!({ "sql": format!("SELECT name FROM {LEDGER} ORDER BY id") })),
+    );
+    assert_eq!(answer.status, 200, "{}", answer.body);
+    answer.body["result"][0]["results"]
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|row| row["name"].as_str().expect("a name").to_owned())
+        .collect()
+}
+
 fn read_state(sandbox: &TestSandbox) -> Value {
     let text = std::fs::read_to_string(sandbox.state_path()).expect("state file");
     serde_json::from_str(&text).expect("state JSON")
@@ -240,6 +259,15 @@ fn apply_killed_after_any_step_converges_on_the_next_run_without_duplicates_or_l
 
 /// New databases of the fleet, each bound by one Worker.
 const DATABASES: usize = 6;
+/// How many of the fleet's databases, from the first, get [`MIGRATION`].
+const MIGRATED: usize = 1;
+/// The one migration of the fleet's migrated databases: its file name and SQL.
+const MIGRATION: (&str, &str) = (
+    "0001_courses.sql",
+    "CREATE TABLE courses (id TEXT PRIMARY KEY, title TEXT NOT NULL);\n",
+);
+/// The migrations ledger, wrangler's.
+const LEDGER: &str = "d1_migrations";
 /// Workers of the fleet, all already deployed.
 const WORKERS: usize = 12;
 /// Secrets the fleet's Workers declare.
@@ -266,9 +294,10 @@ fn fleet_host(j: usize) -> String {
 
 /// An environment of new databases and many Workers whose steps have few dependencies
 /// between them, so that apply runs many at once: every Worker changes its compatibility date;
-/// every other one binds a new database (one each); some gain a plain-text binding, some
-/// secrets, two their Workers Logs; one is routed with a header rule and one with a rate limit,
-/// so each of the zone's two phases is written.
+/// every other one binds a new database (one each), the first of which gets a migration before
+/// the Worker that binds it is written; some Workers gain a plain-text binding, some secrets,
+/// two their Workers Logs; one is routed with a header rule and one with a rate limit, so each
+/// of the zone's two phases is written.
 fn fleet_manifest() -> Manifest {
     let d1_databases = (0..DATABASES)
         .map(|i| {
@@ -277,7 +306,11 @@ fn fleet_manifest() -> Manifest {
                 location_hint: None,
                 protect: true,
                 absent: false,
-                migrations: None,
+                migrations: (i < MIGRATED).then(|| Migrations {
+                    directory: "migrations".to_owned(),
+                    table: LEDGER.to_owned(),
+                    transport: Transport::Import,
+                }),
                 backup: None,
             };
             (format!("db{i}"), database)
@@ -402,6 +435,9 @@ impl Fleet {
         let yaml = yaml_serde::to_string(&fleet_manifest()).expect("a manifest serialises");
         std::fs::create_dir(dir.path().join("environments")).expect("environments");
         std::fs::write(dir.path().join("environments/crash.yaml"), yaml).expect("manifest");
+        std::fs::create_dir(dir.path().join("migrations")).expect("migrations");
+        std::fs::write(dir.path().join("migrations").join(MIGRATION.0), MIGRATION.1)
+            .expect("migration");
         std::fs::write(dir.path().join("seed.json"), fleet_seed().to_string()).expect("seed");
         Fleet { dir }
     }
@@ -505,21 +541,34 @@ fn a_parallel_apply_killed_after_any_write_converges_on_the_next_run_without_dup
             String::from_utf8_lossy(&plan.stdout)
         );
 
-        let state = read_state(&sandbox);
-        assert_nothing_duplicated_or_lost(&before, &state, k);
+        assert_nothing_duplicated_or_lost(&sandbox, &before, k);
     }
 }
 
-/// One database per name, and every binding, secret, tag and other owner's rule of `before`
-/// still in `after`, every secret with its value; the declared secrets hold theirs.
-fn assert_nothing_duplicated_or_lost(before: &Value, after: &Value, k: usize) {
+/// One database per name, each migration run once; every binding, secret, tag and other
+/// owner's rule of `before` still there, every secret with its value; the declared secrets hold
+/// theirs.
+fn assert_nothing_duplicated_or_lost(sandbox: &TestSandbox, before: &Value, k: usize) {
+    let after = &read_state(sandbox);
     let databases = after["account"]["d1_databases"]
         .as_array()
         .expect("databases");
     for i in 0..DATABASES {
         let name = fleet_database(i);
-        let count = databases.iter().filter(|d| d["name"] == name).count();
-        assert_eq!(count, 1, "databases named {name} after a kill at write {k}");
+        let named: Vec<_> = databases.iter().filter(|d| d["name"] == name).collect();
+        assert_eq!(
+            named.len(),
+            1,
+            "databases named {name} after a kill at write {k}"
+        );
+        if i < MIGRATED {
+            let id = named[0]["uuid"].as_str().expect("uuid");
+            assert_eq!(
+                ledger(sandbox, id),
+                [MIGRATION.0],
+                "{name}'s ledger after a kill at write {k}"
+            );
+        }
     }
     let kept = binding_names_by_script(after);
     for (script, names) in binding_names_by_script(before) {
