@@ -449,7 +449,7 @@ async fn run(step: &Step, context: StepContext<'_, '_>) -> Result<Effects, StepE
                 annotations: crate::release::naming_secrets(annotations, names),
             };
             let written = write_worker(client, &write, &database_ids).await?;
-            effects.settings = Some((script.clone(), read_back(client, &written).await?));
+            effects.settings = Some((script.clone(), settings_after(client, written).await?));
         }
         Step::DeleteDatabase { uuid, .. } => {
             client.delete_d1(uuid).await?;
@@ -532,6 +532,12 @@ pub struct Written {
     pub kept: BTreeSet<String>,
     /// The secrets the write set.
     pub set: Vec<String>,
+    /// Whether the write sent some binding by reference (`{name, type}`, no content): how
+    /// Cloudflare treats that form is not known for certain (`cloudflare-api/FIDELITY.md` §1),
+    /// so only a read after the write shows whether it kept them.
+    pub by_reference: bool,
+    /// The settings as the write's answer gave them, when it gave the bindings.
+    pub answered: Option<ScriptSettings>,
 }
 
 /// Make `write` as one settings `PATCH`. The settings are read again before it, unless the
@@ -567,9 +573,15 @@ pub async fn write_worker(
     let replaced = |name: &str| {
         write.secrets.contains_key(name) || write.remove_secrets.iter().any(|r| r == name)
     };
-    let bindings = planned
+    let sent: Vec<&SettingsBinding> = planned
         .iter()
         .filter(|b| !matches!(b, SettingsBinding::Inherit { name } if replaced(name)))
+        .collect();
+    let by_reference = sent
+        .iter()
+        .any(|b| matches!(b, SettingsBinding::Inherit { .. }));
+    let bindings = sent
+        .into_iter()
         .map(|b| wire_binding(b, database_ids, Some(&kinds)))
         .collect::<Result<Vec<_>, _>>()?;
     let patch = SettingsPatch {
@@ -589,7 +601,7 @@ pub async fn write_worker(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
     };
-    client.patch_settings(script, &patch).await?;
+    let answered = client.patch_settings(script, &patch).await?;
     let kept = patch
         .bindings
         .iter()
@@ -602,6 +614,8 @@ pub async fn write_worker(
         script: script.to_owned(),
         kept,
         set: write.secrets.keys().cloned().collect(),
+        by_reference,
+        answered,
     })
 }
 
@@ -633,6 +647,21 @@ pub fn check_written(
             script: written.script.clone(),
             vanished,
         })
+    }
+}
+
+/// The Worker's settings after `written`, [`check_written`]: as the write's answer gave them
+/// when it sent every binding with its content, read again otherwise.
+async fn settings_after(
+    client: &Client,
+    written: Written,
+) -> Result<Option<ScriptSettings>, StepError> {
+    match &written.answered {
+        Some(answered) if !written.by_reference => {
+            check_written(&written, Some(&answered.bindings))?;
+            Ok(written.answered)
+        }
+        _ => read_back(client, &written).await,
     }
 }
 

@@ -274,11 +274,13 @@ fn worker_steps<'a>(
 /// writes to one script are never in flight together); a zone ruleset waits for every Worker
 /// write; a database's deletion for every other step, so whatever stopped using it has.
 ///
-/// One Worker write goes first, alone: the one that can start soonest (lowest index among
-/// those with the fewest steps before them), and every other waits for it. Its read-back is the
-/// first sight of how Cloudflare treats a settings write; if it shows a binding dropped
-/// although the write kept it, apply stops there, with one Worker to repair rather than every
-/// Worker written at the same time. Everything else is independent and may run at once.
+/// A write that keeps some of the Worker's bindings by reference (`{name, type}`, whose
+/// treatment by Cloudflare is not known for certain) is read back afterwards; the first such
+/// write goes first, alone — the one that can start soonest (lowest index among those with the
+/// fewest steps before them) — and every other Worker write waits for it. If its read-back shows
+/// a binding dropped although the write kept it, apply stops there, with one Worker to repair
+/// rather than every Worker written at the same time. Everything else is independent and may run
+/// at once.
 pub(crate) fn dependencies(steps: &[Step], desired: &Manifest) -> Vec<Vec<usize>> {
     let bound_databases = |script: &str, settings: Option<&WorkerSettings>| -> Vec<String> {
         let declared = desired
@@ -353,10 +355,21 @@ pub(crate) fn dependencies(steps: &[Step], desired: &Manifest) -> Vec<Vec<usize>
             .max()
             .unwrap_or(0);
     }
+    let keeps_by_reference = |step: &Step| match step {
+        Step::WriteWorker { settings: None, .. } => true,
+        Step::WriteWorker {
+            settings: Some(settings),
+            ..
+        } => settings
+            .bindings
+            .iter()
+            .any(|b| matches!(b, SettingsBinding::Inherit { .. })),
+        _ => false,
+    };
     let first = steps
         .iter()
         .enumerate()
-        .filter(|(_, s)| matches!(s, Step::WriteWorker { .. }))
+        .filter(|(_, s)| keeps_by_reference(s))
         .min_by_key(|(index, _)| (depth[*index], *index))
         .map(|(index, _)| index);
     if let Some(first) = first {

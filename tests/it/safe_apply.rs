@@ -161,6 +161,58 @@ fn a_settings_write_that_drops_an_inherited_secret_stops_apply_at_once() {
     assert_eq!(puts, Some(1), "{stats:?}");
 }
 
+#[test]
+fn a_dropped_inherited_secret_stops_apply_before_any_other_worker_is_written() {
+    let sandbox = with_variants(&["drop-inherited-secret=DASHBOARD_SECRET"]);
+    for script in ["lms-api-staging", "lms-viewer-staging"] {
+        let put = sandbox.send(
+            "PUT",
+            &format!("/accounts/{{account}}/workers/scripts/{script}/secrets"),
+            Body::Json(json!({"name": "DASHBOARD_SECRET", "text": "kept", "type": "secret_text"})),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
+    }
+    // Both Workers change and both keep DASHBOARD_SECRET by reference; with the database there
+    // and no migrations or Workers Logs to wait for, both writes could start at once.
+    sandbox.create_d1("lms-db-staging");
+    let project = crate::support::Project::new();
+    project.edit("staging", |text| {
+        text.replace("    migrations: { directory: migrations }\n", "")
+            .replace(
+                "    observability: { enabled: true, head_sampling_rate: 1 }\n",
+                "",
+            )
+            .replace(
+                "      API_ORIGIN:",
+                "      FLAG: { type: plain_text, text: \"on\" }\n      API_ORIGIN:",
+            )
+    });
+    let mut command = Lmsinfra::new(&sandbox).project(&project).args([
+        "apply",
+        "staging",
+        "--auto-approve",
+        "--concurrency",
+        "16",
+    ]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    let applied = command.run();
+    assert_eq!(applied.code, 1, "{applied}");
+    assert!(applied.stderr.contains("no longer has"), "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let patches = stats
+        .routes
+        .get("PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings")
+        .copied();
+    // The first Worker write is read back before any other starts: one Worker lost the
+    // secret, the other was never written.
+    assert_eq!(patches, Some(1), "{stats:?}");
+}
+
 /// Every variant the sandbox can play of what the real API has not been seen to settle.
 pub const VARIANTS: [&str; 12] = [
     "settings-patch-base=deployed",
