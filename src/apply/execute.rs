@@ -27,13 +27,12 @@ use futures::StreamExt;
 use futures::stream::FuturesUnordered;
 
 use super::migrate::{Migrating, migrate};
-use super::{SettingsBinding, Step};
+use super::{Inputs, SettingsBinding, Step};
 use crate::cloudflare::{
     self, Annotations, Client, Phase, Rule, Ruleset, ScriptSettings, SettingsPatch,
 };
 use crate::edge;
 use crate::live::{Live, LiveDatabase};
-use crate::manifest::model::Manifest;
 use crate::plan::Address;
 use crate::plan::{self, WorkerSettings};
 use crate::secret::Secret;
@@ -242,17 +241,19 @@ impl Effects {
 /// creation, say) rather than after it: the read is as close to the write as one step, and
 /// costs no round trip of its own.
 /// Every Worker version the steps make carries `annotations`.
-#[allow(clippy::too_many_arguments)]
 pub async fn execute(
     steps: &[Step],
-    desired: &Manifest,
-    live: &Live,
-    client: &Client,
-    secrets: &BTreeMap<String, Secret>,
-    annotations: &Annotations,
+    inputs: Inputs<'_>,
     concurrency: usize,
     progress: &mut dyn Progress,
 ) -> Executed {
+    let Inputs {
+        desired,
+        live,
+        client,
+        secrets,
+        annotations,
+    } = inputs;
     let waits_for = super::steps::dependencies(steps, desired);
     let mut database_ids: BTreeMap<String, String> = desired
         .d1_databases

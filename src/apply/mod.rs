@@ -101,6 +101,21 @@ pub fn plan_digest(plan: &plan::Plan) -> String {
     hex::encode(&Sha256::digest(canonical)[..4])
 }
 
+/// What apply's steps work on and with.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The manifest.
+    pub desired: &'a Manifest,
+    /// The live state the plan was made from.
+    pub live: &'a Live,
+    /// The API client.
+    pub client: &'a Client,
+    /// The `--secret` values, by name.
+    pub secrets: &'a BTreeMap<String, Secret>,
+    /// The annotations of every Worker version the steps make.
+    pub annotations: &'a Annotations,
+}
+
 /// How apply runs its steps and checks their result.
 #[derive(Debug, Clone, Copy)]
 pub struct RunOptions {
@@ -119,28 +134,16 @@ pub struct RunOptions {
 /// deleted, to the Workers Logs settings and to a ruleset written. No step touched the rest,
 /// so the plan's read stands for it, and checking costs no round trip of its own.
 /// `full_check` reads the whole environment again instead, as a plan would.
-#[allow(clippy::too_many_arguments)]
 pub async fn run(
     steps: &[Step],
-    desired: &Manifest,
-    live: &Live,
-    client: &Client,
-    secrets: &BTreeMap<String, Secret>,
-    annotations: &Annotations,
+    inputs: Inputs<'_>,
     options: RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<Applied, Error> {
-    let executed = execute::execute(
-        steps,
-        desired,
-        live,
-        client,
-        secrets,
-        annotations,
-        options.concurrency,
-        progress,
-    )
-    .await;
+    let Inputs {
+        desired, client, ..
+    } = inputs;
+    let executed = execute::execute(steps, inputs, options.concurrency, progress).await;
     let addresses = |wanted: fn(&StepOutcome) -> bool| -> Vec<String> {
         steps
             .iter()
