@@ -239,6 +239,25 @@ fn a_parallel_apply_prints_its_steps_in_plan_order_on_a_non_terminal() {
 }
 
 #[test]
+fn the_convergence_check_reads_again_only_with_full_check() {
+    let scripts_lists = |sandbox: &TestSandbox| sandbox.sandbox().stats().routes["GET /accounts/{account_id}/workers/scripts"];
+    let sandbox = TestSandbox::new();
+    let run = apply_staging(&sandbox, None, &["--no-verify"]);
+    assert_eq!(run.code, 0, "{run}");
+    // One gather: the check afterwards uses what each step read back of its own write.
+    assert_eq!(scripts_lists(&sandbox), 1);
+
+    let sandbox = TestSandbox::new();
+    let run = apply_staging(&sandbox, None, &["--no-verify", "--full-check"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr.contains("A fresh plan of staging is empty."),
+        "{run}"
+    );
+    assert_eq!(scripts_lists(&sandbox), 2);
+}
+
+#[test]
 fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     let sandbox = TestSandbox::new();
     lmsinfra_snapshot!(apply_staging(&sandbox, None, &[]));
