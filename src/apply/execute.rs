@@ -279,19 +279,6 @@ pub async fn execute(
                 if running.len() + reading.len() >= concurrency.max(1) {
                     break;
                 }
-                let Step::WriteWorker { script, .. } = step else {
-                    continue;
-                };
-                let near = waits_for[index].iter().all(|&before| started[before]);
-                if near && matches!(reread[index], Reread::NotAsked) {
-                    reread[index] = Reread::Asked;
-                    reading.push(async move { (index, client.get_settings(script).await) });
-                }
-            }
-            for (index, step) in steps.iter().enumerate() {
-                if running.len() + reading.len() >= concurrency.max(1) {
-                    break;
-                }
                 let ready = waits_for[index]
                     .iter()
                     .all(|&before| matches!(outcomes[before], Some(StepOutcome::Done(_))));
@@ -322,6 +309,21 @@ pub async fn execute(
                     let result = run(step, context).await;
                     (index, start.elapsed(), result)
                 });
+            }
+            // After the steps: a write's re-read goes out as soon as the last step it waits for
+            // has started, beside it.
+            for (index, step) in steps.iter().enumerate() {
+                if running.len() + reading.len() >= concurrency.max(1) {
+                    break;
+                }
+                let Step::WriteWorker { script, .. } = step else {
+                    continue;
+                };
+                let near = waits_for[index].iter().all(|&before| started[before]);
+                if near && matches!(reread[index], Reread::NotAsked) {
+                    reread[index] = Reread::Asked;
+                    reading.push(async move { (index, client.get_settings(script).await) });
+                }
             }
         }
         let ended = tokio::select! {
