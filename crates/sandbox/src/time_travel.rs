@@ -195,7 +195,7 @@ pub(crate) fn snapshot(world: &mut World, uuid: &str) -> Result<String, ApiError
         None => {
             let mut copy = Connection::open_in_memory().map_err(internal)?;
             rusqlite::backup::Backup::new(live, &mut copy)
-                .and_then(|b| b.run_to_completion(-1, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?;
             Copy::Memory(copy)
         }
@@ -347,7 +347,7 @@ pub(crate) fn restore(call: &Call, world: &mut World) -> Result<Reply, ApiError>
         Copy::Memory(conn) => {
             let mut clone = Connection::open_in_memory().map_err(internal)?;
             rusqlite::backup::Backup::new(conn, &mut clone)
-                .and_then(|b| b.run_to_completion(-1, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?;
             Copy::Memory(clone)
         }
@@ -363,7 +363,7 @@ pub(crate) fn restore(call: &Call, world: &mut World) -> Result<Reply, ApiError>
                 .restore(MAIN_DB, path, None::<fn(rusqlite::backup::Progress)>)
                 .map_err(internal)?,
             Copy::Memory(conn) => rusqlite::backup::Backup::new(&conn, live)
-                .and_then(|b| b.run_to_completion(-1, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?,
         }
     }
