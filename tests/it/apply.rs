@@ -481,6 +481,24 @@ fn apply_reports_where_it_stopped_and_a_second_apply_finishes() {
 }
 
 #[test]
+fn steps_failing_side_by_side_are_all_reported_and_nothing_after_them_starts() {
+    // The database's creation and the Workers Logs write start together; both are throttled for
+    // longer than the client waits.
+    let sandbox = TestSandbox::with(faults(
+        "429@create-database=1:600s,429@script-settings-patch=1:600s",
+    ));
+    let run = lmsinfra_snapshot!(apply_staging(&sandbox, None, &[]));
+    assert_eq!(run.code, 1, "{run}");
+    let stats = sandbox.sandbox().stats();
+    assert!(
+        !stats
+            .routes
+            .contains_key("PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings"),
+        "a Worker write started after the failures: {stats:?}"
+    );
+}
+
+#[test]
 fn apply_on_a_converged_account_makes_no_write() {
     let sandbox = TestSandbox::new();
     assert_eq!(apply_staging(&sandbox, None, &[]).code, 0);
