@@ -51,8 +51,14 @@ pub(super) fn apply(
         probes: false,
         ..GatherOptions::default()
     };
+    // The git revision for the versions' annotations is read while the account is: two git
+    // processes are milliseconds an apply need not wait for.
+    let dir = settings.dir.clone();
+    let revision = std::thread::spawn(move || release::Revision::of(&dir));
     let mut planned = plan_environment(settings, desired.clone(), no_probes, options.clone())?;
-    let revision = release::Revision::of(&settings.dir);
+    let revision = revision.join().unwrap_or_else(|_| release::Revision::Unknown {
+        reason: "git could not be run".to_owned(),
+    });
     if args.roll_forward && roll_forward(&planned, &args, printer)? {
         planned = plan_environment(settings, desired, no_probes, options)?;
     }
