@@ -184,7 +184,7 @@ impl App {
         params: Vec<String>,
     ) -> Result<Outcome, ApiError> {
         let token = auth::authenticate(req.headers(), self.token.as_deref(), route.template)?;
-        let limit_headers = self.limiter.admit(&token)?;
+        let limit_headers = self.limiter.admit()?;
         let decision = self
             .faults
             .as_ref()
