@@ -155,6 +155,8 @@ pub type Observer = Arc<dyn Fn(&Exchange) + Send + Sync>;
 pub struct Exchange {
     /// The HTTP method.
     pub method: String,
+    /// The request's path, e.g. `/client/v4/accounts/{id}/workers/scripts/lms-api/settings`.
+    pub path: String,
     /// The matched route template, e.g. `/accounts/{account_id}/d1/database`.
     pub route: Option<String>,
     /// The operation id in the official schema, when the route matched.

@@ -145,6 +145,7 @@ impl App {
         if let Some(observer) = &self.observer {
             observer(&Exchange {
                 method: method.to_string(),
+                path: path.clone(),
                 route: template.map(str::to_owned),
                 operation: route.map(|r| r.operation.to_owned()),
                 status: reply.status.as_u16(),
