@@ -381,9 +381,9 @@ fn without_migrations(dir: &Path) -> PathBuf {
 
 /// The wrangler side of workload A at 50 ms: the commands the audited scripts run to reach the
 /// state staging's first apply reaches, one after another (`d1 create`; `deploy` of the api
-/// Worker with the configuration `lmsinfra wrangler-config` writes, which carries its
-/// bindings, vars and observability; `secret bulk` of its four secrets). Their wall time, and
-/// what a plan of staging (without migrations) says afterwards.
+/// Worker with the configuration `lmsinfra wrangler-config` writes, its bindings and vars, plus
+/// the manifest's observability; `secret bulk` of its four secrets). Their wall time, and what
+/// a plan of staging (without migrations) says afterwards.
 fn wrangler_a(wrangler: &Wrangler, project: &Path) -> (Duration, String) {
     let scratch = tempfile::tempdir().expect("temp dir");
     let seed = root().join("examples/sandbox/audited-account.json");
@@ -410,6 +410,13 @@ fn wrangler_a(wrangler: &Wrangler, project: &Path) -> (Duration, String) {
             .arg(work.join("wrangler.json")),
     );
     assert_eq!(code, 0, "wrangler-config staging");
+    // `wrangler-config` leaves observability out; the scripts' configuration carries it.
+    let config = work.join("wrangler.json");
+    let mut written: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(&config).expect("configuration")).expect("JSON");
+    written["env"]["staging"]["observability"] =
+        serde_json::json!({"enabled": true, "head_sampling_rate": 1});
+    std::fs::write(&config, written.to_string()).expect("configuration written");
     let secrets = work.join("secrets.json");
     let values: serde_json::Map<String, serde_json::Value> = STAGING_SECRETS
         .iter()
