@@ -382,9 +382,10 @@ fn without_migrations(dir: &Path) -> PathBuf {
 /// The wrangler side of workload A at 50 ms: the commands the audited scripts run to reach the
 /// state staging's first apply reaches, one after another (`d1 create`; `deploy` of the api
 /// Worker with the configuration `lmsinfra wrangler-config` writes, its bindings and vars, plus
-/// the manifest's observability; `secret bulk` of its four secrets). Their wall time, and what
-/// a plan of staging (without migrations) says afterwards.
-fn wrangler_a(wrangler: &Wrangler, project: &Path) -> (Duration, String) {
+/// the manifest's observability; `secret bulk` of its four secrets), with `d1 migrations apply`
+/// after the create when `project`'s staging declares migrations. Their wall time, and what a
+/// plan of `project`'s staging says afterwards.
+fn wrangler_a(wrangler: &Wrangler, project: &Path, migrations: bool) -> (Duration, String) {
     let scratch = tempfile::tempdir().expect("temp dir");
     let seed = root().join("examples/sandbox/audited-account.json");
     let counted = start_sandbox(&seed, &scratch.path().join("state.json"), 50, None);
@@ -416,7 +417,37 @@ fn wrangler_a(wrangler: &Wrangler, project: &Path) -> (Duration, String) {
         serde_json::from_slice(&std::fs::read(&config).expect("configuration")).expect("JSON");
     written["env"]["staging"]["observability"] =
         serde_json::json!({"enabled": true, "head_sampling_rate": 1});
+    if migrations {
+        // wrangler's own ledger, the one lmsinfra's migrations write too.
+        written["env"]["staging"]["d1_databases"][0]["migrations_dir"] = "migrations".into();
+        std::fs::create_dir_all(work.join("migrations")).expect("migrations folder");
+        for entry in std::fs::read_dir(root().join("migrations")).expect("the LMS's migrations") {
+            let entry = entry.expect("an entry");
+            if entry.file_type().expect("a type").is_file() {
+                std::fs::copy(
+                    entry.path(),
+                    work.join("migrations").join(entry.file_name()),
+                )
+                .expect("migration copied");
+            }
+        }
+    }
     std::fs::write(&config, written.to_string()).expect("configuration written");
+    if migrations {
+        took += wrangler.run_in(
+            sandbox,
+            &work,
+            &[
+                "d1",
+                "migrations",
+                "apply",
+                "lms-db-staging",
+                "--remote",
+                "--env",
+                "staging",
+            ],
+        );
+    }
     let secrets = work.join("secrets.json");
     let values: serde_json::Map<String, serde_json::Value> = STAGING_SECRETS
         .iter()
@@ -625,15 +656,26 @@ fn main() -> ExitCode {
     let wrangler = Wrangler::locate();
     let mut comparisons = Vec::new();
     if let Some(wrangler) = &wrangler {
-        let (took, verdict) = wrangler_a(wrangler, &a_bare.dir);
-        comparisons.push(format!(
-            "| A: staging without migrations (`d1 create`, `deploy`, `secret bulk`) | {:.0} ms | {} | {verdict} |",
-            took.as_secs_f64() * 1000.0,
-            a_median.map_or("-".to_owned(), |m| format!(
-                "{:.0} ms",
-                m.as_secs_f64() * 1000.0
-            )),
-        ));
+        for (row, migrations, command) in [
+            (&a_rows[0], false, "`d1 create`, `deploy`, `secret bulk`"),
+            (
+                &a_rows[1],
+                true,
+                "`d1 create`, `d1 migrations apply`, `deploy`, `secret bulk`",
+            ),
+        ] {
+            let project = if migrations { &a.dir } else { &a_bare.dir };
+            let (took, verdict) = wrangler_a(wrangler, project, migrations);
+            comparisons.push(format!(
+                "| {} ({command}) | {:.0} ms | {} | {verdict} |",
+                row.what,
+                took.as_secs_f64() * 1000.0,
+                Row::median(&row.at_50).map_or("-".to_owned(), |m| format!(
+                    "{:.0} ms",
+                    m.as_secs_f64() * 1000.0
+                )),
+            ));
+        }
         let (estimate, sampled) = wrangler_b(wrangler, &b.dir, &b.seed);
         comparisons.push(format!(
             "| B (`d1 create` x {DATABASES}, `deploy` + `secret bulk` x {WORKERS}; measured {:.1} s for 2 creates and 3 Workers, scaled) | ~{estimate:.0} s | {} | - |",
