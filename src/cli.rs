@@ -90,8 +90,8 @@ pub struct Global {
     /// When to use colour; `NO_COLOR` is honoured in `auto`.
     #[arg(long, global = true, value_enum, default_value_t = ColorChoice::Auto, value_name = "WHEN")]
     pub color: ColorChoice,
-    /// How many API requests may be in flight at once.
-    #[arg(long, global = true, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=64))]
+    /// How many API requests, and apply steps, may be in flight at once.
+    #[arg(long, global = true, default_value_t = 16, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=256))]
     pub concurrency: u16,
 }
 
@@ -314,6 +314,10 @@ pub struct ApplyArgs {
     /// only missing ones are written: each write makes a new Worker version).
     #[arg(long)]
     pub force_secrets: bool,
+    /// After the steps, read the whole environment again to check it equals the manifest (by
+    /// default only what apply wrote is read again).
+    #[arg(long)]
+    pub full_check: bool,
 }
 
 /// `lmsinfra releases`.

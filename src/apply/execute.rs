@@ -1,9 +1,12 @@
-//! Carry out apply's steps against the API, one at a time, in order, reporting each.
+//! Carry out apply's steps against the API, reporting each.
 //!
-//! Steps run one after another: each may depend on the ones before (a binding needs its
-//! database's id), and a failure must leave a clear line between what was done and what was
-//! not. The executor stops at the first failure; every step is derived from a fresh plan, so
-//! running apply again finishes the job.
+//! A step starts once the steps it depends on are done (a binding needs its database's id, a
+//! Worker its migrations: see [`dependencies`](super::steps::dependencies)), and independent
+//! steps run at the same time, up to `--concurrency`: an apply takes as many round trips as its
+//! graph is deep, not as it has steps. A failure must leave a clear line between what was done
+//! and what was not, so after one no step starts, those under way finish and report, and the
+//! rest are not started; every step is derived from a fresh plan, so running apply again
+//! finishes the job.
 //!
 //! A Worker is written once per apply ([`write_worker`]): its bindings, compatibility settings
 //! and new secret values in one settings `PATCH`, so one version and one deployment, and a
@@ -16,15 +19,21 @@
 //! `secret bulk` sent for three years (FIDELITY.md §1), and it carries the version's
 //! annotations too.
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, Instant};
 
+use futures::StreamExt;
+use futures::stream::FuturesUnordered;
+
 use super::migrate::{Migrating, migrate};
-use super::{SettingsBinding, Step};
-use crate::cloudflare::{self, Annotations, Client, Phase, Rule, Ruleset, SettingsPatch};
+use super::{Inputs, SettingsBinding, Step};
+use crate::cloudflare::{
+    self, Annotations, Client, Phase, Rule, Ruleset, ScriptSettings, SettingsPatch,
+};
 use crate::edge;
-use crate::live::Live;
-use crate::manifest::model::Manifest;
+use crate::live::{Live, LiveDatabase};
+use crate::plan::Address;
 use crate::plan::{self, WorkerSettings};
 use crate::secret::Secret;
 
@@ -152,7 +161,7 @@ pub enum StepError {
     },
 }
 
-/// Watches steps start and end (progress lines, a spinner).
+/// Watches steps start and end (progress lines, a spinner per step under way).
 pub trait Progress {
     /// A step is about to run.
     fn started(&mut self, index: usize, step: &Step);
@@ -162,18 +171,90 @@ pub trait Progress {
     fn note(&mut self, _step: &Step, _text: &str) {}
 }
 
-/// Run `steps` in order and say how each ended; the steps after a failure, and those not begun
-/// when an interrupt arrived, are `NotStarted`.
+/// What a step tells the steps after it, and what it read back of its write.
+#[derive(Default)]
+struct Effects {
+    /// A database it created: its key, and the database as the create answered it.
+    created: Option<(String, LiveDatabase)>,
+    /// The id of a database it deleted.
+    deleted: Option<String>,
+    /// The Time Travel bookmark a migration read before its database's first migration.
+    bookmark: Option<(String, String)>,
+    /// A Worker's settings, read back after its write (`None`: the Worker is gone).
+    settings: Option<(String, Option<ScriptSettings>)>,
+    /// A Worker's observability settings, as the write answered them.
+    observability: Option<(String, Option<serde_json::Value>)>,
+    /// A zone's ruleset in one phase, as the write answered it or as it already was.
+    ruleset: Option<(String, Phase, Option<Ruleset>)>,
+}
+
+impl Effects {
+    /// Record in `after` what the step read back.
+    fn update(self, after: &mut Live) {
+        if let Some((_, database)) = self.created {
+            after.d1_databases.push(database);
+            after
+                .d1_databases
+                .sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+        }
+        if let Some(uuid) = self.deleted {
+            after.d1_databases.retain(|d| d.uuid != uuid);
+        }
+        if let Some((script, settings)) = self.settings {
+            match settings {
+                Some(settings) => {
+                    let worker = after.workers.entry(script.clone()).or_default();
+                    worker.name = script;
+                    worker.bindings = settings.bindings;
+                    worker.compatibility_date = settings.compatibility_date;
+                    worker.compatibility_flags = settings.compatibility_flags;
+                }
+                None => {
+                    after.workers.remove(&script);
+                }
+            }
+        }
+        if let Some((script, observability)) = self.observability
+            && let Some(worker) = after.workers.get_mut(&script)
+        {
+            worker.observability = observability;
+        }
+        if let Some((zone, phase, ruleset)) = self.ruleset
+            && let Some(zone) = after.zones.get_mut(&zone)
+        {
+            match ruleset {
+                Some(ruleset) => zone.rulesets.insert(phase.as_str().to_owned(), ruleset),
+                None => zone.rulesets.remove(phase.as_str()),
+            };
+        }
+    }
+}
+
+/// Run `steps` along their [`dependencies`](super::steps::dependencies), at most `concurrency`
+/// requests at once, and say how each ended. A step starts once every step it waits for is done,
+/// lowest index first, so with `concurrency` 1 they run in order. After a failure or an
+/// interrupt no step starts; those under way finish and report; the rest are `NotStarted`.
+///
+/// A Worker write reads the Worker's settings again before it writes over them (a binding
+/// someone added since the plan is kept; one changed stops it). That read is sent as soon as
+/// every step the write waits for has started, so it runs beside the last of them (a database's
+/// creation, say) rather than after it: the read is as close to the write as one step, and
+/// costs no round trip of its own.
 /// Every Worker version the steps make carries `annotations`.
 pub async fn execute(
     steps: &[Step],
-    desired: &Manifest,
-    live: &Live,
-    client: &Client,
-    secrets: &BTreeMap<String, Secret>,
-    annotations: &Annotations,
+    inputs: Inputs<'_>,
+    concurrency: usize,
     progress: &mut dyn Progress,
-) -> Vec<StepOutcome> {
+) -> Executed {
+    let Inputs {
+        desired,
+        live,
+        client,
+        secrets,
+        annotations,
+    } = inputs;
+    let waits_for = super::steps::dependencies(steps, desired);
     let mut database_ids: BTreeMap<String, String> = desired
         .d1_databases
         .iter()
@@ -182,49 +263,159 @@ pub async fn execute(
             Some((key.clone(), found.uuid.clone()))
         })
         .collect();
-    let mut bookmarks = BTreeMap::new();
-    let mut outcomes = Vec::with_capacity(steps.len());
-    for (index, step) in steps.iter().enumerate() {
-        if crate::interrupt::requested()
-            || matches!(
-                outcomes.last(),
-                Some(StepOutcome::Failed(..) | StepOutcome::NotStarted)
-            )
-        {
-            outcomes.push(StepOutcome::NotStarted);
-            continue;
-        }
-        progress.started(index, step);
-        let start = Instant::now();
-        let outcome = match step {
-            Step::Migrate { run, .. } => {
-                let migrating = Migrating {
-                    environment: &desired.environment,
-                    database_ids: &database_ids,
-                    bookmarks: &mut bookmarks,
+    let mut bookmarks: BTreeMap<String, String> = BTreeMap::new();
+    let mut after = live.clone();
+    let mut outcomes: Vec<Option<StepOutcome>> = steps.iter().map(|_| None).collect();
+    let mut started = vec![false; steps.len()];
+    let mut stopped = false;
+    let notes = RefCell::new(progress);
+    let mut running = FuturesUnordered::new();
+    let mut reading = FuturesUnordered::new();
+    let mut reread: Vec<Reread> = steps.iter().map(|_| Reread::NotAsked).collect();
+    loop {
+        stopped = stopped || crate::interrupt::requested();
+        if !stopped {
+            for (index, step) in steps.iter().enumerate() {
+                if running.len() + reading.len() >= concurrency.max(1) {
+                    break;
+                }
+                let ready = waits_for[index]
+                    .iter()
+                    .all(|&before| matches!(outcomes[before], Some(StepOutcome::Done(_))));
+                let reread_done = !matches!(step, Step::WriteWorker { .. })
+                    || matches!(reread[index], Reread::Read(_));
+                if started[index] || !ready || !reread_done {
+                    continue;
+                }
+                started[index] = true;
+                notes.borrow_mut().started(index, step);
+                let current = match std::mem::replace(&mut reread[index], Reread::Asked) {
+                    Reread::Read(current) => current,
+                    _ => None,
                 };
-                migrate(step, run, client, migrating, progress).await
+                let context = StepContext {
+                    environment: &desired.environment,
+                    live,
+                    client,
+                    secrets,
+                    annotations,
+                    database_ids: database_ids.clone(),
+                    bookmarks: bookmarks.clone(),
+                    current,
+                    notes: &notes,
+                };
+                running.push(async move {
+                    let start = Instant::now();
+                    let result = run(step, context).await;
+                    (index, start.elapsed(), result)
+                });
             }
-            _ => run(step, live, client, secrets, annotations, &mut database_ids).await,
+            // After the steps: a write's re-read goes out as soon as the last step it waits for
+            // has started, beside it.
+            for (index, step) in steps.iter().enumerate() {
+                if running.len() + reading.len() >= concurrency.max(1) {
+                    break;
+                }
+                let Step::WriteWorker { script, .. } = step else {
+                    continue;
+                };
+                let near = waits_for[index].iter().all(|&before| started[before]);
+                if near && matches!(reread[index], Reread::NotAsked) {
+                    reread[index] = Reread::Asked;
+                    reading.push(async move { (index, client.get_settings(script).await) });
+                }
+            }
+        }
+        let ended = tokio::select! {
+            Some(ended) = running.next(), if !running.is_empty() => ended,
+            Some((index, read)) = reading.next(), if !reading.is_empty() => {
+                // A failed read is made again by the write itself, which reports its error.
+                let current = read.ok().map(|s| s.map(|s| s.bindings).unwrap_or_default());
+                reread[index] = Reread::Read(current);
+                continue;
+            }
+            else => break,
         };
-        let outcome = match outcome {
-            Ok(()) => StepOutcome::Done(start.elapsed()),
-            Err(err) => StepOutcome::Failed(start.elapsed(), err),
+        let (index, took, result) = ended;
+        let outcome = match result {
+            Ok(mut effects) => {
+                if let Some((key, database)) = &effects.created {
+                    database_ids.insert(key.clone(), database.uuid.clone());
+                }
+                bookmarks.extend(effects.bookmark.take());
+                effects.update(&mut after);
+                StepOutcome::Done(took)
+            }
+            Err(err) => {
+                stopped = true;
+                StepOutcome::Failed(took, err)
+            }
         };
-        progress.ended(index, step, &outcome);
-        outcomes.push(outcome);
+        notes.borrow_mut().ended(index, &steps[index], &outcome);
+        outcomes[index] = Some(outcome);
     }
-    outcomes
+    let outcomes: Vec<StepOutcome> = outcomes
+        .into_iter()
+        .map(|o| o.unwrap_or(StepOutcome::NotStarted))
+        .collect();
+    drop((running, reading));
+    let progress = notes.into_inner();
+    for (index, outcome) in outcomes.iter().enumerate() {
+        if matches!(outcome, StepOutcome::NotStarted) {
+            progress.ended(index, &steps[index], outcome);
+        }
+    }
+    Executed { outcomes, after }
 }
 
-async fn run(
-    step: &Step,
-    live: &Live,
-    client: &Client,
-    secrets: &BTreeMap<String, Secret>,
-    annotations: &Annotations,
-    database_ids: &mut BTreeMap<String, String>,
-) -> Result<(), StepError> {
+/// Where a Worker write's read of the settings it writes over stands.
+enum Reread {
+    /// Not sent: the steps the write waits for have not all started.
+    NotAsked,
+    /// Sent, or taken by the write.
+    Asked,
+    /// Answered (`None`: the read failed, and the write reads again itself).
+    Read(Option<Vec<cloudflare::Binding>>),
+}
+
+/// How the steps ended, and the account as they left it.
+pub struct Executed {
+    /// How each step ended, by index.
+    pub outcomes: Vec<StepOutcome>,
+    /// The live state read before apply, with what each step done read back of its write or
+    /// was answered for it: the account as apply left it, read without a second gather.
+    pub after: Live,
+}
+
+/// What one step runs with.
+struct StepContext<'a, 'p> {
+    environment: &'a str,
+    live: &'a Live,
+    client: &'a Client,
+    secrets: &'a BTreeMap<String, Secret>,
+    annotations: &'a Annotations,
+    /// Database ids by key, as the steps done so far left them.
+    database_ids: BTreeMap<String, String>,
+    /// The bookmarks migrations done so far read, by database key.
+    bookmarks: BTreeMap<String, String>,
+    /// A Worker write's read of the settings it writes over.
+    current: Option<Vec<cloudflare::Binding>>,
+    notes: &'a RefCell<&'p mut (dyn Progress + 'p)>,
+}
+
+async fn run(step: &Step, context: StepContext<'_, '_>) -> Result<Effects, StepError> {
+    let StepContext {
+        environment,
+        live,
+        client,
+        secrets,
+        annotations,
+        database_ids,
+        bookmarks,
+        current,
+        notes,
+    } = context;
+    let mut effects = Effects::default();
     match step {
         Step::CreateDatabase {
             key,
@@ -235,7 +426,7 @@ async fn run(
             let created = client
                 .create_d1(name, location_hint.map(|hint| hint.as_str()))
                 .await?;
-            database_ids.insert(key.clone(), created.uuid);
+            effects.created = Some((key.clone(), created.into()));
         }
         Step::WriteWorker {
             script,
@@ -250,41 +441,55 @@ async fn run(
                     None => Err(StepError::NoSecretValue { name: name.clone() }),
                 })
                 .collect::<Result<_, _>>()?;
+            let worker = live.workers.get(script);
             let write = WorkerWrite {
                 script: script.clone(),
                 settings: settings.as_deref().cloned(),
-                basis: live
-                    .workers
-                    .get(script)
-                    .map(|w| w.bindings.clone())
-                    .unwrap_or_default(),
+                basis: worker.map(|w| w.bindings.clone()).unwrap_or_default(),
+                current,
                 secrets,
                 remove_secrets: Vec::new(),
                 annotations: crate::release::naming_secrets(annotations, names),
             };
-            write_worker(client, &write, database_ids).await?;
+            let written = write_worker(client, &write, &database_ids).await?;
+            effects.settings = Some((script.clone(), settings_after(client, written).await?));
         }
-        Step::DeleteDatabase { uuid, .. } => client.delete_d1(uuid).await?,
-        // Run by `migrate`, which needs the bookmarks and the progress lines.
-        Step::Migrate { .. } => {}
+        Step::DeleteDatabase { uuid, .. } => {
+            client.delete_d1(uuid).await?;
+            effects.deleted = Some(uuid.clone());
+        }
+        Step::Migrate { run, .. } => {
+            let migrating = Migrating {
+                environment,
+                database_ids: &database_ids,
+                bookmark: bookmarks.get(&run.key).cloned(),
+            };
+            effects.bookmark = migrate(step, run, client, migrating, notes).await?;
+        }
         Step::PatchObservability {
             script,
             observability,
             ..
         } => {
             let changes = serde_json::json!({ "observability": observability });
-            client.patch_script_settings(script, &changes).await?;
+            let answered = client.patch_script_settings(script, &changes).await?;
+            effects.observability = Some((script.clone(), answered.observability));
         }
         Step::PutRules {
+            address,
             zone_id,
             phase,
             owner,
             rules,
             basis,
-            ..
-        } => put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?,
+        } => {
+            let ruleset = put_rules(client, zone_id, *phase, owner, rules, basis.clone()).await?;
+            if let Address::Ruleset { zone, .. } = address {
+                effects.ruleset = Some((zone.clone(), *phase, ruleset));
+            }
+        }
     }
-    Ok(())
+    Ok(effects)
 }
 
 /// The type of each binding (secrets included) a Worker has, by name.
@@ -310,6 +515,9 @@ pub struct WorkerWrite {
     /// The bindings as the plan read them (only looked at with `settings`): a binding changed
     /// since stops the write, one added since is kept.
     pub basis: Vec<cloudflare::Binding>,
+    /// The Worker's bindings read again for this write while the steps it waits for ran
+    /// (`None`: they are read just before it).
+    pub current: Option<Vec<cloudflare::Binding>>,
     /// Secrets to set, with their values.
     pub secrets: BTreeMap<String, Secret>,
     /// Secrets to remove.
@@ -318,22 +526,42 @@ pub struct WorkerWrite {
     pub annotations: Annotations,
 }
 
-/// Make `write` as one settings `PATCH`. The settings are read just before it (see
-/// [`settings_to_write`]); every binding kept is sent as `{name, type}`; new secrets go with
-/// their values; and the settings are read again after it, failing with
-/// [`StepError::BindingsVanished`] when a binding kept or a secret set is not there.
-/// `database_ids` resolves the manifest's d1 bindings (by database key) to ids.
+/// What a Worker write kept and set: what must be on the Worker after it.
+#[derive(Debug, Clone)]
+pub struct Written {
+    /// The script.
+    pub script: String,
+    /// The bindings the Worker had and the write sent back as they were.
+    pub kept: BTreeSet<String>,
+    /// The secrets the write set.
+    pub set: Vec<String>,
+    /// Whether the write sent some binding by reference (`{name, type}`, no content): how
+    /// Cloudflare treats that form is not known for certain (`cloudflare-api/FIDELITY.md` §1),
+    /// so only a read after the write shows whether it kept them.
+    pub by_reference: bool,
+    /// The settings as the write's answer gave them, when it gave the bindings.
+    pub answered: Option<ScriptSettings>,
+}
+
+/// Make `write` as one settings `PATCH`. The settings are read again before it, unless the
+/// caller has ([`WorkerWrite::current`]; see [`settings_to_write`]); every binding kept is sent as
+/// `{name, type}`; new secrets go with their values. `database_ids` resolves the manifest's d1
+/// bindings (by database key) to ids. Whether Cloudflare kept what the write sent back is
+/// [`check_written`]'s to say, from a read after it: apply makes that read its convergence read.
 pub async fn write_worker(
     client: &Client,
     write: &WorkerWrite,
     database_ids: &BTreeMap<String, String>,
-) -> Result<(), StepError> {
+) -> Result<Written, StepError> {
     let script = write.script.as_str();
-    let current = client
-        .get_settings(script)
-        .await?
-        .map(|s| s.bindings)
-        .unwrap_or_default();
+    let current = match &write.current {
+        Some(current) => current.clone(),
+        None => client
+            .get_settings(script)
+            .await?
+            .map(|s| s.bindings)
+            .unwrap_or_default(),
+    };
     // The types of what is there now, so every binding kept is sent in its `{name, type}` form.
     let kinds = kinds_of(&current);
     let planned = match &write.settings {
@@ -348,9 +576,15 @@ pub async fn write_worker(
     let replaced = |name: &str| {
         write.secrets.contains_key(name) || write.remove_secrets.iter().any(|r| r == name)
     };
-    let bindings = planned
+    let sent: Vec<&SettingsBinding> = planned
         .iter()
         .filter(|b| !matches!(b, SettingsBinding::Inherit { name } if replaced(name)))
+        .collect();
+    let by_reference = sent
+        .iter()
+        .any(|b| matches!(b, SettingsBinding::Inherit { .. }));
+    let bindings = sent
+        .into_iter()
         .map(|b| wire_binding(b, database_ids, Some(&kinds)))
         .collect::<Result<Vec<_>, _>>()?;
     let patch = SettingsPatch {
@@ -370,49 +604,78 @@ pub async fn write_worker(
             .map(|(name, value)| (name.clone(), value.clone()))
             .collect(),
     };
-    client.patch_settings(script, &patch).await?;
-    let kept: BTreeSet<&str> = patch
+    let answered = client.patch_settings(script, &patch).await?;
+    let kept = patch
         .bindings
         .iter()
         .flatten()
         .map(cloudflare::Binding::name)
         .filter(|name| kinds.contains_key(*name))
+        .map(str::to_owned)
         .collect();
-    check_kept(client, script, &kept, write.secrets.keys()).await
+    Ok(Written {
+        script: script.to_owned(),
+        kept,
+        set: write.secrets.keys().cloned().collect(),
+        by_reference,
+        answered,
+    })
 }
 
-/// Read the Worker's settings again after a write and fail, naming them, if any binding or
-/// secret it had before and the write `kept` is gone, or a secret it `set` is not a secret.
-/// The write answered success, so only this read shows a loss at once rather than at the final
-/// convergence check.
-async fn check_kept(
-    client: &Client,
-    script: &str,
-    kept: &BTreeSet<&str>,
-    set: impl Iterator<Item = &String>,
+/// Fail, naming them, if any binding or secret the Worker had before `written` and the write
+/// kept is missing from `now` (its settings read after the write), or a secret it set is not a
+/// secret. The write answered success, so only a read after it shows such a loss.
+pub fn check_written(
+    written: &Written,
+    now: Option<&[cloudflare::Binding]>,
 ) -> Result<(), StepError> {
-    let now = client
-        .get_settings(script)
-        .await?
-        .map(|settings| kinds_of(&settings.bindings))
-        .unwrap_or_default();
-    let mut vanished: Vec<String> = kept
+    let now = now.map(kinds_of).unwrap_or_default();
+    let mut vanished: Vec<String> = written
+        .kept
         .iter()
-        .filter(|name| !now.contains_key(**name))
-        .map(|name| (*name).to_owned())
+        .filter(|name| !now.contains_key(*name))
+        .cloned()
         .collect();
     vanished.extend(
-        set.filter(|name| now.get(*name).map(String::as_str) != Some("secret_text"))
+        written
+            .set
+            .iter()
+            .filter(|name| now.get(*name).map(String::as_str) != Some("secret_text"))
             .cloned(),
     );
     if vanished.is_empty() {
         Ok(())
     } else {
         Err(StepError::BindingsVanished {
-            script: script.to_owned(),
+            script: written.script.clone(),
             vanished,
         })
     }
+}
+
+/// The Worker's settings after `written`, [`check_written`]: as the write's answer gave them
+/// when it sent every binding with its content, read again otherwise.
+async fn settings_after(
+    client: &Client,
+    written: Written,
+) -> Result<Option<ScriptSettings>, StepError> {
+    match &written.answered {
+        Some(answered) if !written.by_reference => {
+            check_written(&written, Some(&answered.bindings))?;
+            Ok(written.answered)
+        }
+        _ => read_back(client, &written).await,
+    }
+}
+
+/// Read the Worker's settings again after `written`, [`check_written`] them, and return them.
+pub async fn read_back(
+    client: &Client,
+    written: &Written,
+) -> Result<Option<ScriptSettings>, StepError> {
+    let now = client.get_settings(&written.script).await?;
+    check_written(written, now.as_ref().map(|s| s.bindings.as_slice()))?;
+    Ok(now)
 }
 
 /// How many times a ruleset is read before apply gives up on a ruleset that keeps moving.
@@ -432,7 +695,7 @@ async fn put_rules(
     owner: &str,
     wanted: &[Rule],
     mut basis: Option<Ruleset>,
-) -> Result<(), StepError> {
+) -> Result<Option<Ruleset>, StepError> {
     let version = |r: &Option<Ruleset>| r.as_ref().map(|r| r.version.clone());
     for _ in 0..RULESET_ATTEMPTS {
         let current = client.get_ruleset(zone_id, phase).await?;
@@ -448,13 +711,13 @@ async fn put_rules(
         let live = basis.as_ref().map_or(&[][..], |r| r.rules.as_slice());
         let rules = edge::merged(live, owner, wanted);
         if edge::same_rules(&rules, live) {
-            return Ok(());
+            return Ok(basis);
         }
-        let written = client.put_ruleset(zone_id, phase, &rules).await?;
+        let answered = client.put_ruleset(zone_id, phase, &rules).await?;
         let read = basis.as_ref().map_or(Some(0), |r| {
             r.version.as_deref().and_then(|v| v.parse::<u64>().ok())
         });
-        let written = written
+        let written = answered
             .version
             .as_deref()
             .and_then(|v| v.parse::<u64>().ok());
@@ -467,7 +730,7 @@ async fn put_rules(
                     written,
                 })
             }
-            _ => Ok(()),
+            _ => Ok(Some(answered)),
         };
     }
     Err(StepError::RulesetMoving {

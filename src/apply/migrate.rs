@@ -13,6 +13,7 @@
 //! failing one, so a failure leaves the row `started`: `migrate status` shows the migration as
 //! partial and plans refuse until someone repairs it.
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 
 use super::Step;
@@ -31,18 +32,19 @@ pub(super) struct Migrating<'a> {
     pub(super) environment: &'a str,
     /// Database ids by key (found, or created by an earlier step).
     pub(super) database_ids: &'a BTreeMap<String, String>,
-    /// The bookmark read before each database's first migration, by key.
-    pub(super) bookmarks: &'a mut BTreeMap<String, String>,
+    /// The bookmark read before this database's first migration of the apply, if one ran.
+    pub(super) bookmark: Option<String>,
 }
 
-/// Run `run`, the migration of `step`.
+/// Run `run`, the migration of `step`; when it is its database's first of the apply, the
+/// bookmark read before it, by database key, for the migrations after it.
 pub(super) async fn migrate(
     step: &Step,
     run: &MigrationRun,
     client: &Client,
     migrating: Migrating<'_>,
-    progress: &mut dyn Progress,
-) -> Result<(), StepError> {
+    progress: &RefCell<&mut dyn Progress>,
+) -> Result<Option<(String, String)>, StepError> {
     let name = &run.migration.name;
     let uuid =
         migrating
@@ -56,21 +58,18 @@ pub(super) async fn migrate(
         .migration
         .text()
         .ok_or_else(|| StepError::MigrationNotText { name: name.clone() })?;
-    let bookmark = match migrating.bookmarks.get(&run.key) {
-        Some(bookmark) => bookmark.clone(),
+    let (bookmark, read) = match migrating.bookmark {
+        Some(bookmark) => (bookmark, None),
         None => {
             let bookmark = client.d1_bookmark(uuid).await?;
-            progress.note(
+            progress.borrow_mut().note(
                 step,
                 &format!(
                     "{} was at bookmark {bookmark} before this apply's migrations; to undo them with their data: lmsinfra restore {} --db {} --bookmark {bookmark}",
                     run.database, migrating.environment, run.key
                 ),
             );
-            migrating
-                .bookmarks
-                .insert(run.key.clone(), bookmark.clone());
-            bookmark
+            (bookmark.clone(), Some((run.key.clone(), bookmark)))
         }
     };
     let outcome = match run.transport {
@@ -97,7 +96,7 @@ pub(super) async fn migrate(
         }
     };
     let Err(err) = outcome else {
-        return Ok(());
+        return Ok(read);
     };
     let rolled_back = matches!(
         err,
@@ -106,14 +105,14 @@ pub(super) async fn migrate(
     if rolled_back || run.transport == Transport::Query {
         let now = ledger::read(client, uuid, &run.table).await?;
         if now.has(name) {
-            progress.note(
+            progress.borrow_mut().note(
                 step,
                 &format!(
                     "already applied: {name} is in {}'s ledger, written by another run",
                     run.database
                 ),
             );
-            return Ok(());
+            return Ok(read);
         }
     }
     match run.transport {

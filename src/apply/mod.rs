@@ -1,9 +1,10 @@
-//! Apply: carry out a plan with real API calls, in dependency order.
+//! Apply: carry out a plan with real API calls, along its dependency graph.
 //!
-//! [`steps`] decides the calls (pure), [`execute`] makes them and reports each (one
-//! [`execute::write_worker`] per changed Worker), [`read_secrets`] reads `--secret` values, and [`run`]
-//! executes the steps, says where a failure stopped them, then gathers again and requires an
-//! empty plan.
+//! [`steps`] decides the calls and [`steps::dependencies`] their order (both pure), [`execute`] makes
+//! them, independent ones at the same time, and reports each (one [`execute::write_worker`] per
+//! changed Worker), [`read_secrets`] reads `--secret` values, and [`run`] executes the steps,
+//! says where a failure stopped them, then reads back what they wrote and requires an empty
+//! plan.
 
 pub(crate) mod execute;
 mod migrate;
@@ -12,7 +13,7 @@ mod secrets;
 mod steps;
 
 pub use crate::plan::SettingsBinding;
-pub use execute::{Progress, StepError, StepOutcome, execute};
+pub use execute::{Progress, StepError, StepOutcome};
 pub use progress::ProgressLines;
 pub use secrets::{SecretArg, SecretArgParser, SecretError, read_secrets, withhold_secret_values};
 pub use steps::{Step, steps};
@@ -30,11 +31,11 @@ use crate::secret::Secret;
 /// Why an apply did not leave the account equal to the manifest.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum Error {
-    /// A step failed; the ones before it were done, the ones after it not started.
+    /// A step failed; those done and those not started are listed.
     #[error(transparent)]
     #[diagnostic(transparent)]
     ApplyFailed(Box<ApplyFailure>),
-    /// A Ctrl-C or SIGTERM stopped apply between two steps; the one in flight finished.
+    /// A Ctrl-C or SIGTERM stopped apply from starting steps; those in flight finished.
     #[error("interrupted after {} of {total} steps; run apply again to finish", done.len())]
     #[diagnostic(help(
         "done: {}. Every step is planned again from the live account, so the next apply does only what is left",
@@ -61,19 +62,23 @@ pub enum Error {
     Gather(#[from] cloudflare::Error),
 }
 
-/// Where an apply stopped: the steps done, the one that failed and why, the ones not started.
+/// Where an apply stopped: the steps done, the first that failed and why, any other that failed
+/// while it ran, and the ones not started.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("apply stopped at {failed}: {} step{} done, {} not started", done.len(), if done.len() == 1 { "" } else { "s" }, not_started.len())]
 #[diagnostic(help(
-    "done: {}; not started: {}. Fix the cause and run apply again: it picks up where this stopped",
+    "done: {}; {}not started: {}. Fix the cause and run apply again: it picks up where this stopped",
     if done.is_empty() { "none".to_owned() } else { done.join(", ") },
+    if also_failed.is_empty() { String::new() } else { format!("also failed: {}; ", also_failed.join("; ")) },
     if not_started.is_empty() { "none".to_owned() } else { not_started.join(", ") }
 ))]
 pub struct ApplyFailure {
     /// Addresses of the steps done.
     pub done: Vec<String>,
-    /// The address of the step that failed.
+    /// The address of the first step (in plan order) that failed.
     pub failed: String,
+    /// The other steps that failed while it ran, as `ADDRESS: why`.
+    pub also_failed: Vec<String>,
     /// Addresses of the steps not started.
     pub not_started: Vec<String>,
     /// Why it failed.
@@ -96,57 +101,90 @@ pub fn plan_digest(plan: &plan::Plan) -> String {
     hex::encode(&Sha256::digest(canonical)[..4])
 }
 
-/// Carry out `steps`, then read the account again and require that a fresh plan has nothing
+/// What apply's steps work on and with.
+#[derive(Clone, Copy)]
+pub struct Inputs<'a> {
+    /// The manifest.
+    pub desired: &'a Manifest,
+    /// The live state the plan was made from.
+    pub live: &'a Live,
+    /// The API client.
+    pub client: &'a Client,
+    /// The `--secret` values, by name.
+    pub secrets: &'a BTreeMap<String, Secret>,
+    /// The annotations of every Worker version the steps make.
+    pub annotations: &'a Annotations,
+}
+
+/// How apply runs its steps and checks their result.
+#[derive(Debug, Clone, Copy)]
+pub struct RunOptions {
+    /// How many steps may run at once.
+    pub concurrency: usize,
+    /// Read the whole environment again afterwards, rather than only what the steps wrote.
+    pub full_check: bool,
+}
+
+/// Carry out `steps`, then require that a fresh plan of the account as they left it has nothing
 /// left to do: apply's promise is the account equal to the manifest, not the calls made.
+///
+/// The account as the steps left it is the plan's read with what each step read back of its own
+/// write: a Worker's settings read after its write (which also shows a binding Cloudflare
+/// dropped although the write kept it), and what Cloudflare answered to a database created or
+/// deleted, to the Workers Logs settings and to a ruleset written. No step touched the rest,
+/// so the plan's read stands for it, and checking costs no round trip of its own.
+/// `full_check` reads the whole environment again instead, as a plan would.
 pub async fn run(
     steps: &[Step],
-    desired: &Manifest,
-    live: &Live,
-    client: &Client,
-    secrets: &BTreeMap<String, Secret>,
-    annotations: &Annotations,
+    inputs: Inputs<'_>,
+    options: RunOptions,
     progress: &mut dyn Progress,
 ) -> Result<Applied, Error> {
-    let mut outcomes = execute(steps, desired, live, client, secrets, annotations, progress).await;
-    let failure = outcomes
+    let Inputs {
+        desired, client, ..
+    } = inputs;
+    let executed = execute::execute(steps, inputs, options.concurrency, progress).await;
+    let addresses = |wanted: fn(&StepOutcome) -> bool| -> Vec<String> {
+        steps
+            .iter()
+            .zip(&executed.outcomes)
+            .filter(|(_, outcome)| wanted(outcome))
+            .map(|(step, _)| step.address().to_string())
+            .collect()
+    };
+    let done = addresses(|o| matches!(o, StepOutcome::Done(_)));
+    let not_started = addresses(|o| matches!(o, StepOutcome::NotStarted));
+    let mut failures = steps
         .iter()
-        .position(|o| matches!(o, StepOutcome::Failed(..)));
-    let failure = failure.and_then(|index| match outcomes.swap_remove(index) {
-        StepOutcome::Failed(_, source) => Some((index, source)),
-        _ => None,
-    });
-    if let Some((index, source)) = failure {
+        .zip(executed.outcomes)
+        .filter_map(|(step, outcome)| match outcome {
+            StepOutcome::Failed(_, source) => Some((step.address().to_string(), source)),
+            _ => None,
+        });
+    if let Some((failed, source)) = failures.next() {
         return Err(Error::ApplyFailed(Box::new(ApplyFailure {
-            done: steps[..index]
-                .iter()
-                .map(|s| s.address().to_string())
-                .collect(),
-            failed: steps[index].address().to_string(),
-            not_started: steps[index + 1..]
-                .iter()
-                .map(|s| s.address().to_string())
-                .collect(),
+            done,
+            failed,
+            also_failed: failures.map(|(a, why)| format!("{a}: {why}")).collect(),
+            not_started,
             source,
         })));
     }
-    let done = outcomes
-        .iter()
-        .take_while(|outcome| matches!(outcome, StepOutcome::Done(_)))
-        .count();
-    if done < steps.len() {
+    if !not_started.is_empty() {
         return Err(Error::Interrupted {
-            done: steps[..done]
-                .iter()
-                .map(|s| s.address().to_string())
-                .collect(),
+            done,
             total: steps.len(),
         });
     }
-    let no_probes = GatherOptions {
-        probes: false,
-        ..GatherOptions::default()
+    let after = if options.full_check {
+        let no_probes = GatherOptions {
+            probes: false,
+            ..GatherOptions::default()
+        };
+        live::gather(desired, client, no_probes).await?
+    } else {
+        executed.after
     };
-    let after = live::gather(desired, client, no_probes).await?;
     let fresh = plan::diff(desired, &after, &plan::DiffOptions::default());
     let left: Vec<String> = fresh
         .effective_changes()

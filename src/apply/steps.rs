@@ -11,11 +11,15 @@
 //!
 //! Order: databases are created first, then their pending migrations (expand first: the code
 //! that needs a new column comes after it), then each Worker's one write, then the zone
-//! rulesets, and databases are deleted last, after whatever stopped using them.
+//! rulesets, and databases are deleted last, after whatever stopped using them. That order is a
+//! graph, not a line ([`dependencies`]): apply runs every step whose predecessors are done at
+//! the same time, so an environment takes as many round trips as its graph is deep.
 
 use crate::cloudflare::{Phase, Rule, Ruleset};
-use crate::manifest::model::LocationHint;
-use crate::plan::{Address, MigrationRun, Operation, Plan, WorkerSettings, ZoneRules};
+use crate::manifest::model::{Binding, LocationHint, Manifest};
+use crate::plan::{
+    Address, MigrationRun, Operation, Plan, SettingsBinding, WorkerSettings, ZoneRules,
+};
 
 /// `N binding` or `N bindings`.
 fn bindings(count: usize) -> String {
@@ -221,13 +225,13 @@ pub fn steps(plan: &Plan) -> Vec<Step> {
     rulesets.sort_by(|a, b| (&a.zone, a.phase).cmp(&(&b.zone, b.phase)));
     let mut steps = creates;
     steps.extend(migrations);
+    steps.extend(observability);
     steps.extend(workers.into_iter().map(|worker| Step::WriteWorker {
         address: Address::Worker { key: worker.worker },
         script: worker.script,
         settings: worker.settings,
         secrets: worker.secrets,
     }));
-    steps.extend(observability);
     steps.extend(rulesets.into_iter().map(|zone| Step::PutRules {
         address: Address::Ruleset {
             zone: zone.zone.clone(),
@@ -264,6 +268,120 @@ fn worker_steps<'a>(
     &mut workers[at]
 }
 
+/// The steps each step waits for, by index into `steps`. A migration waits for its database's
+/// creation and for the migration before it; a Worker's write waits for the creation and the
+/// migrations of every database it binds (expand first) and for its Workers Logs settings (two
+/// writes to one script are never in flight together); a zone ruleset waits for every Worker
+/// write; a database's deletion for every other step, so whatever stopped using it has.
+///
+/// A write that keeps some of the Worker's bindings by reference (`{name, type}`, whose
+/// treatment by Cloudflare is not known for certain) is read back afterwards; the first such
+/// write goes first, alone — the one that can start soonest (lowest index among those with the
+/// fewest steps before them) — and every other Worker write waits for it. If its read-back shows
+/// a binding dropped although the write kept it, apply stops there, with one Worker to repair
+/// rather than every Worker written at the same time. Everything else is independent and may run
+/// at once.
+pub(crate) fn dependencies(steps: &[Step], desired: &Manifest) -> Vec<Vec<usize>> {
+    let bound_databases = |script: &str, settings: Option<&WorkerSettings>| -> Vec<String> {
+        let declared = desired
+            .workers
+            .values()
+            .filter(|w| w.name == script)
+            .flat_map(|w| w.bindings.iter().map(|(_, binding)| binding));
+        let written = settings
+            .into_iter()
+            .flat_map(|s| s.bindings.iter())
+            .filter_map(|b| match b {
+                SettingsBinding::Declared { binding, .. } => Some(binding),
+                SettingsBinding::Inherit { .. } => None,
+            });
+        let mut keys: Vec<String> = declared
+            .chain(written)
+            .filter_map(|b| match b {
+                Binding::D1 { database } => Some(database.clone()),
+                _ => None,
+            })
+            .collect();
+        keys.sort_unstable();
+        keys.dedup();
+        keys
+    };
+    fn database_of(step: &Step) -> Option<&str> {
+        match step {
+            Step::CreateDatabase { key, .. } => Some(key.as_str()),
+            Step::Migrate { run, .. } => Some(run.key.as_str()),
+            _ => None,
+        }
+    }
+    let others = |index: usize, wanted: &dyn Fn(&Step) -> bool| -> Vec<usize> {
+        steps
+            .iter()
+            .enumerate()
+            .filter(|(i, s)| *i != index && wanted(s))
+            .map(|(i, _)| i)
+            .collect()
+    };
+    let mut waits: Vec<Vec<usize>> = steps
+        .iter()
+        .enumerate()
+        .map(|(index, step)| match step {
+            Step::CreateDatabase { .. } | Step::PatchObservability { .. } => Vec::new(),
+            Step::Migrate { run, .. } => others(index, &|s| {
+                database_of(s) == Some(run.key.as_str())
+            })
+            .into_iter()
+            .filter(|&i| i < index)
+            .collect(),
+            Step::WriteWorker {
+                script, settings, ..
+            } => {
+                let keys = bound_databases(script, settings.as_deref());
+                others(index, &|s| {
+                    database_of(s).is_some_and(|key| keys.iter().any(|k| k == key))
+                        || matches!(s, Step::PatchObservability { script: other, .. } if other == script)
+                })
+            }
+            Step::PutRules { .. } => others(index, &|s| matches!(s, Step::WriteWorker { .. })),
+            Step::DeleteDatabase { .. } => {
+                others(index, &|s| !matches!(s, Step::DeleteDatabase { .. }))
+            }
+        })
+        .collect();
+    let mut depth = vec![0usize; steps.len()];
+    for index in 0..steps.len() {
+        depth[index] = waits[index]
+            .iter()
+            .map(|&i| depth[i] + 1)
+            .max()
+            .unwrap_or(0);
+    }
+    let keeps_by_reference = |step: &Step| match step {
+        Step::WriteWorker { settings: None, .. } => true,
+        Step::WriteWorker {
+            settings: Some(settings),
+            ..
+        } => settings
+            .bindings
+            .iter()
+            .any(|b| matches!(b, SettingsBinding::Inherit { .. })),
+        _ => false,
+    };
+    let first = steps
+        .iter()
+        .enumerate()
+        .filter(|(_, s)| keeps_by_reference(s))
+        .min_by_key(|(index, _)| (depth[*index], *index))
+        .map(|(index, _)| index);
+    if let Some(first) = first {
+        for (index, step) in steps.iter().enumerate() {
+            if index != first && matches!(step, Step::WriteWorker { .. }) {
+                waits[index].push(first);
+            }
+        }
+    }
+    waits
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;
@@ -278,6 +396,60 @@ mod tests {
         STAGING, api, audited, binding, converged, live_with_old_database, manifest, secret,
         supplied, with_absent_database, with_secret_as_plain_text,
     };
+
+    /// A step of each kind but migrations: which it waits for.
+    #[test]
+    fn a_worker_write_waits_for_its_database_its_logs_and_the_first_write() {
+        let address = |text: &str| text.parse::<Address>().expect("an address");
+        let write = |key: &str, script: &str| Step::WriteWorker {
+            address: address(&format!("worker.{key}")),
+            script: script.to_owned(),
+            settings: None,
+            secrets: vec!["SECRET".to_owned()],
+        };
+        let steps = [
+            Step::CreateDatabase {
+                address: address("d1.main"),
+                key: "main".to_owned(),
+                name: "lms-db-staging".to_owned(),
+                location_hint: None,
+            },
+            Step::PatchObservability {
+                address: address("worker.api.observability"),
+                script: "lms-api-staging".to_owned(),
+                observability: json!({ "enabled": true }),
+            },
+            // Binds `main` in the manifest, so it waits for the database.
+            write("api", "lms-api-staging"),
+            // Binds nothing: the write that can start first goes first, alone.
+            write("other", "lms-other"),
+            Step::PutRules {
+                address: address("zone.example.com.http_ratelimit"),
+                zone_id: "zone".to_owned(),
+                phase: Phase::HttpRatelimit,
+                owner: "lmsinfra:staging:".to_owned(),
+                rules: Vec::new(),
+                basis: None,
+            },
+            Step::DeleteDatabase {
+                address: address("d1.old"),
+                name: "lms-db-old".to_owned(),
+                uuid: "uuid".to_owned(),
+            },
+        ];
+        let waits = dependencies(&steps, &manifest(STAGING));
+        let expected: [&[usize]; 6] = [&[], &[], &[0, 1, 3], &[], &[2, 3], &[0, 1, 2, 3, 4]];
+        assert_eq!(waits, expected.map(<[usize]>::to_vec));
+    }
+
+    #[test]
+    fn audited_staging_writes_the_api_worker_after_creating_its_database() {
+        let desired = manifest(STAGING);
+        let options = supplied(&["TALLY_WEBHOOK_SECRET", "TALLY_SIGNING_SECRET"]);
+        let steps = plan_and_steps(&desired, &audited(), &options);
+        let waits = dependencies(&steps, &desired);
+        assert_eq!(waits, [vec![], vec![0]]);
+    }
 
     fn plan_and_steps(desired: &Manifest, live: &Live, options: &DiffOptions) -> Vec<Step> {
         let plan = diff(desired, live, options);

@@ -183,9 +183,10 @@ fn step_requests(step: &Step) -> u64 {
     }
 }
 
-/// The requests an apply sends at most: its plan, `steps`, and the plan it ends with.
+/// The requests an apply sends at most: its plan and `steps` (the check that it converged uses
+/// what the steps read back; `--full-check` adds one more plan's read).
 pub fn apply_requests(plan_requests: u64, steps: &[Step]) -> u64 {
-    2 * plan_requests + steps.iter().map(step_requests).sum::<u64>()
+    plan_requests + steps.iter().map(step_requests).sum::<u64>()
 }
 
 /// Judge `desired`'s use of its limits from `live`, the extra `readings`, and what a plan and

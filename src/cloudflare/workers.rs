@@ -485,12 +485,10 @@ impl Client {
         &self,
         script: &str,
         changes: &serde_json::Value,
-    ) -> Result<(), Error> {
+    ) -> Result<ScriptLevelSettings, Error> {
         let url = self.account_url(&["workers", "scripts", script, "script-settings"]);
-        let _: ScriptLevelSettings = self
-            .call(Call::with(Method::PATCH, url, Body::Json(changes.clone())))
-            .await?;
-        Ok(())
+        self.call(Call::with(Method::PATCH, url, Body::Json(changes.clone())))
+            .await
     }
 
     /// Change a script's settings (multipart, one `settings` part); returns them as changed, or

@@ -129,13 +129,20 @@ pub(super) fn apply(
     let annotations =
         release::apply_annotations(&args.environment, &revision, &apply::plan_digest(&plan));
     let mut progress = apply::ProgressLines::new(steps.len(), printer.quiet());
+    let inputs = apply::Inputs {
+        desired: &desired,
+        live: &live,
+        client: &account.client,
+        secrets: &secrets,
+        annotations: &annotations,
+    };
     let applied = account.runtime.block_on(apply::run(
         &steps,
-        &desired,
-        &live,
-        &account.client,
-        &secrets,
-        &annotations,
+        inputs,
+        apply::RunOptions {
+            concurrency: settings.concurrency,
+            full_check: args.full_check,
+        },
         &mut progress,
     ))?;
     for rotation in &rotations {

@@ -399,11 +399,17 @@ pub(super) fn write_record(
     };
     account
         .runtime
-        .block_on(apply::execute::write_worker(
-            &account.client,
-            &write,
-            &std::collections::BTreeMap::new(),
-        ))
+        .block_on(async {
+            let written = apply::execute::write_worker(
+                &account.client,
+                &write,
+                &std::collections::BTreeMap::new(),
+            )
+            .await?;
+            apply::execute::read_back(&account.client, &written)
+                .await
+                .map(drop)
+        })
         .map_err(|err| match err {
             apply::StepError::Api(err) => err.into(),
             other => RotateError::WriteFailed {

@@ -152,6 +152,111 @@ fn add_plain_text_binding(sandbox: &TestSandbox, script: &str, name: &str) {
     assert_eq!(answer.status, 200, "{}", answer.body);
 }
 
+/// Staging with two more databases: the API Worker binds one, the viewer the other and a new
+/// variable. Three creates, two migrations, the API's Workers Logs and two Worker writes, most
+/// of them independent of each other.
+fn wider_staging() -> Project {
+    let project = Project::new();
+    project.edit("staging", |text| {
+        text.replace(
+            "    protect: true\n",
+            "    protect: true\n  reports: { name: lms-reports-staging }\n  events: { name: lms-events-staging }\n",
+        )
+        .replace(
+            "      DB: { type: d1, database: main }\n",
+            "      DB: { type: d1, database: main }\n      REPORTS: { type: d1, database: reports }\n",
+        )
+        .replace(
+            "      API_ORIGIN:",
+            "      EVENTS: { type: d1, database: events }\n      FLAG: { type: plain_text, text: \"on\" }\n      API_ORIGIN:",
+        )
+    });
+    project
+}
+
+/// An apply's stderr, line by line, without durations and bookmarks (which differ per run).
+fn step_lines(stderr: &str) -> Vec<String> {
+    stderr
+        .lines()
+        .map(|line| {
+            let line = line
+                .split_once(" was at bookmark ")
+                .map_or(line, |(kept, _)| kept);
+            match line.starts_with('[') {
+                true => line.rsplit_once(" (").map_or(line, |(kept, _)| kept),
+                false => line,
+            }
+            .to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn a_parallel_apply_prints_its_steps_in_plan_order_on_a_non_terminal() {
+    let project = wider_staging();
+    let sandbox = TestSandbox::new();
+    let run = lmsinfra_snapshot!(apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--no-verify", "--concurrency", "16"]
+    ));
+    assert_eq!(run.code, 0, "{run}");
+    assert_converged(&sandbox, Some(&project));
+    // Steps end in whatever order the answers come; the lines do not.
+    for _ in 0..3 {
+        let again = apply_staging(
+            &TestSandbox::new(),
+            Some(&project),
+            &["--no-verify", "--concurrency", "16"],
+        );
+        assert_eq!(
+            step_lines(&again.stderr),
+            step_lines(&run.stderr),
+            "{again}"
+        );
+    }
+    // One write per Worker, the database creations included once each.
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(
+        writes(&stats)
+            .into_iter()
+            .filter(|(route, _)| !route.ends_with("/import"))
+            .collect::<Vec<_>>(),
+        [
+            (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings"
+                    .to_owned(),
+                1
+            ),
+            (
+                "PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings".to_owned(),
+                2
+            ),
+            ("POST /accounts/{account_id}/d1/database".to_owned(), 3),
+        ],
+        "{stats:?}"
+    );
+}
+
+#[test]
+fn the_convergence_check_reads_again_only_with_full_check() {
+    let scripts_lists = |sandbox: &TestSandbox| sandbox.sandbox().stats().routes["GET /accounts/{account_id}/workers/scripts"];
+    let sandbox = TestSandbox::new();
+    let run = apply_staging(&sandbox, None, &["--no-verify"]);
+    assert_eq!(run.code, 0, "{run}");
+    // One gather: the check afterwards uses what each step read back of its own write.
+    assert_eq!(scripts_lists(&sandbox), 1);
+
+    let sandbox = TestSandbox::new();
+    let run = apply_staging(&sandbox, None, &["--no-verify", "--full-check"]);
+    assert_eq!(run.code, 0, "{run}");
+    assert!(
+        run.stderr.contains("A fresh plan of staging is empty."),
+        "{run}"
+    );
+    assert_eq!(scripts_lists(&sandbox), 2);
+}
+
 #[test]
 fn apply_with_every_secret_converges_and_a_fresh_plan_is_empty() {
     let sandbox = TestSandbox::new();
@@ -373,6 +478,24 @@ fn apply_reports_where_it_stopped_and_a_second_apply_finishes() {
     assert_eq!(database_names(&sandbox), ["lms-db", "lms-db-staging"]);
     lmsinfra_snapshot!("finished", apply_staging(&sandbox, None, &[]));
     assert_converged(&sandbox, None);
+}
+
+#[test]
+fn steps_failing_side_by_side_are_all_reported_and_nothing_after_them_starts() {
+    // The database's creation and the Workers Logs write start together; both are throttled for
+    // longer than the client waits.
+    let sandbox = TestSandbox::with(faults(
+        "429@create-database=1:600s,429@script-settings-patch=1:600s",
+    ));
+    let run = lmsinfra_snapshot!(apply_staging(&sandbox, None, &[]));
+    assert_eq!(run.code, 1, "{run}");
+    let stats = sandbox.sandbox().stats();
+    assert!(
+        !stats
+            .routes
+            .contains_key("PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings"),
+        "a Worker write started after the failures: {stats:?}"
+    );
 }
 
 #[test]

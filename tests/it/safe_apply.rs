@@ -24,7 +24,14 @@ const MODULE: &str = "export default { async fetch() { return new Response('ok')
 
 /// `apply staging --auto-approve` with every required secret.
 fn apply_staging(sandbox: &TestSandbox) -> Run {
-    let mut command = Lmsinfra::new(sandbox).args(["apply", "staging", "--auto-approve"]);
+    apply_staging_with(sandbox, &[])
+}
+
+/// `apply staging` with every secret, and `extra` arguments.
+fn apply_staging_with(sandbox: &TestSandbox, extra: &[&str]) -> Run {
+    let mut command = Lmsinfra::new(sandbox)
+        .args(["apply", "staging", "--auto-approve"])
+        .args(extra);
     for (i, name) in SECRETS.iter().enumerate() {
         let var = format!("LMSINFRA_TEST_SECRET_{i}");
         command = command
@@ -154,6 +161,58 @@ fn a_settings_write_that_drops_an_inherited_secret_stops_apply_at_once() {
     assert_eq!(puts, Some(1), "{stats:?}");
 }
 
+#[test]
+fn a_dropped_inherited_secret_stops_apply_before_any_other_worker_is_written() {
+    let sandbox = with_variants(&["drop-inherited-secret=DASHBOARD_SECRET"]);
+    for script in ["lms-api-staging", "lms-viewer-staging"] {
+        let put = sandbox.send(
+            "PUT",
+            &format!("/accounts/{{account}}/workers/scripts/{script}/secrets"),
+            Body::Json(json!({"name": "DASHBOARD_SECRET", "text": "kept", "type": "secret_text"})),
+        );
+        assert_eq!(put.status, 200, "{}", put.body);
+    }
+    // Both Workers change and both keep DASHBOARD_SECRET by reference; with the database there
+    // and no migrations or Workers Logs to wait for, both writes could start at once.
+    sandbox.create_d1("lms-db-staging");
+    let project = crate::support::Project::new();
+    project.edit("staging", |text| {
+        text.replace("    migrations: { directory: migrations }\n", "")
+            .replace(
+                "    observability: { enabled: true, head_sampling_rate: 1 }\n",
+                "",
+            )
+            .replace(
+                "      API_ORIGIN:",
+                "      FLAG: { type: plain_text, text: \"on\" }\n      API_ORIGIN:",
+            )
+    });
+    let mut command = Lmsinfra::new(&sandbox).project(&project).args([
+        "apply",
+        "staging",
+        "--auto-approve",
+        "--concurrency",
+        "16",
+    ]);
+    for (i, name) in SECRETS.iter().enumerate() {
+        let var = format!("LMSINFRA_TEST_SECRET_{i}");
+        command = command
+            .env(&var, format!("value of {name}"))
+            .args(["--secret", &format!("{name}=env:{var}")]);
+    }
+    let applied = command.run();
+    assert_eq!(applied.code, 1, "{applied}");
+    assert!(applied.stderr.contains("no longer has"), "{applied}");
+    let stats = sandbox.sandbox().stats();
+    let patches = stats
+        .routes
+        .get("PATCH /accounts/{account_id}/workers/scripts/{script_name}/settings")
+        .copied();
+    // The first Worker write is read back before any other starts: one Worker lost the
+    // secret, the other was never written.
+    assert_eq!(patches, Some(1), "{stats:?}");
+}
+
 /// Every variant the sandbox can play of what the real API has not been seen to settle.
 pub const VARIANTS: [&str; 12] = [
     "settings-patch-base=deployed",
@@ -225,8 +284,9 @@ fn apply_core_cases_hold_under_every_variant() {
 fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
     // Enough requests for the plan's reads (the account's zone and its two rulesets among
     // them), the database create and its two migrations (a bookmark read, then three import
-    // calls each); the settings step that follows (its re-read of the Worker, then its PATCH)
-    // is blocked for five minutes, longer than the client waits. The answers do not say how
+    // calls each); the Workers Logs write that follows, and so the settings step after it, is
+    // blocked for five minutes, longer than the client waits. One step at a time
+    // (`--concurrency 1`), so which request meets the block is always the same. The answers do not say how
     // much of the budget is left (a proxy strips the headers), as when another user of the
     // account spends it unseen: with them, apply waits for the window instead
     // (`load::a_plan_past_the_reported_budget_waits_for_the_reset_and_says_so`).
@@ -239,7 +299,7 @@ fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
             .parse::<Variant>()
             .expect("variant")]);
     });
-    let applied = lmsinfra_snapshot!(apply_staging(&sandbox));
+    let applied = lmsinfra_snapshot!(apply_staging_with(&sandbox, &["--concurrency", "1"]));
     assert_eq!(applied.code, 1, "{applied}");
     let stats = sandbox.sandbox().stats();
     let writes: Vec<(&String, &u64)> = stats
@@ -247,11 +307,17 @@ fn a_five_minute_rate_limit_block_stops_apply_cleanly_saying_what_is_done() {
         .iter()
         .filter(|(route, _)| !route.starts_with("GET "))
         .collect();
-    // The create and the migrations went through; the settings step's re-read was refused,
-    // so its PATCH and everything after it were never sent.
+    // The create and the migrations went through; the Workers Logs write was sent and refused
+    // (the one 429), so the settings step after it was never started.
+    assert_eq!(stats.statuses.get(&429), Some(&1), "{stats:?}");
     assert_eq!(
         writes,
         [
+            (
+                &"PATCH /accounts/{account_id}/workers/scripts/{script_name}/script-settings"
+                    .to_owned(),
+                &1
+            ),
             (&"POST /accounts/{account_id}/d1/database".to_owned(), &1),
             (
                 &"POST /accounts/{account_id}/d1/database/{database_id}/import".to_owned(),

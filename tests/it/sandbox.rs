@@ -89,6 +89,19 @@ fn seed_reproduces_the_audited_account() {
 }
 
 #[test]
+fn an_account_kept_in_memory_creates_databases_with_their_time_travel() {
+    // `lmsinfra sandbox --seed FILE` without `--state`: no directory for Time Travel's copies.
+    let sandbox = TestSandbox::with(|config| config.state = None);
+    let uuid = sandbox.create_d1("lms-db-memory");
+    let bookmark = sandbox.send(
+        "GET",
+        &format!("/accounts/{{account}}/d1/database/{uuid}/time_travel/bookmark"),
+        Body::None,
+    );
+    assert_eq!(bookmark.status, 200, "{}", bookmark.body);
+}
+
+#[test]
 fn errors_come_in_the_envelope_with_cloudflare_codes() {
     let sandbox = TestSandbox::with(|c| c.token = Some("right".to_owned()));
     let cases = [

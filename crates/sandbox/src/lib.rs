@@ -516,30 +516,6 @@ mod tests {
         (status, ratelimit)
     }
 
-    /// `METHOD /client/v4{path}` with a JSON `body`, over a plain connection: the status line.
-    fn call(sandbox: &Sandbox, method: &str, path: &str, body: &str) -> String {
-        let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
-        write!(
-            stream,
-            "{method} /client/v4{path} HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Bearer t\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
-            body.len()
-        )
-        .unwrap();
-        let mut answer = String::new();
-        stream.read_to_string(&mut answer).unwrap();
-        answer.lines().next().unwrap_or_default().to_owned()
-    }
-
-    #[test]
-    fn an_account_in_memory_creates_d1_databases() {
-        let sandbox = Sandbox::start(SandboxConfig::default()).unwrap();
-        let d1 = "/accounts/0123456789abcdef0123456789abcdef/d1/database";
-        let created = call(&sandbox, "POST", d1, r#"{"name": "in-memory"}"#);
-        assert!(created.contains(" 200 "), "{created}");
-        let listed = call(&sandbox, "GET", &format!("{d1}?name=in-memory"), "");
-        assert!(listed.contains(" 200 "), "{listed}");
-    }
-
     fn sandbox(busy_account: Option<BusyAccount>) -> Sandbox {
         Sandbox::start(SandboxConfig {
             rate_limit: RateLimit {

@@ -48,9 +48,6 @@ const WINDOW: SignedDuration = SignedDuration::from_hours(30 * 24);
 /// At most this many restores of one database within [`RESTORE_PERIOD`].
 const RESTORES_PER_PERIOD: usize = 10;
 const RESTORE_PERIOD: SignedDuration = SignedDuration::from_mins(10);
-/// Pages per step of an in-memory copy: all of them in one step (rusqlite refuses SQLite's
-/// own "all", -1).
-const WHOLE_DATABASE: std::ffi::c_int = std::ffi::c_int::MAX;
 
 /// One database's snapshots, oldest first, and its recent restores.
 #[derive(Debug, Default)]
@@ -198,7 +195,7 @@ pub(crate) fn snapshot(world: &mut World, uuid: &str) -> Result<String, ApiError
         None => {
             let mut copy = Connection::open_in_memory().map_err(internal)?;
             rusqlite::backup::Backup::new(live, &mut copy)
-                .and_then(|b| b.run_to_completion(WHOLE_DATABASE, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?;
             Copy::Memory(copy)
         }
@@ -350,7 +347,7 @@ pub(crate) fn restore(call: &Call, world: &mut World) -> Result<Reply, ApiError>
         Copy::Memory(conn) => {
             let mut clone = Connection::open_in_memory().map_err(internal)?;
             rusqlite::backup::Backup::new(conn, &mut clone)
-                .and_then(|b| b.run_to_completion(WHOLE_DATABASE, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?;
             Copy::Memory(clone)
         }
@@ -366,7 +363,7 @@ pub(crate) fn restore(call: &Call, world: &mut World) -> Result<Reply, ApiError>
                 .restore(MAIN_DB, path, None::<fn(rusqlite::backup::Progress)>)
                 .map_err(internal)?,
             Copy::Memory(conn) => rusqlite::backup::Backup::new(&conn, live)
-                .and_then(|b| b.run_to_completion(WHOLE_DATABASE, std::time::Duration::ZERO, None))
+                .and_then(|b| b.run_to_completion(i32::MAX, std::time::Duration::ZERO, None))
                 .map_err(internal)?,
         }
     }
