@@ -36,7 +36,7 @@ const TOKEN: &str = "bench-token";
 const MIB: u64 = 1024 * 1024;
 /// Workload B's `--concurrency`: wide, yet leaving the run the budget it needs. The client
 /// keeps a reserve of the reported budget that is never less than its concurrency, so at 128
-/// it may use 1,072 of Cloudflare's 1,200 requests, enough for B's ~1,055.
+/// it may use 1,072 of Cloudflare's 1,200 requests, enough for B's 1,053.
 const WIDE: usize = 128;
 /// The command line's cap, for information: its reserve of 256 leaves 944 requests, fewer than
 /// B needs, so B waits for Cloudflare's 5-minute window.
