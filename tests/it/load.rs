@@ -2,9 +2,16 @@
 //!
 //! CI runs plans for every environment of every pull request, and people run them by hand, all
 //! with the same token. Twenty concurrent `plan` processes against a sandbox that enforces
-//! Cloudflare's real limit (1200 requests per five minutes per token) must all succeed with the
-//! same answer, and none of their requests may be throttled.
+//! Cloudflare's real limit (1200 requests per five minutes per user) must all succeed with the
+//! same answer, and none of their requests may be throttled. The budget is the user's, shared
+//! with the dashboard and every other token, so a run that starts with most of it spent must
+//! wait for it rather than be refused.
 
+use std::time::Duration;
+
+use lmsinfra_sandbox::BusyAccount;
+
+use crate::apply::with_secrets;
 use crate::support::{Lmsinfra, TestSandbox};
 
 const PLANS: usize = 20;
@@ -80,4 +87,34 @@ fn a_plan_past_the_reported_budget_waits_for_the_reset_and_says_so() {
     );
     let stats = sandbox.sandbox().stats();
     assert_eq!(stats.statuses.get(&429), None, "throttled: {stats:?}");
+}
+
+#[test]
+fn an_apply_on_an_account_whose_budget_another_token_spent_waits_for_it_without_a_429() {
+    // Cloudflare's real limit, with all but 14 of its 1200 requests made by another token of
+    // the same user, leaving the window 2 s after the start. Staging's first apply needs more
+    // than the 10 left above the reserve of four, so it must wait for them.
+    let sandbox = TestSandbox::with(|config| {
+        config.busy_account = Some(BusyAccount {
+            used: 1186,
+            frees_in: Duration::from_secs(2),
+        });
+    });
+    let applied = with_secrets(
+        Lmsinfra::new(&sandbox)
+            .env("LMSINFRA_API_RESERVE", "4")
+            .args(["--concurrency", "4", "apply", "staging", "--auto-approve"]),
+    )
+    .run();
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied.stderr.contains("for Cloudflare's rate limit")
+            && applied
+                .stderr
+                .contains("4 kept for other users of the account"),
+        "{applied}"
+    );
+    let stats = sandbox.sandbox().stats();
+    assert_eq!(stats.statuses.get(&429), None, "throttled: {stats:?}");
+    assert!(stats.total > 14, "requests: {}", stats.total);
 }

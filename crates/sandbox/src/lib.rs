@@ -15,14 +15,22 @@
 //!
 //! Beyond the API it can make life hard on purpose: `latency` delays every answer, a
 //! [`FaultSpec`] injects throttling, server errors, dropped connections, slow answers and creates
-//! that fail *after* taking effect (grammar in [`faults`]), and the rate limit
-//! mirrors Cloudflare's 1200 requests per five minutes. `GET /__sandbox/stats` counts requests
-//! per route and status; `POST /__sandbox/stats/reset` zeroes the counters. For tests of
-//! read-modify-write clients, an [`Interleave`] makes another client's ruleset write land right
-//! after a chosen read.
+//! that fail *after* taking effect (grammar in [`faults`]), and the rate limit mirrors
+//! Cloudflare's 1200 requests per five minutes per user, one budget for every token.
+//! `GET /__sandbox/stats` counts requests per route and status; `POST /__sandbox/stats/reset`
+//! zeroes the counters. For tests of read-modify-write clients, an [`Interleave`] makes another
+//! client's ruleset write land right after a chosen read.
 //!
 //! Where the real API's behaviour is unknown, [`variants`] lets the sandbox play each plausible
 //! answer (`lmsinfra sandbox --variant KEY=VALUE`); every documented behaviour is the default.
+//!
+//! A real account's budget is seldom whole: the dashboard, CI and other tools of the same user
+//! draw on it. [`SandboxConfig::busy_account`] starts the sandbox with [`BusyAccount::used`]
+//! requests already counted, made by another token of the user, that leave the window
+//! [`BusyAccount::frees_in`] after the start (a real 300 s window, so a client that waits for
+//! the reported reset waits seconds, not minutes). It reads `USED/SECONDS`, e.g. `600/10`
+//! ([`BUSY_ACCOUNT_HELP`]), for a command line's flag.
+//!
 //! ## Worker traffic
 //!
 //! Besides the API, the listener answers for the account's Workers, so clients can probe them
@@ -133,7 +141,7 @@ use serde_json::Value;
 pub use clock::Clock;
 pub use error::Error;
 pub use faults::{FaultSpec, FaultSpecError};
-pub use ratelimit::RateLimit;
+pub use ratelimit::{BUSY_ACCOUNT_HELP, BusyAccount, BusyAccountError, RateLimit};
 pub use state::InvalidAccount;
 pub use stats::Stats;
 pub use variants::{Variant, VariantError, Variants};
@@ -147,6 +155,8 @@ pub type Observer = Arc<dyn Fn(&Exchange) + Send + Sync>;
 pub struct Exchange {
     /// The HTTP method.
     pub method: String,
+    /// The request's path, e.g. `/client/v4/accounts/{id}/workers/scripts/lms-api/settings`.
+    pub path: String,
     /// The matched route template, e.g. `/accounts/{account_id}/d1/database`.
     pub route: Option<String>,
     /// The operation id in the official schema, when the route matched.
@@ -172,8 +182,10 @@ pub struct SandboxConfig {
     pub faults: Option<FaultSpec>,
     /// The only token accepted; any non-empty token when `None`.
     pub token: Option<String>,
-    /// The per-token rate limit.
+    /// The rate limit, counted per user: every token shares it.
     pub rate_limit: RateLimit,
+    /// Start with part of the rate limit spent by another token of the same user.
+    pub busy_account: Option<BusyAccount>,
     /// Sees every answer.
     pub observer: Option<Observer>,
     /// A concurrent ruleset write to make after a given read (a test hook).
@@ -217,6 +229,7 @@ impl std::fmt::Debug for SandboxConfig {
             .field("faults", &self.faults)
             .field("token", &self.token.as_ref().map(|_| "<redacted>"))
             .field("rate_limit", &self.rate_limit)
+            .field("busy_account", &self.busy_account)
             .field("observer", &self.observer.is_some())
             .field("interleave", &self.interleave)
             .field("d1_query_timeout", &self.d1_query_timeout)
@@ -414,6 +427,7 @@ fn app(config: SandboxConfig, addr: SocketAddr) -> Result<server::App, Error> {
             config.rate_limit,
             config.variants.rate_limit,
             config.variants.rate_limit_headers,
+            config.busy_account,
         ),
         counters: stats::Counters::default(),
         observer: config.observer,
@@ -473,4 +487,75 @@ fn load(
 /// declared webhook route accepts (see the Worker behaviours in `workers/behaviour.rs`).
 pub fn tally_signature(secret: &str, body: &[u8]) -> String {
     stream::base64(&workers::behaviour::hmac_sha256(secret.as_bytes(), body))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::io::{Read, Write};
+    use std::time::Duration;
+
+    use super::*;
+
+    /// `GET /client/v4/accounts` with `token` over a plain connection: the status line and the
+    /// `ratelimit` header's value.
+    fn list_accounts(sandbox: &Sandbox, token: &str) -> (String, Option<String>) {
+        let mut stream = std::net::TcpStream::connect(sandbox.addr()).unwrap();
+        write!(
+            stream,
+            "GET /client/v4/accounts HTTP/1.1\r\nHost: sandbox\r\nAuthorization: Bearer {token}\r\nConnection: close\r\n\r\n"
+        )
+        .unwrap();
+        let mut answer = String::new();
+        stream.read_to_string(&mut answer).unwrap();
+        let status = answer.lines().next().unwrap_or_default().to_owned();
+        let ratelimit = answer
+            .lines()
+            .take_while(|l| !l.is_empty())
+            .find_map(|l| l.strip_prefix("ratelimit: "))
+            .map(str::to_owned);
+        (status, ratelimit)
+    }
+
+    fn sandbox(busy_account: Option<BusyAccount>) -> Sandbox {
+        Sandbox::start(SandboxConfig {
+            rate_limit: RateLimit {
+                requests: 10,
+                window: Duration::from_secs(300),
+            },
+            busy_account,
+            ..SandboxConfig::default()
+        })
+        .unwrap()
+    }
+
+    #[test]
+    fn every_token_of_the_user_draws_on_one_budget() {
+        let sandbox = sandbox(None);
+        let remaining: Vec<Option<String>> = ["ci-token", "user_dashboard", "ci-token"]
+            .into_iter()
+            .map(|token| list_accounts(&sandbox, token).1)
+            .collect();
+        let expected = ["r=9", "r=8", "r=7"].map(|r| Some(format!("\"default\";{r};t=300")));
+        assert_eq!(remaining, expected);
+    }
+
+    #[test]
+    fn a_busy_account_leaves_the_rest_of_the_budget_to_the_first_answer() {
+        let sandbox = sandbox(Some(BusyAccount {
+            used: 6,
+            frees_in: Duration::from_secs(30),
+        }));
+        let (status, ratelimit) = list_accounts(&sandbox, "ci-token");
+        assert!(status.contains(" 200 "), "{status}");
+        assert_eq!(ratelimit.as_deref(), Some("\"default\";r=3;t=30"));
+        for _ in 0..3 {
+            assert!(
+                list_accounts(&sandbox, "user_dashboard")
+                    .0
+                    .contains(" 200 ")
+            );
+        }
+        let (refused, _) = list_accounts(&sandbox, "ci-token");
+        assert!(refused.contains(" 429 "), "{refused}");
+    }
 }

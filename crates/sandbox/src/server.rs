@@ -145,6 +145,7 @@ impl App {
         if let Some(observer) = &self.observer {
             observer(&Exchange {
                 method: method.to_string(),
+                path: path.clone(),
                 route: template.map(str::to_owned),
                 operation: route.map(|r| r.operation.to_owned()),
                 status: reply.status.as_u16(),
@@ -184,7 +185,7 @@ impl App {
         params: Vec<String>,
     ) -> Result<Outcome, ApiError> {
         let token = auth::authenticate(req.headers(), self.token.as_deref(), route.template)?;
-        let limit_headers = self.limiter.admit(&token)?;
+        let limit_headers = self.limiter.admit()?;
         let decision = self
             .faults
             .as_ref()
