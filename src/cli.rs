@@ -540,6 +540,10 @@ pub struct SandboxArgs {
     /// drill catches a bad backup).
     #[arg(long)]
     pub corrupt_imports: bool,
+    /// Start with the rate limit's budget part spent by another token of the same user, e.g.
+    /// `600/10`.
+    #[arg(long, value_name = "USED/SECONDS", long_help = crate::sandbox::BUSY_ACCOUNT_HELP)]
+    pub busy_account: Option<crate::sandbox::BusyAccount>,
 }
 
 /// `lmsinfra import`.

@@ -5,12 +5,14 @@
 
 #[cfg(feature = "sandbox")]
 pub(crate) use lmsinfra_sandbox::{
-    Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run, variants,
+    BUSY_ACCOUNT_HELP, BusyAccount, Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run,
+    variants,
 };
 
 #[cfg(not(feature = "sandbox"))]
 pub(crate) use missing::{
-    Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run, variants,
+    BUSY_ACCOUNT_HELP, BusyAccount, Error, FaultSpec, Sandbox, SandboxConfig, Variant, faults, run,
+    variants,
 };
 
 #[cfg(not(feature = "sandbox"))]
@@ -30,6 +32,13 @@ mod missing {
 
     /// `--variant` is still accepted, so a command line means the same in both builds.
     pub type Variant = String;
+
+    /// `--busy-account` is still accepted, so a command line means the same in both builds.
+    pub type BusyAccount = String;
+
+    /// The long help of `--busy-account`.
+    pub const BUSY_ACCOUNT_HELP: &str =
+        "Start with the budget part spent (this build has no sandbox)";
 
     /// The variant grammar lives in the sandbox crate.
     pub mod variants {
@@ -61,6 +70,7 @@ mod missing {
         pub variants: Vec<Variant>,
         pub d1_query_non_atomic: bool,
         pub corrupt_imports: bool,
+        pub busy_account: Option<BusyAccount>,
     }
 
     impl SandboxConfig {

@@ -56,9 +56,11 @@ pub(super) fn apply(
     let dir = settings.dir.clone();
     let revision = std::thread::spawn(move || release::Revision::of(&dir));
     let mut planned = plan_environment(settings, desired.clone(), no_probes, options.clone())?;
-    let revision = revision.join().unwrap_or_else(|_| release::Revision::Unknown {
-        reason: "git could not be run".to_owned(),
-    });
+    let revision = revision
+        .join()
+        .unwrap_or_else(|_| release::Revision::Unknown {
+            reason: "git could not be run".to_owned(),
+        });
     if args.roll_forward && roll_forward(&planned, &args, printer)? {
         planned = plan_environment(settings, desired, no_probes, options)?;
     }

@@ -24,6 +24,7 @@ pub(super) fn sandbox(settings: &Settings, args: SandboxArgs) -> Result<Outcome,
         variants: args.variants.into_iter().collect(),
         d1_query_non_atomic: args.d1_query_non_atomic,
         corrupt_imports: args.corrupt_imports,
+        busy_account: args.busy_account,
         ..Default::default()
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -102,6 +102,16 @@ fn an_account_kept_in_memory_creates_databases_with_their_time_travel() {
 }
 
 #[test]
+fn a_busy_account_is_given_as_used_and_seconds() {
+    let sandbox = TestSandbox::new();
+    let run = Lmsinfra::new(&sandbox)
+        .args(["sandbox", "--busy-account", "600"])
+        .code(1)
+        .run();
+    assert!(run.stderr.contains("USED/SECONDS"), "{run}");
+}
+
+#[test]
 fn errors_come_in_the_envelope_with_cloudflare_codes() {
     let sandbox = TestSandbox::with(|c| c.token = Some("right".to_owned()));
     let cases = [
