@@ -33,8 +33,7 @@ use crate::cloudflare::{
 };
 use crate::edge;
 use crate::live::{Live, LiveDatabase};
-use crate::plan::Address;
-use crate::plan::{self, WorkerSettings};
+use crate::plan::{self, Address, WorkerSettings};
 use crate::secret::Secret;
 
 /// How one step ended.
@@ -180,7 +179,8 @@ struct Effects {
     deleted: Option<String>,
     /// The Time Travel bookmark a migration read before its database's first migration.
     bookmark: Option<(String, String)>,
-    /// A Worker's settings, read back after its write (`None`: the Worker is gone).
+    /// A Worker's settings after its write, read back or as the write answered them (`None`:
+    /// the Worker is gone).
     settings: Option<(String, Option<ScriptSettings>)>,
     /// A Worker's observability settings, as the write answered them.
     observability: Option<(String, Option<serde_json::Value>)>,
@@ -231,7 +231,7 @@ impl Effects {
 }
 
 /// Run `steps` along their [`dependencies`](super::steps::dependencies), at most `concurrency`
-/// requests at once, and say how each ended. A step starts once every step it waits for is done,
+/// steps and re-reads at once, and say how each ended. A step starts once every step it waits for is done,
 /// lowest index first, so with `concurrency` 1 they run in order. After a failure or an
 /// interrupt no step starts; those under way finish and report; the rest are `NotStarted`.
 ///
