@@ -121,7 +121,8 @@ pub struct Inputs<'a> {
 pub struct RunOptions {
     /// How many steps may run at once.
     pub concurrency: usize,
-    /// Read the whole environment again afterwards, rather than only what the steps wrote.
+    /// Read the whole environment again afterwards, rather than rely on what each step read
+    /// back of its own write.
     pub full_check: bool,
 }
 
@@ -129,9 +130,9 @@ pub struct RunOptions {
 /// left to do: apply's promise is the account equal to the manifest, not the calls made.
 ///
 /// The account as the steps left it is the plan's read with what each step read back of its own
-/// write: a Worker's settings read after its write (which also shows a binding Cloudflare
-/// dropped although the write kept it), and what Cloudflare answered to a database created or
-/// deleted, to the Workers Logs settings and to a ruleset written. No step touched the rest,
+/// write: a Worker's settings read after a write that kept bindings by reference (which shows
+/// one Cloudflare dropped) or as the write's answer gave them, and what Cloudflare answered to a
+/// database created or deleted, to the Workers Logs settings and to a ruleset written. No step touched the rest,
 /// so the plan's read stands for it, and checking costs no round trip of its own.
 /// `full_check` reads the whole environment again instead, as a plan would.
 pub async fn run(
