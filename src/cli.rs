@@ -315,7 +315,7 @@ pub struct ApplyArgs {
     #[arg(long)]
     pub force_secrets: bool,
     /// After the steps, read the whole environment again to check it equals the manifest (by
-    /// default only what apply wrote is read again).
+    /// default the check uses what each step read back, or was answered, of its own write).
     #[arg(long)]
     pub full_check: bool,
 }
