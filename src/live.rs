@@ -196,8 +196,10 @@ pub async fn gather(
         .flat_map(|w| w.routes.iter().map(|r| r.zone.as_str()))
         .collect();
 
+    // Every read goes out at once and all are awaited: when several fail (a refused token fails
+    // them all), the error reported is the first in this order, not whichever failed first.
     let api = async {
-        tokio::try_join!(
+        let (scripts, databases, workers, zones) = tokio::join!(
             client.list_scripts(),
             read_databases(desired, client),
             try_join_all(script_names.iter().map(|name| {
@@ -208,7 +210,8 @@ pub async fn gather(
                 read_worker(client, name, observed)
             })),
             client.list_zones(None),
-        )
+        );
+        Ok::<_, cloudflare::Error>((scripts?, databases?, workers?, zones?))
     };
     let probes = async {
         if !options.probes {
