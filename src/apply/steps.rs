@@ -282,29 +282,19 @@ fn worker_steps<'a>(
 /// rather than every Worker written at the same time. Everything else is independent and may run
 /// at once.
 pub(crate) fn dependencies(steps: &[Step], desired: &Manifest) -> Vec<Vec<usize>> {
-    let bound_databases = |script: &str, settings: Option<&WorkerSettings>| -> Vec<String> {
-        let declared = desired
+    // The databases a Worker binds, from the manifest: a settings write's declared bindings are
+    // the manifest's own.
+    let bound_databases = |script: &str| -> Vec<&str> {
+        desired
             .workers
             .values()
             .filter(|w| w.name == script)
-            .flat_map(|w| w.bindings.iter().map(|(_, binding)| binding));
-        let written = settings
-            .into_iter()
-            .flat_map(|s| s.bindings.iter())
-            .filter_map(|b| match b {
-                SettingsBinding::Declared { binding, .. } => Some(binding),
-                SettingsBinding::Inherit { .. } => None,
-            });
-        let mut keys: Vec<String> = declared
-            .chain(written)
-            .filter_map(|b| match b {
-                Binding::D1 { database } => Some(database.clone()),
+            .flat_map(|w| w.bindings.iter())
+            .filter_map(|(_, binding)| match binding {
+                Binding::D1 { database } => Some(database.as_str()),
                 _ => None,
             })
-            .collect();
-        keys.sort_unstable();
-        keys.dedup();
-        keys
+            .collect()
     };
     fn database_of(step: &Step) -> Option<&str> {
         match step {
@@ -332,12 +322,10 @@ pub(crate) fn dependencies(steps: &[Step], desired: &Manifest) -> Vec<Vec<usize>
             .into_iter()
             .filter(|&i| i < index)
             .collect(),
-            Step::WriteWorker {
-                script, settings, ..
-            } => {
-                let keys = bound_databases(script, settings.as_deref());
+            Step::WriteWorker { script, .. } => {
+                let keys = bound_databases(script);
                 others(index, &|s| {
-                    database_of(s).is_some_and(|key| keys.iter().any(|k| k == key))
+                    database_of(s).is_some_and(|key| keys.contains(&key))
                         || matches!(s, Step::PatchObservability { script: other, .. } if other == script)
                 })
             }
