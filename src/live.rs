@@ -3,12 +3,18 @@
 //! `Live` is plain data: `gather` fills it from the API, `plan::diff` compares it with the
 //! manifest. It holds only what the manifest could ask about, so a diff never needs a second read.
 //!
-//! `gather` reads it in one round trip: the script list, the D1 list and the settings,
-//! deployments and versions of every declared Worker go out together (a Worker that does not
-//! exist answers 10007 and comes back absent), with the header probes alongside. Only extra list
-//! pages, the zones' rulesets, and — only when the manifest marks absent a database that exists
-//! — the settings of every other script on the account (so no Worker's database is deleted),
-//! add a second trip.
+//! `gather` reads it in two round trips. The first: the script list, the D1 list, the zone
+//! list, and the current deployment and newest version of every declared Worker (a Worker that
+//! does not exist answers 10007 and comes back absent), with the header probes alongside. The
+//! second: each Worker's settings, after its versions were read, and the zones' rulesets. Extra
+//! list pages and — only when the manifest marks absent a database that exists — the settings of
+//! every other script on the account (so no Worker's database is deleted) add to the second.
+//!
+//! A Worker's settings are read after its versions so the newest version id vouches for them:
+//! every change to a Worker's bindings, secrets or configuration makes a new version, so while
+//! the newest version is the one read, the settings read are current. `apply --plan` relies on
+//! it ([`changed_since`]): it checks a saved plan's read with two reads per Worker it writes,
+//! not a whole gather.
 //!
 //! Every zone of the account is read, not only those today's routes name: a rule this
 //! environment wrote stays in its zone after the route that asked for it leaves the manifest,
@@ -307,6 +313,66 @@ async fn read_databases(
     Ok((databases, ledgers))
 }
 
+/// What moved on the account since `read` was gathered, among what a plan made from it writes:
+/// the newest version and the serving deployment of each Worker in `scripts`, the D1 list and
+/// the migration ledgers (one round trip). `None` when nothing did: the read still stands for
+/// those writes, settings included, since any change to a Worker's settings makes a version.
+pub async fn changed_since(
+    read: &Live,
+    desired: &Manifest,
+    client: &Client,
+    scripts: &BTreeSet<&str>,
+) -> Result<Option<String>, cloudflare::Error> {
+    let workers = try_join_all(scripts.iter().map(|&name| async move {
+        let (deployment, newest) =
+            tokio::try_join!(client.current_deployment(name), client.newest_version(name))?;
+        Ok::<_, cloudflare::Error>((name, deployment, newest))
+    }));
+    let (workers, databases) = tokio::join!(workers, read_databases(desired, client));
+    for (name, deployment, newest) in workers? {
+        let was = read.workers.get(name).and_then(|w| w.rollout.as_ref());
+        let was_newest = was.and_then(|r| r.newest.as_deref());
+        let now_newest = newest.as_ref().and_then(|n| n.as_deref());
+        if was_newest != now_newest {
+            let version = |v: Option<&str>| v.unwrap_or("none").to_owned();
+            return Ok(Some(format!(
+                "the newest version of {name} is {}, not {} as the plan read it",
+                version(now_newest),
+                version(was_newest)
+            )));
+        }
+        let was_deployed = was.map(|r| r.deployed.as_slice()).unwrap_or_default();
+        let now_deployed = deployment.flatten().map(|d| d.versions).unwrap_or_default();
+        if was_deployed != now_deployed.as_slice() {
+            return Ok(Some(format!(
+                "{name} serves another deployment than the plan read"
+            )));
+        }
+    }
+    let (databases, ledgers) = databases?;
+    let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
+    d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+    if d1_databases != read.d1_databases {
+        return Ok(Some(
+            "the account's D1 databases differ from the ones the plan read".to_owned(),
+        ));
+    }
+    if let Some((name, _)) = ledgers
+        .iter()
+        .find(|(name, ledger)| read.ledgers.get(*name) != Some(ledger))
+        .or_else(|| {
+            read.ledgers
+                .iter()
+                .find(|(name, _)| !ledgers.contains_key(*name))
+        })
+    {
+        return Ok(Some(format!(
+            "the migrations recorded in {name} differ from the ones the plan read"
+        )));
+    }
+    Ok(None)
+}
+
 /// The settings of every script the manifest does not declare, when the manifest marks absent
 /// a database that exists (a deletion is coming); nothing otherwise. One read per script is
 /// costly on a large account, so it is paid only when a database may be deleted.
@@ -348,9 +414,9 @@ fn live_worker(name: &str, settings: ScriptSettings) -> LiveWorker {
     }
 }
 
-/// A declared Worker's settings, rollout and, when `observed`, its observability settings,
-/// read together: every read goes out at once. The rollout is `None` when the Worker vanished
-/// between the reads.
+/// A declared Worker's settings, rollout and, when `observed`, its observability settings: the
+/// rollout and observability at once, then the settings (see the module's notes). The rollout
+/// is `None` when the Worker vanished between the reads.
 async fn read_worker<'a>(
     client: &Client,
     name: &'a str,
@@ -363,12 +429,13 @@ async fn read_worker<'a>(
             Ok(None)
         }
     };
-    let (settings, deployment, newest, script_settings) = tokio::try_join!(
-        client.get_settings(name),
+    let (deployment, newest, script_settings) = tokio::try_join!(
         client.current_deployment(name),
         client.newest_version(name),
         script_settings,
     )?;
+    // After the versions: a change made between the two reads shows as a newer version.
+    let settings = client.get_settings(name).await?;
     let observability = script_settings.and_then(|s| s.observability);
     let rollout = match (deployment, newest) {
         (Some(deployment), Some(newest)) => Some(match deployment {

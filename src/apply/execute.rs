@@ -239,12 +239,14 @@ impl Effects {
 /// someone added since the plan is kept; one changed stops it). That read is sent as soon as
 /// every step the write waits for has started, so it runs beside the last of them (a database's
 /// creation, say) rather than after it: the read is as close to the write as one step, and
-/// costs no round trip of its own.
+/// costs no round trip of its own. With `reread_first` off (a saved plan's read, checked just
+/// before the first write), the writes take the settings from `live`.
 /// Every Worker version the steps make carries `annotations`.
 pub async fn execute(
     steps: &[Step],
     inputs: Inputs<'_>,
     concurrency: usize,
+    reread_first: bool,
     progress: &mut dyn Progress,
 ) -> Executed {
     let Inputs {
@@ -271,7 +273,19 @@ pub async fn execute(
     let notes = RefCell::new(progress);
     let mut running = FuturesUnordered::new();
     let mut reading = FuturesUnordered::new();
-    let mut reread: Vec<Reread> = steps.iter().map(|_| Reread::NotAsked).collect();
+    // Without a re-read, a write takes the settings it writes over from `live`.
+    let mut reread: Vec<Reread> = steps
+        .iter()
+        .map(|step| match step {
+            Step::WriteWorker { script, .. } if !reread_first => Reread::Read(Some(
+                live.workers
+                    .get(script)
+                    .map(|w| w.bindings.clone())
+                    .unwrap_or_default(),
+            )),
+            _ => Reread::NotAsked,
+        })
+        .collect();
     loop {
         stopped = stopped || crate::interrupt::requested();
         if !stopped {

@@ -124,6 +124,10 @@ pub struct RunOptions {
     /// Read the whole environment again afterwards, rather than rely on what each step read
     /// back of its own write.
     pub full_check: bool,
+    /// Read each Worker's settings again before writing over them. Off only when the settings
+    /// apply plans from were checked current just before the first write (a saved plan's read,
+    /// vouched for by each Worker's newest version).
+    pub reread: bool,
 }
 
 /// Carry out `steps`, then require that a fresh plan of the account as they left it has nothing
@@ -144,7 +148,8 @@ pub async fn run(
     let Inputs {
         desired, client, ..
     } = inputs;
-    let executed = execute::execute(steps, inputs, options.concurrency, progress).await;
+    let executed =
+        execute::execute(steps, inputs, options.concurrency, options.reread, progress).await;
     let addresses = |wanted: fn(&StepOutcome) -> bool| -> Vec<String> {
         steps
             .iter()

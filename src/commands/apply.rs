@@ -2,7 +2,7 @@
 //! then run the smoke checks of the Workers it deployed.
 
 use super::verify::{serving, verify_workers};
-use super::{Planned, plan_environment};
+use super::{Planned, Read, plan_environment};
 use crate::account::Account;
 use crate::apply;
 use crate::check::smoke;
@@ -55,14 +55,37 @@ pub(super) fn apply(
     // processes are milliseconds an apply need not wait for.
     let dir = settings.dir.clone();
     let revision = std::thread::spawn(move || release::Revision::of(&dir));
-    let mut planned = plan_environment(settings, desired.clone(), no_probes, options.clone())?;
+    let saved = args.plan.as_deref().map(plan::read_saved).transpose()?;
+    // A saved plan's own read stands in for reading the account again when the plan deletes no
+    // database and writes no zone rules; it is checked against the account before the first
+    // write (`check_read`).
+    let from_read = saved
+        .as_ref()
+        .filter(|_| !args.roll_forward)
+        .and_then(plan::saved_read)
+        .map(|read| {
+            let read = Read::Saved(Box::new(read));
+            plan_environment(settings, desired.clone(), read, options.clone())
+        })
+        .transpose()?
+        .filter(|planned| checks_enough(&planned.plan));
+    let checked_read = from_read.is_some();
+    let mut planned = match from_read {
+        Some(planned) => planned,
+        None => plan_environment(
+            settings,
+            desired.clone(),
+            Read::Gather(no_probes),
+            options.clone(),
+        )?,
+    };
     let revision = revision
         .join()
         .unwrap_or_else(|_| release::Revision::Unknown {
             reason: "git could not be run".to_owned(),
         });
     if args.roll_forward && roll_forward(&planned, &args, printer)? {
-        planned = plan_environment(settings, desired, no_probes, options)?;
+        planned = plan_environment(settings, desired, Read::Gather(no_probes), options)?;
     }
     let Planned {
         desired,
@@ -71,8 +94,7 @@ pub(super) fn apply(
         plan,
         rotations,
     } = planned;
-    if let Some(path) = &args.plan {
-        let saved = plan::read_saved(path)?;
+    if let (Some(path), Some(saved)) = (&args.plan, &saved) {
         // The plan as `plan --out` makes it (no secrets supplied), so its changes compare with
         // the file's one for one.
         let as_saved = plan::diff(
@@ -83,12 +105,15 @@ pub(super) fn apply(
                 ..plan::DiffOptions::default()
             },
         );
-        if let Some(stale) = plan::stale(&saved, &as_saved) {
+        if let Some(stale) = plan::stale(saved, &as_saved) {
             return Err(Error::PlanStale {
                 path: path.clone(),
                 environment: args.environment,
                 stale,
             });
+        }
+        if checked_read {
+            check_read(&account, &desired, &live, &plan, path, &args.environment)?;
         }
     }
     printer.data(render::text(&plan, printer.stdout_color()).trim_end())?;
@@ -132,6 +157,10 @@ pub(super) fn apply(
         if !confirm(printer, &args.environment)? {
             return Err(Error::ApplyCancelled);
         }
+        // The account may have moved while the question waited.
+        if let (true, Some(path)) = (checked_read, &args.plan) {
+            check_read(&account, &desired, &live, &plan, path, &args.environment)?;
+        }
     }
     crate::interrupt::watch(&account.runtime).map_err(|source| Error::Runtime { source })?;
     let annotations =
@@ -150,6 +179,7 @@ pub(super) fn apply(
         apply::RunOptions {
             concurrency: settings.concurrency,
             full_check: args.full_check,
+            reread: !checked_read,
         },
         &mut progress,
     ))?;
@@ -161,16 +191,71 @@ pub(super) fn apply(
             rotation.desired_generation.unwrap_or_default()
         ));
     }
+    // From a saved plan's read, only what the plan writes was read now: the end check speaks
+    // for that, unless --full-check read everything again.
+    let checked = if checked_read && !args.full_check {
+        "What the saved plan changes now matches the manifest.".to_owned()
+    } else {
+        format!("A fresh plan of {} is empty.", args.environment)
+    };
     printer.status(format_args!(
-        "Apply complete: {} step{} done. A fresh plan of {} is empty.",
+        "Apply complete: {} step{} done. {checked}",
         applied.steps,
         if applied.steps == 1 { "" } else { "s" },
-        args.environment
     ));
     if args.no_verify {
         return Ok(Outcome::Success);
     }
     verify_deployed(printer, &account, &desired, &live)
+}
+
+/// Whether a saved plan's read, checked by [`check_read`], is enough for `plan`: it deletes no
+/// database (which needs every Worker of the account read, so none still binds it) and writes
+/// no zone rules (whose entrypoints hold rules of others, read whole before a write).
+fn checks_enough(plan: &plan::Plan) -> bool {
+    !plan.changes.iter().any(|change| {
+        matches!(
+            change.operation,
+            plan::Operation::DeleteDatabase { .. } | plan::Operation::Rules(_)
+        )
+    })
+}
+
+/// Refuse a saved plan whose read no longer stands: a Worker it writes has a newer version or
+/// serves another deployment, or the D1 list or a migration ledger moved. One round trip, in
+/// place of reading the whole environment again.
+fn check_read(
+    account: &Account,
+    desired: &Manifest,
+    live: &Live,
+    plan: &plan::Plan,
+    path: &std::path::Path,
+    environment: &str,
+) -> Result<(), Error> {
+    let scripts: std::collections::BTreeSet<&str> = plan
+        .changes
+        .iter()
+        .filter_map(|change| match &change.operation {
+            plan::Operation::Settings(settings) => Some(settings.script.as_str()),
+            plan::Operation::PutSecret { script, .. }
+            | plan::Operation::Observability { script, .. } => Some(script.as_str()),
+            _ => None,
+        })
+        .collect();
+    let moved = account.runtime.block_on(crate::live::changed_since(
+        live,
+        desired,
+        &account.client,
+        &scripts,
+    ))?;
+    match moved {
+        Some(moved) => Err(Error::PlanStale {
+            path: path.to_owned(),
+            environment: environment.to_owned(),
+            stale: plan::Stale::Moved(moved),
+        }),
+        None => Ok(()),
+    }
 }
 
 /// Run the smoke checks of every Worker whose serving deployment apply changed, and act on a

@@ -1,6 +1,6 @@
 //! `lmsinfra graph`: draw an environment, marked by its plan.
 
-use super::{Planned, plan_environment};
+use super::{Planned, Read, plan_environment};
 use crate::cli::GraphArgs;
 use crate::error::{Error, Outcome};
 use crate::live::GatherOptions;
@@ -33,8 +33,12 @@ pub(super) fn graph(
                 probes: false,
                 ..GatherOptions::default()
             };
-            let Planned { desired, plan, .. } =
-                plan_environment(settings, desired, no_probes, plan::DiffOptions::default())?;
+            let Planned { desired, plan, .. } = plan_environment(
+                settings,
+                desired,
+                Read::Gather(no_probes),
+                plan::DiffOptions::default(),
+            )?;
             (desired, plan)
         }
     };

@@ -83,18 +83,29 @@ struct Planned {
     rotations: Vec<crate::rotation::SecretStatus>,
 }
 
-/// The sequence `plan` and `apply` share: connect to the account, read it, and diff the
-/// manifest against it, with the names other environments declare and the warnings of the
-/// project's wrangler configuration.
+/// Where a plan's view of the account comes from.
+enum Read {
+    /// Reading the account now.
+    Gather(GatherOptions),
+    /// A saved plan's read, which `apply --plan` checks against the account before it writes.
+    Saved(Box<Live>),
+}
+
+/// The sequence `plan` and `apply` share: connect to the account, read it (or take a saved
+/// plan's read), and diff the manifest against it, with the names other environments declare
+/// and the warnings of the project's wrangler configuration.
 fn plan_environment(
     settings: &Settings,
     desired: Manifest,
-    gather: GatherOptions,
+    read: Read,
     options: DiffOptions,
 ) -> Result<Planned, Error> {
     let migrations = crate::migrations::read_all(&settings.dir, &desired)?;
     let account = Account::connect(settings, &desired)?;
-    let live = account.gather(&desired, gather)?;
+    let live = match read {
+        Read::Gather(gather) => account.gather(&desired, gather)?,
+        Read::Saved(live) => *live,
+    };
     let supplied = options.supplied_secrets.clone();
     let others = other_environments(settings, &desired.environment);
     let options = DiffOptions {

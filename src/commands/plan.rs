@@ -1,6 +1,6 @@
 //! `lmsinfra plan`: read the live account and show what differs from the manifest.
 
-use super::{Planned, plan_environment, probe_options, write_atomically};
+use super::{Planned, Read, plan_environment, probe_options, write_atomically};
 use crate::cli::PlanArgs;
 use crate::error::{Error, Outcome};
 use crate::manifest;
@@ -16,10 +16,22 @@ pub(super) fn plan(
 ) -> Result<Outcome, Error> {
     let desired = manifest::load_valid(&settings.dir, &args.environment)?;
     let gather = probe_options(args.no_probe);
-    let Planned { plan, desired, .. } =
-        plan_environment(settings, desired, gather, plan::DiffOptions::default())?;
+    let Planned {
+        plan,
+        desired,
+        live,
+        ..
+    } = plan_environment(
+        settings,
+        desired,
+        Read::Gather(gather),
+        plan::DiffOptions::default(),
+    )?;
     if let Some(path) = &args.out {
-        write_atomically(path, render::json(&plan).as_bytes())?;
+        write_atomically(
+            path,
+            render::json(&plan::with_read(&plan, &live)).as_bytes(),
+        )?;
     }
     let rendered = match args.format {
         render::Format::Markdown => {

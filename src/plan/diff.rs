@@ -57,6 +57,7 @@ pub fn diff(desired: &Manifest, live: &Live, options: &DiffOptions) -> Plan {
         counts: Default::default(),
         manifest_sha256: super::manifest_hash(desired),
         live_fingerprint: live.fingerprint.clone(),
+        read: None,
         base: None,
     };
     let mut deletes = Vec::new();

@@ -18,7 +18,7 @@ pub use crate::address::{Address, AddressError, Setting, Unmanaged};
 pub(crate) use diff::wire_binding;
 pub use diff::{DiffOptions, diff};
 pub use intent::intent;
-pub use saved::{SavedPlanError, Stale, manifest_hash, read_saved, stale};
+pub use saved::{SavedPlanError, Stale, manifest_hash, read_saved, saved_read, stale, with_read};
 
 use std::borrow::Cow;
 
@@ -67,6 +67,12 @@ pub struct Plan {
     /// A digest of the live state read (empty for a plan between two manifests): what
     /// `apply --plan` checks the account against.
     pub live_fingerprint: String,
+    /// In a saved plan (`plan --out`) only: the account as the plan read it, which `apply
+    /// --plan` checks against the account with a few reads instead of reading it all again.
+    /// lmsinfra's own shape, which may change between versions; never a secret's value (the
+    /// API does not return them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub read: Option<serde_json::Value>,
     /// For a plan between two manifests (`lmsinfra diff`), the git revision of the older one;
     /// `null` for a plan against the live account.
     pub base: Option<String>,

@@ -2,15 +2,21 @@
 //!
 //! A saved plan is the JSON plan, which carries what it was computed from: a hash of the
 //! manifest (its meaning, not its bytes, so a comment edit does not make a plan stale) and the
-//! live fingerprint. `apply --plan` gathers again and refuses when either moved, or when the
-//! changes the file lists are not the ones it would make now, so what runs is what was reviewed. Secret values
-//! never enter a plan, so a saved plan is safe to keep as a CI artifact.
+//! live fingerprint, and the account as it was read. `apply --plan` refuses when the manifest
+//! moved, or when the changes the file lists are not the ones it would make now, so what runs
+//! is what was reviewed. For the account, when the plan creates, changes and migrates but deletes
+//! no database and writes no zone rules, apply takes the file's read and checks it with one
+//! round trip (the newest version and deployment of each Worker it writes, the D1 list, the
+//! migration ledgers: [`crate::live::changed_since`]) before its first write; otherwise it
+//! gathers again and compares fingerprints. Secret values never enter a plan, so a saved plan is
+//! safe to keep as a CI artifact.
 
 use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
 use super::{Action, Address, FORMAT_VERSION, Plan};
+use crate::live::Live;
 use crate::manifest::model::Manifest;
 
 /// Why a saved plan cannot be applied.
@@ -80,6 +86,24 @@ pub fn read_saved(path: &Path) -> Result<Plan, SavedPlanError> {
     Ok(plan)
 }
 
+/// `plan` as `plan --out` saves it: with the account as it was read, probes left out (they are
+/// not state apply changes).
+pub fn with_read(plan: &Plan, live: &Live) -> Plan {
+    let read = Live {
+        probes: Default::default(),
+        ..live.clone()
+    };
+    Plan {
+        read: Some(serde_json::to_value(read).expect("a live state always serializes")),
+        ..plan.clone()
+    }
+}
+
+/// The account as a saved plan read it, when the file carries a read this lmsinfra can use.
+pub fn saved_read(plan: &Plan) -> Option<Live> {
+    serde_json::from_value(plan.read.clone()?).ok()
+}
+
 /// Why a saved plan no longer says what apply would do.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Stale {
@@ -91,6 +115,8 @@ pub enum Stale {
     Live,
     /// The changes in the file are not the ones apply would make now (the file was edited).
     Changes,
+    /// Something the plan writes moved on the account since the plan read it (what, in words).
+    Moved(String),
 }
 
 impl std::fmt::Display for Stale {
@@ -102,6 +128,7 @@ impl std::fmt::Display for Stale {
             Self::Changes => {
                 f.write_str("the changes it lists differ from the ones apply would make now")
             }
+            Self::Moved(what) => f.write_str(what),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! it deletes a database only when told twice, it survives faults, it never leaks a secret
 //! value or the token, and it never waits for input without a terminal.
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use lmsinfra_sandbox::Stats;
@@ -538,12 +538,114 @@ fn apply_of_a_fresh_saved_plan_goes_ahead() {
 }
 
 #[test]
-fn apply_refuses_a_saved_plan_after_the_live_account_changed() {
+fn apply_refuses_a_saved_plan_after_a_worker_it_writes_changed() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
     let (saved, _) = save_plan(&sandbox, &project, "staging");
-    add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
+    add_plain_text_binding(&sandbox, "lms-api-staging", "SOMEONE_ELSE");
     assert_refused_as_stale(&sandbox, &project, &saved, "stale_live");
+}
+
+#[test]
+fn apply_refuses_a_saved_plan_after_the_databases_changed() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
+    let created = sandbox.send(
+        "POST",
+        D1,
+        Body::Json(json!({"name": "lms-db-staging", "primary_location_hint": "weur"})),
+    );
+    assert_eq!(created.status, 200, "{}", created.body);
+    assert_refused_as_stale(&sandbox, &project, &saved, "stale_databases");
+}
+
+#[test]
+fn a_saved_plan_goes_ahead_when_only_what_it_does_not_write_changed() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
+    // The viewer is not in staging's plan: a binding added to it since does not stale the plan,
+    // and apply leaves it where it is.
+    add_plain_text_binding(&sandbox, "lms-viewer-staging", "SOMEONE_ELSE");
+    let applied = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path"), "--no-verify"],
+    );
+    assert_eq!(applied.code, 0, "{applied}");
+    assert!(
+        applied.stderr.contains(
+            "Apply complete: 5 steps done. What the saved plan changes now matches the manifest."
+        ),
+        "{applied}"
+    );
+    assert!(
+        bindings(&sandbox, "lms-viewer-staging").contains(&"SOMEONE_ELSE".to_owned()),
+        "the viewer's binding is gone"
+    );
+    let fresh = plan_staging(&sandbox, Some(&project));
+    assert_eq!(fresh.code, 0, "{fresh}");
+    assert!(
+        fresh
+            .stdout
+            .ends_with("apply keeps it\n\nNo changes. Live infrastructure matches the manifest.\n"),
+        "{fresh}"
+    );
+}
+
+/// GET requests by route between two readings of the sandbox's counters.
+fn reads_between(before: &Stats, after: &Stats) -> BTreeMap<String, u64> {
+    after
+        .routes
+        .iter()
+        .filter(|(route, _)| route.starts_with("GET "))
+        .map(|(route, n)| {
+            (
+                route.clone(),
+                n - before.routes.get(route).copied().unwrap_or(0),
+            )
+        })
+        .filter(|(_, n)| *n > 0)
+        .collect()
+}
+
+#[test]
+fn apply_from_a_saved_plan_reads_only_what_the_plan_writes() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
+    let before = sandbox.sandbox().stats();
+    let applied = apply_staging(
+        &sandbox,
+        Some(&project),
+        &["--plan", saved.to_str().expect("UTF-8 path"), "--no-verify"],
+    );
+    assert_eq!(applied.code, 0, "{applied}");
+    let reads = reads_between(&before, &sandbox.sandbox().stats());
+    // The check of the plan's read: the api Worker's newest version and deployment (the only
+    // Worker the plan writes), the D1 list. Then the migrations' bookmark and import polls. No
+    // script list, zone list or settings read: neither a second gather nor a re-read.
+    let expected: BTreeMap<String, u64> = [
+        (
+            "GET /accounts/{account_id}/workers/scripts/{script_name}/versions",
+            1,
+        ),
+        (
+            "GET /accounts/{account_id}/workers/scripts/{script_name}/deployments",
+            1,
+        ),
+        ("GET /accounts/{account_id}/d1/database", 1),
+        (
+            "GET /accounts/{account_id}/d1/database/{database_id}/time_travel/bookmark",
+            1,
+        ),
+    ]
+    .into_iter()
+    .map(|(route, n)| (route.to_owned(), n))
+    .collect();
+    assert_eq!(reads, expected);
+    assert_converged(&sandbox, Some(&project));
 }
 
 #[test]

@@ -127,15 +127,17 @@ fn binding_names(sandbox: &TestSandbox) -> Vec<String> {
         .collect()
 }
 
-#[test]
-fn a_secret_put_while_apply_waits_for_yes_is_kept() {
+/// Run `lmsinfra apply staging ARGS` in `project` on a terminal, put a secret on the API Worker
+/// while apply waits for "yes" (a colleague's `wrangler secret put`), answer "yes": whether
+/// apply succeeded, and what it showed.
+fn put_a_secret_while_apply_waits_for_yes(
+    sandbox: &TestSandbox,
+    project: &Project,
+    args: &str,
+) -> (bool, String) {
     use std::io::{Read, Write};
-    let sandbox = TestSandbox::new();
-    let project = adding("FEATURE_NEW_PLAYER");
-    converge(&sandbox);
-
     let line = format!(
-        "'{}' --color never --dir '{}' apply staging",
+        "'{}' --color never --dir '{}' apply staging {args}",
         env!("CARGO_BIN_EXE_lmsinfra"),
         project.path().display()
     );
@@ -168,7 +170,6 @@ fn a_secret_put_while_apply_waits_for_yes_is_kept() {
         .contains(prompt)
     {}
 
-    // A colleague's `wrangler secret put` while the plan is on screen.
     let put = sandbox.send(
         "PUT",
         &format!("{SCRIPTS}/lms-api-staging/secrets"),
@@ -180,7 +181,16 @@ fn a_secret_put_while_apply_waits_for_yes_is_kept() {
     drop(stdin);
     let status = child.wait().expect("script(1) ends");
     let shown = reader.join().expect("stdout is drained");
-    assert!(status.success(), "{shown}");
+    (status.success(), shown)
+}
+
+#[test]
+fn a_secret_put_while_apply_waits_for_yes_is_kept() {
+    let sandbox = TestSandbox::new();
+    let project = adding("FEATURE_NEW_PLAYER");
+    converge(&sandbox);
+    let (succeeded, shown) = put_a_secret_while_apply_waits_for_yes(&sandbox, &project, "");
+    assert!(succeeded, "{shown}");
     assert!(
         shown.contains("Apply complete: 1 step done. A fresh plan of staging is empty."),
         "{shown}"
@@ -194,6 +204,119 @@ fn a_secret_put_while_apply_waits_for_yes_is_kept() {
     ] {
         assert!(names.iter().any(|n| n == kept), "{kept} is gone: {names:?}");
     }
+}
+
+#[test]
+fn a_secret_put_while_apply_of_a_saved_plan_waits_for_yes_stales_the_plan() {
+    let sandbox = TestSandbox::new();
+    let project = adding("FEATURE_NEW_PLAYER");
+    converge(&sandbox);
+    let saved = project.path().join("staging.plan.json");
+    Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved)
+        .code(0)
+        .run();
+    let (succeeded, shown) = put_a_secret_while_apply_waits_for_yes(
+        &sandbox,
+        &project,
+        &format!("--plan '{}'", saved.display()),
+    );
+    // The plan's read no longer stands once "yes" is typed: refused before any write.
+    assert!(!succeeded, "{shown}");
+    assert!(shown.contains("is stale: the newest version"), "{shown}");
+    let names = binding_names(&sandbox);
+    assert!(names.iter().any(|n| n == "COLLEAGUE_SECRET"), "{names:?}");
+    assert!(
+        !names.iter().any(|n| n == "FEATURE_NEW_PLAYER"),
+        "apply wrote: {names:?}"
+    );
+}
+
+#[test]
+fn plan_reads_each_workers_settings_only_after_its_newest_version() {
+    // What makes a saved plan's check sound: a settings read sent after the versions answer
+    // came back cannot predate the newest version the plan records. At 30 ms a round trip,
+    // each settings answer comes at least one round trip after its Worker's versions answer.
+    let latency = std::time::Duration::from_millis(30);
+    let seen: Arc<Mutex<Vec<(std::time::Instant, String)>>> = Arc::default();
+    let sandbox = {
+        let seen = seen.clone();
+        TestSandbox::with(move |config| {
+            config.latency = latency;
+            config.observer = Some(Arc::new(move |exchange: &Exchange| {
+                if exchange.method == "GET" {
+                    let mut seen = seen.lock().expect("not poisoned");
+                    seen.push((std::time::Instant::now(), exchange.path.clone()));
+                }
+            }));
+        })
+    };
+    Lmsinfra::new(&sandbox)
+        .args(["plan", "staging", "--no-probe"])
+        .code(3)
+        .run();
+    let seen = seen.lock().expect("not poisoned");
+    let answered = |suffix: &str| {
+        let found: Vec<std::time::Instant> = seen
+            .iter()
+            .filter(|(_, path)| path.ends_with(suffix))
+            .map(|(at, _)| *at)
+            .collect();
+        assert_eq!(found.len(), 1, "one read of {suffix}");
+        found[0]
+    };
+    for script in ["lms-api-staging", "lms-viewer-staging"] {
+        let versions = answered(&format!("/scripts/{script}/versions"));
+        let settings = answered(&format!("/scripts/{script}/settings"));
+        assert!(
+            settings >= versions + latency - std::time::Duration::from_millis(5),
+            "{script}'s settings were answered {:?} after its versions",
+            settings.saturating_duration_since(versions)
+        );
+    }
+}
+
+#[test]
+fn a_binding_added_while_plan_reads_the_account_stales_the_saved_plan() {
+    // The second apply lands while the plan's first settings read waits for its answer: the
+    // plan may have read the API Worker's settings before the change or after it, but always
+    // its newest version before it, so apply of the saved plan refuses instead of writing over
+    // the new binding.
+    let (sandbox, second) = sandbox_running_between_plan_and_write(adding("ADDED_BY_SECOND"));
+    let project = adding("ADDED_BY_FIRST");
+    let saved = project.path().join("staging.plan.json");
+    Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved)
+        .code(0)
+        .run();
+    let second = second
+        .lock()
+        .expect("not poisoned")
+        .take()
+        .expect("the second apply ran while the plan read the account");
+    assert_eq!(second.code, 0, "{second}");
+    let first = Lmsinfra::new(&sandbox)
+        .project(&project)
+        .args([
+            "apply",
+            "staging",
+            "--auto-approve",
+            "--no-verify",
+            "--plan",
+        ])
+        .arg(&saved)
+        .run();
+    assert_eq!(first.code, 3, "{first}");
+    assert!(
+        first.stderr.contains("is stale: the newest version"),
+        "{first}"
+    );
+    let names = binding_names(&sandbox);
+    assert!(names.iter().any(|n| n == "ADDED_BY_SECOND"), "{names:?}");
 }
 
 #[test]

@@ -91,3 +91,41 @@ fn a_foreign_rule_is_written_back_unchanged_when_an_owned_rule_changes() {
     assert_eq!(owned["ratelimit"]["requests_per_period"], 50, "{owned}");
     assert_eq!(rule(&sandbox, "dashboard-leaked-credentials"), foreign);
 }
+
+#[test]
+fn a_saved_plan_that_writes_rules_is_refused_when_a_foreign_rule_moved_since() {
+    // A zone's entrypoint holds others' rules too, so a saved plan that writes one is checked
+    // by reading the account again, not by its own read: a rule changed since is not undone.
+    let sandbox = TestSandbox::new();
+    let foreign = |log: bool| {
+        let mut rule = leaked_credential_rule();
+        rule["logging"] = json!({ "enabled": log });
+        Body::Json(json!({ "rules": [rule] }))
+    };
+    let seeded = sandbox.send("PUT", RATE_LIMITS, foreign(false));
+    assert_eq!(seeded.status, 200, "{}", seeded.body);
+    let dir = project(
+        &routed_production(),
+        "https://lms-api.example.workers.dev/health",
+    );
+    let saved = dir.path().join("production.plan.json");
+    Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["plan", "production", "--no-probe", "--out"])
+        .arg(&saved)
+        .run();
+    assert!(saved.exists(), "the plan is saved");
+    let moved = sandbox.send("PUT", RATE_LIMITS, foreign(true));
+    assert_eq!(moved.status, 200, "{}", moved.body);
+    let moved = rule(&sandbox, "dashboard-leaked-credentials");
+
+    let applied = Lmsinfra::new(&sandbox)
+        .args(["--dir".as_ref(), dir.path().as_os_str()])
+        .args(["apply", "production", "--auto-approve", "--plan"])
+        .arg(&saved)
+        .output();
+    let stderr = String::from_utf8_lossy(&applied.stderr);
+    assert_eq!(applied.status.code(), Some(3), "{stderr}");
+    assert!(stderr.contains("is stale: the live"), "{stderr}");
+    assert_eq!(rule(&sandbox, "dashboard-leaked-credentials"), moved);
+}
