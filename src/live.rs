@@ -215,7 +215,15 @@ pub async fn gather(
                     .any(|w| w.name == *name && w.observability.is_some());
                 read_worker(client, name, observed)
             })),
-            client.list_zones(None),
+            // A zone's rulesets as soon as the zone list is in, beside the Workers' settings.
+            async {
+                let zones = client.list_zones(None).await?;
+                try_join_all(zones.into_iter().map(|zone| {
+                    let routed = zone_names.contains(zone.name.as_str());
+                    read_zone(client, zone, routed)
+                }))
+                .await
+            },
         );
         Ok::<_, cloudflare::Error>((scripts?, databases?, workers?, zones?))
     };
@@ -236,11 +244,6 @@ pub async fn gather(
     };
     let (api, probes) = tokio::join!(api, probes);
     let (scripts, (databases, ledgers), settings, zones) = api?;
-    let zones = try_join_all(zones.into_iter().map(|zone| {
-        let routed = zone_names.contains(zone.name.as_str());
-        read_zone(client, zone, routed)
-    }))
-    .await?;
 
     let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
     d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
