@@ -23,7 +23,7 @@ pub(super) fn apply(
     printer: Printer,
     args: ApplyArgs,
 ) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&settings.dir, &args.environment)
+    let (desired, others) = manifest::load_valid_with_others(&settings.dir, &args.environment)
         .map_err(|err| apply::withhold_secret_values(err, &args.secrets))?;
     // Without a terminal to ask on and without --auto-approve, apply can only end with "No
     // changes" or a refusal: it never reads a secret's value then, so it never waits on stdin.
@@ -65,7 +65,7 @@ pub(super) fn apply(
         .and_then(plan::saved_read)
         .map(|read| {
             let read = Read::Saved(Box::new(read));
-            plan_environment(settings, desired.clone(), read, options.clone())
+            plan_environment(settings, desired.clone(), &others, read, options.clone())
         })
         .transpose()?
         .filter(|planned| checks_enough(&planned.plan));
@@ -75,6 +75,7 @@ pub(super) fn apply(
         None => plan_environment(
             settings,
             desired.clone(),
+            &others,
             Read::Gather(no_probes),
             options.clone(),
         )?,
@@ -85,7 +86,7 @@ pub(super) fn apply(
             reason: "git could not be run".to_owned(),
         });
     if args.roll_forward && roll_forward(&planned, &args, printer)? {
-        planned = plan_environment(settings, desired, Read::Gather(no_probes), options)?;
+        planned = plan_environment(settings, desired, &others, Read::Gather(no_probes), options)?;
     }
     let Planned {
         desired,

@@ -15,7 +15,7 @@ pub(super) fn graph(
     printer: Printer,
     args: GraphArgs,
 ) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
+    let (desired, others) = manifest::load_valid_with_others(&settings.dir, &args.environment)?;
     let (desired, plan) = match &args.plan {
         Some(path) => {
             let saved = plan::read_saved(path)?;
@@ -36,6 +36,7 @@ pub(super) fn graph(
             let Planned { desired, plan, .. } = plan_environment(
                 settings,
                 desired,
+                &others,
                 Read::Gather(no_probes),
                 plan::DiffOptions::default(),
             )?;

@@ -92,11 +92,12 @@ enum Read {
 }
 
 /// The sequence `plan` and `apply` share: connect to the account, read it (or take a saved
-/// plan's read), and diff the manifest against it, with the names other environments declare
-/// and the warnings of the project's wrangler configuration.
+/// plan's read), and diff the manifest against it, with the names `others` (the project's other
+/// environments) declare and the warnings of the project's wrangler configuration.
 fn plan_environment(
     settings: &Settings,
     desired: Manifest,
+    others: &[Manifest],
     read: Read,
     options: DiffOptions,
 ) -> Result<Planned, Error> {
@@ -107,10 +108,9 @@ fn plan_environment(
         Read::Saved(live) => *live,
     };
     let supplied = options.supplied_secrets.clone();
-    let others = other_environments(settings, &desired.environment);
     let options = DiffOptions {
-        declared_elsewhere: declared_elsewhere(&others),
-        protected_elsewhere: protected_elsewhere(&others),
+        declared_elsewhere: declared_elsewhere(others),
+        protected_elsewhere: protected_elsewhere(others),
         migrations,
         ..options
     };
@@ -175,19 +175,6 @@ fn requested_rotations(
         }
     }
     Ok(writes)
-}
-
-/// The manifests of the project's other environments. An environment that does not load is
-/// skipped: it is `validate`'s to report.
-fn other_environments(settings: &Settings, environment: &str) -> Vec<Manifest> {
-    let Ok(files) = manifest::environment_files(&settings.dir) else {
-        return Vec::new();
-    };
-    files
-        .iter()
-        .filter(|(name, _)| name != environment)
-        .filter_map(|(name, _)| manifest::load_valid(&settings.dir, name).ok())
-        .collect()
 }
 
 /// The Worker and database names other environments declare, so a plan does not report them

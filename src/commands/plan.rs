@@ -14,7 +14,7 @@ pub(super) fn plan(
     printer: Printer,
     args: PlanArgs,
 ) -> Result<Outcome, Error> {
-    let desired = manifest::load_valid(&settings.dir, &args.environment)?;
+    let (desired, others) = manifest::load_valid_with_others(&settings.dir, &args.environment)?;
     let gather = probe_options(args.no_probe);
     let Planned {
         plan,
@@ -24,6 +24,7 @@ pub(super) fn plan(
     } = plan_environment(
         settings,
         desired,
+        &others,
         Read::Gather(gather),
         plan::DiffOptions::default(),
     )?;

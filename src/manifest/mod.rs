@@ -96,6 +96,12 @@ fn missing_hint(dir: &Path, has_folder: bool) -> String {
 /// other environment may share (parity with other environments is not checked). On failure the
 /// error shows every diagnostic.
 pub fn load_valid(dir: &Path, env: &str) -> Result<Manifest, Error> {
+    load_valid_with_others(dir, env).map(|(manifest, _)| manifest)
+}
+
+/// [`load_valid`], with the project's other environments that are valid, from the same read:
+/// each file is parsed once.
+pub fn load_valid_with_others(dir: &Path, env: &str) -> Result<(Manifest, Vec<Manifest>), Error> {
     let files = environment_files(dir)?;
     find(&files, dir, env)?;
     let mut checked = Vec::new();
@@ -108,11 +114,17 @@ pub fn load_valid(dir: &Path, env: &str) -> Result<Manifest, Error> {
         }
     }
     claim_resources(&mut checked);
-    let (_, mine) = checked
-        .into_iter()
-        .find(|(name, _)| *name == env)
-        .expect("the environment was found and read above");
-    into_valid(mine)
+    let mut mine = None;
+    let mut others = Vec::new();
+    for (name, file) in checked {
+        if name == env {
+            mine = Some(file);
+        } else if let Ok(other) = into_valid(file) {
+            others.push(other);
+        }
+    }
+    let mine = mine.expect("the environment was found and read above");
+    Ok((into_valid(mine)?, others))
 }
 
 /// Add to each environment an error for every Worker or database name another one on the same
