@@ -290,8 +290,11 @@ pub struct ApplyArgs {
     /// The environment (`environments/ENV.yaml`).
     #[arg(value_name = "ENV")]
     pub environment: String,
-    /// Refuse unless the manifest and the live account are as they were when `plan --out FILE`
-    /// wrote this plan.
+    /// Apply the plan `plan --out FILE` saved: refuse unless the manifest and what the plan
+    /// writes on the account are as they were then. The account is not read again when the plan
+    /// deletes no database and writes no zone rules: the newest version and deployment of each
+    /// Worker it writes, the D1 list and the migration ledgers are checked against the plan's
+    /// own read, before the first write.
     #[arg(long, value_name = "FILE")]
     pub plan: Option<PathBuf>,
     /// Apply without asking (needed without a terminal).
