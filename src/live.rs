@@ -326,6 +326,13 @@ pub async fn changed_since(
     client: &Client,
     scripts: &BTreeSet<&str>,
 ) -> Result<Option<String>, cloudflare::Error> {
+    if read.account_id != client.account_id() {
+        return Ok(Some(format!(
+            "it read account {}, not {}",
+            read.account_id,
+            client.account_id()
+        )));
+    }
     let workers = try_join_all(scripts.iter().map(|&name| async move {
         let (deployment, newest) =
             tokio::try_join!(client.current_deployment(name), client.newest_version(name))?;

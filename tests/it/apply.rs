@@ -561,6 +561,29 @@ fn apply_refuses_a_saved_plan_after_the_databases_changed() {
 }
 
 #[test]
+fn apply_refuses_a_saved_plan_on_another_account() {
+    let sandbox = TestSandbox::new();
+    let project = Project::new();
+    let (saved, _) = save_plan(&sandbox, &project, "staging");
+    let before = state(&sandbox);
+    let other = "fedcba9876543210fedcba9876543210";
+    let refused = with_secrets(
+        Lmsinfra::new(&sandbox)
+            .project(&project)
+            .env("CLOUDFLARE_ACCOUNT_ID", other)
+            .args(["apply", "staging", "--auto-approve", "--plan"])
+            .arg(&saved),
+    )
+    .run();
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("is stale: it read account"),
+        "{refused}"
+    );
+    assert!(state(&sandbox) == before, "the state file changed");
+}
+
+#[test]
 fn a_saved_plan_goes_ahead_when_only_what_it_does_not_write_changed() {
     let sandbox = TestSandbox::new();
     let project = Project::new();
