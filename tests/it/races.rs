@@ -127,6 +127,18 @@ fn binding_names(sandbox: &TestSandbox) -> Vec<String> {
         .collect()
 }
 
+/// `plan staging --no-probe --out FILE` in `project`, which must find changes: the file.
+fn save_plan(sandbox: &TestSandbox, project: &Project) -> std::path::PathBuf {
+    let saved = project.path().join("staging.plan.json");
+    Lmsinfra::new(sandbox)
+        .project(project)
+        .args(["plan", "staging", "--no-probe", "--out"])
+        .arg(&saved)
+        .code(0)
+        .run();
+    saved
+}
+
 /// Run `lmsinfra apply staging ARGS` in `project` on a terminal, put a secret on the API Worker
 /// while apply waits for "yes" (a colleague's `wrangler secret put`), answer "yes": whether
 /// apply succeeded, and what it showed.
@@ -211,13 +223,7 @@ fn a_secret_put_while_apply_of_a_saved_plan_waits_for_yes_stales_the_plan() {
     let sandbox = TestSandbox::new();
     let project = adding("FEATURE_NEW_PLAYER");
     converge(&sandbox);
-    let saved = project.path().join("staging.plan.json");
-    Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved)
-        .code(0)
-        .run();
+    let saved = save_plan(&sandbox, &project);
     let (succeeded, shown) = put_a_secret_while_apply_waits_for_yes(
         &sandbox,
         &project,
@@ -286,13 +292,7 @@ fn a_binding_added_while_plan_reads_the_account_stales_the_saved_plan() {
     // the new binding.
     let (sandbox, second) = sandbox_running_between_plan_and_write(adding("ADDED_BY_SECOND"));
     let project = adding("ADDED_BY_FIRST");
-    let saved = project.path().join("staging.plan.json");
-    Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved)
-        .code(0)
-        .run();
+    let saved = save_plan(&sandbox, &project);
     let second = second
         .lock()
         .expect("not poisoned")
@@ -380,13 +380,7 @@ fn a_saved_plan_whose_changes_were_edited_is_refused() {
     let sandbox = TestSandbox::new();
     let project = adding("FEATURE_NEW_PLAYER");
     converge(&sandbox);
-    let saved = project.path().join("staging.plan.json");
-    Lmsinfra::new(&sandbox)
-        .project(&project)
-        .args(["plan", "staging", "--no-probe", "--out"])
-        .arg(&saved)
-        .code(0)
-        .run();
+    let saved = save_plan(&sandbox, &project);
     let mut plan: Value =
         serde_json::from_slice(&std::fs::read(&saved).expect("the plan is saved")).expect("JSON");
     let changes = plan["changes"].as_array_mut().expect("changes");
