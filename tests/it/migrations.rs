@@ -600,3 +600,45 @@ fn migrate_status_shows_each_file_with_what_blocks() {
     assert_eq!(status.code, 3, "{status}");
     lmsinfra_snapshot!(status);
 }
+
+#[test]
+fn a_saved_plan_whose_migrations_ran_since_is_refused_before_any_write() {
+    let sandbox = TestSandbox::new();
+    assert_eq!(apply(&sandbox, &project_without_migrations()).code, 0);
+    let project = project(&TWO, "import");
+    let saved = project.path().join("staging.plan.json");
+    lmsinfra(
+        &sandbox,
+        &project,
+        &["plan", "staging", "--no-probe", "--out"],
+    )
+    .arg(&saved)
+    .code(0)
+    .run();
+    // Another apply runs the two migrations after the plan was saved.
+    assert_eq!(apply(&sandbox, &project).code, 0);
+    let id = staging_db(&sandbox);
+    let bookmark = sandbox.get(&format!(
+        "/accounts/{{account}}/d1/database/{id}/time_travel/bookmark"
+    ));
+
+    let refused = with_secrets(
+        lmsinfra(
+            &sandbox,
+            &project,
+            &["apply", "staging", "--auto-approve", "--plan"],
+        )
+        .arg(&saved),
+    )
+    .run();
+    assert_eq!(refused.code, 3, "{refused}");
+    assert!(
+        refused.stderr.contains("is stale: the migrations"),
+        "{refused}"
+    );
+    assert_eq!(ledger(&sandbox, &id), ["0001_a.sql", "0002_b.sql"]);
+    let after = sandbox.get(&format!(
+        "/accounts/{{account}}/d1/database/{id}/time_travel/bookmark"
+    ));
+    assert_eq!(after, bookmark, "the database was written");
+}
