@@ -376,8 +376,8 @@ fn without_migrations(dir: &Path) -> PathBuf {
 
 /// The wrangler side of workload A at 50 ms: the commands the audited scripts run to reach the
 /// state staging's first apply reaches, one after another (`d1 create`; `deploy` of the api
-/// Worker with the configuration `lmsinfra wrangler-config` writes, its bindings and vars, plus
-/// the manifest's observability; `secret bulk` of its four secrets), with `d1 migrations apply`
+/// Worker with the configuration `lmsinfra wrangler-config` writes, its bindings, vars and
+/// observability; `secret bulk` of its four secrets), with `d1 migrations apply`
 /// after the create when `project`'s staging declares migrations. Their wall time, and what a
 /// plan of `project`'s staging says afterwards.
 fn wrangler_a(wrangler: &Wrangler, project: &Path, migrations: bool) -> (Duration, String) {
@@ -406,12 +406,9 @@ fn wrangler_a(wrangler: &Wrangler, project: &Path, migrations: bool) -> (Duratio
             .arg(work.join("wrangler.json")),
     );
     assert_eq!(code, 0, "wrangler-config staging");
-    // `wrangler-config` leaves observability out; the scripts' configuration carries it.
     let config = work.join("wrangler.json");
     let mut written: serde_json::Value =
         serde_json::from_slice(&std::fs::read(&config).expect("configuration")).expect("JSON");
-    written["env"]["staging"]["observability"] =
-        serde_json::json!({"enabled": true, "head_sampling_rate": 1});
     if migrations {
         // wrangler's own ledger, the one lmsinfra's migrations write too.
         written["env"]["staging"]["d1_databases"][0]["migrations_dir"] = "migrations".into();

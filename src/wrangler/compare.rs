@@ -129,6 +129,25 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
             ),
         ));
     }
+    if let Some(wanted) = &worker.observability {
+        let (enabled, rate) = worker_config.deployed_logs();
+        let wanted_rate = wanted.head_sampling_rate.unwrap_or(1.0);
+        if enabled != wanted.enabled || (wanted.enabled && rate != wanted_rate) {
+            let theirs = if worker_config.sets_observability() {
+                format!("leaves Workers Logs {}", logs(enabled, rate))
+            } else {
+                "sets no observability, and `wrangler deploy` then turns Workers Logs off"
+                    .to_owned()
+            };
+            warnings.push(warn(
+                setting_address(Setting::Observability),
+                format!(
+                    "{section} {theirs}; the manifest wants them {}",
+                    logs(wanted.enabled, wanted_rate)
+                ),
+            ));
+        }
+    }
     let (bindings, _) = worker_config.bindings();
     for (name, binding) in &worker.bindings {
         let expected = match binding {
@@ -169,6 +188,15 @@ pub(crate) fn compare(config: &Config, manifest: &Manifest, key: Option<&str>) -
         }
     }
     warnings
+}
+
+/// Workers Logs as a warning words them.
+fn logs(enabled: bool, rate: f64) -> String {
+    if enabled {
+        format!("on at head_sampling_rate {rate}")
+    } else {
+        "off".to_owned()
+    }
 }
 
 /// A binding as a wrangler configuration would write it.
@@ -251,6 +279,52 @@ workers:
             "#,
         );
         assert_eq!(compare(&config, &manifest(STAGING), None), []);
+    }
+
+    #[test]
+    fn workers_logs_the_next_deploy_would_change_are_a_warning() {
+        let declared = manifest(&format!(
+            "{STAGING}    observability: {{ enabled: true, head_sampling_rate: 0.5 }}\n"
+        ));
+        let agreeing = r#"
+            compatibility_date = "2024-12-01"
+            [env.staging]
+            name = "lms-api-staging"
+            vars = { MODE = "staging" }
+            d1_databases = [{ binding = "DB", database_name = "lms-db-staging", database_id = "x" }]
+            "#;
+        let warned = |extra: &str| -> Vec<String> {
+            compare(&config(&format!("{agreeing}{extra}")), &declared, None)
+                .into_iter()
+                .map(|w| format!("{}: {}", w.address, w.message))
+                .collect()
+        };
+        assert_eq!(
+            warned(""),
+            [
+                "worker.api.observability: wrangler.toml: [env.staging] sets no observability, and `wrangler deploy` then turns Workers Logs off; the manifest wants them on at head_sampling_rate 0.5"
+            ]
+        );
+        assert_eq!(
+            warned("observability = { enabled = true, head_sampling_rate = 1.0 }\n"),
+            [
+                "worker.api.observability: wrangler.toml: [env.staging] leaves Workers Logs on at head_sampling_rate 1; the manifest wants them on at head_sampling_rate 0.5"
+            ]
+        );
+        // `logs.enabled` decides over `enabled`, as wrangler reads it.
+        let logs_off = "observability = { enabled = true, head_sampling_rate = 0.5, logs = { enabled = false } }\n";
+        assert_eq!(warned(logs_off).len(), 1);
+        assert_eq!(
+            warned("observability = { enabled = true, head_sampling_rate = 0.5 }\n"),
+            Vec::<String>::new()
+        );
+        // Inherited from the top level, as wrangler does.
+        let top = r#"observability = { enabled = true, head_sampling_rate = 0.5 }
+"#;
+        let inherited = compare(&config(&format!("{top}{agreeing}")), &declared, None);
+        assert_eq!(inherited, []);
+        // A manifest that does not declare Workers Logs leaves them to the file.
+        assert_eq!(compare(&config(agreeing), &manifest(STAGING), None), []);
     }
 
     #[test]

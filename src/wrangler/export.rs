@@ -28,6 +28,10 @@ pub(crate) const MANAGED: [&str; 11] = [
     "route",
 ];
 
+/// Keys a section writes only when the manifest declares them, and otherwise leaves as the file
+/// has them: a manifest that says nothing of Workers Logs leaves them to the file.
+pub(crate) const WHEN_DECLARED: [&str; 1] = ["observability"];
+
 /// One environment's part of a wrangler configuration.
 #[derive(Debug, Clone)]
 pub(crate) struct Section {
@@ -134,6 +138,15 @@ pub(crate) fn export(
             section.insert(field.into(), Value::Array(list));
         }
     }
+    // Written because `wrangler deploy` turns Workers Logs off when the file has no
+    // `observability` (workers-sdk#6776), undoing what apply set.
+    if let Some(observability) = &worker.observability {
+        let mut set = json!({ "enabled": observability.enabled });
+        if let Some(rate) = observability.head_sampling_rate {
+            set["head_sampling_rate"] = json!(rate);
+        }
+        section.insert("observability".into(), set);
+    }
     // An `[env.NAME]` section without `routes` inherits the top level's, so a staging Worker
     // would be deployed on production's routes: another environment always says its own.
     if !worker.routes.is_empty() || manifest.environment != TOP_LEVEL_ENVIRONMENT {
@@ -225,6 +238,25 @@ mod tests {
             "staging does not inherit routes"
         );
         assert!(fields.keys().all(|k| MANAGED.contains(&k.as_str())));
+        assert!(!fields.contains_key("observability"), "not declared");
+    }
+
+    #[test]
+    fn declared_workers_logs_are_written_as_wrangler_reads_them() {
+        let mut manifest = staging();
+        manifest.workers["api"].observability = Some(crate::manifest::model::Observability {
+            enabled: true,
+            head_sampling_rate: Some(0.5),
+        });
+        let live = [LiveDatabase {
+            uuid: "1111".into(),
+            name: "lms-db-staging".into(),
+        }];
+        let section = export(&manifest, "api", &live).unwrap();
+        assert_eq!(
+            section.fields["observability"],
+            json!({ "enabled": true, "head_sampling_rate": 0.5 })
+        );
     }
 
     #[test]

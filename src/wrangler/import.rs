@@ -211,7 +211,7 @@ pub(crate) fn import(config: &Config, options: &ImportOptions) -> Result<Import,
                     routes,
                     rate_limits: None,
                     smoke: None,
-                    observability: None,
+                    observability: worker.observability(),
                 },
             )]),
             parity: Parity::default(),
@@ -297,6 +297,41 @@ mod tests {
             "{notes:?}"
         );
         assert!(!notes.concat().contains("sk_live_canary_4f2a"));
+    }
+
+    #[test]
+    fn simple_workers_logs_are_imported_and_richer_ones_reported() {
+        let imported = |observability: &str| {
+            let config = Config {
+                path: "wrangler.toml".into(),
+                table: toml::from_str(&format!(
+                    "name = \"lms-api\"\naccount_id = \"0123456789abcdef0123456789abcdef\"\ncompatibility_date = \"2024-12-01\"\n{observability}"
+                ))
+                .unwrap(),
+            };
+            import(&config, &ImportOptions::default()).unwrap()
+        };
+        let simple = imported("observability = { enabled = true, head_sampling_rate = 0.25 }");
+        assert_eq!(
+            simple.manifests[0].workers["api"].observability,
+            Some(crate::manifest::model::Observability {
+                enabled: true,
+                head_sampling_rate: Some(0.25),
+            })
+        );
+        assert!(simple.unmapped.is_empty(), "{:?}", simple.unmapped);
+        let text = Import::render(&simple.manifests[0]);
+        let loaded = crate::manifest::parse_valid("production.yaml", "production", &text).unwrap();
+        assert_eq!(loaded, simple.manifests[0]);
+
+        let richer =
+            imported("observability = { enabled = true, logs = { invocation_logs = true } }");
+        assert_eq!(richer.manifests[0].workers["api"].observability, None);
+        let unmapped: Vec<&str> = richer.unmapped.iter().map(|(_, u)| u.as_str()).collect();
+        assert_eq!(
+            unmapped,
+            ["observability: logs, traces or destinations, which a manifest does not describe"]
+        );
     }
 
     #[test]

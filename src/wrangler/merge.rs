@@ -1,6 +1,6 @@
 //! Sections into a wrangler configuration file that may already exist: a project keeps one file
-//! for every environment, with keys lmsinfra does not manage (`main`, `triggers`, `observability`,
-//! …) and, in JSONC, comments. Writing one environment must keep all of that, so the file is
+//! for every environment, with keys lmsinfra does not manage (`main`, `triggers`, an
+//! `observability` the manifest does not declare, …) and, in JSONC, comments. Writing one environment must keep all of that, so the file is
 //! edited in place: only the managed keys of the written sections change.
 //!
 //! Production is written twice: at the top level, which plain `wrangler deploy` reads, and as
@@ -13,7 +13,7 @@
 use jsonc_parser::cst::{CstInputValue, CstObject, CstRootNode};
 use serde_json::{Map, Value};
 
-use super::export::{MANAGED, Section};
+use super::export::{MANAGED, Section, WHEN_DECLARED};
 use super::{Config, Error};
 
 /// What wrangler's own configurations name as their schema.
@@ -161,6 +161,11 @@ fn merge_json(existing: Option<&str>, sections: &[Section], main: Option<&str>) 
                 }
             }
         }
+        for key in WHEN_DECLARED {
+            if let Some(value) = section.fields.get(key) {
+                set_json(object, key, value);
+            }
+        }
     };
     for section in sections {
         // The top level first, so a new file lists its keys before `env`.
@@ -227,6 +232,11 @@ fn merge_toml(
                     None => {
                         object.shift_remove(key);
                     }
+                }
+            }
+            for key in WHEN_DECLARED {
+                if let Some(value) = section.fields.get(key) {
+                    object.insert(key.to_owned(), value.clone());
                 }
             }
         };
@@ -329,6 +339,44 @@ mod tests {
         let merged = value(Syntax::Json, &merged);
         assert!(merged.get("kv_namespaces").is_none(), "{merged}");
         assert_eq!(merged["main"], "a.js");
+    }
+
+    #[test]
+    fn workers_logs_are_written_when_declared_and_kept_when_not() {
+        let text = r#"{ "name": "lms-api", "observability": { "enabled": false, "logs": { "invocation_logs": true } } }"#;
+        for syntax in [Syntax::Json, Syntax::Toml] {
+            let text = match syntax {
+                Syntax::Json => text.to_owned(),
+                Syntax::Toml => toml::to_string(&value(Syntax::Json, text)).unwrap(),
+            };
+            let existing = |text| Existing {
+                path: std::path::Path::new("wrangler.json"),
+                text,
+            };
+            let undeclared = section("production", "lms-api", "prod");
+            let kept = merge(
+                syntax,
+                Some(existing(&text)),
+                std::slice::from_ref(&undeclared),
+                None,
+            )
+            .unwrap();
+            assert_eq!(
+                value(syntax, &kept)["observability"],
+                json!({ "enabled": false, "logs": { "invocation_logs": true } }),
+                "{kept}"
+            );
+            let mut declared = undeclared;
+            declared
+                .fields
+                .insert("observability".into(), json!({ "enabled": true }));
+            let written = merge(syntax, Some(existing(&text)), &[declared], None).unwrap();
+            assert_eq!(
+                value(syntax, &written)["observability"],
+                json!({ "enabled": true }),
+                "{written}"
+            );
+        }
     }
 
     #[test]

@@ -26,7 +26,7 @@ pub(crate) use export::{Section, export};
 pub(crate) use import::{Import, ImportOptions, import};
 pub(crate) use merge::{Existing, Syntax, merge};
 
-use crate::manifest::model::{Binding, Route};
+use crate::manifest::model::{Binding, Observability, Route};
 
 /// The file names wrangler looks for, in the order it prefers them.
 pub(crate) const FILE_NAMES: [&str; 3] = ["wrangler.json", "wrangler.jsonc", "wrangler.toml"];
@@ -443,12 +443,57 @@ impl WorkerConfig {
     }
 
     /// Keys that are neither mapped nor about the code: durable objects, queues, crons, ….
+    /// `observability` is mapped when it is only `enabled` and `head_sampling_rate`.
     pub(crate) fn unmapped_keys(&self) -> Unmapped {
         self.other
             .keys()
             .filter(|key| !ABOUT_THE_CODE.contains(&key.as_str()))
-            .map(|key| format!("{key}: not something a manifest describes"))
+            .filter(|key| *key != "observability" || self.observability().is_none())
+            .map(|key| match key.as_str() {
+                "observability" => "observability: logs, traces or destinations, which a manifest does not describe".to_owned(),
+                key => format!("{key}: not something a manifest describes"),
+            })
             .collect()
+    }
+
+    /// The Workers Logs settings as a manifest writes them, when the configuration's
+    /// `observability` says no more than `enabled` and `head_sampling_rate`.
+    pub(crate) fn observability(&self) -> Option<Observability> {
+        let Value::Object(set) = self.other.get("observability")? else {
+            return None;
+        };
+        if set
+            .keys()
+            .any(|key| key != "enabled" && key != "head_sampling_rate")
+        {
+            return None;
+        }
+        Some(Observability {
+            enabled: set.get("enabled").and_then(Value::as_bool)?,
+            head_sampling_rate: set.get("head_sampling_rate").and_then(Value::as_f64),
+        })
+    }
+
+    /// Whether the configuration has an `observability` key.
+    pub(crate) fn sets_observability(&self) -> bool {
+        self.other.contains_key("observability")
+    }
+
+    /// Whether `wrangler deploy` of this configuration leaves Workers Logs on, and at which
+    /// sampling rate: wrangler turns them off when the configuration has no `observability`
+    /// (workers-sdk#6776), and `logs.enabled` overrides `enabled`.
+    pub(crate) fn deployed_logs(&self) -> (bool, f64) {
+        let set = self.other.get("observability");
+        let logs = set.and_then(|o| o.get("logs"));
+        let field = |name: &str| {
+            logs.and_then(|l| l.get(name))
+                .or_else(|| set.and_then(|o| o.get(name)))
+        };
+        let enabled = field("enabled").and_then(Value::as_bool).unwrap_or(false);
+        let rate = field("head_sampling_rate")
+            .and_then(Value::as_f64)
+            .unwrap_or(1.0);
+        (enabled, rate)
     }
 }
 

@@ -960,3 +960,62 @@ fn wrangler_finds_nothing_to_apply_after_apply_runs_the_lms_migrations() {
         listed.stderr
     );
 }
+
+#[test]
+fn wrangler_deploy_of_the_configuration_lmsinfra_writes_keeps_workers_logs_on() {
+    let Some(bin) =
+        wrangler_for("wrangler_deploy_of_the_configuration_lmsinfra_writes_keeps_workers_logs_on")
+    else {
+        return;
+    };
+    // wrangler turns Workers Logs off on deploy when its configuration has no `observability`
+    // (workers-sdk#6776); the configuration lmsinfra writes carries the manifest's. Staging
+    // without its required secrets, so apply needs none.
+    let sandbox = TestSandbox::new();
+    let project = crate::support::Project::new();
+    project.edit("staging", |text| {
+        text.lines()
+            .filter(|line| !line.starts_with("    secrets:") && !line.starts_with("      - "))
+            .map(|line| format!("{line}\n"))
+            .collect()
+    });
+    let staging = |args: &[&str]| Lmsinfra::new(&sandbox).project(&project).args(args);
+    staging(&["apply", "staging", "--auto-approve", "--no-verify"])
+        .code(0)
+        .run();
+    let logs = || {
+        sandbox.get("/accounts/{account}/workers/scripts/lms-api-staging/script-settings")
+            ["observability"]
+            .clone()
+    };
+    assert_eq!(logs()["enabled"], true, "{}", logs());
+
+    let home = tempfile::tempdir().expect("temp home");
+    std::fs::copy(
+        root().join("tests/fixtures/worker/index.js"),
+        home.path().join("index.js"),
+    )
+    .expect("worker copied");
+    let config = home.path().join("wrangler.json");
+    staging(&[
+        "wrangler-config",
+        "staging",
+        "--worker",
+        "api",
+        "--main",
+        "index.js",
+    ])
+    .args([std::ffi::OsStr::new("--write"), config.as_os_str()])
+    .code(0)
+    .run();
+    let wrangler = Wrangler {
+        bin,
+        base_url: sandbox.base_url(),
+        home,
+    };
+    wrangler.run(&["deploy", "--env", "staging"]);
+    assert_eq!(logs()["enabled"], true, "{}", logs());
+    staging(&["plan", "staging", "--no-probe", "--detailed-exitcode"])
+        .code(0)
+        .run();
+}
