@@ -245,8 +245,7 @@ pub async fn gather(
     let (api, probes) = tokio::join!(api, probes);
     let (scripts, (databases, ledgers), settings, zones) = api?;
 
-    let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
-    d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+    let d1_databases = live_databases(databases);
     let workers: BTreeMap<String, LiveWorker> = settings
         .into_iter()
         .filter_map(|(name, settings, rollout, observability)| {
@@ -316,10 +315,18 @@ async fn read_databases(
     Ok((databases, ledgers))
 }
 
+/// The D1 list as `Live` holds it: sorted by name, then id.
+fn live_databases(databases: Vec<cloudflare::Database>) -> Vec<LiveDatabase> {
+    let mut live: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
+    live.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+    live
+}
+
 /// What moved on the account since `read` was gathered, among what a plan made from it writes:
 /// the newest version and the serving deployment of each Worker in `scripts`, the D1 list and
-/// the migration ledgers (one round trip). `None` when nothing did: the read still stands for
-/// those writes, settings included, since any change to a Worker's settings makes a version.
+/// the migration ledgers (one round trip, and a second for the ledgers, read after the list).
+/// `None` when nothing did: the read still stands for those writes, settings included, since
+/// any change to a Worker's settings makes a version.
 pub async fn changed_since(
     read: &Live,
     desired: &Manifest,
@@ -360,8 +367,7 @@ pub async fn changed_since(
         }
     }
     let (databases, ledgers) = databases?;
-    let mut d1_databases: Vec<LiveDatabase> = databases.into_iter().map(Into::into).collect();
-    d1_databases.sort_by(|a, b| (&a.name, &a.uuid).cmp(&(&b.name, &b.uuid)));
+    let d1_databases = live_databases(databases);
     if d1_databases != read.d1_databases {
         return Ok(Some(
             "the account's D1 databases differ from the ones the plan read".to_owned(),

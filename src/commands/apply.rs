@@ -223,8 +223,8 @@ fn checks_enough(plan: &plan::Plan) -> bool {
 }
 
 /// Refuse a saved plan whose read no longer stands: a Worker it writes has a newer version or
-/// serves another deployment, or the D1 list or a migration ledger moved. One round trip, in
-/// place of reading the whole environment again.
+/// serves another deployment, or the D1 list or a migration ledger moved. A few reads, in place
+/// of reading the whole environment again.
 fn check_read(
     account: &Account,
     desired: &Manifest,

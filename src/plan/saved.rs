@@ -5,8 +5,8 @@
 //! live fingerprint, and the account as it was read. `apply --plan` refuses when the manifest
 //! moved, or when the changes the file lists are not the ones it would make now, so what runs
 //! is what was reviewed. For the account, when the plan creates, changes and migrates but deletes
-//! no database and writes no zone rules, apply takes the file's read and checks it with one
-//! round trip (the newest version and deployment of each Worker it writes, the D1 list, the
+//! no database and writes no zone rules, apply takes the file's read and checks it with a few
+//! reads (the newest version and deployment of each Worker it writes, the D1 list, the
 //! migration ledgers: [`crate::live::changed_since`]) before its first write; otherwise it
 //! gathers again and compares fingerprints. Secret values never enter a plan, so a saved plan is
 //! safe to keep as a CI artifact.
