@@ -264,6 +264,17 @@ fn wrangler_for(test: &str) -> Option<PathBuf> {
     found
 }
 
+/// A home folder for wrangler holding the fixture Worker as `index.js`.
+fn home_with_the_fixture_worker() -> tempfile::TempDir {
+    let home = tempfile::tempdir().expect("temp home");
+    std::fs::copy(
+        root().join("tests/fixtures/worker/index.js"),
+        home.path().join("index.js"),
+    )
+    .expect("worker copied");
+    home
+}
+
 #[test]
 fn wrangler_deploys_the_bindings_of_the_configuration_lmsinfra_writes() {
     let Some(bin) =
@@ -280,12 +291,7 @@ fn wrangler_deploys_the_bindings_of_the_configuration_lmsinfra_writes() {
     assert_eq!(created.status, 200, "{}", created.body);
     let uuid = created.body["result"]["uuid"].as_str().expect("uuid");
 
-    let home = tempfile::tempdir().expect("temp home");
-    std::fs::copy(
-        root().join("tests/fixtures/worker/index.js"),
-        home.path().join("index.js"),
-    )
-    .expect("worker copied");
+    let home = home_with_the_fixture_worker();
     let config = home.path().join("wrangler.json");
     let written = Lmsinfra::new(&sandbox)
         .args([
@@ -407,12 +413,7 @@ fn wrangler_uploads_deploys_and_rolls_back_versions() {
         return;
     };
     let sandbox = TestSandbox::new();
-    let home = tempfile::tempdir().expect("temp home");
-    std::fs::copy(
-        root().join("tests/fixtures/worker/index.js"),
-        home.path().join("index.js"),
-    )
-    .expect("worker copied");
+    let home = home_with_the_fixture_worker();
     std::fs::write(
         home.path().join("wrangler.json"),
         r#"{"name": "lms-viewer", "main": "index.js", "compatibility_date": "2024-12-01"}"#,
@@ -743,12 +744,7 @@ fn one_configuration_file_holds_every_environment_and_wrangler_deploys_each() {
         Body::Json(serde_json::json!({ "name": "lms-db-staging" })),
     );
     assert_eq!(created.status, 200, "{}", created.body);
-    let home = tempfile::tempdir().expect("temp home");
-    std::fs::copy(
-        root().join("tests/fixtures/worker/index.js"),
-        home.path().join("index.js"),
-    )
-    .expect("worker copied");
+    let home = home_with_the_fixture_worker();
     let config = home.path().join("w.json");
     let write = |args: &[&str], path: &std::path::Path| {
         Lmsinfra::new(&sandbox)
@@ -990,12 +986,7 @@ fn wrangler_deploy_of_the_configuration_lmsinfra_writes_keeps_workers_logs_on() 
     };
     assert_eq!(logs()["enabled"], true, "{}", logs());
 
-    let home = tempfile::tempdir().expect("temp home");
-    std::fs::copy(
-        root().join("tests/fixtures/worker/index.js"),
-        home.path().join("index.js"),
-    )
-    .expect("worker copied");
+    let home = home_with_the_fixture_worker();
     let config = home.path().join("wrangler.json");
     staging(&[
         "wrangler-config",
