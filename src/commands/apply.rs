@@ -237,10 +237,8 @@ fn check_read(
         .changes
         .iter()
         .filter_map(|change| match &change.operation {
-            plan::Operation::Settings(settings) => Some(settings.script.as_str()),
-            plan::Operation::PutSecret { script, .. }
-            | plan::Operation::Observability { script, .. } => Some(script.as_str()),
-            _ => None,
+            plan::Operation::Observability { script, .. } => Some(script.as_str()),
+            operation => operation.versioned_script(),
         })
         .collect();
     let moved = account.runtime.block_on(crate::live::changed_since(

@@ -366,11 +366,8 @@ fn rolled_back(desired: &Manifest, live: &Live, plan: &mut Plan) {
         else {
             continue;
         };
-        let writes = |change: &Change| match &change.operation {
-            Operation::Settings(settings) => settings.script == worker.name,
-            Operation::PutSecret { script, .. } => *script == worker.name,
-            _ => false,
-        };
+        let writes =
+            |change: &Change| change.operation.versioned_script() == Some(worker.name.as_str());
         let differences = plan.changes.iter().filter(|c| writes(c)).count();
         plan.changes.retain(|c| !writes(c));
         let version = match rollout.deployed.as_slice() {
@@ -416,11 +413,10 @@ fn unsettled_rollouts(desired: &Manifest, live: &Live, plan: &mut Plan) {
         else {
             continue;
         };
-        let writes = plan.changes.iter().any(|change| match &change.operation {
-            Operation::Settings(settings) => settings.script == worker.name,
-            Operation::PutSecret { script, .. } => *script == worker.name,
-            _ => false,
-        });
+        let writes = plan
+            .changes
+            .iter()
+            .any(|change| change.operation.versioned_script() == Some(worker.name.as_str()));
         let rolled_back = plan.blockers.iter().any(|b| {
             b.kind == BlockerKind::RolledBack && b.address == Address::Worker { key: key.clone() }
         });

@@ -157,6 +157,17 @@ pub enum Operation {
     },
 }
 
+impl Operation {
+    /// The script whose versioned settings this writes (bindings, secrets), making a version.
+    pub fn versioned_script(&self) -> Option<&str> {
+        match self {
+            Self::Settings(settings) => Some(&settings.script),
+            Self::PutSecret { script, .. } => Some(script),
+            _ => None,
+        }
+    }
+}
+
 /// A migration as apply runs it.
 #[derive(Debug, Clone, PartialEq)]
 pub struct MigrationRun {
